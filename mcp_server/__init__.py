@@ -1,0 +1,1 @@
+"""Gen-Searcher MCP tool server."""

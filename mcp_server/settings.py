@@ -1,0 +1,156 @@
+"""One settings tree for every part of Gen-Searcher.
+
+Precedence, highest first: environment (``GEN_SEARCHER_<SECTION>__<KEY>``),
+the TOML file given by ``--config`` or ``GEN_SEARCHER_CONFIG``, then defaults.
+Provider keys are read from their customary variables (``SERPER_API_KEY``,
+``BRAVE_API_KEY``, ``SEARXNG_URL``, ``OPENAI_API_KEY``) and are held as
+``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+USER_AGENT = "Gen-Searcher/0.1 (+https://github.com/gen-searcher/gen-searcher; search-grounded image generation bot)"
+
+
+def _default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("gen-searcher"))
+
+
+class SearchSettings(BaseModel):
+    backend: str = Field("auto", description="auto | serper | searxng | brave | ddgs | local | a plugin's name")
+    index: Path | None = Field(None, description="SQLite FTS5 index file of the local backend")
+    timeout_s: float = 15.0
+    rate_limit_per_s: float = Field(10.0, description="provider calls per second per backend")
+    max_retries: int = 3
+    serper_url: str = "https://google.serper.dev"
+    brave_url: str = "https://api.search.brave.com/res/v1"
+
+
+class CacheSettings(BaseModel):
+    path: Path = Field(default_factory=lambda: _default_cache_dir() / "cache.db")
+    url: str | None = Field(None, description="redis://host:port/db to share one cache among servers")
+    ttl_s: int = 7 * 24 * 3600
+    mode: Literal["readwrite", "readonly", "replay", "off"] = "readwrite"
+
+
+class FetchSettings(BaseModel):
+    allow_private_networks: bool = False
+    max_bytes: int = 5 * 1024 * 1024
+    timeout_s: float = 20.0
+    max_redirects: int = 5
+    respect_robots: bool = True
+    per_host_concurrency: int = 4
+    user_agent: str = USER_AGENT
+
+
+class SummarySettings(BaseModel):
+    base_url: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    chunk_chars: int = 12_000
+    max_concurrency: int = 8
+    text_budget: int = Field(8_000, description="characters returned per browse call without a summary model")
+    timeout_s: float = 120.0
+
+
+class ImageSettings(BaseModel):
+    dir: Path = Field(default_factory=lambda: _default_cache_dir() / "images")
+    max_total_bytes: int = 2 * 1024**3
+    max_pixels: int = 40_000_000
+    min_side: int = 64
+    thumbnail_side: int = 512
+
+
+class RenderSettings(BaseModel):
+    backend: Literal["none", "diffusers", "http", "openai"] = "none"
+    model: str | None = None
+    edit_model: str | None = None
+    url: str | None = None
+    api_key: SecretStr | None = None
+    device: str | None = None
+    timeout_s: float = 600.0
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    stateless: bool = False
+    log_level: str = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GEN_SEARCHER_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    summary: SummarySettings = Field(default_factory=SummarySettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
+
+    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    serper_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("SERPER_API_KEY", "serper_api_key"))
+    brave_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("BRAVE_API_KEY", "brave_api_key"))
+    searxng_url: str | None = Field(None, validation_alias=AliasChoices("SEARXNG_URL", "searxng_url"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+
+    @field_validator("auth_tokens", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs (see load_settings); environment wins over it.
+        return (env_settings, init_settings)
+
+    def summary_api_key(self) -> SecretStr | None:
+        return self.summary.api_key or self.openai_api_key
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional TOML file (or ``GEN_SEARCHER_CONFIG``) plus the environment.
+
+    ``overrides`` are merged over the file's values (per section) and, like the
+    file, lose to environment variables.
+    """
+    path = config_file or os.environ.get("GEN_SEARCHER_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        config_path = Path(path)
+        if not config_path.is_file():
+            raise FileNotFoundError(f"config file not found: {config_path}")
+        with config_path.open("rb") as fh:
+            data = tomllib.load(fh)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return Settings(**data)

@@ -1,0 +1,1 @@
+"""Search backends, safe fetching, extraction, the image store and the cache."""

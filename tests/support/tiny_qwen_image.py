@@ -1,0 +1,199 @@
+"""Tiny random-weight Qwen-Image pipelines, saved to disk, for tests.
+
+``build_tiny_qwen_image(dir)`` and ``build_tiny_qwen_image_edit(dir)`` write a
+complete diffusers pipeline folder (``model_index.json`` plus every component)
+and return its path, so tests load it with ``from_pretrained(path)`` exactly as
+users load ``Qwen/Qwen-Image`` or ``Qwen/Qwen-Image-Edit-2509``. Nothing is
+downloaded: the tokenizer is a byte-level BPE trained on a few sentences with
+the ``tokenizers`` library, and every model is built from a small config.
+
+The architecture is the real one at toy width: a Qwen2.5-VL text encoder (with
+its vision tower, which the edit pipeline feeds reference images through), the
+Qwen-Image MMDiT transformer and the Qwen-Image causal-3D VAE. The VAE
+downsamples 16x rather than 8x so that the edit pipeline's 1024x1024-area
+reference latents stay small; output sizes must therefore be multiples of 32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+_CORPUS = [
+    "Describe the image by detailing the color, shape, size, texture, quantity, text, spatial relationships of the objects and background.",
+    "Describe the key features of the input image, then explain how the user's text instruction should alter or modify the image.",
+    "Generate a new image that meets the user's requirements while maintaining consistency with the original input.",
+    "A red fox sitting in the snow at sunset, photorealistic, detailed fur.",
+    "The first reference image shows a lighthouse; draw it at night with stars.",
+    "Picture 1: a cat. Picture 2: a hat. Put the hat on the cat.",
+    "system user assistant",
+]
+
+TEXT_HIDDEN = 32
+#: Output sizes of the tiny pipelines must be multiples of this.
+SIZE_MULTIPLE = 32
+
+
+def _build_tokenizer(folder: Path):  # -> Qwen2Tokenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    state = bpe.model.__getstate__()
+    import json
+
+    model_state = json.loads(state) if isinstance(state, (bytes, str)) else state
+    vocab: dict[str, int] = dict(model_state["vocab"])
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model_state["merges"]]
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
+    tokenizer.add_special_tokens({"additional_special_tokens": _SPECIAL_TOKENS[1:]})
+    tokenizer.model_max_length = 4096
+    return tokenizer
+
+
+def _token_id(tokenizer, token: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    assert isinstance(token_id, int) and token_id >= 0, token
+    return token_id
+
+
+def _build_text_encoder(tokenizer):
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": TEXT_HIDDEN,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": _token_id(tokenizer, "<|endoftext|>"),
+            "eos_token_id": _token_id(tokenizer, "<|im_end|>"),
+            "pad_token_id": _token_id(tokenizer, "<|endoftext|>"),
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_heads": 2,
+            "out_hidden_size": TEXT_HIDDEN,
+            "fullatt_block_indexes": [1],
+            "window_size": 112,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        image_token_id=_token_id(tokenizer, "<|image_pad|>"),
+        video_token_id=_token_id(tokenizer, "<|video_pad|>"),
+        vision_start_token_id=_token_id(tokenizer, "<|vision_start|>"),
+        vision_end_token_id=_token_id(tokenizer, "<|vision_end|>"),
+    )
+    torch.manual_seed(0)
+    return Qwen2_5_VLForConditionalGeneration(config).eval()
+
+
+def _build_processor(tokenizer):
+    from transformers import Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    # Small pixel budget: the edit pipeline hands the processor 384x384-area condition images.
+    pixels = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+    )
+
+
+def _build_components(tokenizer) -> dict:
+    import math
+
+    import torch
+    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
+
+    torch.manual_seed(0)
+    z_dim = 4
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=z_dim * 4,
+        out_channels=z_dim,
+        num_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=TEXT_HIDDEN,
+        guidance_embeds=False,
+        axes_dims_rope=(4, 6, 6),
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLQwenImage(
+        base_dim=8,
+        z_dim=z_dim,
+        dim_mult=[1, 1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True, True],
+        latents_mean=[0.0] * z_dim,
+        latents_std=[1.0] * z_dim,
+    )
+    # Qwen-Image's published scheduler configuration.
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=1.0,
+        use_dynamic_shifting=True,
+        base_shift=math.log(3),
+        max_shift=math.log(3),
+        base_image_seq_len=256,
+        max_image_seq_len=8192,
+        shift_terminal=0.02,
+        time_shift_type="exponential",
+    )
+    return {
+        "transformer": transformer.eval(),
+        "vae": vae.eval(),
+        "scheduler": scheduler,
+        "text_encoder": _build_text_encoder(tokenizer),
+        "tokenizer": tokenizer,
+    }
+
+
+def build_tiny_qwen_image(directory: str | Path) -> Path:
+    """Write a tiny text-to-image ``QwenImagePipeline`` under ``directory``; return its folder."""
+    from diffusers import QwenImagePipeline
+
+    folder = Path(directory) / "tiny-qwen-image"
+    tokenizer = _build_tokenizer(folder)
+    pipe = QwenImagePipeline(**_build_components(tokenizer))
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_qwen_image_edit(directory: str | Path) -> Path:
+    """Write a tiny ``QwenImageEditPlusPipeline`` (Qwen-Image-Edit-2509 layout) under ``directory``."""
+    from diffusers import QwenImageEditPlusPipeline
+
+    folder = Path(directory) / "tiny-qwen-image-edit-plus"
+    tokenizer = _build_tokenizer(folder)
+    pipe = QwenImageEditPlusPipeline(processor=_build_processor(tokenizer), **_build_components(tokenizer))
+    pipe.save_pretrained(folder)
+    return folder
