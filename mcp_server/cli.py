@@ -7,8 +7,122 @@ so that ``gen-searcher --help`` stays fast.
 
 from __future__ import annotations
 
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import anyio
 import typer
 
 app = typer.Typer(name="gen-searcher", help="Search-grounded image generation tools.", no_args_is_help=True)
 
+
+ConfigOption = Annotated[
+    Optional[Path],  # noqa: UP045 (typer needs Optional here)
+    typer.Option("--config", help="TOML settings file (default: $GEN_SEARCHER_CONFIG)", show_default=False),
+]
+UrlOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--url", help="MCP endpoint of a running server (http://host:port/mcp); in-process when absent"),
+]
+TokenOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--token", envvar="GEN_SEARCHER_TOKEN", help="bearer token for --url", show_default=False),
+]
+
+
+class Transport(str, Enum):
+    stdio = "stdio"
+    http = "http"
+
+
+def _settings(config: Path | None, **server: Any) -> Any:
+    from mcp_server.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        typer.echo(f"error: bad settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    updates = {key: value for key, value in server.items() if value is not None}
+    if updates:  # command-line flags beat the file and the environment
+        settings.server = settings.server.model_copy(update=updates)
+    return settings
+
+
+@app.command()
+def serve(
+    transport: Annotated[Transport, typer.Option(help="stdio for a launching MCP client, http for a network server")] = (
+        Transport.http
+    ),
+    host: Annotated[Optional[str], typer.Option(help="bind address [default: 127.0.0.1]", show_default=False)] = None,  # noqa: UP045
+    port: Annotated[Optional[int], typer.Option(help="port [default: 8000]", show_default=False)] = None,  # noqa: UP045
+    config: ConfigOption = None,
+    stateless: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--stateless/--stateful", help="streamable HTTP without sessions (RL workers)", show_default=False),
+    ] = None,
+) -> None:
+    """Run the MCP tool server (streamable HTTP at /mcp, SSE at /sse, /healthz, /metrics)."""
+    settings = _settings(config, host=host, port=port, stateless=stateless)
+    from mcp_server.runner import serve_http, serve_stdio
+
+    if transport is Transport.stdio:
+        serve_stdio(settings)
+    else:
+        serve_http(settings)
+
+
+@app.command()
+def tools(url: UrlOption = None, config: ConfigOption = None, token: TokenOption = None) -> None:
+    """List the tools and their input schemas as JSON."""
+    from mcp_server.runner import list_tools_json, unavailable_tools
+
+    settings = _settings(config)
+    listing = anyio.run(list_tools_json, settings, url, token)
+    typer.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+    if url is None:
+        for name, reason in unavailable_tools(settings).items():
+            typer.echo(f"note: tool {name!r} is not offered: {reason}", err=True)
+
+
+@app.command()
+def call(
+    tool: Annotated[str, typer.Argument(help="tool name, e.g. search")],
+    arguments: Annotated[str, typer.Argument(help='JSON object, e.g. \'{"queries": ["eiffel tower"]}\'')] = "{}",
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Call one tool and print its result as JSON; exits 1 when the tool reports an error."""
+    try:
+        parsed = json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"error: arguments are not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(parsed, dict):
+        typer.echo(f"error: arguments must be a JSON object, got {type(parsed).__name__}", err=True)
+        raise typer.Exit(2)
+    from mcp_server.runner import call_tool_json
+
+    settings = _settings(config)
+    result = anyio.run(call_tool_json, settings, tool, parsed, url, token)
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    if result.get("isError"):
+        raise typer.Exit(1)
+
+
 # Sub-command registration (one line per area).
+from search_tools.index_cli import index_app  # noqa: E402  (search area)
+
+app.add_typer(index_app, name="index")
+from policy.cli import run_command  # noqa: E402  (policy area)
+
+app.command("run")(run_command)
+from benchmark.cli import bench_app  # noqa: E402  (bench area)
+
+app.add_typer(bench_app, name="bench")
+from render_tools.cli import render_server  # noqa: E402  (render area)
+
+app.command("render-server")(render_server)

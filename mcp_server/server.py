@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+import time
+from typing import Any
 
+import mcp_types
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
+
+from mcp_server.metrics import Metrics
 from mcp_server.services import Services
+from mcp_server.settings import Settings
+from mcp_server.tools import browse as browse_tool
+from mcp_server.tools import image_search as image_search_tool
+from mcp_server.tools import search as search_tool
+from mcp_server.tools import render as render_tool
 
 SERVER_INSTRUCTIONS = (
     "Gen-Searcher tools: search the web, find reference images, read pages, and render images "
@@ -13,7 +25,71 @@ SERVER_INSTRUCTIONS = (
 )
 
 
-def build_server(services: Services) -> MCPServer:
-    server: MCPServer = MCPServer(name="gen-searcher", version="0.1.0", instructions=SERVER_INSTRUCTIONS)
-    # Each tool module registers itself; see mcp_server/tools/.
+def describe_validation_error(tool: str, error: ValidationError) -> str:
+    """One readable line per bad argument, without echoing the caller's values."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ""
+        for part in item["loc"]:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        message = item["msg"].replace(" after validation", "")
+        problems.append(f"{where or 'arguments'}: {message}")
+    return f"Invalid arguments for tool {tool!r}: " + "; ".join(problems)
+
+
+class GenSearcherServer(MCPServer):
+    """``MCPServer`` that times every tool call and words argument errors clearly.
+
+    Overriding the public ``call_tool`` covers every transport (stdio, SSE,
+    streamable HTTP, in-process clients) in one place.
+    """
+
+    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._metrics = metrics
+        self._tool_names: set[str] = set()
+
+    def add_tool(self, fn: Any, name: str | None = None, **kwargs: Any) -> None:
+        super().add_tool(fn, name=name, **kwargs)
+        self._tool_names.add(name or fn.__name__)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        label = name if name in self._tool_names else "unknown"
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = await super().call_tool(name, arguments, context)
+            ok = not (isinstance(result, mcp_types.CallToolResult) and result.is_error)
+            return result
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(describe_validation_error(name, exc.__cause__)) from exc.__cause__
+            raise
+        finally:
+            self._metrics.tool_call(label, ok, time.perf_counter() - started)
+
+
+def unavailable_tools(settings: Settings) -> dict[str, str]:
+    """Tools this configuration does not offer, each with the reason and how to enable it.
+
+    ``gen-searcher tools`` prints these notes. An area whose tool is optional
+    (e.g. ``render`` without a renderer) adds its condition here.
+    """
+    reasons: dict[str, str] = {}
+    return reasons
+
+
+def build_server(services: Services) -> GenSearcherServer:
+    server = GenSearcherServer(
+        name="gen-searcher",
+        version="0.1.0",
+        instructions=SERVER_INSTRUCTIONS,
+        metrics=services.metrics,
+        log_level=services.settings.server.log_level.upper(),  # type: ignore[arg-type]
+    )
+    # Each tool module registers itself (one line per tool); see mcp_server/tools/.
+    search_tool.register(server, services)
+    browse_tool.register(server, services)
+    image_search_tool.register(server, services)
+    render_tool.register(server, services)
     return server

@@ -3,6 +3,12 @@
 ``open_services`` builds them from settings and closes them on exit. The MCP
 server and the HTTP app receive a ready ``Services``; tools close over it, so
 nothing lives at module level.
+
+Adding a collaborator (one per area): declare a typed field on ``Services``
+(the dataclass is keyword-only, so field order does not matter) and build it in
+``open_services``, registering its close on ``stack``
+(``await stack.enter_async_context(...)`` or ``stack.push_async_callback(...)``).
+Record events on ``services.metrics`` (see ``mcp_server.metrics.Metrics``).
 """
 
 from __future__ import annotations
@@ -12,26 +18,48 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_server.metrics import Metrics
 from mcp_server.settings import Settings
+from search_tools.browser import Browser, open_browser
+from search_tools.cache import Cache, open_cache
+from search_tools.fetch import Fetcher
 from search_tools.images import ImageStore
+from search_tools.service import SearchService, open_search
+from render_tools.base import Renderer
+from render_tools.factory import create_renderer
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Services:
     settings: Settings
     images: ImageStore
+    metrics: Metrics = field(default_factory=Metrics)
+    cache: Cache | None = None  # search area: results cache (single-flight; readwrite|readonly|replay|off)
+    search: SearchService | None = None  # search area: cached web and image search over the configured backend
+    fetcher: Fetcher | None = None  # browse area: the safe fetcher (pages, images)
+    browser: Browser | None = None  # browse area: fetch + extract + summarize for the browse tool
+    renderer: Renderer | None = None  # render area: Qwen-Image (diffusers, render server or images API); None: no render tool
     # Each tool's collaborators are attached by open_services; see the tool modules.
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, metrics: Metrics | None = None) -> AsyncIterator[Services]:
+    """Open every collaborator once; closes them in reverse order on exit."""
+    metrics = metrics or Metrics()
     async with contextlib.AsyncExitStack() as stack:
         images = ImageStore(
             settings.images.dir,
             max_total_bytes=settings.images.max_total_bytes,
             thumbnail_side=settings.images.thumbnail_side,
         )
-        services = Services(settings=settings, images=images)
-        del stack  # collaborators with resources register their close here
+        services = Services(settings=settings, images=images, metrics=metrics)
+        services.cache = open_cache(settings, metrics=metrics)
+        stack.push_async_callback(services.cache.aclose)
+        services.search = open_search(settings, services.cache, metrics=metrics)
+        stack.push_async_callback(services.search.aclose)
+        services.fetcher, services.browser = await open_browser(settings, stack, services.cache)
+        services.renderer = create_renderer(settings.render, openai_api_key=settings.openai_api_key)
+        if services.renderer is not None:
+            stack.push_async_callback(services.renderer.aclose)
         yield services

@@ -31,6 +31,8 @@ class SearchSettings(BaseModel):
     timeout_s: float = 15.0
     rate_limit_per_s: float = Field(10.0, description="provider calls per second per backend")
     max_retries: int = 3
+    retry_backoff_s: float = Field(0.5, description="first retry delay; doubles per retry (with jitter)")
+    retry_after_max_s: float = Field(30.0, description="longest provider Retry-After honoured; longer fails at once")
     serper_url: str = "https://google.serper.dev"
     brave_url: str = "https://api.search.brave.com/res/v1"
 
@@ -50,6 +52,11 @@ class FetchSettings(BaseModel):
     respect_robots: bool = True
     per_host_concurrency: int = 4
     user_agent: str = USER_AGENT
+    allowed_addresses: list[str] = Field(
+        default_factory=list,
+        description="internal networks reachable despite the guard: '10.1.2.0/24', '127.0.0.1:8080', '[::1]:8080'",
+    )
+    robots_ttl_s: float = 3600.0
 
 
 class SummarySettings(BaseModel):
@@ -72,18 +79,28 @@ class ImageSettings(BaseModel):
 
 class RenderSettings(BaseModel):
     backend: Literal["none", "diffusers", "http", "openai"] = "none"
-    model: str | None = None
-    edit_model: str | None = None
-    url: str | None = None
+    model: str | None = Field(None, description="Qwen-Image id or folder (diffusers: text-only; openai: model name)")
+    edit_model: str | None = Field(None, description="Qwen-Image-Edit-2509 id or folder (renders with references)")
+    url: str | None = Field(None, description="render server (http) or images API base URL (openai, e.g. .../v1)")
     api_key: SecretStr | None = None
-    device: str | None = None
+    device: str | None = Field(None, description="diffusers device; default cuda when present, else cpu")
     timeout_s: float = 600.0
+    dtype: str | None = Field(None, description="bfloat16 | float16 | float32; default bf16 on GPU, fp32 on CPU")
+    lora: str | None = Field(None, description="LoRA for the text-only model (folder, id or .safetensors)")
+    edit_lora: str | None = Field(None, description="LoRA for the edit model (e.g. a Lightning LoRA)")
+    lora_scale: float = 1.0
+    compile: bool = Field(False, description="torch.compile the transformer blocks")
+    cpu_offload: bool = Field(False, description="model CPU offload for small GPUs")
+    steps: int | None = Field(None, description="render tool default steps; none: 50 text-only, 40 edit")
+    true_cfg_scale: float = 4.0
+    openai_extra_params: bool = Field(False, description="send seed/steps/CFG to the images API (our server)")
 
 
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
-    stateless: bool = False
+    stateless: bool = Field(False, description="streamable HTTP without sessions (replicas behind a load balancer)")
+    json_response: bool = Field(False, description="streamable HTTP answers plain JSON instead of an SSE stream")
     log_level: str = "INFO"
 
 

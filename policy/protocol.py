@@ -22,7 +22,7 @@ import json5
 
 IMG_ID_PATTERN = re.compile(r"^IMG_\d{3,}$")
 
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_THINK = re.compile(r"^(?:.*?<think>)?(.*?)</think>", re.DOTALL)
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _FENCE = re.compile(r"^```(?:json5?|JSON)?\s*(.*?)\s*```$", re.DOTALL)
@@ -154,6 +154,7 @@ def parse_turn(
     while parallel calls are off, or a tool call that cannot be read.
     """
     text = cut_hallucinated_response(text)
+    # ``<think>`` may be missing when the chat template opened it in the generation prompt.
     think_match = _THINK.search(text)
     think = think_match.group(1).strip() if think_match else None
     # Tags inside the thinking do not count as actions.
@@ -219,7 +220,9 @@ def parse_answer(
         if isinstance(item, str):  # tolerate a bare id
             item = {"img_id": item, "note": ""}
         if not isinstance(item, dict) or not isinstance(item.get("img_id"), str):
-            raise AnswerError("references_shape", 'Each reference must be an object {"img_id": "IMG_###", "note": ...}.')
+            raise AnswerError(
+                "references_shape", 'Each reference must be an object {"img_id": "IMG_###", "note": ...}.'
+            )
         img_id = item["img_id"].strip()
         note = item.get("note", "")
         if not isinstance(note, str):

@@ -16,6 +16,7 @@ reference latents stay small; output sizes must therefore be multiples of 32.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 _SPECIAL_TOKENS = [
@@ -56,12 +57,9 @@ def _build_tokenizer(folder: Path):  # -> Qwen2Tokenizer
         show_progress=False,
     )
     bpe.train_from_iterator(_CORPUS, trainer=trainer)
-    state = bpe.model.__getstate__()
-    import json
-
-    model_state = json.loads(state) if isinstance(state, (bytes, str)) else state
+    model_state = json.loads(bpe.to_str())["model"]
     vocab: dict[str, int] = dict(model_state["vocab"])
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model_state["merges"]]
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model_state["merges"]]
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
     tokenizer.add_special_tokens({"additional_special_tokens": _SPECIAL_TOKENS[1:]})
     tokenizer.model_max_length = 4096
@@ -148,10 +146,10 @@ def _build_components(tokenizer) -> dict:
     )
     torch.manual_seed(0)
     vae = AutoencoderKLQwenImage(
-        base_dim=8,
+        base_dim=4,
         z_dim=z_dim,
         dim_mult=[1, 1, 1, 1, 1],
-        num_res_blocks=1,
+        num_res_blocks=0,
         temperal_downsample=[False, True, True, True],
         latents_mean=[0.0] * z_dim,
         latents_std=[1.0] * z_dim,

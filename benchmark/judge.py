@@ -1,0 +1,286 @@
+"""A judge client for any OpenAI-compatible vision chat model.
+
+One :class:`JudgeClient` serves many concurrent judgements: requests run at
+temperature 0 under a concurrency bound and an optional rate limit, transient
+failures (transport errors, 408/409/429/5xx) are retried with exponential
+backoff, and replies must be a single JSON object. A reply that does not parse
+or does not validate gets exactly one repair turn; if that fails too, the item
+gets a :class:`JudgeError` and the caller carries on with the next one.
+
+Configuration comes from :class:`JudgeSettings` (environment variables
+``GEN_SEARCHER_JUDGE_BASE_URL``, ``GEN_SEARCHER_JUDGE_MODEL``,
+``GEN_SEARCHER_JUDGE_API_KEY``; the key falls back to ``OPENAI_API_KEY``).
+The key is a ``SecretStr`` and never appears in errors or logs.
+
+Usage::
+
+    async with JudgeClient(JudgeSettings(base_url=url, model="gpt-4.1")) as judge:
+        judgement = await judge_kscore(judge, prompt=p, image=path, gt_image=gt)
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: What a rubric may pass as an image: raw bytes, a file path, a PIL image or a ready ``data:`` URL.
+ImageInput = Any
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class JudgeSettings(BaseSettings):
+    """Where the judge lives and how hard to push it (environment: ``GEN_SEARCHER_JUDGE_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GEN_SEARCHER_JUDGE_", extra="ignore", populate_by_name=True)
+
+    base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible API root (before /chat/completions)")
+    model: str = "gpt-4.1"
+    api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY")
+    )
+    timeout_s: float = 120.0
+    max_concurrency: int = Field(8, ge=1)
+    rate_limit_per_s: float | None = Field(None, gt=0, description="request starts per second; none = unlimited")
+    max_attempts: int = Field(5, ge=1, description="tries per request on transient failures")
+    backoff_initial_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    max_tokens: int = Field(1024, ge=16)
+    max_image_side: int = Field(1536, ge=64, description="larger images are downscaled before sending")
+
+
+class JudgeError(Exception):
+    """One item could not be judged (unreachable judge, refused request, or an unparseable reply).
+
+    ``raw`` holds the judge's last reply (truncated) when there was one.
+    """
+
+    def __init__(self, message: str, *, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw[:2000] if raw else raw
+
+
+class _Transient(Exception):
+    """A failure worth retrying (kept apart so permanent errors are not retried)."""
+
+
+# ---------------------------------------------------------------- images
+
+
+def _encode_image(image: ImageInput, max_side: int) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, str) and image.startswith("data:"):
+        return image
+    try:
+        if isinstance(image, Image.Image):
+            pil = image
+        else:
+            data = Path(image).read_bytes() if isinstance(image, (str, Path)) else bytes(image)
+            pil = Image.open(io.BytesIO(data))
+            pil.load()
+    except FileNotFoundError as exc:
+        raise JudgeError(f"image not found: {exc.filename}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise JudgeError(f"unreadable image: {exc}") from None
+    if max(pil.size) > max_side:
+        pil = pil.copy()
+        pil.thumbnail((max_side, max_side))
+    if pil.mode not in ("RGB", "L"):
+        pil = pil.convert("RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+async def image_data_url(image: ImageInput, max_side: int = 1536) -> str:
+    """Encode ``image`` (bytes, path, PIL image) as a PNG data URL, off the event loop."""
+    return await anyio.to_thread.run_sync(_encode_image, image, max_side)
+
+
+# ---------------------------------------------------------------- JSON
+
+_FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL | re.IGNORECASE)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """Parse a reply that must be exactly one JSON object (a single ```json fence around it is tolerated)."""
+    stripped = text.strip()
+    fenced = _FENCE.match(stripped)
+    if fenced:
+        stripped = fenced.group(1).strip()
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"reply is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"reply is JSON but not an object (got {type(value).__name__})")
+    return value
+
+
+def _message_text(payload: Any) -> str:
+    try:
+        content = payload["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise JudgeError("judge response has no choices[0].message.content") from None
+    if isinstance(content, list):  # some servers return content parts
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    if not isinstance(content, str):
+        raise JudgeError("judge response content is not text")
+    return content
+
+
+# ---------------------------------------------------------------- client
+
+
+class _RateLimiter:
+    """Spaces request starts at least ``1/rate`` seconds apart."""
+
+    def __init__(self, rate_per_s: float | None) -> None:
+        self._interval = 1.0 / rate_per_s if rate_per_s else 0.0
+        self._lock = anyio.Lock()
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            await anyio.sleep(delay)
+
+
+def user_content(text: str, images: Sequence[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+    """OpenAI content parts: ``text`` then, for each ``(label, data_url)``, a label line and the image."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    for label, url in images:
+        parts.append({"type": "text", "text": label})
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return parts
+
+
+class JudgeClient:
+    """Async client for an OpenAI-compatible judge. Use as ``async with`` or call :meth:`aclose`."""
+
+    def __init__(self, settings: JudgeSettings | None = None, *, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings or JudgeSettings()
+        headers = {"Content-Type": "application/json"}
+        if self.settings.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.settings.api_key.get_secret_value()}"
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout_s, connect=10.0))
+        self._headers = headers
+        self._url = self.settings.base_url.rstrip("/") + "/chat/completions"
+        self._slots = anyio.Semaphore(self.settings.max_concurrency)
+        self._rate = _RateLimiter(self.settings.rate_limit_per_s)
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    async def __aenter__(self) -> JudgeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def image(self, image: ImageInput) -> str:
+        """Data URL for ``image`` at this judge's size cap."""
+        return await image_data_url(image, self.settings.max_image_side)
+
+    async def _post_once(self, body: Mapping[str, Any]) -> str:
+        await self._rate.wait()
+        try:
+            response = await self._http.post(self._url, json=body, headers=self._headers)
+        except httpx.TransportError as exc:
+            raise _Transient(f"judge unreachable: {type(exc).__name__}: {exc}") from None
+        if response.status_code in _RETRY_STATUS:
+            raise _Transient(f"judge returned HTTP {response.status_code}")
+        if response.status_code >= 400:
+            detail = response.text[:300].replace("\n", " ")
+            raise JudgeError(f"judge refused the request: HTTP {response.status_code}: {detail}")
+        try:
+            payload = response.json()
+        except ValueError:
+            raise _Transient("judge returned a non-JSON HTTP body") from None
+        return _message_text(payload)
+
+    async def complete(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        """One chat completion at temperature 0, retried on transient failures; returns the reply text."""
+        body = {
+            "model": self.settings.model,
+            "messages": list(messages),
+            "temperature": 0,
+            "max_tokens": self.settings.max_tokens,
+        }
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=wait_exponential_jitter(initial=self.settings.backoff_initial_s, max=self.settings.backoff_max_s),
+            reraise=True,
+        )
+        async with self._slots:
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._post_once(body)
+            except _Transient as exc:
+                raise JudgeError(f"{exc} (after {self.settings.max_attempts} attempts)") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def judge_json(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        validate: Callable[[dict[str, Any]], T],
+        *,
+        repair_hint: str = "",
+    ) -> T:
+        """Ask, parse one JSON object and ``validate`` it (``ValueError`` = invalid).
+
+        On a bad reply the judge gets one repair turn quoting the problem; a second
+        bad reply raises :class:`JudgeError` carrying the raw text.
+        """
+        reply = await self.complete(messages)
+        try:
+            return validate(parse_json_object(reply))
+        except ValueError as exc:
+            problem = str(exc)
+        repair = [
+            *messages,
+            {"role": "assistant", "content": reply},
+            {
+                "role": "user",
+                "content": (
+                    f"Your previous reply could not be used: {problem}. Reply again with only the JSON object, "
+                    f"no prose and no code fence. {repair_hint}"
+                ).strip(),
+            },
+        ]
+        second = await self.complete(repair)
+        try:
+            return validate(parse_json_object(second))
+        except ValueError as exc:
+            raise JudgeError(f"unparseable judge reply after one repair attempt: {exc}", raw=second) from None

@@ -1,0 +1,256 @@
+"""Speed of the MCP tool server: cached ``search`` against an echo-tool floor, and single-flight.
+
+    .venv/bin/python benchmark/perf/tool_server.py [--sessions 1,16,64] [--seconds 4]
+
+Starts two servers in subprocesses, both served by uvicorn over streamable
+HTTP (stateful sessions): the real ``gen-searcher serve`` (local backend over a
+tiny index, SQLite cache in a temp folder) and a bare ``MCPServer`` from the
+same SDK whose only tool echoes its argument (the floor: SDK + transport, none
+of our code). One client process then opens 1, 16 and 64 concurrent sessions
+and calls a tool in a loop on each; it prints calls/s and p50/p99 latency side
+by side and the ratio ours/floor (target: within 1.3x). Finally 48 sessions
+fire the same uncached search at once and the script prints how many backend
+calls that caused (target: exactly 1), read from the server's /metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = {
+    "eiffel-tower.md": "# Eiffel Tower\n\nThe Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.",
+    "golden-gate.md": "# Golden Gate Bridge\n\nA suspension bridge in San Francisco painted International Orange.",
+    "mount-fuji.md": "# Mount Fuji\n\nThe highest mountain in Japan, an active stratovolcano 3776 metres high.",
+    "big-ben.md": "# Big Ben\n\nThe Great Bell of the clock at the north end of the Palace of Westminster, London.",
+    "taj-mahal.md": "# Taj Mahal\n\nAn ivory-white marble mausoleum on the right bank of the Yamuna in Agra, India.",
+    "colosseum.md": "# Colosseum\n\nAn elliptical amphitheatre in the centre of Rome, the largest ever built.",
+}
+SEARCH_ARGS = {"queries": ["tower in Paris"], "top_k": 5}
+ECHO_ARGS = {"text": "tower in Paris"}
+
+
+# -- servers ---------------------------------------------------------------------
+
+
+def serve_echo(port: int) -> None:
+    """The floor: the same SDK and transport with a tool that does nothing."""
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer(name="echo", log_level="WARNING")
+
+    @server.tool()
+    async def echo(text: str) -> str:
+        """Return the text."""
+        return text
+
+    uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.DEVNULL)
+
+
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+# -- client load -------------------------------------------------------------------
+
+
+async def measure(url: str, tool: str, arguments: dict[str, Any], sessions: int, seconds: float) -> dict[str, float]:
+    """``sessions`` concurrent client sessions call ``tool`` back to back for ``seconds``."""
+    from mcp import Client
+
+    latencies: list[float] = []
+    ready = anyio.Event()
+    opened = 0
+    all_open = anyio.Event()
+    stop_at = 0.0
+
+    async def session() -> None:
+        nonlocal opened
+        async with Client(url) as client:
+            await client.call_tool(tool, arguments)  # warm-up (and fills the cache)
+            opened += 1
+            if opened == sessions:
+                all_open.set()
+            await ready.wait()
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                result = await client.call_tool(tool, arguments)
+                latencies.append(time.perf_counter() - started)
+                if result.is_error:
+                    raise RuntimeError(f"{tool} failed: {result.content}")
+
+    async with anyio.create_task_group() as group:
+        for _ in range(sessions):
+            group.start_soon(session)
+        await all_open.wait()
+        began = time.perf_counter()
+        stop_at = began + seconds
+        ready.set()
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "calls": len(latencies),
+        "calls_per_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
+async def backend_calls(base_url: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base_url}/metrics")).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gen_searcher_backend_calls_total":
+                total += sample.value
+    return total
+
+
+async def burst(url: str, base_url: str, clients: int = 48) -> tuple[float, int]:
+    """``clients`` sessions send one identical, never-seen search at the same instant."""
+    from mcp import Client
+
+    query = {"queries": [f"marble mausoleum burst {time.time_ns()}"], "top_k": 5}
+    go = anyio.Event()
+    opened = 0
+    all_open = anyio.Event()
+    errors = 0
+
+    async def one() -> None:
+        nonlocal opened, errors
+        async with Client(url) as client:
+            opened += 1
+            if opened == clients:
+                all_open.set()
+            await go.wait()
+            result = await client.call_tool("search", query)
+            errors += bool(result.is_error)
+
+    before = await backend_calls(base_url)
+    async with anyio.create_task_group() as group:
+        for _ in range(clients):
+            group.start_soon(one)
+        await all_open.wait()
+        go.set()
+    return await backend_calls(base_url) - before, errors
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+
+
+async def run(sessions: list[int], seconds: float, echo_url: str, ours_url: str, ours_base: str) -> None:
+    rows = [("sessions", "echo calls/s", "echo p50 ms", "echo p99 ms", "search calls/s", "search p50 ms", "search p99 ms", "ratio")]
+    worst = 0.0
+    for count in sessions:
+        # Alternate floor and ours twice and keep each one's better run, so drift hits both alike.
+        best: dict[str, dict[str, float]] = {}
+        for name, url, tool, arguments in [("echo", echo_url, "echo", ECHO_ARGS), ("search", ours_url, "search", SEARCH_ARGS)] * 2:
+            figures = await measure(url, tool, arguments, count, seconds)
+            if name not in best or figures["calls_per_s"] > best[name]["calls_per_s"]:
+                best[name] = figures
+        echo, ours = best["echo"], best["search"]
+        ratio = echo["calls_per_s"] / ours["calls_per_s"]
+        worst = max(worst, ratio)
+        rows.append(
+            (
+                str(count),
+                f"{echo['calls_per_s']:.0f}",
+                f"{echo['p50_ms']:.2f}",
+                f"{echo['p99_ms']:.2f}",
+                f"{ours['calls_per_s']:.0f}",
+                f"{ours['p50_ms']:.2f}",
+                f"{ours['p99_ms']:.2f}",
+                f"{ratio:.2f}x",
+            )
+        )
+        print(f"  measured {count} session(s)", file=sys.stderr, flush=True)
+    print("cached search vs echo floor, streamable HTTP (ratio = echo calls/s / search calls/s; target <= 1.30x)")
+    print(table(rows))
+    print(f"worst ratio: {worst:.2f}x ({'within' if worst <= 1.3 else 'OVER'} the 1.3x target)")
+    calls, errors = await burst(ours_url, ours_base)
+    print(f"burst of 48 identical concurrent searches: {calls:.0f} backend call(s), {errors} error(s) (target: 1)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", default="1,16,64", help="comma-separated concurrent session counts")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per run")
+    parser.add_argument("--serve-echo", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_echo:
+        serve_echo(args.serve_echo)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="gen-searcher-perf-") as tmp:
+        from search_tools.index import build_index
+
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        for name, text in CORPUS.items():
+            (corpus / name).write_text(text, encoding="utf-8")
+        index = build_index(corpus, Path(tmp) / "index.db").path
+        echo_port, ours_port = free_port(), free_port()
+        env = {
+            "GEN_SEARCHER_SEARCH__BACKEND": "local",
+            "GEN_SEARCHER_SEARCH__INDEX": str(index),
+            "GEN_SEARCHER_CACHE__PATH": str(Path(tmp) / "cache.db"),
+            "GEN_SEARCHER_IMAGES__DIR": str(Path(tmp) / "images"),
+            "GEN_SEARCHER_SERVER__LOG_LEVEL": "WARNING",
+            "GEN_SEARCHER_AUTH_TOKENS": "",
+        }
+        servers = [
+            start([__file__, "--serve-echo", str(echo_port)], {}),
+            start(["-m", "mcp_server", "serve", "--port", str(ours_port)], env),
+        ]
+        try:
+            wait_for_port(echo_port)
+            wait_for_port(ours_port)
+            sessions = [int(part) for part in args.sessions.split(",") if part.strip()]
+            base = f"http://127.0.0.1:{ours_port}"
+            anyio.run(run, sessions, args.seconds, f"http://127.0.0.1:{echo_port}/mcp", f"{base}/mcp", base)
+        finally:
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

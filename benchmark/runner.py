@@ -1,0 +1,217 @@
+"""Resumable benchmark runs: generate, judge, report.
+
+A run lives in one folder::
+
+    RUN_DIR/run.json            what was run (benchmark, protocol, data, policy, judge)
+    RUN_DIR/generations.jsonl   one line per generated (or failed) item
+    RUN_DIR/judgements.jsonl    one line per judged (or unjudgeable) item
+    RUN_DIR/images/<id>.png     generated images
+    RUN_DIR/report.md, summary.json, charts/*.png
+
+Each stage appends a durable line per finished item (see :mod:`benchmark.journal`),
+so a rerun skips finished items and a crash loses only what was in flight.
+Failed items count as finished; ``retry_failed`` runs them again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from benchmark.datasets import Item
+from benchmark.generate import GenerationError, Generator, safe_name
+from benchmark.journal import Journal
+from benchmark.judge import JudgeClient, JudgeError
+from benchmark.progress import RunProgress
+
+#: ``judge_item(client, item, image_path) -> judgement`` (an object with ``to_dict()`` and ``score``).
+JudgeItem = Callable[[JudgeClient, Item, Path], Awaitable[Any]]
+
+GENERATIONS = "generations.jsonl"
+JUDGEMENTS = "judgements.jsonl"
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def generations(self) -> Path:
+        return self.root / GENERATIONS
+
+    @property
+    def judgements(self) -> Path:
+        return self.root / JUDGEMENTS
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    def image_for(self, item: Item) -> Path:
+        return self.images / f"{safe_name(item.id)}.png"
+
+
+def write_run_config(paths: RunPaths, config: dict[str, Any]) -> dict[str, Any]:
+    """Record what this run is; a rerun must describe the same benchmark (returns the stored config)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if paths.config.exists():
+        stored = json.loads(paths.config.read_text())
+        for key in ("benchmark", "wise_protocol"):
+            if stored.get(key) != config.get(key):
+                raise ValueError(
+                    f"{paths.root} holds a {key}={stored.get(key)!r} run; this one is {key}={config.get(key)!r}. "
+                    "Use another --out folder."
+                )
+        merged = {**stored, **{k: v for k, v in config.items() if v is not None}}
+    else:
+        merged = dict(config)
+    paths.config.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    return merged
+
+
+@dataclass
+class StageCounts:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunOutcome:
+    generate: StageCounts
+    judge: StageCounts
+    elapsed_s: float
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def resolve_image(row: dict[str, Any], root: Path) -> Path:
+    p = Path(row["image"])
+    return p if p.is_absolute() else root / p
+
+
+async def run_stages(
+    items: Sequence[Item],
+    paths: RunPaths,
+    *,
+    generator: Generator | None,
+    judge: JudgeClient | None,
+    judge_item: JudgeItem | None,
+    concurrency: int = 4,
+    judge_concurrency: int = 8,
+    retry_failed: bool = False,
+    progress: RunProgress | None = None,
+) -> RunOutcome:
+    """Generate (when ``generator``) and judge (when ``judge``) every item not yet done."""
+    started = time.monotonic()
+    generations = Journal(paths.generations)
+    judgements = Journal(paths.judgements)
+    gen_counts, judge_counts = StageCounts(), StageCounts()
+    gen_limit = anyio.CapacityLimiter(max(1, concurrency))
+    judge_limit = anyio.CapacityLimiter(max(1, judge_concurrency))
+    progress = progress or RunProgress(enabled=False)
+
+    def needs(journal: Journal, item: Item) -> bool:
+        row = journal.get(item.id)
+        return row is None or (retry_failed and not row.get("ok"))
+
+    todo_gen = [i for i in items if needs(generations, i)] if generator else []
+    gen_counts.skipped = len(items) - len(todo_gen) if generator else 0
+    progress.add_stage("generate", total=len(items), done=gen_counts.skipped, enabled=generator is not None)
+    def settled(item: Item) -> bool:
+        gen = generations.get(item.id)
+        failed_gen = gen is not None and not gen.get("ok") and not (generator is not None and needs(generations, item))
+        return failed_gen or not needs(judgements, item)
+
+    progress.add_stage("judge", total=len(items), done=sum(1 for i in items if settled(i)), enabled=judge is not None)
+
+    async def do_generate(item: Item) -> None:
+        assert generator is not None
+        async with gen_limit:
+            t0 = time.monotonic()
+            out = paths.image_for(item)
+            row: dict[str, Any] = {"id": item.id, "generator": generator.name}
+            try:
+                gen = await generator.generate(item, out)
+                row.update(
+                    ok=True,
+                    image=_relative(gen.image, paths.root),
+                    gen_prompt=gen.gen_prompt,
+                    references=gen.references,
+                    seed=gen.seed,
+                    **({"detail": gen.detail} if gen.detail else {}),
+                )
+            except GenerationError as exc:
+                row.update(ok=False, error=str(exc))
+            row["elapsed_s"] = round(time.monotonic() - t0, 3)
+            await generations.append(row)
+        if row["ok"]:
+            gen_counts.done += 1
+        else:
+            gen_counts.failed += 1
+            gen_counts.errors.append(f"{item.id}: {row['error']}")
+        progress.advance("generate", failed=not row["ok"])
+
+    async def do_judge(item: Item) -> None:
+        assert judge is not None and judge_item is not None
+        gen = generations.get(item.id)
+        assert gen is not None
+        async with judge_limit:
+            t0 = time.monotonic()
+            row: dict[str, Any] = {"id": item.id, "judge_model": judge.model}
+            image = resolve_image(gen, paths.root)
+            if not await anyio.Path(image).is_file():
+                row.update(ok=False, failure="missing_image", error=f"generated image is missing: {image}")
+            elif item.gt_image is not None and not await anyio.Path(item.gt_image).is_file():
+                row.update(ok=False, failure="missing_gt", error=f"ground-truth image is missing: {item.gt_image}")
+            else:
+                try:
+                    judgement = await judge_item(judge, item, image)
+                    row.update(ok=True, judgement=judgement.to_dict(), score=judgement.score)
+                except JudgeError as exc:
+                    row.update(ok=False, failure="judge", error=str(exc))
+                    if exc.raw:
+                        row["raw"] = exc.raw
+            row["elapsed_s"] = round(time.monotonic() - t0, 3)
+            await judgements.append(row)
+        if row["ok"]:
+            judge_counts.done += 1
+        else:
+            judge_counts.failed += 1
+            judge_counts.errors.append(f"{item.id}: {row['error']}")
+        progress.advance("judge", failed=not row["ok"])
+
+    async def pipeline(item: Item) -> None:
+        generated_now = False
+        if generator is not None and needs(generations, item):
+            await do_generate(item)
+            generated_now = True
+        if judge is None:
+            return
+        gen = generations.get(item.id)
+        if gen is not None and gen.get("ok") and needs(judgements, item):
+            await do_judge(item)
+        elif gen is not None and not gen.get("ok") and generated_now:
+            progress.advance("judge", failed=False)  # nothing to judge; the report scores the failure
+
+    with progress:
+        async with anyio.create_task_group() as tg:
+            for item in items:
+                tg.start_soon(pipeline, item)
+    return RunOutcome(gen_counts, judge_counts, time.monotonic() - started)

@@ -1,0 +1,83 @@
+"""Prometheus metrics for one server instance.
+
+Every ``Services`` owns one ``Metrics`` with its own ``CollectorRegistry``
+(nothing is registered globally, so two servers in one process, as in the
+tests, never share counters). Collaborators record events through these calls:
+
+* ``metrics.tool_call(tool, ok, seconds)``: recorded by the server around
+  every tool call (tools need not do it themselves);
+* ``metrics.cache_event(namespace, hit)``: the cache, once per lookup;
+* ``metrics.backend_call(backend)``: a search backend, once per provider request;
+* ``metrics.backend_error(backend)``: a search backend, once per failed request.
+
+Label values are names chosen by the code (tool, namespace, backend), never
+user input or secrets. ``render()`` returns the Prometheus text exposition.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+# Tool latencies span cached lookups (sub-millisecond) to renders (minutes).
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """Counters and histograms of one server; safe to call from any thread."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._tool_calls = Counter(
+            "gen_searcher_tool_calls",
+            "Tool calls by tool and outcome (ok or error).",
+            ["tool", "outcome"],
+            registry=self.registry,
+        )
+        self._tool_latency = Histogram(
+            "gen_searcher_tool_latency_seconds",
+            "Tool call latency in seconds.",
+            ["tool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._cache_events = Counter(
+            "gen_searcher_cache_events",
+            "Cache lookups by namespace and result (hit or miss).",
+            ["namespace", "result"],
+            registry=self.registry,
+        )
+        self._backend_calls = Counter(
+            "gen_searcher_backend_calls",
+            "Requests sent to a search provider, by backend.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self._backend_errors = Counter(
+            "gen_searcher_backend_errors",
+            "Failed provider requests, by backend.",
+            ["backend"],
+            registry=self.registry,
+        )
+
+    def tool_call(self, tool: str, ok: bool, seconds: float) -> None:
+        self._tool_calls.labels(tool=tool, outcome="ok" if ok else "error").inc()
+        self._tool_latency.labels(tool=tool).observe(seconds)
+
+    def cache_event(self, namespace: str, hit: bool) -> None:
+        self._cache_events.labels(namespace=namespace, result="hit" if hit else "miss").inc()
+
+    def backend_call(self, backend: str) -> None:
+        self._backend_calls.labels(backend=backend).inc()
+
+    def backend_error(self, backend: str) -> None:
+        self._backend_errors.labels(backend=backend).inc()
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current value of one sample (e.g. ``gen_searcher_backend_calls_total``); 0 when absent."""
+        return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this instance's metrics."""
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""MCP tools; each module exposes ``register(server, services)``."""

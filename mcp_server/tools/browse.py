@@ -1,0 +1,86 @@
+"""The ``browse`` tool: read one web page for a goal (safe fetch, extraction, summary or text slice)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import mcp_types
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from mcp_server.services import Services
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Read a web page (http/https; HTML, plain text or PDF) for a goal. Returns the page's main text "
+    "focused on the goal: a summary when a summary model is configured, otherwise the extracted text "
+    "in slices; when more text remains the result gives next_offset, and calling browse again with "
+    "offset=next_offset continues. Internal network addresses are refused and robots.txt is honoured."
+)
+
+Url = Annotated[str, Field(description="the http(s) URL of the page")]
+Goal = Annotated[str, Field(description="what you want to learn from the page")]
+Offset = Annotated[int, Field(ge=0, description="character offset to continue a long page from (0 = start)")]
+
+
+def error_result(message: str) -> mcp_types.CallToolResult:
+    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The caller's message for a failed browse; unexpected errors are logged and named only by type."""
+    from search_tools.browser import BrowseError
+    from search_tools.extract import ExtractionError
+    from search_tools.fetch import FetchError
+    from search_tools.summarize import SummaryError
+
+    if isinstance(exc, FetchError | ExtractionError | BrowseError | SummaryError):
+        return f"browse failed: {exc}"
+    if getattr(exc, "user_facing", False):
+        return f"browse failed: {exc}"
+    logger.error("browse failed unexpectedly", exc_info=exc)
+    return f"browse failed: internal error ({type(exc).__name__})"
+
+
+def render_text(result: dict[str, Any]) -> str:
+    head = f"# {result['title']}\n" if result.get("title") else ""
+    head += f"URL: {result['url']}\n"
+    if result["summarized"]:
+        head += "Summary for your goal:\n"
+    elif result["offset"] or result["next_offset"] is not None:
+        end = result["next_offset"] if result["next_offset"] is not None else result["total_chars"]
+        head += f"Characters {result['offset']}-{end} of {result['total_chars']}:\n"
+    text = head + "\n" + result["content"]
+    if result["next_offset"] is not None:
+        remaining = result["total_chars"] - result["next_offset"]
+        text += f"\n\n[{remaining} more characters: call browse with offset={result['next_offset']} to continue]"
+    return text
+
+
+async def run_browse(services: Services, url: str, goal: str, offset: int = 0) -> mcp_types.CallToolResult:
+    browser = services.browser
+    if browser is None:
+        return error_result("browse is not available on this server")
+    try:
+        result = await browser.browse(url, goal, offset)
+    except Exception as exc:
+        return error_result(describe_failure(exc))
+    return mcp_types.CallToolResult(
+        content=[mcp_types.TextContent(type="text", text=render_text(result))],
+        structured_content=result,
+    )
+
+
+def register(server: MCPServer, services: Services) -> None:
+    async def browse(url: Url, goal: Goal, offset: Offset = 0) -> mcp_types.CallToolResult:
+        return await run_browse(services, url, goal, offset)
+
+    server.add_tool(
+        browse,
+        name="browse",
+        title="Read a web page",
+        description=DESCRIPTION,
+        annotations=mcp_types.ToolAnnotations(read_only_hint=True, open_world_hint=True, idempotent_hint=True),
+    )

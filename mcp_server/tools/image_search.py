@@ -1,0 +1,158 @@
+"""The ``image_search`` tool and the ``image://{id}`` resource.
+
+Candidates come from the search backend; they are downloaded through the safe
+fetcher, validated and stored; callers get ids, sources and small JPEG
+thumbnails, while full images stay in the store (``image://{id}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from typing import Annotated, Any
+
+import anyio
+import mcp_types
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from pydantic import Field, StringConstraints
+
+from mcp_server.services import Services
+
+logger = logging.getLogger(__name__)
+
+MAX_TOP_K = 10
+DEFAULT_TOP_K = 5
+MAX_QUERY_CHARS = 500
+FIRST_ROUND_FACTOR = 2  # candidates asked for per wanted image
+SECOND_ROUND_FACTOR = 4  # when too few survive, ask once for this many per wanted image
+MAX_CANDIDATES = 40
+
+DESCRIPTION = (
+    "Find reference photos on the web. Returns up to top_k (1 to 10) images, each with a stable id "
+    "(img_…), title, page_url, source_url, width and height, plus a small JPEG thumbnail of each in "
+    "the same order. Full images are readable as the resource image://{id}."
+)
+
+Query = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS),
+    Field(description=f"what to find pictures of, at most {MAX_QUERY_CHARS} characters"),
+]
+TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"number of images, 1 to {MAX_TOP_K}")]
+
+
+def error_result(message: str) -> mcp_types.CallToolResult:
+    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
+
+
+def _describe_search_failure(exc: BaseException) -> str:
+    from search_tools.backends.base import SearchBackendError
+
+    if isinstance(exc, SearchBackendError) or getattr(exc, "user_facing", False):
+        return f"image search failed: {exc}"
+    logger.error("image search failed unexpectedly", exc_info=exc)
+    return f"image search failed: internal error ({type(exc).__name__})"
+
+
+def render_text(query: str, images: list[dict[str, Any]], dropped: int) -> str:
+    lines = [f'## Images for "{query}"']
+    if not images:
+        lines.append("No usable images found" + (f" ({dropped} candidates could not be used)." if dropped else "."))
+    for n, image in enumerate(images, 1):
+        title = image["title"] or "(untitled)"
+        lines.append(f"{n}. {image['id']}: {title} ({image['width']}x{image['height']})")
+        if image["page_url"]:
+            lines.append(f"   page: {image['page_url']}")
+    if images:
+        lines.append("The thumbnails follow in the same order; full images: image://{id}.")
+    return "\n".join(lines)
+
+
+async def run_image_search(services: Services, query: str, top_k: int) -> mcp_types.CallToolResult:
+    from search_tools.image_fetch import ImageCollector
+
+    search = getattr(services, "search", None)
+    if search is None or services.fetcher is None:
+        return error_result("image_search is not available on this server")
+    collector = ImageCollector.from_settings(services.fetcher, services.images, services.settings)
+    first_k = min(top_k * FIRST_ROUND_FACTOR, MAX_CANDIDATES)
+    try:
+        hits = await search.image_search(query, first_k)
+    except Exception as exc:
+        return error_result(_describe_search_failure(exc))
+    found, dropped = await collector.collect(hits, top_k)
+    if len(found) < top_k and len(hits) >= first_k:  # the backend may have more: ask once more
+        try:
+            more = await search.image_search(query, min(top_k * SECOND_ROUND_FACTOR, MAX_CANDIDATES))
+        except Exception as exc:
+            logger.warning("second image search round failed: %s", _describe_search_failure(exc))
+            more = []
+        tried = {hit.image_url for hit in hits}
+        fresh = [hit for hit in more if hit.image_url not in tried]
+        extra, dropped_more = await collector.collect(
+            fresh, top_k - len(found), exclude_ids={f.image.id for f in found}
+        )
+        found += extra
+        dropped += dropped_more
+    images = [f.to_dict() for f in found]
+    thumbnails = await _thumbnails(services, [f.image.id for f in found])
+    content: list[Any] = [mcp_types.TextContent(type="text", text=render_text(query, images, len(dropped)))]
+    content += [
+        mcp_types.ImageContent(type="image", data=base64.b64encode(thumb).decode("ascii"), mime_type="image/jpeg")
+        for thumb in thumbnails
+    ]
+    return mcp_types.CallToolResult(content=content, structured_content={"query": query, "images": images})
+
+
+async def _thumbnails(services: Services, ids: list[str]) -> list[bytes]:
+    out: list[bytes] = [b""] * len(ids)
+
+    async def one(i: int, image_id: str) -> None:
+        out[i] = await services.images.thumbnail(image_id)
+
+    async with anyio.create_task_group() as tg:
+        for i, image_id in enumerate(ids):
+            tg.start_soon(one, i, image_id)
+    return out
+
+
+def _as_png(data: bytes, media_type: str) -> bytes:
+    from PIL import Image
+
+    if media_type == "image/png":
+        return data
+    with Image.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        img.convert("RGB").save(out, format="PNG")
+        return out.getvalue()
+
+
+def register(server: MCPServer, services: Services) -> None:
+    async def image_search(query: Query, top_k: TopK = DEFAULT_TOP_K) -> mcp_types.CallToolResult:
+        return await run_image_search(services, query, top_k)
+
+    server.add_tool(
+        image_search,
+        name="image_search",
+        title="Image search",
+        description=DESCRIPTION,
+        annotations=mcp_types.ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
+
+    @server.resource(
+        "image://{id}",
+        name="image",
+        title="Stored image",
+        description="A full-size image from the image store (PNG), by its id (img_ + 16 hex digits).",
+        mime_type="image/png",
+    )
+    async def read_image(id: str) -> bytes:  # noqa: A002 - the URI template names it
+        from search_tools.images import ImageNotFoundError
+
+        try:
+            data, media_type = await services.images.read_bytes(id)
+        except ImageNotFoundError as exc:
+            raise ResourceError(str(exc)) from None
+        return await anyio.to_thread.run_sync(_as_png, data, media_type)

@@ -1,0 +1,154 @@
+"""The ``render`` tool: Qwen-Image from a prompt and up to three stored reference images.
+
+Offered only when a renderer is configured (``GEN_SEARCHER_RENDER__BACKEND``);
+``gen-searcher tools`` reports why it is missing otherwise. The rendered image
+goes into the image store; the caller gets its id, a JPEG thumbnail and the
+``image://{id}`` resource link.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Annotated, Any
+
+import mcp_types
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from mcp_server.services import Services
+
+logger = logging.getLogger(__name__)
+
+MAX_REFERENCE_IDS = 5  # the published protocol hands over 1-5 references; the first 3 are used
+USED_REFERENCES = 3
+
+DESCRIPTION = (
+    "Render an image with Qwen-Image. Give a detailed prompt; refer to reference images by their order "
+    "('the first reference image'). reference_image_ids are image ids (img_…) from image_search or earlier "
+    "renders; the first 3 are used (with none, the image is drawn from the prompt alone). Returns the new "
+    "image's id, a thumbnail and the resource link image://{id} to the full image."
+)
+
+Prompt = Annotated[str, Field(description="what to draw, in detail", min_length=1, max_length=4000)]
+ReferenceIds = Annotated[
+    list[str],
+    Field(description="image ids (img_…) of reference images; the first 3 are used", max_length=MAX_REFERENCE_IDS),
+]
+Side = Annotated[int, Field(description="pixels, a multiple of 16 from 64 to 2048 (1024 is usual)", ge=64, le=2048)]
+Seed = Annotated[int, Field(description="random seed for a reproducible image; -1 picks one", ge=-1)]
+Steps = Annotated[int, Field(description="denoising steps; 0 uses the model's default", ge=0, le=200)]
+
+
+def error_result(message: str) -> mcp_types.CallToolResult:
+    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
+
+
+async def run_render(
+    services: Services,
+    prompt: str,
+    reference_image_ids: list[str],
+    width: int,
+    height: int,
+    seed: int,
+    steps: int,
+) -> mcp_types.CallToolResult:
+    from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest
+    from search_tools.images import ImageNotFoundError
+
+    renderer = services.renderer
+    if renderer is None:
+        return error_result("render is not available on this server: no renderer is configured")
+    if not prompt.strip():
+        return error_result("prompt must not be empty")
+    if len(reference_image_ids) > MAX_REFERENCE_IDS:
+        return error_result(f"at most {MAX_REFERENCE_IDS} reference_image_ids are accepted; the first 3 are used")
+    references = []
+    for image_id in reference_image_ids[:USED_REFERENCES]:
+        try:
+            references.append(await services.images.open_pil(image_id))
+        except ImageNotFoundError:
+            return error_result(
+                f"unknown image id {image_id!r}: use ids returned by image_search or render (img_ + 16 hex digits)"
+            )
+    render_settings = services.settings.render
+    default_steps = render_settings.steps
+    try:
+        request = RenderRequest(
+            prompt=prompt,
+            reference_images=tuple(references),
+            width=width,
+            height=height,
+            seed=None if seed < 0 else seed,
+            steps=steps if steps > 0 else default_steps,
+            true_cfg_scale=render_settings.true_cfg_scale,
+        ).validated()
+        result = await renderer.render(request)
+    except InvalidRenderRequest as exc:
+        return error_result(f"invalid render request: {exc}")
+    except RenderError as exc:
+        return error_result(f"render failed: {exc}")
+    except Exception as exc:  # noqa: BLE001  a bug or an unexpected backend failure: no internals to the caller
+        logger.exception("render failed unexpectedly")
+        return error_result(f"render failed: internal error ({type(exc).__name__})")
+    meta: dict[str, Any] = {
+        "source": "render",
+        "prompt": prompt[:1000],
+        "seed": result.seed,
+        "model": result.model,
+        "reference_image_ids": list(reference_image_ids[:USED_REFERENCES]),
+    }
+    stored = await services.images.put_pil(result.image, meta)
+    thumbnail = await services.images.thumbnail(stored.id)
+    structured = {
+        "id": stored.id,
+        "width": stored.width,
+        "height": stored.height,
+        "uri": stored.uri,
+        "seed": result.seed,
+        "elapsed_s": round(result.elapsed_s, 3),
+    }
+    used = len(references)
+    text = (
+        f"Rendered {stored.id} ({stored.width}x{stored.height}, seed {result.seed}, "
+        f"{used} reference image{'s' if used != 1 else ''}, {result.elapsed_s:.1f} s). Full image: {stored.uri}"
+    )
+    return mcp_types.CallToolResult(
+        content=[
+            mcp_types.TextContent(type="text", text=text),
+            mcp_types.ImageContent(type="image", data=base64.b64encode(thumbnail).decode("ascii"), mime_type="image/jpeg"),
+            mcp_types.ResourceLink(
+                type="resource_link",
+                uri=stored.uri,
+                name=stored.id,
+                title=f"Rendered image {stored.id}",
+                mime_type=stored.media_type,
+                size=stored.size_bytes,
+            ),
+        ],
+        structured_content=structured,
+    )
+
+
+def register(server: MCPServer, services: Services) -> None:
+    """Add ``render`` when a renderer is configured; otherwise offer nothing."""
+    if getattr(services, "renderer", None) is None:
+        return
+
+    async def render(
+        prompt: Prompt,
+        reference_image_ids: ReferenceIds = [],  # noqa: B006  (pydantic copies defaults)
+        width: Side = 1024,
+        height: Side = 1024,
+        seed: Seed = -1,
+        steps: Steps = 0,
+    ) -> mcp_types.CallToolResult:
+        return await run_render(services, prompt, list(reference_image_ids), width, height, seed, steps)
+
+    server.add_tool(
+        render,
+        name="render",
+        title="Render an image",
+        description=DESCRIPTION,
+        annotations=mcp_types.ToolAnnotations(read_only_hint=False, open_world_hint=False, idempotent_hint=False),
+    )

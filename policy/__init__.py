@@ -1,0 +1,61 @@
+"""The Gen-Searcher policy: the agent protocol as a state machine, and its drivers.
+
+Stable API (the verl agent loop builds on it):
+
+* :mod:`policy.protocol`: ``parse_turn``, ``parse_answer``, ``cut_hallucinated_response``,
+  ``ToolCall``, ``Answer``, ``ReferenceImage``, ``FormatError``, ``AnswerError``.
+* :mod:`policy.image_ids`: ``ImageRegistry`` (IMG_### ↔ store id).
+* :mod:`policy.episode`: ``Episode``, ``EpisodeConfig``, actions ``RunTools`` /
+  ``Continue`` / ``Finished``, ``ToolResult``, ``ToolImage``, ``EpisodeResult``,
+  ``Termination``, ``to_openai_messages``, ``message_images``, ``message_text``.
+* :mod:`policy.prompts`: ``SYSTEM_PROMPT``, ``TOOL_SPECS``, ``build_system_prompt``.
+* :mod:`policy.mcp_tools`: ``McpTools`` (one MCP client session per episode or longer).
+* :mod:`policy.chat` / :mod:`policy.driver`: the OpenAI-compatible inference driver.
+
+The package imports no tool code: tools are reached only through an MCP session.
+"""
+
+from policy.episode import (
+    Action,
+    Continue,
+    Episode,
+    EpisodeConfig,
+    EpisodeResult,
+    Finished,
+    ResolvedReference,
+    RunTools,
+    Termination,
+    ToolImage,
+    ToolResult,
+    message_images,
+    message_text,
+    to_openai_messages,
+)
+from policy.image_ids import ImageEntry, ImageRegistry
+from policy.protocol import Answer, AnswerError, FormatError, ReferenceImage, ToolCall, parse_answer, parse_turn
+
+__all__ = [
+    "Action",
+    "Answer",
+    "AnswerError",
+    "Continue",
+    "Episode",
+    "EpisodeConfig",
+    "EpisodeResult",
+    "Finished",
+    "FormatError",
+    "ImageEntry",
+    "ImageRegistry",
+    "ReferenceImage",
+    "ResolvedReference",
+    "RunTools",
+    "Termination",
+    "ToolCall",
+    "ToolImage",
+    "ToolResult",
+    "message_images",
+    "message_text",
+    "parse_answer",
+    "parse_turn",
+    "to_openai_messages",
+]

@@ -1,0 +1,228 @@
+"""``gen-searcher run``: one episode from the command line, with live progress.
+
+This module is glue: when no ``--mcp-url`` is given it starts the tool server
+in-process (``open_services`` + ``build_server``) and talks to it through an MCP
+client session exactly as it would over HTTP. The policy package proper never
+imports tool code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:  # the MCP client and rich load only when the command runs (keeps --help fast)
+    from rich.console import Console
+
+    from policy.episode import EpisodeConfig, EpisodeResult
+    from policy.mcp_tools import McpTools
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+def run_command(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    model_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://localhost:8001/v1")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name on that server.")] = None,
+    mcp_url: Annotated[
+        str | None, typer.Option(help="Tool server (streamable HTTP /mcp URL); in-process when omitted.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
+    render: Annotated[
+        bool, typer.Option("--render/--no-render", help="Render the answer when a renderer is available.")
+    ] = True,
+    parallel_tools: Annotated[
+        bool, typer.Option("--parallel-tools", help="Allow several tool calls per turn, run concurrently.")
+    ] = False,
+    system_prompt_file: Annotated[Path | None, typer.Option(help="Replace the built-in system prompt.")] = None,
+    policy: Annotated[str, typer.Option(help="model | baseline")] = "model",
+    max_calls: Annotated[int, typer.Option(help="Ordinary model calls before the forced final one.")] = 9,
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    top_p: Annotated[float, typer.Option()] = 0.95,
+    max_tokens: Annotated[int, typer.Option(help="Token limit of one model turn.")] = 4096,
+    config: Annotated[Path | None, typer.Option(help="Tool-server settings (TOML) for the in-process server.")] = None,
+) -> None:
+    """Run one Gen-Searcher episode: search, pick references, write a grounded prompt (and render it)."""
+    import anyio
+    from rich.console import Console
+
+    from policy.episode import EpisodeConfig
+
+    console = Console(stderr=True)
+    if policy not in ("model", "baseline"):
+        raise typer.BadParameter("--policy must be 'model' or 'baseline'")
+    if policy == "model" and not (model_url and model):
+        raise typer.BadParameter("--model-url and --model are required unless --policy baseline")
+    system_prompt = None
+    if system_prompt_file is not None:
+        system_prompt = system_prompt_file.read_text(encoding="utf-8")
+    episode_config = EpisodeConfig(max_calls=max_calls, parallel_tool_calls=parallel_tools, system_prompt=system_prompt)
+    out_dir = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    code = anyio.run(
+        _run,
+        prompt,
+        policy,
+        model_url,
+        model,
+        mcp_url,
+        out_dir,
+        render,
+        episode_config,
+        (temperature, top_p, max_tokens),
+        config,
+        console,
+    )
+    raise typer.Exit(code)
+
+
+@contextlib.asynccontextmanager
+async def _tools(mcp_url: str | None, config: Path | None) -> AsyncIterator[McpTools]:
+    from policy.mcp_tools import McpTools
+
+    if mcp_url:
+        async with McpTools.connect(mcp_url) as tools:
+            yield tools
+        return
+    from mcp_server.server import build_server
+    from mcp_server.services import open_services
+    from mcp_server.settings import load_settings
+
+    async with open_services(load_settings(config)) as services:
+        async with McpTools.connect(build_server(services)) as tools:
+            yield tools
+
+
+async def _run(
+    prompt: str,
+    policy: str,
+    model_url: str | None,
+    model_name: str | None,
+    mcp_url: str | None,
+    out_dir: Path,
+    render: bool,
+    config: EpisodeConfig,
+    sampling: tuple[float, float, int],
+    settings_file: Path | None,
+    console: Console,
+) -> int:
+    import anyio
+
+    from policy.baseline import run_baseline
+    from policy.chat import OpenAIChatModel, Sampling
+    from policy.driver import run_episode
+    from policy.mcp_tools import ToolSessionError
+
+    progress = _progress_printer(console)
+    try:
+        async with _tools(mcp_url, settings_file) as tools:
+            with console.status("running the episode…"):
+                if policy == "baseline":
+                    run = await run_baseline(prompt, tools, config, progress=progress)
+                else:
+                    assert model_url and model_name
+                    temperature, top_p, max_tokens = sampling
+                    chat = OpenAIChatModel(
+                        model_url,
+                        model_name,
+                        sampling=Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
+                    )
+                    async with chat:
+                        run = await run_episode(prompt, chat, tools, config, progress=progress, model_name=model_name)
+            await anyio.Path(out_dir).mkdir(parents=True, exist_ok=True)
+            saved = await _save_references(tools, run.result, out_dir, console)
+            rendered = None
+            if render and run.result.ok:
+                rendered = await _render(tools, run.result, out_dir, console)
+    except ToolSessionError as exc:
+        console.print(f"[red]tool server: {exc}[/red]")
+        return 2
+    trace = run.trace()
+    answer = {**run.result.to_dict(), "saved_references": saved, "render": rendered}
+    await anyio.Path(out_dir / "trace.json").write_text(json.dumps(trace, indent=2, ensure_ascii=False))
+    await anyio.Path(out_dir / "answer.json").write_text(json.dumps(answer, indent=2, ensure_ascii=False))
+    colour = "green" if run.result.ok else "red"
+    console.print(
+        f"[{colour}]{run.result.termination}[/{colour}] after {run.result.model_calls} model call(s), "
+        f"{run.result.tool_calls} tool call(s), {run.wall_s:.1f}s; output in {out_dir}"
+    )
+    if run.result.ok:
+        console.print(f"[bold]gen_prompt:[/bold] {run.result.gen_prompt}")
+    return 0 if run.result.ok else 1
+
+
+async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> list[str]:
+    import anyio
+
+    from policy.mcp_tools import ToolSessionError
+
+    saved: list[str] = []
+    if not result.references:
+        return saved
+    folder = anyio.Path(out_dir / "references")
+    await folder.mkdir(parents=True, exist_ok=True)
+    for index, ref in enumerate(result.references, start=1):
+        try:
+            data, media_type = await tools.read_image(ref.store_id)
+        except ToolSessionError as exc:
+            console.print(f"[yellow]could not fetch {ref.img_id}: {exc}[/yellow]")
+            continue
+        name = f"{index:02d}_{ref.img_id}.{_EXTENSIONS.get(media_type, 'bin')}"
+        await (folder / name).write_bytes(data)
+        saved.append(f"references/{name}")
+    return saved
+
+
+async def _render(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> dict[str, Any] | None:
+    import anyio
+
+    from policy.protocol import ToolCall
+
+    if "render" not in await tools.list_tool_names():
+        console.print("[yellow]the tool server offers no render tool; skipping the render[/yellow]")
+        return None
+    with console.status("rendering…"):
+        rendered = await tools.call(
+            ToolCall("render", {"prompt": result.gen_prompt, "reference_image_ids": result.generator_image_ids})
+        )
+    if rendered.is_error or not isinstance(rendered.structured, dict) or "id" not in rendered.structured:
+        console.print(f"[yellow]render failed: {rendered.text}[/yellow]")
+        return {"error": rendered.text}
+    data, media_type = await tools.read_image(rendered.structured["id"])
+    name = f"render.{_EXTENSIONS.get(media_type, 'png')}"
+    await anyio.Path(out_dir / name).write_bytes(data)
+    return {**rendered.structured, "file": name}
+
+
+def _progress_printer(console: Console):  # type: ignore[no-untyped-def]
+    def show(kind: str, data: dict[str, Any]) -> None:
+        if kind == "model_end":
+            what = data.get("kind", "?")
+            detail = ""
+            if what == "tool_calls":
+                detail = ", ".join(f"{c['name']}({_short(c['arguments'])})" for c in data.get("tool_calls", []))
+            elif what == "format_error":
+                detail = data.get("error", "")
+            forced = " (forced final)" if data.get("forced") else ""
+            console.print(f"[cyan]model {data['call']}{forced}[/cyan] {data['elapsed_s']:.1f}s → {what} {detail}")
+        elif kind == "tool_end":
+            status = "[red]error[/red]" if data["result"]["is_error"] else "ok"
+            images = len(data["result"]["images"])
+            extra = f", {images} image(s)" if images else ""
+            console.print(f"  [magenta]{data['name']}[/magenta] {data['elapsed_s']:.2f}s {status}{extra}")
+        elif kind == "continue":
+            console.print(f"  [yellow]{data['reason']}[/yellow]")
+
+    return show
+
+
+def _short(arguments: dict[str, Any], limit: int = 80) -> str:
+    text = json.dumps(arguments, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,169 @@
+"""The inference driver: runs an :class:`~policy.episode.Episode` with a chat model and MCP tools.
+
+It records a trace of everything that happened (every message, model reply,
+tool call and result, with timings) and never lets a tool error escape: tool
+errors go to the model; a failing model server or a lost MCP session end the
+episode with the ``error`` termination.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+
+from policy.chat import ChatModel, ChatModelError
+from policy.episode import Continue, Episode, EpisodeConfig, EpisodeResult, Finished, RunTools, ToolResult
+from policy.mcp_tools import ToolSessionError
+from policy.protocol import ToolCall
+
+ProgressFn = Callable[[str, dict[str, Any]], None]
+
+
+class ToolRunner(Protocol):
+    async def call(self, call: ToolCall) -> ToolResult: ...
+
+
+@dataclass
+class EpisodeRun:
+    episode: Episode
+    result: EpisodeResult
+    steps: list[dict[str, Any]]
+    wall_s: float
+    model_name: str | None = None
+
+    def trace(self, *, include_image_data: bool = False) -> dict[str, Any]:
+        """A JSON-ready record of the run. Image bytes are left out unless asked for (ids stay)."""
+        return {
+            "prompt": self.episode.prompt,
+            "model": self.model_name,
+            "config": _config_dict(self.episode.config),
+            "termination": str(self.result.termination),
+            "result": self.result.to_dict(),
+            "wall_s": round(self.wall_s, 4),
+            "steps": self.steps,
+            "images": self.episode.images.to_dict(),
+            "messages": [_strip_images(m, include_image_data) for m in self.episode.messages],
+        }
+
+
+async def run_episode(
+    prompt: str,
+    model: ChatModel,
+    tools: ToolRunner,
+    config: EpisodeConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    model_name: str | None = None,
+) -> EpisodeRun:
+    """Run one episode to its end and return the result with its trace."""
+    episode = Episode(prompt, config)
+    steps: list[dict[str, Any]] = []
+    notify = progress or (lambda kind, data: None)
+    started = time.perf_counter()
+    while True:
+        call_no = episode.model_calls + 1
+        notify("model_start", {"call": call_no, "forced": episode.forced})
+        t0 = time.perf_counter()
+        try:
+            reply = await model.chat(episode.messages)
+        except ChatModelError as exc:
+            steps.append({"type": "model", "call": call_no, "elapsed_s": _since(t0), "error": str(exc)})
+            action: Any = episode.fail(str(exc))
+        else:
+            action = episode.on_model_output(reply.text, reply.truncated)
+            step = {
+                "type": "model",
+                "call": call_no,
+                "elapsed_s": _since(t0),
+                "finish_reason": reply.finish_reason,
+                "truncated": reply.truncated,
+                "usage": reply.usage,
+                "text": reply.text,
+                **{k: v for k, v in episode.events[-1].items() if k not in ("call", "truncated")},
+            }
+            steps.append(step)
+            notify("model_end", step)
+        if isinstance(action, Finished):
+            break
+        if isinstance(action, RunTools):
+            try:
+                results = await _run_tools(action.calls, tools, episode.config.parallel_tool_calls, steps, notify)
+            except ToolSessionError as exc:
+                action = episode.fail(str(exc))
+                break
+            episode.on_tool_results(results)
+        elif isinstance(action, Continue):
+            notify("continue", {"reason": action.reason})
+    run = EpisodeRun(
+        episode=episode,
+        result=action.result,
+        steps=steps,
+        wall_s=time.perf_counter() - started,
+        model_name=model_name,
+    )
+    notify("finished", run.result.to_dict())
+    return run
+
+
+async def _run_tools(
+    calls: Sequence[ToolCall],
+    tools: ToolRunner,
+    parallel: bool,
+    steps: list[dict[str, Any]],
+    notify: ProgressFn,
+) -> list[ToolResult]:
+    records: list[dict[str, Any] | None] = [None] * len(calls)
+    results: list[ToolResult | None] = [None] * len(calls)
+    batch_start = time.perf_counter()
+
+    async def one(index: int, call: ToolCall) -> None:
+        notify("tool_start", {"name": call.name, "arguments": call.arguments})
+        t0 = time.perf_counter()
+        result = await tools.call(call)
+        results[index] = result
+        records[index] = {
+            "name": call.name,
+            "arguments": call.arguments,
+            "started_s": round(t0 - batch_start, 4),
+            "elapsed_s": _since(t0),
+            "result": result.to_dict(),
+        }
+        notify("tool_end", records[index])
+
+    if parallel and len(calls) > 1:
+        try:
+            async with anyio.create_task_group() as group:
+                for index, call in enumerate(calls):
+                    group.start_soon(one, index, call)
+        except BaseExceptionGroup as errors:
+            raise errors.exceptions[0] from None
+    else:
+        for index, call in enumerate(calls):
+            await one(index, call)
+    steps.append(
+        {"type": "tools", "parallel": parallel and len(calls) > 1, "elapsed_s": _since(batch_start), "calls": records}
+    )
+    return [r for r in results if r is not None]
+
+
+def _since(t0: float) -> float:
+    return round(time.perf_counter() - t0, 4)
+
+
+def _config_dict(config: EpisodeConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["tool_specs"] = [spec["function"]["name"] for spec in config.tool_specs]
+    return data
+
+
+def _strip_images(message: dict[str, Any], include_data: bool) -> dict[str, Any]:
+    content = message["content"]
+    if include_data or isinstance(content, str):
+        return message
+    parts = [{k: v for k, v in p.items() if k != "data"} if p["type"] == "image" else p for p in content]
+    return {**message, "content": parts}

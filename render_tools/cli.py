@@ -1,0 +1,88 @@
+"""``gen-searcher render-server``: serve Qwen-Image from every local GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def default_devices() -> list[str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
+def render_server(
+    model: str = typer.Option(None, "--model", help="Qwen-Image (text-to-image) hub id or local folder"),
+    edit_model: str = typer.Option(
+        None, "--edit-model", help="Qwen-Image-Edit-2509 hub id or local folder (renders with reference images)"
+    ),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8100, "--port"),
+    devices: str = typer.Option(None, "--devices", help="comma-separated devices, e.g. cuda:0,cuda:1 (default: every GPU, else cpu)"),
+    queue_size: int = typer.Option(64, "--queue-size", min=1, help="requests waiting beyond this get HTTP 503"),
+    max_batch: int = typer.Option(None, "--max-batch", min=1, help="text-only requests batched per call (default 4 on GPU, 1 on CPU)"),
+    dtype: str = typer.Option(None, "--dtype", help="bfloat16 | float16 | float32 (default bf16 on GPU)"),
+    lora: str = typer.Option(None, "--lora", help="LoRA fused into the text-to-image model"),
+    edit_lora: str = typer.Option(None, "--edit-lora", help="LoRA fused into the edit model (e.g. Lightning)"),
+    lora_scale: float = typer.Option(1.0, "--lora-scale"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the transformer blocks"),
+    cpu_offload: bool = typer.Option(False, "--cpu-offload", help="model CPU offload for small GPUs"),
+    allow_private_networks: bool = typer.Option(
+        False, "--allow-private-networks", help="let image_urls reach private addresses"
+    ),
+    config: Path = typer.Option(None, "--config", help="TOML settings file (fetch limits, API key)"),
+) -> None:
+    """Serve POST /generate, the OpenAI images API and GET /health, one worker per device.
+
+    Callers authenticate with GEN_SEARCHER_RENDER__API_KEY when it is set.
+    """
+    import logging
+
+    import uvicorn
+
+    from mcp_server.settings import load_settings
+    from render_tools.diffusers_renderer import DiffusersOptions, QwenImageEngine
+    from render_tools.server import create_app
+    from render_tools.workers import PoolConfig, WorkerPool
+    from search_tools.fetch import Fetcher
+
+    if not model and not edit_model:
+        raise typer.BadParameter("give --model and/or --edit-model")
+    settings = load_settings(config)
+    fetch_settings = settings.fetch.model_copy(
+        update={"allow_private_networks": allow_private_networks or settings.fetch.allow_private_networks}
+    )
+    device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else default_devices()
+    on_gpu = any(d.startswith("cuda") for d in device_list)
+    options = DiffusersOptions(
+        model=model,
+        edit_model=edit_model,
+        dtype=dtype,
+        lora=lora,
+        edit_lora=edit_lora,
+        lora_scale=lora_scale,
+        compile=compile_,
+        cpu_offload=cpu_offload,
+    )
+    pool = WorkerPool(
+        lambda device: QwenImageEngine(options, device),
+        PoolConfig(
+            devices=tuple(device_list),
+            queue_size=queue_size,
+            max_batch=max_batch or (4 if on_gpu else 1),
+            request_timeout_s=settings.render.timeout_s,
+        ),
+    )
+    api_key = settings.render.api_key
+    app = create_app(
+        pool,
+        fetcher=Fetcher.from_settings(fetch_settings),
+        api_keys=[api_key.get_secret_value()] if api_key else [],
+        model_name=edit_model or model,
+    )
+    logging.basicConfig(level=settings.server.log_level.upper())
+    uvicorn.run(app, host=host, port=port, log_level=settings.server.log_level.lower())

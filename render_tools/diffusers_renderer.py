@@ -1,0 +1,253 @@
+"""Qwen-Image in this process, through diffusers.
+
+Text-only requests run ``QwenImagePipeline`` (``options.model``); requests with
+reference images run ``QwenImageEditPlusPipeline`` (Qwen-Image-Edit-2509,
+``options.edit_model``). Both load with ``from_pretrained`` from a hub id or a
+local folder, lazily on first use (or eagerly with :meth:`QwenImageEngine.load`).
+
+:class:`QwenImageEngine` is synchronous and owns one device; the render server
+runs one per GPU in worker threads. :class:`DiffusersRenderer` is the async
+:class:`~render_tools.base.Renderer` over one engine: inference runs in a worker
+thread, one call at a time, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest, RenderResult
+
+logger = logging.getLogger(__name__)
+
+TEXT_PIPELINE = "QwenImagePipeline"
+EDIT_PIPELINE = "QwenImageEditPlusPipeline"
+_DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "float32": "float32", "fp32": "float32"}
+
+
+@dataclass(frozen=True)
+class DiffusersOptions:
+    """How to load and run the pipelines. ``None`` device/dtype: CUDA + bf16 when present, else CPU + fp32."""
+
+    model: str | None = None
+    edit_model: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    lora: str | None = None
+    edit_lora: str | None = None
+    lora_scale: float = 1.0
+    compile: bool = False
+    cpu_offload: bool = False
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str | None, device: str) -> Any:
+    import torch
+
+    if dtype is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return getattr(torch, _DTYPES[dtype.lower()])
+    except KeyError:
+        raise RenderError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32") from None
+
+
+class QwenImageEngine:
+    """Pipelines for one device. Not thread-safe: call from one thread at a time."""
+
+    def __init__(self, options: DiffusersOptions, device: str | None = None) -> None:
+        if not options.model and not options.edit_model:
+            raise RenderError("no model configured: give a Qwen-Image model and/or a Qwen-Image-Edit-2509 model")
+        self.options = options
+        self.device = resolve_device(device or options.device)
+        self._pipes: dict[bool, Any] = {}
+        self._load_lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------
+    def source(self, edit: bool) -> str:
+        source = self.options.edit_model if edit else self.options.model
+        if not source:
+            if edit:
+                raise InvalidRenderRequest(
+                    "reference images need an edit model (Qwen-Image-Edit-2509); none is configured "
+                    "(--edit-model or GEN_SEARCHER_RENDER__EDIT_MODEL)"
+                )
+            raise InvalidRenderRequest(
+                "text-only rendering needs a Qwen-Image model; none is configured "
+                "(--model or GEN_SEARCHER_RENDER__MODEL); give at least one reference image"
+            )
+        return source
+
+    def load(self) -> None:
+        """Load every configured pipeline now (servers do this before taking requests)."""
+        for edit in (False, True):
+            if (self.options.edit_model if edit else self.options.model):
+                self.pipeline(edit)
+
+    def pipeline(self, edit: bool) -> Any:
+        with self._load_lock:
+            pipe = self._pipes.get(edit)
+            if pipe is None:
+                pipe = self._pipes[edit] = self._load(edit)
+            return pipe
+
+    def _load(self, edit: bool) -> Any:
+        import diffusers
+
+        source = self.source(edit)
+        dtype = resolve_dtype(self.options.dtype, self.device)
+        started = time.perf_counter()
+        cls = getattr(diffusers, EDIT_PIPELINE if edit else TEXT_PIPELINE)
+        try:
+            pipe = cls.from_pretrained(source, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise RenderError(f"cannot load {cls.__name__} from {source!r}: {exc}") from None
+        lora = self.options.edit_lora if edit else self.options.lora
+        if lora:
+            self._apply_lora(pipe, lora)
+        if self.options.cpu_offload and self.device != "cpu":
+            pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+        if self.options.compile:
+            pipe.transformer.compile_repeated_blocks(fullgraph=True)
+        pipe.set_progress_bar_config(disable=True)
+        logger.info("loaded %s from %s on %s in %.1f s", cls.__name__, source, self.device, time.perf_counter() - started)
+        return pipe
+
+    def _apply_lora(self, pipe: Any, lora: str) -> None:
+        """Load a LoRA (a folder, a hub id, or a ``.safetensors`` file) and fuse it into the weights."""
+        from pathlib import Path
+
+        path = Path(lora)
+        kwargs: dict[str, Any] = {}
+        source: str = lora
+        if path.suffix == ".safetensors":
+            source, kwargs["weight_name"] = str(path.parent), path.name
+        try:
+            pipe.load_lora_weights(source, adapter_name="default", **kwargs)
+        except (OSError, ValueError) as exc:
+            raise RenderError(f"cannot load LoRA {lora!r}: {exc}") from None
+        pipe.fuse_lora(lora_scale=self.options.lora_scale)
+        pipe.unload_lora_weights()
+
+    def size_multiple(self, edit: bool) -> int:
+        pipe = self.pipeline(edit)
+        return int(pipe.vae_scale_factor) * 2
+
+    def close(self) -> None:
+        self._pipes.clear()
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # -- rendering -------------------------------------------------------------
+    def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]:
+        """Render requests that share a :meth:`RenderRequest.batch_key` in one pipeline call.
+
+        Each image's starting noise comes from its own CPU generator seeded with
+        ``seed + i``, so an image does not depend on what it was batched with.
+        """
+        if not requests:
+            return []
+        edit = requests[0].is_edit
+        if len(requests) > 1 and (edit or len({r.batch_key() for r in requests}) != 1 or requests[0].batch_key() is None):
+            raise RenderError("internal: these requests cannot share a pipeline call")
+        pipe = self.pipeline(edit)
+        multiple = int(pipe.vae_scale_factor) * 2
+        requests = [r.validated(size_multiple=multiple) for r in requests]
+        first = requests[0]
+
+        import torch
+
+        generators = [
+            torch.Generator("cpu").manual_seed(int(r.seed) + i) for r in requests for i in range(r.num_images)
+        ]
+        cfg = first.true_cfg_scale > 1.0
+        kwargs: dict[str, Any] = {
+            "prompt": [r.prompt for r in requests] if len(requests) > 1 else first.prompt,
+            "negative_prompt": ([r.negative_prompt for r in requests] if len(requests) > 1 else first.negative_prompt)
+            if cfg
+            else None,
+            "true_cfg_scale": first.true_cfg_scale,
+            "width": first.width,
+            "height": first.height,
+            "num_inference_steps": first.steps,
+            "num_images_per_prompt": first.num_images,
+            "generator": generators,
+        }
+        if first.guidance_scale is not None:
+            kwargs["guidance_scale"] = first.guidance_scale
+        if edit:
+            kwargs["image"] = list(first.reference_images)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = pipe(**kwargs)
+        elapsed = time.perf_counter() - started
+        images = list(output.images)
+        results = []
+        for index, request in enumerate(requests):
+            mine = images[index * request.num_images : (index + 1) * request.num_images]
+            results.append(
+                RenderResult(
+                    images=mine,
+                    seed=int(request.seed),
+                    elapsed_s=elapsed,
+                    model=self.source(edit),
+                    extra={"batch_size": len(requests), "steps": request.steps, "device": self.device},
+                )
+            )
+        return results
+
+
+class DiffusersRenderer:
+    """The in-process :class:`~render_tools.base.Renderer`: one engine, one render at a time."""
+
+    name = "diffusers"
+
+    def __init__(self, options: DiffusersOptions, *, engine: QwenImageEngine | None = None) -> None:
+        self._engine = engine or QwenImageEngine(options)
+        self._lock = anyio.Lock()
+
+    @property
+    def engine(self) -> QwenImageEngine:
+        return self._engine
+
+    async def load(self) -> None:
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._engine.load)
+
+    async def render(self, request: RenderRequest) -> RenderResult:
+        request = request.validated()
+        async with self._lock:
+            try:
+                results = await anyio.to_thread.run_sync(self._engine.render_batch, [request])
+            except RenderError:
+                raise
+            except Exception as exc:
+                logger.exception("render failed")
+                raise RenderError(f"render failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        return results[0]
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._engine.close)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "no details"

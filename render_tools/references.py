@@ -1,0 +1,69 @@
+"""Reference images named by URL: data URLs decoded here, http(s) URLs through the safe fetcher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from PIL import Image
+
+from render_tools.base import MAX_REFERENCES, InvalidRenderRequest, RendererUnavailable
+from render_tools.imaging import IMAGE_MEDIA_TYPES, MAX_IMAGE_BYTES, decode_data_url, decode_image, is_data_url
+
+#: References a request may name; only the first MAX_REFERENCES are used (the published protocol allows 1-5).
+MAX_REFERENCE_INPUTS = 5
+
+
+def check_reference_count(count: int) -> None:
+    if count > MAX_REFERENCE_INPUTS:
+        raise InvalidRenderRequest(
+            f"{count} reference images given; at most {MAX_REFERENCE_INPUTS} are accepted "
+            f"and the first {MAX_REFERENCES} are used"
+        )
+
+
+class ReferenceLoader:
+    """Turns ``image_urls`` into validated RGB images.
+
+    ``fetcher`` is a :class:`search_tools.fetch.Fetcher` (http/https only,
+    private addresses refused unless its settings allow them); without one,
+    only data URLs are accepted.
+    """
+
+    def __init__(self, fetcher: Any | None, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+        self._fetcher = fetcher
+        self.max_bytes = max_bytes
+
+    async def load(self, urls: list[Any]) -> list[Image.Image]:
+        if not isinstance(urls, list):
+            raise InvalidRenderRequest("image_urls must be a list of URLs")
+        check_reference_count(len(urls))
+        used = urls[:MAX_REFERENCES]
+        images: list[Image.Image | None] = [None] * len(used)
+
+        async def one(index: int, url: Any) -> None:
+            images[index] = await self.load_one(url, what=f"reference image {index + 1}")
+
+        async with anyio.create_task_group() as tg:
+            for index, url in enumerate(used):
+                tg.start_soon(one, index, url)
+        return [img for img in images if img is not None]
+
+    async def load_one(self, url: Any, *, what: str) -> Image.Image:
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidRenderRequest(f"{what}: the URL must be a non-empty string")
+        url = url.strip()
+        if is_data_url(url):
+            return await anyio.to_thread.run_sync(lambda: decode_data_url(url, what=what, max_bytes=self.max_bytes))
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme not in ("http", "https"):
+            raise InvalidRenderRequest(f"{what}: only http(s) and data: URLs are accepted")
+        if self._fetcher is None:
+            raise RendererUnavailable(f"{what}: this server does not fetch URLs; send a data URL")
+        from search_tools.fetch import FetchError
+
+        try:
+            page = await self._fetcher.fetch(url, accept=IMAGE_MEDIA_TYPES, max_bytes=self.max_bytes)
+        except FetchError as exc:
+            raise InvalidRenderRequest(f"{what}: {exc}") from None
+        return await anyio.to_thread.run_sync(lambda: decode_image(page.body, what=what, max_bytes=self.max_bytes))

@@ -1,0 +1,317 @@
+"""Render workers: one per device, fed from one bounded queue, with batching and fault recovery.
+
+Each worker owns an *engine* (see :class:`Engine`; the real one is
+:class:`~render_tools.diffusers_renderer.QwenImageEngine`) built by an engine
+factory for its device, and runs it in a worker thread. Waiting requests with
+the same :meth:`RenderRequest.batch_key` are rendered together, up to
+``max_batch``. A render that fails for any reason other than a bad request is
+treated as a device fault: the worker drops its engine and builds a fresh one,
+and the request is retried once (possibly on another worker). A worker that
+fails ``max_consecutive_failures`` times in a row is taken out of service for
+``quarantine_s`` seconds and shows so in :meth:`WorkerPool.health`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+
+from render_tools.base import (
+    InvalidRenderRequest,
+    RenderError,
+    RendererBusy,
+    RendererUnavailable,
+    RenderRequest,
+    RenderResult,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """A synchronous renderer bound to one device (called from one thread at a time)."""
+
+    def load(self) -> None: ...
+
+    def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]: ...
+
+    def close(self) -> None: ...
+
+
+EngineFactory = Callable[[str], Engine]
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    devices: tuple[str, ...] = ("cpu",)
+    queue_size: int = 64
+    max_batch: int = 1
+    max_consecutive_failures: int = 3
+    quarantine_s: float = 60.0
+    retries: int = 1
+    request_timeout_s: float = 600.0
+
+
+@dataclass(eq=False)
+class _Job:
+    request: RenderRequest
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: RenderResult | None = None
+    error: RenderError | None = None
+    attempts: int = 0
+    cancelled: bool = False
+
+    def finish(self, result: RenderResult | None = None, error: RenderError | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+class _JobQueue:
+    """FIFO of waiting jobs with a capacity; ``take`` returns one job plus batchable followers."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: deque[_Job] = deque()
+        self._changed = anyio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def put(self, job: _Job, *, front: bool = False) -> None:
+        if front:  # retries skip the line and the capacity check: they were admitted already
+            self._items.appendleft(job)
+        else:
+            if len(self._items) >= self.capacity:
+                raise RendererBusy(
+                    f"render queue is full ({len(self._items)} requests waiting); retry in a few seconds"
+                )
+            self._items.append(job)
+        self._wake()
+
+    def drain(self) -> list[_Job]:
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    async def take(self, max_batch: int) -> list[_Job]:
+        while True:
+            while self._items and self._items[0].cancelled:
+                self._items.popleft()
+            if self._items:
+                break
+            changed = self._changed
+            await changed.wait()
+        first = self._items.popleft()
+        batch = [first]
+        key = first.request.batch_key()
+        if key is not None and max_batch > 1:
+            for job in list(self._items):
+                if len(batch) >= max_batch:
+                    break
+                if not job.cancelled and job.request.batch_key() == key:
+                    self._items.remove(job)
+                    batch.append(job)
+        return batch
+
+
+@dataclass
+class WorkerStatus:
+    device: str
+    state: str = "starting"  # starting | ready | busy | reloading | quarantined
+    batches: int = 0
+    images: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    reloads: int = 0
+    last_error: str | None = None
+    quarantined_until: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        left = None
+        if self.quarantined_until is not None:
+            left = max(0.0, round(self.quarantined_until - time.monotonic(), 1))
+        return {
+            "device": self.device,
+            "state": self.state,
+            "batches": self.batches,
+            "images": self.images,
+            "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
+            "reloads": self.reloads,
+            "last_error": self.last_error,
+            "quarantine_left_s": left,
+        }
+
+
+class WorkerPool:
+    """Workers over devices. Run :meth:`run` in a task group; :meth:`submit` renders."""
+
+    def __init__(self, factory: EngineFactory, config: PoolConfig) -> None:
+        if not config.devices:
+            raise ValueError("at least one device is needed")
+        self.config = config
+        self._factory = factory
+        self._queue = _JobQueue(config.queue_size)
+        self.workers = [WorkerStatus(device) for device in config.devices]
+        self.started = anyio.Event()
+
+    # -- public -----------------------------------------------------------------
+    async def submit(self, request: RenderRequest) -> RenderResult:
+        """Queue a validated request and wait for its result."""
+        if not any(w.state != "quarantined" for w in self.workers):
+            raise RendererUnavailable("every render worker is failing and out of service; retry later")
+        job = _Job(request)
+        self._queue.put(job)
+        try:
+            with anyio.fail_after(self.config.request_timeout_s):
+                await job.done.wait()
+        except TimeoutError:
+            job.cancelled = True
+            raise RendererUnavailable(f"render timed out after {self.config.request_timeout_s:g} s") from None
+        except BaseException:
+            job.cancelled = True  # the caller went away: do not render it
+            raise
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def health(self) -> dict[str, Any]:
+        states = [w.state for w in self.workers]
+        serving = sum(s in ("ready", "busy") for s in states)
+        if serving == len(states):
+            status = "ok"
+        elif serving or any(s in ("starting", "reloading") for s in states):
+            status = "degraded"
+        else:
+            status = "down"
+        return {
+            "status": status,
+            "queue": {"depth": len(self._queue), "capacity": self._queue.capacity},
+            "max_batch": self.config.max_batch,
+            "failures": sum(w.failures for w in self.workers),
+            "workers": [w.to_dict() for w in self.workers],
+        }
+
+    async def run(self) -> None:
+        """Run every worker until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for status in self.workers:
+                tg.start_soon(self._worker, status)
+            self.started.set()
+
+    # -- internals ------------------------------------------------------------
+    async def _build(self, status: WorkerStatus) -> Engine | None:
+        try:
+            engine = await anyio.to_thread.run_sync(self._factory, status.device)
+            await anyio.to_thread.run_sync(engine.load)
+        except Exception as exc:  # noqa: BLE001  a load failure is a worker failure, reported in /health
+            self._record_failure(status, exc, "load")
+            return None
+        status.state = "ready"
+        return engine
+
+    async def _worker(self, status: WorkerStatus) -> None:
+        engine: Engine | None = None
+        try:
+            while True:
+                if engine is None:
+                    if status.quarantined_until is not None:
+                        await anyio.sleep(max(0.0, status.quarantined_until - time.monotonic()))
+                        status.quarantined_until = None
+                        status.consecutive_failures = 0
+                        status.state = "reloading"
+                    engine = await self._build(status)
+                    if engine is None:
+                        self._maybe_quarantine(status)
+                        if status.state != "quarantined":
+                            await anyio.sleep(0.5)
+                        continue
+                jobs = await self._queue.take(self.config.max_batch)
+                jobs = [job for job in jobs if not job.cancelled]
+                if not jobs:
+                    continue
+                status.state = "busy"
+                try:
+                    results = await anyio.to_thread.run_sync(engine.render_batch, [j.request for j in jobs])
+                except InvalidRenderRequest as exc:
+                    status.state = "ready"
+                    for job in jobs:
+                        job.finish(error=InvalidRenderRequest(str(exc)))
+                    continue
+                except Exception as exc:  # noqa: BLE001  anything else is a device fault
+                    self._record_failure(status, exc, "render")
+                    self._retry_or_fail(jobs, status, exc)
+                    await anyio.to_thread.run_sync(_close_quietly, engine)
+                    engine = None
+                    status.reloads += 1
+                    self._maybe_quarantine(status)
+                    continue
+                status.state = "ready"
+                status.consecutive_failures = 0
+                status.batches += 1
+                for job, result in zip(jobs, results, strict=True):
+                    status.images += len(result.images)
+                    job.finish(result=result)
+        finally:
+            if engine is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(_close_quietly, engine)
+
+    def _record_failure(self, status: WorkerStatus, exc: BaseException, during: str) -> None:
+        status.failures += 1
+        status.consecutive_failures += 1
+        status.last_error = f"{during} failed: {type(exc).__name__}: {_first_line(exc)}"
+        status.state = "reloading"
+        logger.error("render worker %s: %s", status.device, status.last_error, exc_info=exc)
+
+    def _maybe_quarantine(self, status: WorkerStatus) -> None:
+        if status.consecutive_failures >= self.config.max_consecutive_failures:
+            status.state = "quarantined"
+            status.quarantined_until = time.monotonic() + self.config.quarantine_s
+            logger.error(
+                "render worker %s failed %d times in a row; out of service for %g s",
+                status.device,
+                status.consecutive_failures,
+                self.config.quarantine_s,
+            )
+            if all(w.state == "quarantined" for w in self.workers):
+                self._fail_waiting("every render worker is failing and out of service; retry later")
+
+    def _retry_or_fail(self, jobs: list[_Job], status: WorkerStatus, exc: BaseException) -> None:
+        for job in reversed(jobs):
+            job.attempts += 1
+            if job.attempts <= self.config.retries and not job.cancelled:
+                self._queue.put(job, front=True)
+            else:
+                job.finish(
+                    error=RendererUnavailable(
+                        f"render failed on worker {status.device} ({type(exc).__name__}); the worker is reloading"
+                    )
+                )
+
+    def _fail_waiting(self, message: str) -> None:
+        for job in self._queue.drain():
+            job.finish(error=RendererUnavailable(message))
+
+
+def _close_quietly(engine: Engine) -> None:
+    try:
+        engine.close()
+    except Exception:  # noqa: BLE001
+        logger.warning("closing a render engine failed", exc_info=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else "no details"

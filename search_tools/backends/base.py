@@ -1,0 +1,120 @@
+"""The search backend seam: result types, the protocol, and the one error type.
+
+Every backend (shipped or plugin) returns :class:`WebHit` / :class:`ImageHit`
+lists with positions 1..n and raises :class:`SearchBackendError` for every
+failure, so the tool layer can report one query's error while others succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Capability = Literal["web", "images"]
+ErrorKind = Literal[
+    "bad_request",  # the caller's query or k is invalid
+    "auth",  # the provider rejected the credentials
+    "rate_limited",  # 429 after retries, or a Retry-After too long to wait for
+    "unavailable",  # 5xx after retries, connection refused, index missing
+    "timeout",  # the provider did not answer in time
+    "bad_response",  # the provider answered something we cannot parse
+    "unsupported",  # the backend lacks this capability
+    "config",  # the backend is misconfigured (no key, no URL)
+]
+
+MAX_QUERY_CHARS = 2_000
+MAX_K = 100
+
+
+@dataclass(frozen=True)
+class WebHit:
+    title: str
+    url: str
+    snippet: str
+    position: int
+    date: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["date"] is None:
+            del data["date"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WebHit:
+        return cls(
+            title=data["title"],
+            url=data["url"],
+            snippet=data["snippet"],
+            position=int(data["position"]),
+            date=data.get("date"),
+        )
+
+
+@dataclass(frozen=True)
+class ImageHit:
+    image_url: str
+    page_url: str
+    title: str
+    position: int
+    width: int | None = None
+    height: int | None = None
+    thumbnail_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageHit:
+        return cls(
+            image_url=data["image_url"],
+            page_url=data["page_url"],
+            title=data["title"],
+            position=int(data["position"]),
+            width=data.get("width"),
+            height=data.get("height"),
+            thumbnail_url=data.get("thumbnail_url"),
+        )
+
+
+class SearchBackendError(Exception):
+    """A search failed. The message names the backend and never contains a credential."""
+
+    def __init__(self, backend: str, kind: ErrorKind, message: str) -> None:
+        self.backend = backend
+        self.kind = kind
+        self.message = message
+        super().__init__(f"{backend} search failed ({kind}): {message}")
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    """What a search backend provides. Plugins implement this shape."""
+
+    name: str
+    capabilities: frozenset[str]
+
+    async def search(self, query: str, k: int) -> list[WebHit]: ...
+
+    async def image_search(self, query: str, k: int) -> list[ImageHit]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_request(backend: str, query: str, k: int) -> str:
+    """Validate a query and k the same way for every backend; returns the stripped query."""
+    if not isinstance(query, str):
+        raise SearchBackendError(backend, "bad_request", f"query must be a string, got {type(query).__name__}")
+    stripped = " ".join(query.split())
+    if not stripped:
+        raise SearchBackendError(backend, "bad_request", "query is empty")
+    if len(stripped) > MAX_QUERY_CHARS:
+        raise SearchBackendError(backend, "bad_request", f"query is longer than {MAX_QUERY_CHARS} characters")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise SearchBackendError(backend, "bad_request", f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return stripped
+
+
+def unsupported(backend: str, capability: Capability) -> SearchBackendError:
+    what = "image search" if capability == "images" else "web search"
+    return SearchBackendError(backend, "unsupported", f"this backend does not support {what}")

@@ -1,0 +1,133 @@
+"""DuckDuckGo and friends through the ``ddgs`` library: no key needed.
+
+``ddgs`` is synchronous, so each search runs on a worker thread under the
+backend's rate limit and an overall deadline (the thread is abandoned, not
+awaited, if the library overruns it), and its exceptions become
+``SearchBackendError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from aiolimiter import AsyncLimiter
+
+from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
+from search_tools.backends.http import as_int, strip_html
+
+if TYPE_CHECKING:
+    from mcp_server.settings import Settings
+
+
+def _default_client(timeout_s: float) -> Any:
+    from ddgs import DDGS
+
+    return DDGS(timeout=max(1, int(timeout_s)))
+
+
+class DdgsBackend:
+    name = "ddgs"
+    capabilities = frozenset({"web", "images"})
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 15.0,
+        rate_limit_per_s: float = 1.0,
+        region: str = "us-en",
+        safesearch: str = "moderate",
+        client_factory: Callable[[float], Any] | None = None,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._region = region
+        self._safesearch = safesearch
+        self._client_factory = client_factory or _default_client
+        rate = max(rate_limit_per_s, 0.001)
+        burst = max(1.0, rate)
+        self._limiter = AsyncLimiter(max_rate=burst, time_period=burst / rate)
+
+    def _map_error(self, exc: BaseException) -> SearchBackendError:
+        from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
+
+        if isinstance(exc, RatelimitException):
+            return SearchBackendError(self.name, "rate_limited", "rate limited by the search engines")
+        if isinstance(exc, TimeoutException):
+            return SearchBackendError(self.name, "timeout", "the search engines did not answer in time")
+        if isinstance(exc, DDGSException):
+            return SearchBackendError(self.name, "unavailable", f"search failed: {exc}"[:300])
+        return SearchBackendError(self.name, "unavailable", f"search failed ({type(exc).__name__})")
+
+    async def _call(self, method: str, query: str, k: int) -> list[dict[str, Any]]:
+        from ddgs.exceptions import DDGSException
+
+        def run() -> list[dict[str, Any]]:
+            client = self._client_factory(self._timeout_s)
+            return getattr(client, method)(query, region=self._region, safesearch=self._safesearch, max_results=k)
+
+        async with self._limiter:
+            try:
+                with anyio.fail_after(self._timeout_s * 2 + 1):
+                    rows = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+            except TimeoutError:
+                raise SearchBackendError(self.name, "timeout", "the search engines did not answer in time") from None
+            except DDGSException as exc:
+                if "no results" in str(exc).lower():
+                    return []
+                raise self._map_error(exc) from None
+            except Exception as exc:
+                raise self._map_error(exc) from None
+        if not isinstance(rows, list):
+            raise SearchBackendError(self.name, "bad_response", "the library returned no result list")
+        return [row for row in rows if isinstance(row, dict)]
+
+    async def search(self, query: str, k: int) -> list[WebHit]:
+        query = check_request(self.name, query, k)
+        hits: list[WebHit] = []
+        for row in await self._call("text", query, k):
+            url = row.get("href")
+            if not isinstance(url, str) or not url:
+                continue
+            hits.append(
+                WebHit(
+                    title=strip_html(row.get("title")) or url,
+                    url=url,
+                    snippet=strip_html(row.get("body")),
+                    position=len(hits) + 1,
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+    async def image_search(self, query: str, k: int) -> list[ImageHit]:
+        query = check_request(self.name, query, k)
+        hits: list[ImageHit] = []
+        for row in await self._call("images", query, k):
+            image_url = row.get("image")
+            if not isinstance(image_url, str) or not image_url:
+                continue
+            page = row.get("url")
+            thumbnail = row.get("thumbnail")
+            hits.append(
+                ImageHit(
+                    image_url=image_url,
+                    page_url=page if isinstance(page, str) and page else image_url,
+                    title=strip_html(row.get("title")),
+                    position=len(hits) + 1,
+                    width=as_int(row.get("width")),
+                    height=as_int(row.get("height")),
+                    thumbnail_url=thumbnail if isinstance(thumbnail, str) else None,
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+    async def aclose(self) -> None:
+        return None
+
+
+def create(settings: Settings) -> DdgsBackend:
+    return DdgsBackend(timeout_s=settings.search.timeout_s, rate_limit_per_s=min(settings.search.rate_limit_per_s, 1.0))

@@ -1,0 +1,226 @@
+"""Shared machinery of the HTTP provider backends: rate limit, timeout, retries, error mapping.
+
+Each request waits for the backend's token bucket, runs under the configured
+timeout, and is retried with exponential backoff on 429, 5xx, timeouts and
+connection failures, honouring ``Retry-After`` up to a cap (a longer one fails
+at once instead of hanging). Every failure becomes a ``SearchBackendError``
+whose message is scrubbed of the backend's secrets.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import random
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from search_tools.backends.base import ErrorKind, SearchBackendError
+
+if TYPE_CHECKING:
+    from mcp_server.settings import Settings
+
+_TAG = re.compile(r"<[^>]+>")
+_BODY_EXCERPT = 200
+_MAX_BACKOFF_S = 10.0
+
+
+class RetryableError(Exception):
+    """A failure worth retrying; carries the error to raise once retries are exhausted."""
+
+    def __init__(self, error: SearchBackendError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def strip_html(text: str | None) -> str:
+    """Provider snippets often carry <strong> markup and entities; return plain text."""
+    if not text:
+        return ""
+    return " ".join(html.unescape(_TAG.sub("", text)).split())
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def as_int(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL: safe to show (no credentials, path or query)."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"
+
+
+def http_options(settings: Settings) -> dict[str, Any]:
+    """The retry/limit/timeout options every HTTP backend takes from ``settings.search``."""
+    search = settings.search
+    return {
+        "timeout_s": search.timeout_s,
+        "rate_limit_per_s": search.rate_limit_per_s,
+        "max_retries": search.max_retries,
+        "retry_backoff_s": search.retry_backoff_s,
+        "retry_after_max_s": search.retry_after_max_s,
+        "user_agent": settings.fetch.user_agent,
+    }
+
+
+class HttpBackend:
+    """Base class of the JSON-over-HTTP backends. Subclasses call ``_request_json``."""
+
+    name = "http"
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        headers: dict[str, str] | None = None,
+        secrets: list[str] | None = None,
+        timeout_s: float = 15.0,
+        rate_limit_per_s: float = 10.0,
+        max_retries: int = 3,
+        retry_backoff_s: float = 0.5,
+        retry_after_max_s: float = 30.0,
+        user_agent: str | None = None,
+    ) -> None:
+        if not base_url or httpx.URL(base_url).scheme not in {"http", "https"}:
+            raise SearchBackendError(self.name, "config", "the provider URL must be an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self._secrets = [secret for secret in (secrets or []) if secret]
+        self._max_retries = max(0, max_retries)
+        self._backoff_s = retry_backoff_s
+        self._retry_after_max_s = retry_after_max_s
+        rate = max(rate_limit_per_s, 0.001)
+        burst = max(1.0, rate)
+        self._limiter = AsyncLimiter(max_rate=burst, time_period=burst / rate)
+        default_headers = {"Accept": "application/json"}
+        if user_agent:
+            default_headers["User-Agent"] = user_agent
+        self._client = httpx.AsyncClient(
+            headers={**default_headers, **(headers or {})},
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+        )
+
+    # ------------------------------------------------------------ errors
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def error(self, kind: ErrorKind, message: str) -> SearchBackendError:
+        return SearchBackendError(self.name, kind, self._scrub(message))
+
+    def _body_excerpt(self, response: httpx.Response) -> str:
+        text = " ".join(response.text.split())
+        if not text:
+            return ""
+        excerpt = text[:_BODY_EXCERPT] + ("…" if len(text) > _BODY_EXCERPT else "")
+        return f": {self._scrub(excerpt)}"
+
+    def http_error(self, response: httpx.Response) -> SearchBackendError | RetryableError:
+        """Map a non-2xx response to an error; retryable ones are wrapped in ``RetryableError``."""
+        status = response.status_code
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self._retry_after_max_s:
+                return self.error(
+                    "rate_limited", f"rate limited (HTTP 429); the provider asks to retry after {retry_after:.0f} s"
+                )
+            return RetryableError(self.error("rate_limited", "rate limited (HTTP 429) after retries"), retry_after)
+        if status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self._retry_after_max_s:
+                retry_after = None
+            return RetryableError(
+                self.error("unavailable", f"provider error (HTTP {status}) after retries"), retry_after
+            )
+        if status in (401, 403):
+            return self.error(
+                "auth",
+                f"the provider rejected the request (HTTP {status}); check the API key{self._body_excerpt(response)}",
+            )
+        return self.error(
+            "bad_request", f"the provider refused the request (HTTP {status}){self._body_excerpt(response)}"
+        )
+
+    # ------------------------------------------------------------ requests
+
+    def _wait(self, retry_state: Any) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, RetryableError) and exc.retry_after is not None:
+            return exc.retry_after
+        delay = self._backoff_s * (2 ** (retry_state.attempt_number - 1))
+        return min(_MAX_BACKOFF_S, delay * (0.5 + random.random()))
+
+    async def _attempt(self, method: str, url: str, params: dict[str, Any] | None, json_body: Any) -> Any:
+        async with self._limiter:
+            try:
+                response = await self._client.request(method, url, params=params, json=json_body)
+            except httpx.TimeoutException:
+                raise RetryableError(self.error("timeout", f"no answer from {origin(url)} in time")) from None
+            except httpx.TransportError as exc:
+                raise RetryableError(
+                    self.error("unavailable", f"could not reach {origin(url)} ({type(exc).__name__})")
+                ) from None
+        if response.status_code >= 400 or response.status_code < 200:
+            failure = self.http_error(response)
+            raise failure
+        if response.status_code >= 300:
+            raise self.error("bad_response", f"unexpected redirect (HTTP {response.status_code})")
+        try:
+            return response.json()
+        except ValueError:
+            raise self.error(
+                "bad_response", f"the provider did not answer JSON{self._body_excerpt(response)}"
+            ) from None
+
+    async def _request_json(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json_body: Any = None
+    ) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._max_retries + 1),
+                retry=retry_if_exception_type(RetryableError),
+                wait=self._wait,
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._attempt(method, url, params, json_body)
+        except RetryableError as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def bad_shape(self, what: str) -> SearchBackendError:
+        return self.error("bad_response", f"unexpected response shape: {what}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,61 @@
+"""The ``local`` backend: BM25 search over an index built by ``gen-searcher index build``.
+
+Offline and reproducible: the choice for RL training and for deployments that
+want no provider. Queries run on a worker thread (sqlite blocks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
+from search_tools.index import IndexNotFoundError, LocalIndex
+
+if TYPE_CHECKING:
+    from mcp_server.settings import Settings
+
+
+class LocalBackend:
+    name = "local"
+    capabilities = frozenset({"web", "images"})
+
+    def __init__(self, index_path: Path | str | None) -> None:
+        if index_path is None:
+            raise SearchBackendError(
+                self.name,
+                "config",
+                "no index configured (set GEN_SEARCHER_SEARCH__INDEX to a file built by `gen-searcher index build`)",
+            )
+        self._index = LocalIndex(index_path)
+
+    @property
+    def index_path(self) -> Path:
+        return self._index.path
+
+    async def search(self, query: str, k: int) -> list[WebHit]:
+        query = check_request(self.name, query, k)
+        return await self._run(self._index.search, query, k)
+
+    async def image_search(self, query: str, k: int) -> list[ImageHit]:
+        query = check_request(self.name, query, k)
+        return await self._run(self._index.image_search, query, k)
+
+    async def _run(self, fn, query: str, k: int):  # type: ignore[no-untyped-def]
+        try:
+            return await anyio.to_thread.run_sync(fn, query, k)
+        except IndexNotFoundError as exc:
+            raise SearchBackendError(self.name, "unavailable", str(exc)) from None
+        except Exception as exc:  # sqlite3 errors: a damaged or locked index
+            raise SearchBackendError(
+                self.name, "unavailable", f"index query failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def create(settings: Settings) -> LocalBackend:
+    return LocalBackend(settings.search.index)

@@ -1,0 +1,112 @@
+"""SearXNG (self-hosted metasearch): ``GET /search?format=json``; ``categories=images`` for images.
+
+The instance must allow the JSON format (``search.formats`` in its settings.yml);
+otherwise it answers 403 and this backend says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+import httpx
+
+from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
+from search_tools.backends.http import HttpBackend, RetryableError, as_int, http_options, strip_html
+
+if TYPE_CHECKING:
+    from mcp_server.settings import Settings
+
+_RESOLUTION = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
+
+
+def _absolute(url: Any, base: str) -> str | None:
+    if not isinstance(url, str) or not url.strip():
+        return None
+    url = url.strip()
+    if url.startswith("//"):
+        return "https:" + url
+    return urljoin(base + "/", url)
+
+
+class SearxngBackend(HttpBackend):
+    name = "searxng"
+    capabilities = frozenset({"web", "images"})
+
+    def __init__(self, base_url: str | None, **options: Any) -> None:
+        if not base_url:
+            raise SearchBackendError(self.name, "config", "no instance URL (set SEARXNG_URL)")
+        parsed = httpx.URL(base_url)
+        secrets = [parsed.password] if parsed.password else []
+        super().__init__(base_url=base_url, secrets=secrets, **options)
+
+    def http_error(self, response: httpx.Response) -> SearchBackendError | RetryableError:
+        if response.status_code == 403:
+            return self.error(
+                "config",
+                "the instance refused format=json (HTTP 403); enable 'json' under search.formats in its settings.yml",
+            )
+        return super().http_error(response)
+
+    async def _results(self, query: str, category: str) -> list[dict[str, Any]]:
+        data = await self._request_json(
+            "GET", "/search", params={"q": query, "format": "json", "categories": category, "pageno": 1}
+        )
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, list):
+            raise self.bad_shape("'results' is not a list")
+        return [item for item in results if isinstance(item, dict)]
+
+    async def search(self, query: str, k: int) -> list[WebHit]:
+        query = check_request(self.name, query, k)
+        hits: list[WebHit] = []
+        for item in await self._results(query, "general"):
+            url = item.get("url")
+            if not isinstance(url, str) or not url:
+                continue
+            date = item.get("publishedDate")
+            hits.append(
+                WebHit(
+                    title=strip_html(item.get("title")) or url,
+                    url=url,
+                    snippet=strip_html(item.get("content")),
+                    position=len(hits) + 1,
+                    date=date if isinstance(date, str) and date else None,
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+    async def image_search(self, query: str, k: int) -> list[ImageHit]:
+        query = check_request(self.name, query, k)
+        hits: list[ImageHit] = []
+        seen: set[str] = set()
+        for item in await self._results(query, "images"):
+            image_url = _absolute(item.get("img_src"), self.base_url)
+            if image_url is None or image_url in seen:
+                continue
+            seen.add(image_url)
+            width = height = None
+            resolution = item.get("resolution")
+            if isinstance(resolution, str) and (match := _RESOLUTION.match(resolution)):
+                width, height = as_int(match.group(1)), as_int(match.group(2))
+            hits.append(
+                ImageHit(
+                    image_url=image_url,
+                    page_url=_absolute(item.get("url"), self.base_url) or image_url,
+                    title=strip_html(item.get("title")),
+                    position=len(hits) + 1,
+                    width=width,
+                    height=height,
+                    thumbnail_url=_absolute(item.get("thumbnail_src"), self.base_url),
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+
+def create(settings: Settings) -> SearxngBackend:
+    return SearxngBackend(settings.searxng_url, **http_options(settings))

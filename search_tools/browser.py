@@ -1,0 +1,120 @@
+"""``browse``: safe fetch, extraction, then a goal-directed summary or a budgeted slice of the text.
+
+Results are cached through the shared cache: the extracted page per URL (so
+continuing with ``offset`` or asking another goal does not refetch), and the
+browse result per (url, goal, offset, mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from search_tools.extract import SUPPORTED_TYPES, ExtractedPage, extract
+from search_tools.fetch import Fetcher, InvalidUrl
+from search_tools.summarize import ChatSummarizer
+
+MAX_URL_CHARS = 4_096
+MAX_GOAL_CHARS = 2_000
+
+
+class BrowseError(ValueError):
+    """The caller's request cannot be served (bad offset, bad URL); the message says why."""
+
+
+class _NoCache:
+    async def get_or_compute(
+        self, namespace: str, key_parts: Any, compute: Callable[[], Awaitable[Any]], ttl_s: float | None = None
+    ) -> Any:
+        return await compute()
+
+
+def slice_text(text: str, offset: int, budget: int) -> tuple[str, int | None]:
+    """``budget`` characters of ``text`` from ``offset``, cut at a paragraph, line or word end when one is near."""
+    end = offset + budget
+    if end >= len(text):
+        return text[offset:], None
+    floor = offset + int(budget * 0.7)
+    for sep in ("\n\n", "\n", " "):
+        cut = text.rfind(sep, floor, end)
+        if cut != -1:
+            end = cut + len(sep)
+            break
+    return text[offset:end], end
+
+
+class Browser:
+    """Reads pages for the ``browse`` tool."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        *,
+        summarizer: ChatSummarizer | None = None,
+        cache: Any | None = None,
+        text_budget: int = 8_000,
+    ) -> None:
+        self.fetcher = fetcher
+        self.summarizer = summarizer
+        self.cache = cache if cache is not None else _NoCache()
+        self.text_budget = text_budget
+
+    @property
+    def mode(self) -> str:
+        if self.summarizer is not None:
+            return f"summary:{self.summarizer.model}:{self.summarizer.chunk_chars}"
+        return f"text:{self.text_budget}"
+
+    async def page(self, url: str) -> ExtractedPage:
+        """The extracted page at ``url`` (cached per URL)."""
+
+        async def compute() -> dict[str, Any]:
+            fetched = await self.fetcher.fetch(url, accept=SUPPORTED_TYPES)
+            return (await extract(fetched)).to_dict()
+
+        return ExtractedPage.from_dict(await self.cache.get_or_compute("browse_page", [url], compute))
+
+    async def browse(self, url: str, goal: str, offset: int = 0) -> dict[str, Any]:
+        """The ``browse`` tool's structured result; raises ``FetchError``, ``ExtractionError``, ``BrowseError``,
+        ``SummaryError`` with messages meant for the caller."""
+        url = url.strip() if isinstance(url, str) else url
+        goal = " ".join(goal.split()) if isinstance(goal, str) else goal
+        if not isinstance(url, str) or not url:
+            raise InvalidUrl("url is empty")
+        if len(url) > MAX_URL_CHARS:
+            raise InvalidUrl(f"url is longer than {MAX_URL_CHARS} characters")
+        if not isinstance(goal, str) or len(goal) > MAX_GOAL_CHARS:
+            raise BrowseError(f"goal must be a string of at most {MAX_GOAL_CHARS} characters")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise BrowseError(f"offset must be a non-negative integer, got {offset!r}")
+
+        async def compute() -> dict[str, Any]:
+            return await self._compute(url, goal, offset)
+
+        return await self.cache.get_or_compute("browse", [url, goal, offset, self.mode], compute)
+
+    async def _compute(self, url: str, goal: str, offset: int) -> dict[str, Any]:
+        page = await self.page(url)
+        total = len(page.text)
+        if offset >= total and offset > 0:
+            raise BrowseError(f"offset {offset} is past the end of the page ({total} characters)")
+        result: dict[str, Any] = {"url": page.url, "title": page.title, "offset": offset, "total_chars": total}
+        if self.summarizer is not None:
+            summary, _found = await self.summarizer.summarize(
+                page.text[offset:], goal or "the main content of the page"
+            )
+            result.update(content=summary, summarized=True, next_offset=None)
+        else:
+            content, next_offset = slice_text(page.text, offset, self.text_budget)
+            result.update(content=content, summarized=False, next_offset=next_offset)
+        return result
+
+
+async def open_browser(settings: Any, stack: Any, cache: Any | None) -> tuple[Fetcher, Browser]:
+    """Build the fetcher and browser from settings; their closes go on ``stack`` (an AsyncExitStack)."""
+    fetcher = Fetcher.from_settings(settings.fetch)
+    stack.push_async_callback(fetcher.aclose)
+    summarizer = ChatSummarizer.from_settings(settings)
+    if summarizer is not None:
+        stack.push_async_callback(summarizer.aclose)
+    return fetcher, Browser(fetcher, summarizer=summarizer, cache=cache, text_budget=settings.summary.text_budget)

@@ -1,0 +1,372 @@
+"""The safe fetcher: the only way Gen-Searcher reads a URL.
+
+Guards, in order: http/https only; the URL host is checked for internal names
+and every literal spelling of an internal address; robots.txt (per origin,
+cached); a per-host concurrency limit. The connection itself goes through a
+network backend that resolves the host, refuses if any resolved address is
+internal, connects to the vetted address (TLS still verifies the host name)
+and checks the peer address of the socket it got. Redirects are followed by
+hand so every hop passes the same checks. Bodies are streamed with a byte cap
+and the whole fetch runs under one deadline.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpcore
+import httpx
+
+from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip
+from search_tools.robots import RobotsCache
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+_REDIRECTS = {301, 302, 303, 307, 308}
+_ROBOTS_MAX_BYTES = 512 * 1024
+
+
+class FetchError(Exception):
+    """A fetch failed; ``str(error)`` is a clear message for a tool result."""
+
+
+class InvalidUrl(FetchError):
+    pass
+
+
+class BlockedAddress(FetchError):
+    pass
+
+
+class RobotsDisallowed(FetchError):
+    pass
+
+
+class FetchTimeout(FetchError):
+    pass
+
+
+class TooLarge(FetchError):
+    pass
+
+
+class TooManyRedirects(FetchError):
+    pass
+
+
+class UnsupportedContentType(FetchError):
+    pass
+
+
+class HttpStatusError(FetchError):
+    def __init__(self, url: str, status: int, reason: str = "") -> None:
+        self.url = url
+        self.status = status
+        super().__init__(f"HTTP {status}{' ' + reason if reason else ''} from {url}")
+
+
+class ConnectionFailed(FetchError):
+    pass
+
+
+class HostNotFound(ConnectionFailed):
+    pass
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """A fetched document: final URL after redirects, media type and the (capped) body."""
+
+    url: str
+    status: int
+    media_type: str  # lower case, no parameters; "" when the server sent none
+    charset: str | None
+    body: bytes
+    redirects: tuple[str, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, via the system resolver (off the event loop)."""
+    try:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise HostNotFound(f"cannot resolve host {host!r}: {exc.strerror or exc}") from None
+    seen: list[str] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        addr = str(sockaddr[0])
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, vets and pins the address of every TCP connection httpcore opens."""
+
+    def __init__(self, policy: AddressPolicy, resolver: Resolver) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            check_host(host, self._policy, port)
+            addresses = await self._resolver(host, port)
+            if not addresses:
+                raise ConnectionFailed(f"host {host!r} resolves to no address")
+            ips = [ipaddress.ip_address(a) for a in addresses]
+            for ip in ips:  # any internal answer refuses the host (defeats mixed or rebinding answers)
+                check_ip(ip, self._policy, port, host)
+        except AddressRefused as exc:
+            raise BlockedAddress(str(exc)) from None
+        last_error: Exception | None = None
+        for ip in ips:
+            try:
+                stream = await self._inner.connect_tcp(
+                    str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+                continue
+            peer = stream.get_extra_info("server_addr")
+            try:
+                if peer is None:
+                    raise AddressRefused(f"refused: cannot verify the address connected to for {host}")
+                check_ip(ipaddress.ip_address(str(peer[0]).split("%")[0]), self._policy, port, host)
+            except (AddressRefused, ValueError) as exc:
+                await stream.aclose()
+                raise BlockedAddress(str(exc)) from None
+            return stream
+        assert last_error is not None
+        raise last_error
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise BlockedAddress("refused: unix sockets are not reachable through the fetcher")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx transport whose connection pool uses :class:`GuardedNetworkBackend`."""
+
+    def __init__(self, backend: GuardedNetworkBackend, *, max_connections: int = 100) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=max_connections,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
+
+
+def _origin(url: httpx.URL) -> str:
+    default = {"http": 80, "https": 443}[url.scheme]
+    port = f":{url.port}" if url.port not in (None, default) else ""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{port}"
+
+
+def _media_type(header: str | None) -> tuple[str, str | None]:
+    if not header:
+        return "", None
+    parts = [p.strip() for p in header.split(";")]
+    charset = None
+    for param in parts[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"') or None
+    return parts[0].lower(), charset
+
+
+class Fetcher:
+    """Safe HTTP(S) GETs under the fetch settings; one instance per server, closed with ``aclose``."""
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        policy: AddressPolicy,
+        max_bytes: int = 5 * 1024 * 1024,
+        timeout_s: float = 20.0,
+        max_redirects: int = 5,
+        respect_robots: bool = True,
+        per_host_concurrency: int = 4,
+        resolver: Resolver = system_resolver,
+        robots_ttl_s: float = 3600.0,
+    ) -> None:
+        self.user_agent = user_agent
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.max_redirects = max_redirects
+        self.respect_robots = respect_robots
+        self._per_host = per_host_concurrency
+        self._policy = policy
+        self._host_limits: dict[str, anyio.Semaphore] = {}
+        transport = GuardedTransport(GuardedNetworkBackend(policy, resolver))
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+        )
+        self._robots = RobotsCache(
+            self._load_robots, user_agent, ttl_s=robots_ttl_s, passthrough=(BlockedAddress, InvalidUrl, HostNotFound)
+        )
+
+    @classmethod
+    def from_settings(cls, fetch_settings: Any, resolver: Resolver = system_resolver) -> Fetcher:
+        """Build from ``Settings.fetch``."""
+        return cls(
+            user_agent=fetch_settings.user_agent,
+            policy=AddressPolicy.from_strings(
+                fetch_settings.allow_private_networks, getattr(fetch_settings, "allowed_addresses", ())
+            ),
+            max_bytes=fetch_settings.max_bytes,
+            timeout_s=fetch_settings.timeout_s,
+            max_redirects=fetch_settings.max_redirects,
+            respect_robots=fetch_settings.respect_robots,
+            per_host_concurrency=fetch_settings.per_host_concurrency,
+            resolver=resolver,
+            robots_ttl_s=getattr(fetch_settings, "robots_ttl_s", 3600.0),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        accept: Collection[str] | None = None,
+        max_bytes: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> FetchedPage:
+        """GET ``url`` under every guard.
+
+        ``accept``: media types the caller can use; any other declared type is
+        refused before the body is read (a missing Content-Type is let through).
+        """
+        try:
+            with anyio.fail_after(self.timeout_s):
+                return await self._fetch(url, accept, max_bytes or self.max_bytes, headers or {}, robots=True)
+        except TimeoutError:
+            raise FetchTimeout(f"timed out after {self.timeout_s:g} s fetching {url}") from None
+
+    # -- internals ---------------------------------------------------------
+    def _validate(self, raw: str | httpx.URL) -> httpx.URL:
+        try:
+            url = httpx.URL(raw)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise InvalidUrl(f"invalid URL {str(raw)!r}: {exc}") from None
+        if url.scheme not in ("http", "https"):
+            shown = url.scheme or "none"
+            raise InvalidUrl(f"only http and https URLs can be fetched (scheme: {shown}) in {str(raw)!r}")
+        if not url.host:
+            raise InvalidUrl(f"the URL {str(raw)!r} has no host")
+        if url.userinfo:
+            raise InvalidUrl("URLs with credentials (user:password@) are not fetched")
+        try:
+            check_host(url.host, self._policy, url.port or (443 if url.scheme == "https" else 80))
+        except AddressRefused as exc:
+            raise BlockedAddress(f"{exc} (URL {str(raw)})") from None
+        return url
+
+    def _host_limit(self, host: str) -> anyio.Semaphore:
+        limit = self._host_limits.get(host)
+        if limit is None:
+            if len(self._host_limits) > 4096:  # forget idle hosts
+                for key in [k for k, s in self._host_limits.items() if s.value == self._per_host]:
+                    del self._host_limits[key]
+            limit = self._host_limits[host] = anyio.Semaphore(self._per_host)
+        return limit
+
+    async def _fetch(
+        self, raw_url: str, accept: Collection[str] | None, max_bytes: int, headers: dict[str, str], *, robots: bool
+    ) -> FetchedPage:
+        url = self._validate(raw_url)
+        hops: list[str] = []
+        while True:
+            if robots and self.respect_robots:
+                allowed, why = await self._robots.check(_origin(url), str(url))
+                if not allowed:
+                    raise RobotsDisallowed(f"{why}: {url}")
+            async with self._host_limit(url.host):
+                try:
+                    async with self._client.stream("GET", url, headers=headers) as response:
+                        location = response.headers.get("location")
+                        if response.status_code in _REDIRECTS and location:
+                            if len(hops) >= self.max_redirects:
+                                raise TooManyRedirects(
+                                    f"more than {self.max_redirects} redirects starting from {raw_url}"
+                                )
+                            hops.append(str(url))
+                            try:
+                                url = self._validate(url.join(location))
+                            except FetchError as exc:
+                                raise type(exc)(f"redirect from {hops[-1]}: {exc}") from None
+                            continue
+                        if response.status_code >= 300:
+                            raise HttpStatusError(str(url), response.status_code, response.reason_phrase)
+                        media_type, charset = _media_type(response.headers.get("content-type"))
+                        if accept is not None and media_type and media_type not in accept:
+                            raise UnsupportedContentType(
+                                f"unsupported content type {media_type} at {url} "
+                                f"(supported: {', '.join(sorted(accept))})"
+                            )
+                        declared = response.headers.get("content-length")
+                        if declared and declared.isdigit() and int(declared) > max_bytes:
+                            raise TooLarge(f"{url} is {int(declared)} bytes, over the limit of {max_bytes} bytes")
+                        body = await self._read_capped(response, max_bytes, url)
+                        return FetchedPage(
+                            url=str(url),
+                            status=response.status_code,
+                            media_type=media_type,
+                            charset=charset,
+                            body=body,
+                            redirects=tuple(hops),
+                            headers={k.lower(): v for k, v in response.headers.items()},
+                        )
+                except httpx.TimeoutException:
+                    raise FetchTimeout(f"timed out fetching {url}") from None
+                except httpx.RemoteProtocolError as exc:
+                    if "location header" in str(exc).lower():  # httpx parses Location itself
+                        raise InvalidUrl(f"redirect from {url}: refused an invalid redirect target ({exc})") from None
+                    raise ConnectionFailed(f"could not fetch {url}: {exc}") from None
+                except httpx.DecodingError as exc:
+                    raise ConnectionFailed(f"could not decode the response from {url}: {exc}") from None
+                except httpx.HTTPError as exc:
+                    raise ConnectionFailed(f"could not fetch {url}: {exc or type(exc).__name__}") from None
+
+    @staticmethod
+    async def _read_capped(response: httpx.Response, max_bytes: int, url: httpx.URL) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(f"{url} is larger than the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _load_robots(self, origin: str) -> tuple[int, str]:
+        try:
+            page = await self._fetch(origin + "/robots.txt", None, _ROBOTS_MAX_BYTES, {}, robots=False)
+        except HttpStatusError as exc:
+            return exc.status, ""
+        except TooLarge:
+            raise ConnectionFailed(f"robots.txt is over {_ROBOTS_MAX_BYTES} bytes") from None
+        return page.status, page.body.decode(page.charset or "utf-8", errors="replace")

@@ -1,0 +1,176 @@
+"""Download image-search candidates through the safe fetcher, validate them, keep them in the store.
+
+Validation (Pillow, in a worker thread): a real JPEG/PNG/GIF/WebP/BMP image,
+shortest side at least ``min_side``, at most ``max_pixels`` pixels (checked
+from the header before any pixel is decoded, so decompression bombs are never
+expanded; PIL's global limits are left alone), animated images take their
+first frame, everything ends as RGB. RGB JPEG/PNG/WebP files are stored as
+downloaded; anything else is re-encoded as PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from PIL import Image, UnidentifiedImageError
+
+from search_tools.fetch import FetchError, Fetcher
+from search_tools.images import ImageStore, StoredImage
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
+IMAGE_MEDIA_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/bmp",
+        "application/octet-stream",
+        "binary/octet-stream",
+    }
+)
+_KEEP_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+class ImageRejected(ValueError):
+    """The downloaded bytes are not a usable image; the message says why."""
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    """A stored image with where it came from."""
+
+    image: StoredImage
+    title: str
+    page_url: str
+    source_url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.image.id,
+            "title": self.title,
+            "page_url": self.page_url,
+            "source_url": self.source_url,
+            "width": self.image.width,
+            "height": self.image.height,
+        }
+
+
+def validate_image(data: bytes, *, min_side: int, max_pixels: int) -> tuple[bytes, str]:
+    """(bytes to store, media type) for a usable image; raises ``ImageRejected`` otherwise."""
+    try:
+        img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageRejected("image has too many pixels (decompression bomb guard)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageRejected("not a readable image (JPEG, PNG, GIF, WebP or BMP)") from None
+    with img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageRejected(f"image is {width}x{height}, over the limit of {max_pixels} pixels")
+        if min(width, height) < min_side:
+            raise ImageRejected(f"image is {width}x{height}, smaller than {min_side} px on its shortest side")
+        fmt = img.format or ""
+        animated = bool(getattr(img, "is_animated", False))
+        try:
+            if animated:
+                img.seek(0)
+            img.load()
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+            raise ImageRejected(f"image data is corrupt or truncated ({type(exc).__name__})") from None
+        if fmt in _KEEP_AS_IS and img.mode == "RGB" and not animated:
+            return data, _KEEP_AS_IS[fmt]
+        rgb = _to_rgb(img)
+    out = io.BytesIO()
+    rgb.save(out, format="PNG", optimize=False)
+    return out.getvalue(), "image/png"
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img.copy()
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+class ImageCollector:
+    """Downloads candidates concurrently and keeps the ones that validate."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        store: ImageStore,
+        *,
+        min_side: int = 64,
+        max_pixels: int = 40_000_000,
+        max_bytes: int | None = None,
+        concurrency: int = 8,
+    ) -> None:
+        self._fetcher = fetcher
+        self._store = store
+        self._min_side = min_side
+        self._max_pixels = max_pixels
+        self._max_bytes = max_bytes
+        self._limiter = anyio.CapacityLimiter(concurrency)
+
+    @classmethod
+    def from_settings(cls, fetcher: Fetcher, store: ImageStore, settings: Any) -> ImageCollector:
+        return cls(fetcher, store, min_side=settings.images.min_side, max_pixels=settings.images.max_pixels)
+
+    async def download(self, image_url: str, *, title: str = "", page_url: str = "") -> FoundImage:
+        """Fetch, validate and store one image; raises ``FetchError`` or ``ImageRejected``."""
+        async with self._limiter:
+            page = await self._fetcher.fetch(image_url, accept=IMAGE_MEDIA_TYPES, max_bytes=self._max_bytes)
+        data, media_type = await anyio.to_thread.run_sync(
+            lambda: validate_image(page.body, min_side=self._min_side, max_pixels=self._max_pixels)
+        )
+        meta = {"source_url": image_url, "page_url": page_url, "title": title}
+        stored = await self._store.put(data, media_type, meta)
+        return FoundImage(stored, title, page_url, image_url)
+
+    async def collect(
+        self, candidates: list[Any], want: int, *, exclude_ids: set[str] | None = None
+    ) -> tuple[list[FoundImage], list[str]]:
+        """Up to ``want`` distinct stored images from ``candidates`` (``ImageHit``-like), in candidate order.
+
+        Returns (images, reasons the others were dropped).
+        """
+        outcomes: list[FoundImage | str | None] = [None] * len(candidates)
+
+        async def one(i: int, hit: Any) -> None:
+            try:
+                outcomes[i] = await self.download(hit.image_url, title=hit.title or "", page_url=hit.page_url or "")
+            except (FetchError, ImageRejected) as exc:
+                outcomes[i] = f"{hit.image_url}: {exc}"
+            except Exception as exc:  # one bad candidate never sinks the others
+                logger.warning("image candidate failed unexpectedly: %s", type(exc).__name__)
+                outcomes[i] = f"{hit.image_url}: internal error ({type(exc).__name__})"
+
+        async with anyio.create_task_group() as tg:
+            for i, hit in enumerate(candidates):
+                tg.start_soon(one, i, hit)
+        seen = set(exclude_ids or ())
+        found: list[FoundImage] = []
+        dropped: list[str] = []
+        for outcome in outcomes:
+            if isinstance(outcome, FoundImage):
+                if outcome.image.id in seen:
+                    continue
+                if len(found) < want:
+                    seen.add(outcome.image.id)
+                    found.append(outcome)
+            elif outcome:
+                dropped.append(outcome)
+        return found, dropped

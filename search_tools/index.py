@@ -1,0 +1,370 @@
+"""A local full-text search index: SQLite FTS5 ranked with BM25.
+
+``build_index`` turns a folder of .html/.htm/.md/.txt files and .jsonl files of
+``{url, title, text}`` records into one .db file. HTML pages also contribute
+the images they reference (alt text, figure caption and surrounding text), so
+the local backend can answer image searches too. ``LocalIndex`` queries the
+file; its methods block and are meant to run on a worker thread.
+
+A document's URL is ``base_url`` joined with its path relative to the source
+folder, or a ``file://`` URL when no base URL is given, so the same folder can
+be served over HTTP and browsed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urljoin, urlsplit
+
+from search_tools.backends.base import ImageHit, WebHit
+
+SCHEMA_VERSION = "1"
+DOC_SUFFIXES = frozenset({".html", ".htm", ".md", ".txt", ".jsonl"})
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_MAX_QUERY_TERMS = 32
+_CONTEXT_CHARS = 400
+_BLOCK_TAGS = frozenset({"p", "li", "figure", "td", "th", "dd", "blockquote", "section", "article", "div"})
+# BM25 column weights: a match in the title counts more than one in the body.
+_DOC_WEIGHTS = "0.0, 8.0, 1.0"  # url (unindexed), title, text
+_IMAGE_WEIGHTS = (
+    "0.0, 0.0, 0.0, 0.0, 6.0, 6.0, 2.0, 1.0"  # image_url, page_url, width, height, alt, caption, context, page_title
+)
+
+
+class IndexBuildError(Exception):
+    """The source folder could not be indexed (bad record, unreadable folder)."""
+
+
+class IndexNotFoundError(Exception):
+    """The index file does not exist or is not a Gen-Searcher index."""
+
+
+@dataclass
+class ImageRecord:
+    image_url: str
+    alt: str = ""
+    caption: str = ""
+    context: str = ""
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class Document:
+    url: str
+    title: str
+    text: str
+    images: list[ImageRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    documents: int
+    images: int
+    duplicates: int
+    path: Path
+
+
+# ---------------------------------------------------------------- building
+
+
+def document_url(path: Path, src_dir: Path, base_url: str | None) -> str:
+    """The URL a file is known by: ``base_url`` + relative path, else its file:// URL."""
+    if base_url:
+        relative = path.resolve().relative_to(src_dir.resolve()).as_posix()
+        return base_url.rstrip("/") + "/" + quote(relative)
+    return path.resolve().as_uri()
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _int_attr(value: str | None) -> int | None:
+    if value and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def parse_html(html: str, url: str) -> Document:
+    """Title, main text (trafilatura, falling back to the body text) and referenced images."""
+    import lxml.html
+    import trafilatura
+
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except Exception:  # lxml raises ParserError for empty or non-HTML input
+        return Document(url=url, title="", text=_collapse(html))
+    title = _collapse(tree.findtext(".//title") or "")
+    if not title:
+        heading = tree.find(".//h1")
+        title = _collapse(heading.text_content()) if heading is not None else ""
+    text = trafilatura.extract(html, url=url, include_comments=False, include_tables=True, favor_recall=True) or ""
+    if not text.strip():
+        body = tree.find(".//body")
+        text = _collapse((body if body is not None else tree).text_content())
+    return Document(url=url, title=title, text=text.strip(), images=_images(tree, url))
+
+
+def _images(tree: object, page_url: str) -> list[ImageRecord]:
+    records: dict[str, ImageRecord] = {}
+    for img in tree.iter("img"):  # type: ignore[attr-defined]
+        src = (img.get("src") or img.get("data-src") or "").strip()
+        if not src or src.startswith("data:"):
+            continue
+        image_url = urljoin(page_url, src)
+        if urlsplit(image_url).scheme not in {"http", "https", "file"} or image_url in records:
+            continue
+        caption = ""
+        context = ""
+        for ancestor in img.iterancestors():
+            if ancestor.tag == "figure" and not caption:
+                figcaption = ancestor.find(".//figcaption")
+                if figcaption is not None:
+                    caption = _collapse(figcaption.text_content())
+            if ancestor.tag in _BLOCK_TAGS and not context:
+                context = _collapse(ancestor.text_content())
+                if caption:
+                    context = context.replace(caption, " ").strip()
+                context = context[:_CONTEXT_CHARS]
+            if caption and context:
+                break
+        alt = _collapse(img.get("alt") or img.get("title") or "")
+        records[image_url] = ImageRecord(
+            image_url=image_url,
+            alt=alt,
+            caption=caption,
+            context=context,
+            width=_int_attr(img.get("width")),
+            height=_int_attr(img.get("height")),
+        )
+    return list(records.values())
+
+
+def _markdown_title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return fallback
+
+
+def _stem_title(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").strip()
+
+
+def _jsonl_documents(path: Path) -> Iterator[Document]:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise IndexBuildError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get("url"), str) or not record["url"].strip():
+                raise IndexBuildError(f"{path}:{number}: each record needs a non-empty string 'url'")
+            text = record.get("text", "")
+            title = record.get("title") or record["url"]
+            if not isinstance(text, str) or not isinstance(title, str):
+                raise IndexBuildError(f"{path}:{number}: 'title' and 'text' must be strings")
+            yield Document(url=record["url"].strip(), title=title.strip(), text=text)
+
+
+def iter_documents(src_dir: Path, base_url: str | None = None) -> Iterator[Document]:
+    """Every document under ``src_dir`` in a stable (sorted) order; hidden files are skipped."""
+    for root, dirs, files in os.walk(src_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            suffix = path.suffix.lower()
+            if name.startswith(".") or suffix not in DOC_SUFFIXES:
+                continue
+            if suffix == ".jsonl":
+                yield from _jsonl_documents(path)
+                continue
+            content = path.read_text(encoding="utf-8", errors="replace")
+            url = document_url(path, src_dir, base_url)
+            if suffix in {".html", ".htm"}:
+                doc = parse_html(content, url)
+                if not doc.title:
+                    doc.title = _stem_title(path)
+                yield doc
+            elif suffix == ".md":
+                yield Document(url=url, title=_markdown_title(content, _stem_title(path)), text=content.strip())
+            else:
+                yield Document(url=url, title=_stem_title(path), text=content.strip())
+
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE VIRTUAL TABLE docs USING fts5(
+    url UNINDEXED, title, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE images USING fts5(
+    image_url UNINDEXED, page_url UNINDEXED, width UNINDEXED, height UNINDEXED,
+    alt, caption, context, page_title, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+def build_index(src_dir: Path | str, out: Path | str, base_url: str | None = None) -> IndexStats:
+    """Index every supported file under ``src_dir`` into ``out`` (replaced atomically)."""
+    src = Path(src_dir)
+    target = Path(out)
+    if not src.is_dir():
+        raise IndexBuildError(f"source folder not found: {src}")
+    if base_url is not None and urlsplit(base_url).scheme not in {"http", "https", "file"}:
+        raise IndexBuildError(f"--base-url must be an http(s) or file URL, got {base_url!r}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".index-", suffix=".db", dir=target.parent)
+    os.close(fd)
+    documents = images = duplicates = 0
+    try:
+        conn = sqlite3.connect(tmp_name)
+        try:
+            conn.executescript(_SCHEMA)
+            seen: set[str] = set()
+            for doc in iter_documents(src, base_url):
+                if doc.url in seen:
+                    duplicates += 1
+                    continue
+                seen.add(doc.url)
+                conn.execute("INSERT INTO docs (url, title, text) VALUES (?, ?, ?)", (doc.url, doc.title, doc.text))
+                documents += 1
+                for image in doc.images:
+                    conn.execute(
+                        "INSERT INTO images (image_url, page_url, width, height, alt, caption, context, page_title)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            image.image_url,
+                            doc.url,
+                            image.width,
+                            image.height,
+                            image.alt,
+                            image.caption,
+                            image.context,
+                            doc.title,
+                        ),
+                    )
+                    images += 1
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", SCHEMA_VERSION),
+                    ("built_at", str(time.time())),
+                    ("base_url", base_url or ""),
+                    ("documents", str(documents)),
+                    ("images", str(images)),
+                ],
+            )
+            conn.execute("INSERT INTO docs (docs) VALUES ('optimize')")
+            conn.commit()
+        finally:
+            conn.close()
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return IndexStats(documents=documents, images=images, duplicates=duplicates, path=target)
+
+
+# ---------------------------------------------------------------- querying
+
+
+def fts_query(text: str) -> str | None:
+    """Turn free text into a safe FTS5 query: each word quoted, OR-ed (BM25 rewards more matches).
+
+    Operators and punctuation in user input ("C++ OR (") are never interpreted.
+    Returns None when the text has no searchable word.
+    """
+    terms = list(dict.fromkeys(token.lower() for token in _TOKEN.findall(text)))[:_MAX_QUERY_TERMS]
+    if not terms:
+        return None
+    return " OR ".join(f'"{term}"' for term in terms)
+
+
+class LocalIndex:
+    """Read-only queries over an index file. Methods block; call them from a worker thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise IndexNotFoundError(
+                f"local search index not found: {self.path} (build one with `gen-searcher index build SRC_DIR --out FILE.db`)"
+            )
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError:
+            raise IndexNotFoundError(f"not a Gen-Searcher index: {self.path}") from None
+        return conn
+
+    def check(self) -> dict[str, str]:
+        """The index's metadata; raises IndexNotFoundError for a missing or foreign file."""
+        conn = self._connect()
+        try:
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+
+    def search(self, query: str, k: int) -> list[WebHit]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        conn = self._connect()
+        try:
+            rows = conn.execute(
+                f"SELECT url, title, snippet(docs, 2, '', '', '…', 40), text FROM docs WHERE docs MATCH ?"
+                f" ORDER BY bm25(docs, {_DOC_WEIGHTS}) LIMIT ?",
+                (match, k),
+            ).fetchall()
+        finally:
+            conn.close()
+        hits = []
+        for position, (url, title, snippet, text) in enumerate(rows, start=1):
+            snippet = _collapse(snippet or "") or _collapse(text[:300])
+            hits.append(WebHit(title=title or url, url=url, snippet=snippet, position=position))
+        return hits
+
+    def image_search(self, query: str, k: int) -> list[ImageHit]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        conn = self._connect()
+        try:
+            rows = conn.execute(
+                f"SELECT image_url, page_url, width, height, alt, caption, page_title FROM images"
+                f" WHERE images MATCH ? ORDER BY bm25(images, {_IMAGE_WEIGHTS}) LIMIT ?",
+                (match, k * 4),
+            ).fetchall()
+        finally:
+            conn.close()
+        hits: list[ImageHit] = []
+        seen: set[str] = set()
+        for image_url, page_url, width, height, alt, caption, page_title in rows:
+            if image_url in seen:
+                continue
+            seen.add(image_url)
+            hits.append(
+                ImageHit(
+                    image_url=image_url,
+                    page_url=page_url,
+                    title=caption or alt or page_title or image_url,
+                    position=len(hits) + 1,
+                    width=width,
+                    height=height,
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits

@@ -1,0 +1,154 @@
+"""Goal-directed summaries through any OpenAI-compatible chat completions server.
+
+Long pages are split into chunks on paragraph boundaries; chunks are summarized
+concurrently (bounded) and the partial notes merged in one more call. Chunks
+with nothing relevant answer a fixed marker, so a page with nothing relevant
+is reported as such instead of as an invented summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import httpx
+from pydantic import SecretStr
+
+NOTHING_RELEVANT = "NOTHING_RELEVANT"
+_SYSTEM = (
+    "You extract information from web pages for a research assistant. Given the user's goal and "
+    "page text, write concise notes with every fact, name, number, date and visual detail relevant "
+    "to the goal, in the page's own terms. Do not add knowledge that is not in the text. If the "
+    f"text holds nothing relevant to the goal, answer exactly {NOTHING_RELEVANT}."
+)
+_MERGE_SYSTEM = (
+    "You merge notes taken from consecutive parts of one web page into one concise summary for the "
+    "user's goal. Keep every relevant fact, drop repetitions, add nothing that is not in the notes."
+)
+
+
+class SummaryError(RuntimeError):
+    """The summary model could not be reached or answered badly; never contains the key."""
+
+
+def split_chunks(text: str, chunk_chars: int) -> list[str]:
+    """Split on paragraph, then line, then hard boundaries into pieces of at most ``chunk_chars``."""
+    if len(text) <= chunk_chars:
+        return [text]
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > chunk_chars:
+        window = rest[:chunk_chars]
+        cut = window.rfind("\n\n")
+        if cut < chunk_chars // 2:
+            cut = window.rfind("\n")
+        if cut < chunk_chars // 2:
+            cut = window.rfind(" ")
+        if cut < chunk_chars // 2:
+            cut = chunk_chars
+        chunks.append(rest[:cut].strip())
+        rest = rest[cut:]
+    if rest.strip():
+        chunks.append(rest.strip())
+    return [c for c in chunks if c]
+
+
+def is_nothing(answer: str) -> bool:
+    return answer.strip().strip(".").upper().startswith(NOTHING_RELEVANT)
+
+
+class ChatSummarizer:
+    """``summarize(text, goal)`` over ``POST {base_url}/chat/completions``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: SecretStr | None = None,
+        chunk_chars: int = 12_000,
+        max_concurrency: int = 8,
+        timeout_s: float = 120.0,
+        max_tokens: int = 1024,
+    ) -> None:
+        self.model = model
+        self.chunk_chars = chunk_chars
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._max_tokens = max_tokens
+        headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout_s, trust_env=False
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ChatSummarizer | None:
+        """A summarizer when ``settings.summary`` names a server and a model, else None."""
+        s = settings.summary
+        if not s.base_url or not s.model:
+            return None
+        return cls(
+            base_url=s.base_url,
+            model=s.model,
+            api_key=settings.summary_api_key(),
+            chunk_chars=s.chunk_chars,
+            max_concurrency=s.max_concurrency,
+            timeout_s=s.timeout_s,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def summarize(self, text: str, goal: str) -> tuple[str, bool]:
+        """(summary, found_anything). When nothing is relevant the text says so explicitly."""
+        chunks = split_chunks(text, self.chunk_chars)
+        notes: list[str] = [""] * len(chunks)
+
+        errors: list[SummaryError] = []
+
+        async def one(i: int, chunk: str, scope: anyio.CancelScope) -> None:
+            part = f" (part {i + 1} of {len(chunks)})" if len(chunks) > 1 else ""
+            try:
+                notes[i] = await self._chat(_SYSTEM, f"Goal: {goal}\n\nPage text{part}:\n{chunk}")
+            except SummaryError as exc:  # the first failure ends the others: the summary would be partial
+                errors.append(exc)
+                scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for i, chunk in enumerate(chunks):
+                tg.start_soon(one, i, chunk, tg.cancel_scope)
+        if errors:
+            raise errors[0]
+        relevant = [n.strip() for n in notes if n.strip() and not is_nothing(n)]
+        if not relevant:
+            return f"The page contains nothing relevant to the goal: {goal}", False
+        if len(relevant) == 1:
+            return relevant[0], True
+        joined = "\n\n".join(f"Notes from part {i + 1}:\n{n}" for i, n in enumerate(relevant))
+        merged = await self._chat(_MERGE_SYSTEM, f"Goal: {goal}\n\n{joined}")
+        if is_nothing(merged) or not merged.strip():
+            return joined, True
+        return merged.strip(), True
+
+    async def _chat(self, system: str, user: str) -> str:
+        body = {
+            "model": self.model,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "temperature": 0.0,
+            "max_tokens": self._max_tokens,
+        }
+        async with self._limiter:
+            try:
+                response = await self._client.post("chat/completions", json=body)
+            except httpx.TimeoutException:
+                raise SummaryError("the summary model timed out") from None
+            except httpx.HTTPError as exc:
+                raise SummaryError(f"the summary model could not be reached: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise SummaryError(f"the summary model answered HTTP {response.status_code}")
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise SummaryError("the summary model sent a malformed chat completion") from None
+        if not isinstance(content, str):
+            raise SummaryError("the summary model sent no text")
+        return content

@@ -1,0 +1,240 @@
+"""The safe fetcher against the loopback web: guard, redirects, robots, caps, deadlines, per-host limit."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import anyio
+import pytest
+
+from search_tools.fetch import (
+    BlockedAddress,
+    ConnectionFailed,
+    Fetcher,
+    FetchTimeout,
+    HttpStatusError,
+    InvalidUrl,
+    RobotsDisallowed,
+    TooLarge,
+    TooManyRedirects,
+    UnsupportedContentType,
+)
+from tests.browse.conftest import Web, make_fetcher
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_fetches_a_page_with_a_truthful_user_agent(fetcher: Fetcher, web: Web) -> None:
+    page = await fetcher.fetch(web.url("/article"))
+    assert page.status == 200 and page.media_type == "text/html"
+    assert b"Bellmoor" in page.body
+    ua = await fetcher.fetch(web.url("/ua"))
+    assert ua.body.decode() == fetcher.user_agent and ua.body.startswith(b"Gen-Searcher/")
+
+
+def hostile_urls(web: Web) -> list[str]:
+    port = web.internal_base.rsplit(":", 1)[1]
+    return [
+        f"{web.internal_base}/secret",
+        f"http://localhost:{port}/secret",
+        f"http://LOCALHOST.:{port}/secret",
+        f"http://2130706433:{port}/secret",
+        f"http://0177.0.0.1:{port}/secret",
+        f"http://0x7f.1:{port}/secret",
+        f"http://0x7f000001:{port}/secret",
+        f"http://127.1:{port}/secret",
+        f"http://127.0.0.1.:{port}/secret",
+        f"http://[::1]:{port}/secret",
+        f"http://[::ffff:127.0.0.1]:{port}/secret",
+        f"http://[::ffff:7f00:1]:{port}/secret",
+        f"http://[0:0:0:0:0:ffff:127.0.0.1]:{port}/secret",
+        f"http://[::127.0.0.1]:{port}/secret",
+        f"http://[2002:7f00:1::1]:{port}/secret",
+        f"http://[64:ff9b::127.0.0.1]:{port}/secret",
+        f"http://[fe80::1%25lo]:{port}/secret",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://100.64.0.1/",
+        "http://10.0.0.1/",
+        "http://192.168.0.1/",
+        "http://0.0.0.0:%s/" % port,
+        "http://224.0.0.1/",
+    ]
+
+
+async def test_hostile_urls_are_refused_in_every_spelling(fetcher: Fetcher, web: Web) -> None:
+    before = sum(web.internal_hits.values())
+    for url in hostile_urls(web):
+        with pytest.raises((BlockedAddress, InvalidUrl)) as info:
+            await fetcher.fetch(url)
+        assert "refused" in str(info.value) or "invalid" in str(info.value), url
+    assert sum(web.internal_hits.values()) == before  # the internal service was never contacted
+
+
+async def test_redirects_to_internal_addresses_are_refused_at_every_hop(fetcher: Fetcher, web: Web) -> None:
+    before = sum(web.internal_hits.values())
+    for target in hostile_urls(web)[:12]:
+        with pytest.raises((BlockedAddress, InvalidUrl), match="redirect from .*refused"):
+            await fetcher.fetch(web.url("/redirect?to=" + quote(target, safe="")))
+    # a redirect that first stays on the allowed host, then jumps inside
+    inner = web.url("/redirect?to=" + quote(f"{web.internal_base}/secret", safe=""))
+    with pytest.raises(BlockedAddress):
+        await fetcher.fetch(web.url("/redirect?code=301&to=" + quote(inner, safe="")))
+    assert sum(web.internal_hits.values()) == before
+
+
+async def test_redirect_to_other_schemes_is_refused(fetcher: Fetcher, web: Web) -> None:
+    for target in ["file:///etc/passwd", "gopher://127.0.0.1:70/", "ftp://example.com/x"]:
+        with pytest.raises(InvalidUrl, match="only http and https"):
+            await fetcher.fetch(web.url("/redirect?to=" + quote(target, safe="")))
+
+
+async def test_names_resolving_to_internal_addresses_are_refused_at_connect(web: Web) -> None:
+    answers = {
+        "innocent.test": ["127.0.0.1"],
+        "mixed.test": ["93.184.216.34", "127.0.0.1"],
+        "mapped.test": ["::ffff:127.0.0.1"],
+        "metadata.test": ["169.254.169.254"],
+    }
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return answers[host]
+
+    f = make_fetcher(web, resolver=resolver, respect_robots=False)
+    try:
+        port = web.internal_base.rsplit(":", 1)[1]
+        for host, addresses in answers.items():
+            with pytest.raises(BlockedAddress, match=f"{host} resolves to"):
+                await f.fetch(f"http://{host}:{port}/secret")
+    finally:
+        await f.aclose()
+
+
+async def test_a_name_resolving_to_the_allowed_address_connects_to_that_address(web: Web) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    f = make_fetcher(web, resolver=resolver, respect_robots=False)
+    try:
+        page = await f.fetch(f"http://pinned.test:{web.port}/article")
+        assert b"Bellmoor" in page.body
+    finally:
+        await f.aclose()
+
+
+async def test_allow_private_networks_lifts_the_guard(web: Web) -> None:
+    from search_tools.netguard import AddressPolicy
+
+    f = make_fetcher(web, policy=AddressPolicy(allow_private=True), respect_robots=False)
+    try:
+        page = await f.fetch(f"{web.internal_base}/open")
+        assert b"internal credentials" in page.body
+    finally:
+        await f.aclose()
+
+
+async def test_redirect_chains_stop_after_the_limit(fetcher: Fetcher, web: Web) -> None:
+    page = await fetcher.fetch(web.url("/chain/5"))
+    assert b"End of the chain" in page.body and len(page.redirects) == 5
+    with pytest.raises(TooManyRedirects, match="more than 5 redirects"):
+        await fetcher.fetch(web.url("/chain/6"))
+
+
+async def test_robots_rules_are_honoured_and_cached(web: Web) -> None:
+    f = make_fetcher(web)
+    try:
+        before = web.hits["/robots.txt"]
+        with pytest.raises(RobotsDisallowed, match="robots.txt .* disallows"):
+            await f.fetch(web.url("/private/page"))
+        with pytest.raises(RobotsDisallowed):
+            await f.fetch(web.url("/no-gen/page"))  # a group naming our agent
+        await f.fetch(web.url("/article"))
+        await f.fetch(web.url("/tides.txt"))  # disallowed only for other agents: our own group applies
+        assert web.hits["/robots.txt"] - before == 1  # one robots.txt fetch per origin
+        assert web.hits["/private/page"] == 0
+    finally:
+        await f.aclose()
+    unguarded = make_fetcher(web, respect_robots=False)
+    try:
+        assert b"Guarded page" in (await unguarded.fetch(web.url("/private/page"))).body
+    finally:
+        await unguarded.aclose()
+
+
+async def test_a_robots_server_error_disallows_the_site(web: Web) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from search_tools.netguard import AddressPolicy
+    from tests.support.loopback import serve_app
+
+    async def broken(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("oops", status_code=503)
+
+    async def page(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/robots.txt", broken), Route("/page", page)])
+    with serve_app(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        f = make_fetcher(web, policy=AddressPolicy.from_strings(False, [f"127.0.0.1:{port}"]))
+        try:
+            with pytest.raises(RobotsDisallowed, match="HTTP 503"):
+                await f.fetch(base + "/page")
+        finally:
+            await f.aclose()
+
+
+async def test_slow_responses_time_out(web: Web) -> None:
+    f = make_fetcher(web, timeout_s=1.0)
+    try:
+        with anyio.fail_after(4):
+            with pytest.raises(FetchTimeout, match="timed out"):
+                await f.fetch(web.url("/slow"))
+            # an endless trickle keeps every read short; the total deadline still ends it
+            with pytest.raises(FetchTimeout, match="timed out after 1 s"):
+                await f.fetch(web.url("/drip"))
+    finally:
+        await f.aclose()
+
+
+async def test_byte_caps(fetcher: Fetcher, web: Web) -> None:
+    with pytest.raises(TooLarge, match="over the limit"):
+        await fetcher.fetch(web.url("/huge"))  # refused from Content-Length alone
+    for path in ("/big", "/endless", "/gzip-bomb"):  # streamed: stopped at the cap (decoded bytes)
+        with anyio.fail_after(3):
+            with pytest.raises(TooLarge, match="larger than the limit"):
+                await fetcher.fetch(web.url(path))
+
+
+async def test_unwanted_content_types_are_refused_before_reading(fetcher: Fetcher, web: Web) -> None:
+    accept = {"text/html", "text/plain", "application/pdf"}
+    with pytest.raises(UnsupportedContentType, match="video/mp4"):
+        await fetcher.fetch(web.url("/clip.mp4"), accept=accept)
+    with pytest.raises(UnsupportedContentType, match="application/zip"):
+        await fetcher.fetch(web.url("/archive.zip"), accept=accept)
+
+
+async def test_http_errors_and_bad_urls(fetcher: Fetcher, web: Web) -> None:
+    for code in (404, 410, 500, 503):
+        with pytest.raises(HttpStatusError, match=f"HTTP {code}"):
+            await fetcher.fetch(web.url(f"/status/{code}"))
+    for bad in ["", "not a url", "ftp://example.com/", "file:///etc/passwd", "http://user:pw@example.com/", "http:///x"]:
+        with pytest.raises((InvalidUrl, BlockedAddress)):
+            await fetcher.fetch(bad)
+    with pytest.raises(ConnectionFailed, match="cannot resolve"):
+        await fetcher.fetch("http://no-such-host.invalid/")
+
+
+async def test_per_host_concurrency_is_bounded(web: Web) -> None:
+    f = make_fetcher(web, per_host_concurrency=2, respect_robots=False)
+    web.in_flight[1] = 0
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(6):
+                tg.start_soon(f.fetch, web.url(f"/concurrent/{n}"))
+    finally:
+        await f.aclose()
+    assert web.in_flight[1] == 2

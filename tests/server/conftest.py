@@ -1,0 +1,33 @@
+"""Fixtures of the server tests: a tiny local index and hermetic settings under tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mcp_server.settings import Settings
+from tests.support.tool_server import tool_server_settings, write_index
+
+ENV_PREFIXES = ("GEN_SEARCHER_",)
+PROVIDER_VARS = ("SERPER_API_KEY", "BRAVE_API_KEY", "SEARXNG_URL", "OPENAI_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own GEN_SEARCHER_* or provider variables must not leak into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIXES) or name in PROVIDER_VARS:
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def index_db(tmp_path: Path) -> Path:
+    return write_index(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, index_db: Path) -> Settings:
+    return tool_server_settings(tmp_path, index=index_db)

@@ -1,0 +1,97 @@
+"""The ``gen-searcher`` serve/tools/call commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+from typer.testing import CliRunner
+
+from mcp_server.cli import app
+from tests.support.tool_server import run_tool_server
+
+runner = CliRunner()
+
+
+def _env(tmp_path: Path, index_db: Path) -> dict[str, str]:
+    return {
+        "GEN_SEARCHER_SEARCH__BACKEND": "local",
+        "GEN_SEARCHER_SEARCH__INDEX": str(index_db),
+        "GEN_SEARCHER_CACHE__PATH": str(tmp_path / "cli-cache.db"),
+        "GEN_SEARCHER_IMAGES__DIR": str(tmp_path / "cli-images"),
+    }
+
+
+def test_call_in_process_prints_the_result_as_json(tmp_path: Path, index_db: Path) -> None:
+    result = runner.invoke(app, ["call", "search", '{"queries": ["Mount Fuji"], "top_k": 2}'], env=_env(tmp_path, index_db))
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload.get("isError") in (None, False)
+    hits = payload["structuredContent"]["results"][0]["hits"]
+    assert hits[0]["url"].endswith("mount-fuji.md") and len(hits) <= 2
+    assert payload["content"][0]["type"] == "text"
+
+
+def test_call_exits_1_when_the_tool_reports_an_error(tmp_path: Path, index_db: Path) -> None:
+    result = runner.invoke(app, ["call", "search", '{"queries": []}'], env=_env(tmp_path, index_db))
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert payload["isError"] is True
+    assert "at least 1 item" in payload["content"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [("{queries: [1]", "arguments are not valid JSON"), ('["a"]', "arguments must be a JSON object, got list")],
+)
+def test_call_rejects_bad_json_clearly(tmp_path: Path, index_db: Path, arguments: str, message: str) -> None:
+    result = runner.invoke(app, ["call", "search", arguments], env=_env(tmp_path, index_db))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_bad_settings_are_reported_not_raised(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["call", "search", "{}", "--config", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2
+    assert "config file not found" in result.stderr
+
+
+def test_tools_lists_schemas(tmp_path: Path, index_db: Path) -> None:
+    result = runner.invoke(app, ["tools"], env=_env(tmp_path, index_db))
+    assert result.exit_code == 0, result.output
+    tools = {tool["name"]: tool for tool in json.loads(result.stdout)}
+    assert tools["search"]["inputSchema"]["properties"]["queries"]["type"] == "array"
+
+
+def test_tools_and_call_against_a_running_server(tmp_path: Path, index_db: Path) -> None:
+    with run_tool_server(tmp_path, index=index_db, auth_tokens=["cli-token"]) as ts:
+        listed = runner.invoke(app, ["tools", "--url", ts.url, "--token", "cli-token"])
+        called = runner.invoke(
+            app, ["call", "search", '{"queries": ["Sydney Opera House"]}', "--url", ts.url], env={"GEN_SEARCHER_TOKEN": "cli-token"}
+        )
+        assert ts.services.metrics.value("gen_searcher_tool_calls_total", {"tool": "search", "outcome": "ok"}) == 1
+    assert listed.exit_code == 0, listed.output
+    assert "search" in {tool["name"] for tool in json.loads(listed.stdout)}
+    assert called.exit_code == 0, called.output
+    hits = json.loads(called.stdout)["structuredContent"]["results"][0]["hits"]
+    assert hits[0]["url"].endswith("sydney-opera-house.html")
+
+
+@pytest.mark.anyio
+async def test_serve_over_stdio(tmp_path: Path, index_db: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_server", "serve", "--transport", "stdio"],
+        env={**os.environ, **_env(tmp_path, index_db), "GEN_SEARCHER_SERVER__LOG_LEVEL": "WARNING"},
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    async with Client(params) as client:
+        assert (await client.call_tool("search", {"queries": []})).is_error
+        result = await client.call_tool("search", {"queries": ["Golden Gate"]})
+    assert not result.is_error
+    assert result.structured_content["results"][0]["hits"][0]["url"].endswith("golden-gate.md")

@@ -1,0 +1,357 @@
+"""Fixtures of the verl recipe tests.
+
+* ``tiny_vl``: a tiny Qwen2-VL-style tokenizer + processor (byte-level BPE trained on a
+  few sentences, a ChatML chat template with image and tool turns), saved with
+  ``save_pretrained`` and loaded back through verl's own ``hf_tokenizer``/``hf_processor``;
+* ``toy_mcp``: a small MCP server on 127.0.0.1 whose tools exercise the bridge's edge
+  cases (nested schemas, images, errors, long text) and which can demand a bearer token;
+* ``tool_server``: the real Gen-Searcher tool server (local backend over a tiny web);
+* ``ppo_config``: verl's own ``ppo_trainer`` config composed with Hydra.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import mcp_types
+import pytest
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from tests.support.loopback import serve_app
+
+SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+CORPUS = [
+    "<think>I should search for the bridge first.</think>",
+    '<tool_call>{"name": "search", "arguments": {"queries": ["Quorvath Bridge"]}}</tool_call>',
+    '<answer>{"gen_prompt": "The bridge at dusk", "reference_images": [{"img_id": "IMG_001", "note": "towers"}]}</answer>',
+    "<tool_response> Image search results for IMG_001 IMG_002 source page http 127.0.0.1",
+    "You are a research agent. Search the web, read pages, find reference images.",
+    "system user assistant tool queries top_k query url goal arguments name",
+    "The Quorvath Bridge is a copper-green suspension bridge in Velmora. Ilsa Marendt red beret.",
+    "0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ {}[]():;,.'\"<>/_-",
+]
+
+CHAT_TEMPLATE = (
+    "{%- macro render(content) -%}"
+    "{%- if content is string -%}{{ content }}"
+    "{%- else -%}{%- for part in content -%}"
+    "{%- if part['type'] == 'image' -%}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- endmacro -%}"
+    "{%- if tools -%}{{ '<|im_start|>system\\n# Tools\\n' }}"
+    "{%- for tool in tools -%}{{ tool | tojson }}{{ '\\n' }}{%- endfor -%}{{ '<|im_end|>\\n' }}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'tool' -%}"
+    "{{ '<|im_start|>user\\n<tool_response>\\n' }}{{ render(message['content']) }}{{ '\\n</tool_response><|im_end|>\\n' }}"
+    "{%- else -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}{{ render(message['content']) }}"
+    "{%- if message.get('tool_calls') -%}{%- for call in message['tool_calls'] -%}"
+    "{{ '<tool_call>' }}{{ {'name': call['function']['name'], 'arguments': call['function']['arguments']} | tojson }}{{ '</tool_call>' }}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+
+
+def build_tiny_vl(folder: Path) -> Path:
+    """Write a tiny tokenizer + Qwen2-VL processor to ``folder`` (nothing downloaded)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL[1:],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    pixels = {"min_pixels": 28 * 28, "max_pixels": 56 * 56}
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        chat_template=CHAT_TEMPLATE,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    tiny_model_config(tokenizer).save_pretrained(folder)
+    return folder
+
+
+def tiny_model_config(tokenizer: Any) -> Any:
+    """A tiny Qwen2-VL model config matching the tokenizer (verl reads it next to the processor)."""
+    from transformers import Qwen2VLConfig
+
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL}
+    return Qwen2VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 16384,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "eos_token_id": ids["<|im_end|>"],
+            "bos_token_id": ids["<|endoftext|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+            "tie_word_embeddings": True,
+        },
+        vision_config={"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+@dataclass(frozen=True)
+class TinyVL:
+    path: Path
+    tokenizer: Any
+    processor: Any
+
+
+@pytest.fixture(scope="session")
+def tiny_vl(tmp_path_factory: pytest.TempPathFactory) -> TinyVL:
+    from verl.utils import hf_processor, hf_tokenizer
+
+    path = build_tiny_vl(tmp_path_factory.mktemp("tiny-vl"))
+    return TinyVL(path=path, tokenizer=hf_tokenizer(str(path)), processor=hf_processor(str(path)))
+
+
+def png_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
+    image = Image.new("RGB", size, colour)
+    for x in range(0, size[0], 8):
+        for y in range(size[1]):
+            image.putpixel((x, y), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- a toy MCP server
+
+
+class Style(BaseModel):
+    palette: Literal["warm", "cold"] = Field(description="Colour palette.")
+    strength: float | None = None
+
+
+@dataclass
+class ToyServer:
+    url: str
+    token: str | None
+    calls: list[str] = field(default_factory=list)
+
+
+def toy_app(state: ToyServer) -> Any:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.responses import JSONResponse
+
+    server = MCPServer(name="toy")
+
+    @server.tool(description="Repeat a text.")
+    def echo(text: str, times: int = 1) -> str:
+        state.calls.append("echo")
+        return " ".join([text] * times)
+
+    @server.tool(description="Draw swatches.")
+    def swatches(colours: list[str], style: Style | None = None, mode: Literal["fast", "slow"] = "fast") -> mcp_types.CallToolResult:
+        state.calls.append("swatches")
+        palette = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
+        content: list[Any] = [mcp_types.TextContent(type="text", text=f"{len(colours)} swatches ({mode})")]
+        for name in colours:
+            data = base64.b64encode(png_bytes(palette.get(name, (0, 0, 0)))).decode()
+            content.append(mcp_types.ImageContent(type="image", data=data, mime_type="image/png"))
+        content.append(mcp_types.ImageContent(type="image", data="bm90IGFuIGltYWdl", mime_type="image/png"))
+        return mcp_types.CallToolResult(content=content, structured_content={"count": len(colours)})
+
+    @server.tool(description="Always fails.")
+    def broken() -> str:
+        state.calls.append("broken")
+        raise ToolError("the broken tool is broken")
+
+    @server.tool(description="A long text.")
+    def long_text(chars: int) -> str:
+        state.calls.append("long_text")
+        return "x" * chars
+
+    app = server.streamable_http_app()
+
+    class BearerOnly(BaseHTTPMiddleware):
+        async def dispatch(self, request: Any, call_next: Any) -> Any:
+            if state.token and request.headers.get("authorization") != f"Bearer {state.token}":
+                return JSONResponse({"error": "unauthorized"}, status_code=401)
+            return await call_next(request)
+
+    app.add_middleware(BearerOnly)
+    return app
+
+
+@pytest.fixture
+def toy_mcp() -> Iterator[ToyServer]:
+    state = ToyServer(url="", token=None)
+    with serve_app(toy_app(state)) as base:
+        state.url = base + "/mcp"
+        yield state
+
+
+# ---------------------------------------------------------------- the real tool server
+
+PAGES = {
+    "quorvath-bridge.html": (
+        "Quorvath Bridge",
+        "The Quorvath Bridge is a copper-green suspension bridge in the harbour town of Velmora, "
+        "designed by the architect Ilsa Marendt and opened in 1931.",
+        [("quorvath.png", "Quorvath Bridge at dusk, copper-green towers", (40, 160, 120))],
+    ),
+    "velmora-festival.html": (
+        "Velmora lantern festival",
+        "Every autumn the Velmora lantern festival fills the harbour with paper lanterns around the Quorvath Bridge.",
+        [("lanterns.png", "Velmora lantern festival paper lanterns", (240, 180, 40))],
+    ),
+}
+
+
+def write_site(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, (title, text, images) in PAGES.items():
+        figures = ""
+        for file, alt, colour in images:
+            (root / file).write_bytes(png_bytes(colour, (160, 120)))
+            figures += f'<figure><img src="{file}" alt="{alt}" width="160" height="120"><figcaption>{alt}</figcaption></figure>'
+        (root / name).write_text(
+            f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+            f"<p>{text}</p>{figures}<p>{text}</p></article></body></html>",
+            encoding="utf-8",
+        )
+
+
+@pytest.fixture(scope="session")
+def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    root = tmp_path_factory.mktemp("verl-site")
+    write_site(root)
+    with serve_app(Starlette(routes=[Mount("/", StaticFiles(directory=root))])) as url:
+        yield url, root
+
+
+@pytest.fixture(scope="session")
+def tool_server(tmp_path_factory: pytest.TempPathFactory, site_url: tuple[str, Path]) -> Iterator[Any]:
+    from search_tools.index import build_index
+    from tests.support.tool_server import run_tool_server
+
+    url, root = site_url
+    work = tmp_path_factory.mktemp("verl-tool-server")
+    index = build_index(root, work / "index.db", base_url=url + "/").path
+    with run_tool_server(work, index=index) as server:
+        yield server
+
+
+# ---------------------------------------------------------------- verl config
+
+
+def compose_verl(config_name: str, overrides: list[str]) -> Any:
+    """Compose one of verl's own trainer configs with Hydra (what ``python -m verl.trainer.…`` does)."""
+    import verl
+    from hydra import compose, initialize_config_dir
+
+    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        return compose(config_name, overrides=overrides)
+
+
+@pytest.fixture(autouse=True)
+def _no_mcp_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GEN_SEARCHER_MCP_URL", "GEN_SEARCHER_MCP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# ---------------------------------------------------------------- a scripted token generator
+
+
+@dataclass
+class ScriptedGenerator:
+    """Stands in for verl's ``server_manager``: replies to ``generate`` from a script, token in/token out.
+
+    Each script entry is the reply text; ``None`` entries are not allowed. A reply longer than the
+    request's ``max_tokens`` is cut there without an end token (a truncated turn); otherwise the
+    reply ends with ``<|im_end|>``. Every request is recorded.
+    """
+
+    tokenizer: Any
+    replies: list[str] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    async def generate(
+        self,
+        request_id: str,
+        *,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        image_data: list[Any] | None = None,
+        video_data: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        from verl.workers.rollout.replica import TokenOutput
+
+        self.requests.append(
+            {
+                "request_id": request_id,
+                "prompt_ids": list(prompt_ids),
+                "images": list(image_data or []),
+                "sampling_params": dict(sampling_params),
+            }
+        )
+        if not self.replies:
+            raise AssertionError("the scripted generator ran out of replies")
+        ids = self.tokenizer.encode(self.replies.pop(0), add_special_tokens=False)
+        max_tokens = sampling_params.get("max_tokens")
+        if max_tokens is not None and len(ids) >= max_tokens:
+            ids = ids[:max_tokens]
+        else:
+            ids = ids + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        logprobs = [-0.25] * len(ids) if sampling_params.get("logprobs") else None
+        return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason="completed")
+
+    def prompt_text(self, index: int) -> str:
+        return self.tokenizer.decode(self.requests[index]["prompt_ids"], skip_special_tokens=False)

@@ -1,0 +1,154 @@
+"""The ``gen_searcher`` agent loop: full episodes with a scripted token generator and the real tool server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.loopback import free_port
+from tests.verl.conftest import ScriptedGenerator, compose_verl
+
+pytestmark = pytest.mark.anyio
+
+PROMPT = "Draw the Quorvath Bridge during the Velmora lantern festival."
+
+SEARCH = '<think>Who built it?</think><tool_call>{"name": "search", "arguments": {"queries": ["Quorvath Bridge"]}}</tool_call>'
+IMAGES = '<think>Find photos.</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", "top_k": 2}}</tool_call>'
+ANSWER = (
+    '<think>Enough.</think><answer>{"gen_prompt": "The copper-green Quorvath Bridge from the first reference image, '
+    'lit by paper lanterns", "reference_images": [{"img_id": "IMG_001", "note": "the bridge at dusk"}]}</answer>'
+)
+
+
+def make_loop(tiny_vl: Any, generator: ScriptedGenerator, url: str, **settings: Any) -> Any:
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from verl_recipes.agent_loop import GenSearcherAgentLoop
+
+    config = compose_verl(
+        "ppo_trainer",
+        ["actor_rollout_ref.rollout.prompt_length=8192", "actor_rollout_ref.rollout.response_length=8192"],
+    )
+    return GenSearcherAgentLoop(
+        trainer_config=DictConfigWrap(config),
+        server_manager=generator,
+        tokenizer=tiny_vl.tokenizer,
+        processor=tiny_vl.processor,
+        dataset_cls=RLHFDataset,
+        data_config=DictConfigWrap(config.data),
+        hf_model_type="qwen2_vl",
+        tool_server_url=url,
+        **settings,
+    )
+
+
+def trained_text(tokenizer: Any, output: Any) -> str:
+    ids = [t for t, m in zip(output.response_ids, output.response_mask, strict=True) if m]
+    return tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def untrained_text(tokenizer: Any, output: Any) -> str:
+    ids = [t for t, m in zip(output.response_ids, output.response_mask, strict=True) if not m]
+    return tokenizer.decode(ids, skip_special_tokens=False)
+
+
+async def test_registered_under_gen_searcher() -> None:
+    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+
+    import verl_recipes.agent_loop  # noqa: F401
+
+    assert _agent_loop_registry["gen_searcher"] == {"_target_": "verl_recipes.agent_loop.GenSearcherAgentLoop"}
+
+
+async def test_clean_multi_hop_episode(tiny_vl: Any, tool_server: Any) -> None:
+    from policy.prompts import build_system_prompt
+
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [SEARCH, IMAGES, ANSWER])
+    loop = make_loop(tiny_vl, generator, tool_server.url)
+    output = await loop.run({"temperature": 1.0, "logprobs": True}, raw_prompt=[], extra_info={"prompt": PROMPT})
+
+    summary = output.extra_fields["gen_searcher"]
+    assert summary["termination"] == "answered" and summary["valid"] is True
+    assert summary["model_calls"] == 3 and summary["tool_calls"] == 2 and summary["format_errors"] == 0
+    assert summary["answer"]["reference_images"] == [{"img_id": "IMG_001", "note": "the bridge at dusk"}]
+    (store_id,) = summary["generator_image_ids"]
+    assert await tool_server.services.images.contains(store_id)
+
+    # The prompt is the policy's own: its system prompt, then the request.
+    first = generator.prompt_text(0)
+    assert build_system_prompt() in first and PROMPT in first and first.endswith("<|im_start|>assistant\n")
+    # The image search thumbnails reach the model as images, with episode ids.
+    images = output.multi_modal_data["images"]
+    assert len(images) == 2 and all(image.mode == "RGB" for image in images)
+    assert [len(r["images"]) for r in generator.requests] == [0, 0, 2]
+    third = generator.prompt_text(2)
+    turns = third.split(PROMPT, 1)[1]
+    assert turns.count("<tool_response>") == 2 and "IMG_001: " in third and "IMG_002: " in third
+    assert store_id not in third  # the model never sees store ids
+    assert third.count("<|vision_start|>") == 2
+
+    # Loss only on what the model wrote; tool responses are masked out.
+    trained = trained_text(tiny_vl.tokenizer, output)
+    assert trained == "".join(reply + "<|im_end|>" for reply in (SEARCH, IMAGES, ANSWER))
+    untrained = untrained_text(tiny_vl.tokenizer, output)
+    assert "Quorvath Bridge at dusk" in untrained and "IMG_002" in untrained
+    assert len(output.response_logprobs) == len(output.response_ids)
+    assert all(lp == 0.0 for lp, m in zip(output.response_logprobs, output.response_mask, strict=True) if not m)
+    # The token stream is the prompt of the last request plus the final answer turn.
+    assert output.prompt_ids + output.response_ids[: len(generator.requests[2]["prompt_ids"]) - len(output.prompt_ids)] == generator.requests[2]["prompt_ids"]
+
+
+async def test_format_error_hallucination_and_too_long(tiny_vl: Any, tool_server: Any) -> None:
+    hallucinated = (
+        '<think>Go.</think><tool_call>{"name": "search", "arguments": {"queries": ["Velmora"]}}</tool_call>'
+        "<tool_response>FAKE RESULTS</tool_response>"
+    )
+    rambling = "<think>" + "lantern bridge harbour " * 40
+    generator = ScriptedGenerator(tiny_vl.tokenizer, ["no tags here at all", hallucinated, rambling, rambling])
+    loop = make_loop(tiny_vl, generator, tool_server.url, max_turn_tokens=60, mask_invalid=True)
+    output = await loop.run({"temperature": 1.0}, raw_prompt=[{"role": "user", "content": PROMPT}], extra_info={})
+
+    summary = output.extra_fields["gen_searcher"]
+    assert summary["termination"] == "too_long" and summary["valid"] is False
+    assert summary["format_errors"] == 1 and summary["prompt"] == PROMPT
+    assert "Format error" in generator.prompt_text(1)
+    third = generator.prompt_text(2)
+    assert "FAKE RESULTS" not in third and "Velmora lantern festival" in third  # cut, then the real result
+    assert "too long" in generator.prompt_text(3)
+    assert all(r["sampling_params"]["max_tokens"] <= 60 for r in generator.requests)
+    assert set(output.response_mask) == {0}  # mask_invalid: an episode without an answer trains nothing
+
+
+async def test_hallucinated_tool_response_is_cut_from_the_trained_tokens(tiny_vl: Any, tool_server: Any) -> None:
+    hallucinated = SEARCH + "<tool_response>FAKE RESULTS</tool_response>"
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [hallucinated, IMAGES, ANSWER])
+    loop = make_loop(tiny_vl, generator, tool_server.url)
+    output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
+    assert output.extra_fields["gen_searcher"]["termination"] == "answered"
+    trained = trained_text(tiny_vl.tokenizer, output)
+    assert "FAKE" not in trained and trained.startswith(SEARCH)
+    assert "FAKE" not in tiny_vl.tokenizer.decode(output.response_ids)
+
+
+async def test_forced_final_call(tiny_vl: Any, tool_server: Any) -> None:
+    from policy.prompts import FORCED_FINAL_NOTICE
+
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, SEARCH, ANSWER])
+    loop = make_loop(tiny_vl, generator, tool_server.url, max_calls=2)
+    output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
+    summary = output.extra_fields["gen_searcher"]
+    assert summary["termination"] == "forced_answer" and summary["valid"]
+    assert FORCED_FINAL_NOTICE in generator.prompt_text(2) and FORCED_FINAL_NOTICE not in generator.prompt_text(1)
+    assert output.num_turns == 6  # user, then assistant/user pairs, then the answer
+
+
+async def test_unreachable_tool_server_ends_the_episode_as_an_error(tiny_vl: Any) -> None:
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [SEARCH])
+    loop = make_loop(tiny_vl, generator, f"http://127.0.0.1:{free_port()}/mcp", tool_timeout_s=5)
+    output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
+    summary = output.extra_fields["gen_searcher"]
+    assert summary["termination"] == "error" and "tool session failed" in summary["detail"]
+    assert summary["valid"] is False and json.dumps(summary)  # plain JSON for the reward
