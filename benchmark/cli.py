@@ -154,9 +154,7 @@ async def _generator(
         if policy != "baseline":
             from policy.chat import OpenAIChatModel
 
-            if not policy_model:
-                raise _fail("--policy-model is required with a policy model URL")
-            chat = OpenAIChatModel(policy, policy_model)
+            chat = OpenAIChatModel(policy, policy_model or "")
             stack.push_async_callback(chat.aclose)
         generator = PolicyGenerator(_episode_runner(tools, chat, policy_model, traces), renderer, render_options)
         try:
@@ -313,6 +311,11 @@ def _generation_setup(policy: str, policy_model: str | None, mcp_url: str | None
 
     if stage not in (Stage.all, Stage.generate):
         return None
+    if policy not in ("none", "baseline"):
+        if not policy.startswith(("http://", "https://")):
+            raise _fail(f"--policy must be none, baseline or a model server URL, got {policy!r}")
+        if not policy_model:
+            raise _fail("--policy-model is required with a policy model URL")
     settings = _load_settings(config, render, render_url, render_model, render_edit_model)
     options = RenderOptions(width=width, height=height, steps=steps, seed=seed)
     return lambda: _generator(policy, policy_model, mcp_url, settings, options, out / "traces")

@@ -32,7 +32,16 @@ from benchmark.datasets import Item
 
 
 class GenerationError(Exception):
-    """One item could not be generated; the message says why."""
+    """One item could not be generated; the message says why.
+
+    ``transient`` failures (renderer down or busy, policy server or tool session
+    lost) are not the system's answer: the runner does not record them, so a
+    rerun tries those items again.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass
@@ -85,7 +94,7 @@ class RenderOptions:
 
 
 async def _render(renderer: Any, options: RenderOptions, item: Item, prompt: str, refs: list[Any], out: Path) -> int:
-    from render_tools.base import RenderError, RenderRequest
+    from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest
 
     seed = item_seed(options.seed, item.id)
     request = RenderRequest(
@@ -99,7 +108,8 @@ async def _render(renderer: Any, options: RenderOptions, item: Item, prompt: str
     try:
         result = await renderer.render(request)
     except RenderError as exc:
-        raise GenerationError(f"render failed: {exc}") from None
+        transient = not isinstance(exc, InvalidRenderRequest)
+        raise GenerationError(f"render failed: {exc}", transient=transient) from None
     await anyio.to_thread.run_sync(_save_png_atomic, result.image, out)
     return result.seed
 
@@ -149,10 +159,14 @@ class PolicyGenerator:
         except GenerationError:
             raise
         except Exception as exc:  # noqa: BLE001  model server / tool session failures end this item only
-            raise GenerationError(f"policy episode failed: {type(exc).__name__}: {exc}") from None
+            raise GenerationError(f"policy episode failed: {type(exc).__name__}: {exc}", transient=True) from None
         episode = result.to_dict()
         if not result.ok:
-            raise GenerationError(f"policy gave no answer ({episode['termination']}: {episode.get('detail') or ''})")
+            # "error": the driver failed (model server, tool session), not the policy.
+            raise GenerationError(
+                f"policy gave no answer ({episode['termination']}: {episode.get('detail') or ''})",
+                transient=episode["termination"] == "error",
+            )
         refs = [images[store_id] for store_id in result.generator_image_ids if store_id in images]
         seed = await _render(self.renderer, self.options, item, result.gen_prompt, refs, out_path)
         return Generation(

@@ -70,11 +70,14 @@ class JudgeError(Exception):
     """One item could not be judged (unreachable judge, refused request, or an unparseable reply).
 
     ``raw`` holds the judge's last reply (truncated) when there was one.
+    ``transient`` marks failures that may pass on a later try (judge unreachable
+    or overloaded after all retries), as opposed to refusals and bad replies.
     """
 
-    def __init__(self, message: str, *, raw: str | None = None) -> None:
+    def __init__(self, message: str, *, raw: str | None = None, transient: bool = False) -> None:
         super().__init__(message)
         self.raw = raw[:2000] if raw else raw
+        self.transient = transient
 
 
 class _Transient(Exception):
@@ -118,11 +121,16 @@ async def image_data_url(image: ImageInput, max_side: int = 1536) -> str:
 # ---------------------------------------------------------------- JSON
 
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL | re.IGNORECASE)
+_THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
-    """Parse a reply that must be exactly one JSON object (a single ```json fence around it is tolerated)."""
-    stripped = text.strip()
+    """Parse a reply that must be exactly one JSON object.
+
+    Tolerated around it: a single ```json fence, and a leading ``<think>…</think>``
+    block (reasoning models such as Qwen3-VL served without a reasoning parser).
+    """
+    stripped = _THINK.sub("", text, count=1).strip()
     fenced = _FENCE.match(stripped)
     if fenced:
         stripped = fenced.group(1).strip()
@@ -248,7 +256,7 @@ class JudgeClient:
                     with attempt:
                         return await self._post_once(body)
             except _Transient as exc:
-                raise JudgeError(f"{exc} (after {self.settings.max_attempts} attempts)") from None
+                raise JudgeError(f"{exc} (after {self.settings.max_attempts} attempts)", transient=True) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def judge_json(

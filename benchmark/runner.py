@@ -10,7 +10,9 @@ A run lives in one folder::
 
 Each stage appends a durable line per finished item (see :mod:`benchmark.journal`),
 so a rerun skips finished items and a crash loses only what was in flight.
-Failed items count as finished; ``retry_failed`` runs them again.
+Failed items count as finished (``retry_failed`` runs them again), except
+transient failures (renderer, policy server or judge unreachable after
+retries): those are not recorded, so a plain rerun picks them up.
 """
 
 from __future__ import annotations
@@ -131,24 +133,38 @@ async def run_stages(
         row = journal.get(item.id)
         return row is None or (retry_failed and not row.get("ok"))
 
-    todo_gen = [i for i in items if needs(generations, i)] if generator else []
-    gen_counts.skipped = len(items) - len(todo_gen) if generator else 0
-    progress.add_stage("generate", total=len(items), done=gen_counts.skipped, enabled=generator is not None)
     def settled(item: Item) -> bool:
+        """Nothing left for the judge stage: judged already, or its generation failed for good."""
         gen = generations.get(item.id)
         failed_gen = gen is not None and not gen.get("ok") and not (generator is not None and needs(generations, item))
         return failed_gen or not needs(judgements, item)
 
+    if generator is not None:
+        gen_counts.skipped = sum(1 for i in items if not needs(generations, i))
+    progress.add_stage("generate", total=len(items), done=gen_counts.skipped, enabled=generator is not None)
     progress.add_stage("judge", total=len(items), done=sum(1 for i in items if settled(i)), enabled=judge is not None)
+
+    def finish(counts: StageCounts, stage: str, item: Item, row: dict[str, Any], transient: bool) -> None:
+        if row["ok"]:
+            counts.done += 1
+        else:
+            counts.failed += 1
+            note = " (not recorded; a rerun tries again)" if transient else ""
+            counts.errors.append(f"{item.id}: {row['error']}{note}")
+        progress.advance(stage, failed=not row["ok"])
 
     async def do_generate(item: Item) -> None:
         assert generator is not None
+        transient = False
         async with gen_limit:
             t0 = time.monotonic()
-            out = paths.image_for(item)
             row: dict[str, Any] = {"id": item.id, "generator": generator.name}
             try:
-                gen = await generator.generate(item, out)
+                gen = await generator.generate(item, paths.image_for(item))
+            except GenerationError as exc:
+                row.update(ok=False, error=str(exc))
+                transient = exc.transient
+            else:
                 row.update(
                     ok=True,
                     image=_relative(gen.image, paths.root),
@@ -157,21 +173,14 @@ async def run_stages(
                     seed=gen.seed,
                     **({"detail": gen.detail} if gen.detail else {}),
                 )
-            except GenerationError as exc:
-                row.update(ok=False, error=str(exc))
             row["elapsed_s"] = round(time.monotonic() - t0, 3)
-            await generations.append(row)
-        if row["ok"]:
-            gen_counts.done += 1
-        else:
-            gen_counts.failed += 1
-            gen_counts.errors.append(f"{item.id}: {row['error']}")
-        progress.advance("generate", failed=not row["ok"])
+            if not transient:  # transient failures stay pending, so a rerun picks them up
+                await generations.append(row)
+        finish(gen_counts, "generate", item, row, transient)
 
-    async def do_judge(item: Item) -> None:
+    async def do_judge(item: Item, gen: dict[str, Any]) -> None:
         assert judge is not None and judge_item is not None
-        gen = generations.get(item.id)
-        assert gen is not None
+        transient = False
         async with judge_limit:
             t0 = time.monotonic()
             row: dict[str, Any] = {"id": item.id, "judge_model": judge.model}
@@ -186,16 +195,13 @@ async def run_stages(
                     row.update(ok=True, judgement=judgement.to_dict(), score=judgement.score)
                 except JudgeError as exc:
                     row.update(ok=False, failure="judge", error=str(exc))
+                    transient = exc.transient
                     if exc.raw:
                         row["raw"] = exc.raw
             row["elapsed_s"] = round(time.monotonic() - t0, 3)
-            await judgements.append(row)
-        if row["ok"]:
-            judge_counts.done += 1
-        else:
-            judge_counts.failed += 1
-            judge_counts.errors.append(f"{item.id}: {row['error']}")
-        progress.advance("judge", failed=not row["ok"])
+            if not transient:
+                await judgements.append(row)
+        finish(judge_counts, "judge", item, row, transient)
 
     async def pipeline(item: Item) -> None:
         generated_now = False
@@ -206,9 +212,9 @@ async def run_stages(
             return
         gen = generations.get(item.id)
         if gen is not None and gen.get("ok") and needs(judgements, item):
-            await do_judge(item)
-        elif gen is not None and not gen.get("ok") and generated_now:
-            progress.advance("judge", failed=False)  # nothing to judge; the report scores the failure
+            await do_judge(item, gen)
+        elif generated_now and gen is not None and not gen.get("ok"):
+            progress.advance("judge")  # nothing to judge; the report scores the failure
 
     with progress:
         async with anyio.create_task_group() as tg:

@@ -218,10 +218,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
             await stack.enter_async_context(server.session_manager.run())
             app.state.runtime = Runtime(services=ready, server=server, streamable=streamable, sse=sse)
             logger.info(
-                "gen-searcher ready: streamable HTTP at %s%s, SSE at %s",
+                "gen-searcher ready: streamable HTTP at %s%s, SSE at %s, search backend %s, cache mode %s",
                 MCP_PATH,
                 " (stateless)" if settings.server.stateless else "",
                 SSE_PATH,
+                getattr(ready.search, "backend_name", "none"),
+                settings.cache.mode,
             )
             yield
 

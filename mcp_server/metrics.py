@@ -16,6 +16,8 @@ user input or secrets. ``render()`` returns the Prometheus text exposition.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 # Tool latencies span cached lookups (sub-millisecond) to renders (minutes).
@@ -61,18 +63,29 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Labelled children by label values: ``labels()`` costs a lock and a tuple build per call,
+        # and these calls sit on the hot path of every cached search.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def tool_call(self, tool: str, ok: bool, seconds: float) -> None:
-        self._tool_calls.labels(tool=tool, outcome="ok" if ok else "error").inc()
-        self._tool_latency.labels(tool=tool).observe(seconds)
+        self._child(self._tool_calls, tool, "ok" if ok else "error").inc()
+        self._child(self._tool_latency, tool).observe(seconds)
 
     def cache_event(self, namespace: str, hit: bool) -> None:
-        self._cache_events.labels(namespace=namespace, result="hit" if hit else "miss").inc()
+        self._child(self._cache_events, namespace, "hit" if hit else "miss").inc()
 
     def backend_call(self, backend: str) -> None:
-        self._backend_calls.labels(backend=backend).inc()
+        self._child(self._backend_calls, backend).inc()
 
     def backend_error(self, backend: str) -> None:
-        self._backend_errors.labels(backend=backend).inc()
+        self._child(self._backend_errors, backend).inc()
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of one sample (e.g. ``gen_searcher_backend_calls_total``); 0 when absent."""

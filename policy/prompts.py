@@ -67,6 +67,10 @@ TOOL_SPECS: tuple[dict[str, Any], ...] = (
                 "properties": {
                     "url": {"type": "string", "description": "The page address (http or https)."},
                     "goal": {"type": "string", "description": "What you want to learn from the page."},
+                    "offset": {
+                        "type": "integer",
+                        "description": "Where to continue a long page (the offset a previous browse result gave).",
+                    },
                 },
                 "required": ["url", "goal"],
             },

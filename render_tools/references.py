@@ -40,13 +40,20 @@ class ReferenceLoader:
         check_reference_count(len(urls))
         used = urls[:MAX_REFERENCES]
         images: list[Image.Image | None] = [None] * len(used)
+        errors: list[Exception | None] = [None] * len(used)
 
         async def one(index: int, url: Any) -> None:
-            images[index] = await self.load_one(url, what=f"reference image {index + 1}")
+            try:
+                images[index] = await self.load_one(url, what=f"reference image {index + 1}")
+            except Exception as exc:  # noqa: BLE001  reported below, first failing reference first
+                errors[index] = exc
 
         async with anyio.create_task_group() as tg:
             for index, url in enumerate(used):
                 tg.start_soon(one, index, url)
+        for error in errors:
+            if error is not None:
+                raise error
         return [img for img in images if img is not None]
 
     async def load_one(self, url: Any, *, what: str) -> Image.Image:

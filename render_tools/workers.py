@@ -164,6 +164,7 @@ class WorkerPool:
         self._queue = _JobQueue(config.queue_size)
         self.workers = [WorkerStatus(device) for device in config.devices]
         self.started = anyio.Event()
+        self._load_lock = anyio.Lock()
 
     # -- public -----------------------------------------------------------------
     async def submit(self, request: RenderRequest) -> RenderResult:
@@ -213,8 +214,10 @@ class WorkerPool:
     # -- internals ------------------------------------------------------------
     async def _build(self, status: WorkerStatus) -> Engine | None:
         try:
-            engine = await anyio.to_thread.run_sync(self._factory, status.device)
-            await anyio.to_thread.run_sync(engine.load)
+            # One load at a time: from_pretrained patches process-wide state and is not thread-safe.
+            async with self._load_lock:
+                engine = await anyio.to_thread.run_sync(self._factory, status.device)
+                await anyio.to_thread.run_sync(engine.load)
         except Exception as exc:  # noqa: BLE001  a load failure is a worker failure, reported in /health
             self._record_failure(status, exc, "load")
             return None

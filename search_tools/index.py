@@ -31,6 +31,9 @@ DOC_SUFFIXES = frozenset({".html", ".htm", ".md", ".txt", ".jsonl"})
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _MAX_QUERY_TERMS = 32
 _CONTEXT_CHARS = 400
+MAX_FILE_BYTES = 20 * 1024 * 1024  # larger files are skipped (and counted), not read into memory
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _BLOCK_TAGS = frozenset({"p", "li", "figure", "td", "th", "dd", "blockquote", "section", "article", "div"})
 # BM25 column weights: a match in the title counts more than one in the body.
 _DOC_WEIGHTS = "0.0, 8.0, 1.0"  # url (unindexed), title, text
@@ -71,6 +74,7 @@ class IndexStats:
     images: int
     duplicates: int
     path: Path
+    skipped: tuple[str, ...] = ()  # files too large to index
 
 
 # ---------------------------------------------------------------- building
@@ -94,11 +98,27 @@ def _int_attr(value: str | None) -> int | None:
     return None
 
 
+def decode_html(data: bytes) -> str:
+    """Decode an HTML file: UTF-8 (with or without BOM), else its declared charset, else Windows-1252."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    match = _META_CHARSET.search(data[:4096])
+    if match:
+        try:
+            return data.decode(match.group(1).decode("ascii"), errors="replace")
+        except LookupError:
+            pass
+    return data.decode("cp1252", errors="replace")
+
+
 def parse_html(html: str, url: str) -> Document:
     """Title, main text (trafilatura, falling back to the body text) and referenced images."""
     import lxml.html
     import trafilatura
 
+    html = _XML_DECLARATION.sub("", html, count=1)  # lxml refuses str input with an encoding declaration
     try:
         tree = lxml.html.document_fromstring(html)
     except Exception:  # lxml raises ParserError for empty or non-HTML input
@@ -178,8 +198,18 @@ def _jsonl_documents(path: Path) -> Iterator[Document]:
             yield Document(url=record["url"].strip(), title=title.strip(), text=text)
 
 
-def iter_documents(src_dir: Path, base_url: str | None = None) -> Iterator[Document]:
-    """Every document under ``src_dir`` in a stable (sorted) order; hidden files are skipped."""
+def iter_documents(
+    src_dir: Path,
+    base_url: str | None = None,
+    *,
+    skipped: list[str] | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
+) -> Iterator[Document]:
+    """Every document under ``src_dir`` in a stable (sorted) order.
+
+    Hidden files and folders are ignored; files over ``max_file_bytes`` are left
+    out and their paths appended to ``skipped``.
+    """
     for root, dirs, files in os.walk(src_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -187,17 +217,22 @@ def iter_documents(src_dir: Path, base_url: str | None = None) -> Iterator[Docum
             suffix = path.suffix.lower()
             if name.startswith(".") or suffix not in DOC_SUFFIXES:
                 continue
+            if path.stat().st_size > max_file_bytes and suffix != ".jsonl":
+                if skipped is not None:
+                    skipped.append(str(path))
+                continue
             if suffix == ".jsonl":
                 yield from _jsonl_documents(path)
                 continue
-            content = path.read_text(encoding="utf-8", errors="replace")
             url = document_url(path, src_dir, base_url)
             if suffix in {".html", ".htm"}:
-                doc = parse_html(content, url)
+                doc = parse_html(decode_html(path.read_bytes()), url)
                 if not doc.title:
                     doc.title = _stem_title(path)
                 yield doc
-            elif suffix == ".md":
+                continue
+            content = path.read_text(encoding="utf-8", errors="replace")
+            if suffix == ".md":
                 yield Document(url=url, title=_markdown_title(content, _stem_title(path)), text=content.strip())
             else:
                 yield Document(url=url, title=_stem_title(path), text=content.strip())
@@ -215,7 +250,9 @@ CREATE VIRTUAL TABLE images USING fts5(
 """
 
 
-def build_index(src_dir: Path | str, out: Path | str, base_url: str | None = None) -> IndexStats:
+def build_index(
+    src_dir: Path | str, out: Path | str, base_url: str | None = None, *, max_file_bytes: int = MAX_FILE_BYTES
+) -> IndexStats:
     """Index every supported file under ``src_dir`` into ``out`` (replaced atomically)."""
     src = Path(src_dir)
     target = Path(out)
@@ -227,12 +264,13 @@ def build_index(src_dir: Path | str, out: Path | str, base_url: str | None = Non
     fd, tmp_name = tempfile.mkstemp(prefix=".index-", suffix=".db", dir=target.parent)
     os.close(fd)
     documents = images = duplicates = 0
+    skipped: list[str] = []
     try:
         conn = sqlite3.connect(tmp_name)
         try:
             conn.executescript(_SCHEMA)
             seen: set[str] = set()
-            for doc in iter_documents(src, base_url):
+            for doc in iter_documents(src, base_url, skipped=skipped, max_file_bytes=max_file_bytes):
                 if doc.url in seen:
                     duplicates += 1
                     continue
@@ -273,7 +311,7 @@ def build_index(src_dir: Path | str, out: Path | str, base_url: str | None = Non
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return IndexStats(documents=documents, images=images, duplicates=duplicates, path=target)
+    return IndexStats(documents=documents, images=images, duplicates=duplicates, path=target, skipped=tuple(skipped))
 
 
 # ---------------------------------------------------------------- querying
@@ -323,16 +361,20 @@ class LocalIndex:
             return []
         conn = self._connect()
         try:
+            # Rank first, then build snippets for the top k only (SQLite would otherwise
+            # compute a snippet for every matching row before sorting).
             rows = conn.execute(
-                f"SELECT url, title, snippet(docs, 2, '', '', '…', 40), text FROM docs WHERE docs MATCH ?"
-                f" ORDER BY bm25(docs, {_DOC_WEIGHTS}) LIMIT ?",
+                f"SELECT url, title, snippet(docs, 2, '', '', '…', 40), substr(text, 1, 300) FROM docs"
+                f" WHERE docs MATCH ?1 AND rowid IN"
+                f" (SELECT rowid FROM docs WHERE docs MATCH ?1 ORDER BY bm25(docs, {_DOC_WEIGHTS}) LIMIT ?2)"
+                f" ORDER BY bm25(docs, {_DOC_WEIGHTS})",
                 (match, k),
             ).fetchall()
         finally:
             conn.close()
         hits = []
         for position, (url, title, snippet, text) in enumerate(rows, start=1):
-            snippet = _collapse(snippet or "") or _collapse(text[:300])
+            snippet = _collapse(snippet or "") or _collapse(text)
             hits.append(WebHit(title=title or url, url=url, snippet=snippet, position=position))
         return hits
 

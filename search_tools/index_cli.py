@@ -31,6 +31,8 @@ def build(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"indexed {stats.documents} documents and {stats.images} images into {stats.path}")
+    for path in stats.skipped:
+        typer.echo(f"skipped {path}: larger than the per-file limit", err=True)
     if stats.duplicates:
         typer.echo(f"skipped {stats.duplicates} documents with a duplicate URL", err=True)
 

@@ -70,6 +70,17 @@ def as_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
+def provider_url(backend: str, url: str | None) -> httpx.URL:
+    """Parse a configured provider URL; anything but a valid http(s) URL is a config error."""
+    try:
+        parsed = httpx.URL(url or "")
+    except (httpx.InvalidURL, ValueError):
+        parsed = None
+    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.host:
+        raise SearchBackendError(backend, "config", "the provider URL must be an http(s) URL")
+    return parsed
+
+
 def origin(url: str) -> str:
     """scheme://host:port of a URL: safe to show (no credentials, path or query)."""
     parts = httpx.URL(url)
@@ -109,8 +120,7 @@ class HttpBackend:
         retry_after_max_s: float = 30.0,
         user_agent: str | None = None,
     ) -> None:
-        if not base_url or httpx.URL(base_url).scheme not in {"http", "https"}:
-            raise SearchBackendError(self.name, "config", "the provider URL must be an http(s) URL")
+        provider_url(self.name, base_url)
         self.base_url = base_url.rstrip("/")
         self._secrets = [secret for secret in (secrets or []) if secret]
         self._max_retries = max(0, max_retries)

@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 import httpx
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
-from search_tools.backends.http import HttpBackend, RetryableError, as_int, http_options, strip_html
+from search_tools.backends.http import HttpBackend, RetryableError, as_int, http_options, provider_url, strip_html
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
@@ -37,7 +37,7 @@ class SearxngBackend(HttpBackend):
     def __init__(self, base_url: str | None, **options: Any) -> None:
         if not base_url:
             raise SearchBackendError(self.name, "config", "no instance URL (set SEARXNG_URL)")
-        parsed = httpx.URL(base_url)
+        parsed = provider_url(self.name, base_url)
         secrets = [parsed.password] if parsed.password else []
         super().__init__(base_url=base_url, secrets=secrets, **options)
 

@@ -159,6 +159,7 @@ async def test_wise_rubrics(judge: JudgeClient, scripted_judge: ScriptedJudge) -
 def test_parse_json_object_is_strict() -> None:
     assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
     assert parse_json_object('  {"a": 1}\n') == {"a": 1}
+    assert parse_json_object('<think>hmm, {"a": 2}?</think>\n{"a": 1}') == {"a": 1}
     with pytest.raises(ValueError, match="not valid JSON"):
         parse_json_object('Here: {"a": 1}')
     with pytest.raises(ValueError, match="not an object"):

@@ -218,6 +218,15 @@ def chat(chat_server: ScriptedChat, site: Site) -> ScriptedChat:
 
 
 @pytest.fixture(autouse=True)
-def no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "GEN_SEARCHER_POLICY_API_KEY", "GEN_SEARCHER_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own keys and GEN_SEARCHER_* settings must not leak into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("GEN_SEARCHER_") or name in (
+            "OPENAI_API_KEY",
+            "SERPER_API_KEY",
+            "BRAVE_API_KEY",
+            "SEARXNG_URL",
+        ):
+            monkeypatch.delenv(name, raising=False)

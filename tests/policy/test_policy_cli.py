@@ -18,7 +18,7 @@ from policy.baseline import run_baseline
 from policy.episode import Termination
 from policy.mcp_tools import McpTools
 from tests.policy.conftest import ScriptedChat, Site, png
-from tests.policy.scripting import answer, tool_call
+from tests.policy.scripting import answer, last_user_text, tool_call
 from tests.support.loopback import serve_app
 from tests.support.tool_server import ToolServer
 
@@ -145,3 +145,22 @@ def test_cli_run_renders_with_the_generator_references(tmp_path: Path) -> None:
     assert answer_json["render"]["file"] == "render.png"
     assert Image.open(out / "render.png").size == (96, 96)
     assert Image.open(out / "references" / "01_IMG_001.png").size == (200, 100)
+
+
+def test_cli_system_prompt_file_and_parallel_tools(tmp_path: Path, chat: ScriptedChat, tool_server: ToolServer) -> None:
+    prompt_file = tmp_path / "system.txt"
+    prompt_file.write_text("You are a careful picture researcher.\n")
+    two = tool_call("search", queries=["Quorvath Bridge"]) + (
+        '\n<tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", "top_k": 1}}</tool_call>'
+    )
+    chat.load(two, answer("IMG_001"))
+    out = tmp_path / "out"
+    args = ["run", "Quorvath Bridge", "--model-url", chat.base_url, "--model", "m", "--mcp-url", tool_server.url]
+    args += ["--out", str(out), "--no-render", "--parallel-tools", "--system-prompt-file", str(prompt_file)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    system = chat.requests[0]["messages"][0]["content"]
+    assert system.startswith("You are a careful picture researcher.\n\n# Tools\n") and "How to work" not in system
+    assert last_user_text(chat.requests[1]).count("<tool_response>") == 2
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["config"]["parallel_tool_calls"] is True and trace["steps"][1]["parallel"] is True

@@ -42,7 +42,7 @@ async def test_edit_render_with_references(
 
 def test_every_reference_reaches_the_model(shared_engine: QwenImageEngine, references: list[Image.Image]) -> None:
     def render(refs: list[Image.Image]) -> np.ndarray:
-        request = RenderRequest(prompt="a hat", reference_images=refs, width=64, height=64, seed=5, steps=1)
+        request = RenderRequest(prompt="a hat", reference_images=refs, width=64, height=64, seed=5, steps=2)
         return pixels(shared_engine.render_batch([request.validated()])[0].image)
 
     base = render(references[:3])

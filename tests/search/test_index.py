@@ -202,3 +202,35 @@ def test_cli_reports_errors_with_exit_code(tmp_path: Path) -> None:
     result = runner.invoke(app, ["index", "query", str(tmp_path / "none.db"), "x"])
     assert result.exit_code == 1
     assert "not found" in result.output
+
+
+def test_html_encodings_and_xml_declarations(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    latin = (
+        '<html><head><meta charset="iso-8859-1"><title>Café crème à Orléans</title></head>'
+        "<body><p>Un café près de la cathédrale.</p></body></html>"
+    )
+    (src / "latin.html").write_bytes(latin.encode("iso-8859-1"))
+    xhtml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+        "<head><title>Gaudí and the Sagrada Família</title>"
+        '</head><body><p>The basilica in Barcelona.</p><img src="sf.jpg" alt="Sagrada Família facade"/></body></html>'
+    )
+    (src / "x.xhtml.htm").write_bytes(b"\xef\xbb\xbf" + xhtml.encode("utf-8"))  # with a BOM
+    build_index(src, tmp_path / "i.db")
+    index = LocalIndex(tmp_path / "i.db")
+    assert [hit.title for hit in index.search("cathédrale orleans", 3)] == ["Café crème à Orléans"]
+    assert [hit.title for hit in index.search("basilica barcelona", 3)] == ["Gaudí and the Sagrada Família"]
+    assert index.image_search("familia facade", 1)[0].image_url.endswith("/sf.jpg")
+
+
+def test_oversized_files_are_skipped_and_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "small.txt").write_text("a small note about owls")
+    (src / "huge.txt").write_text("owls " * 400)
+    stats = build_index(src, tmp_path / "i.db", max_file_bytes=1000)
+    assert stats.documents == 1
+    assert stats.skipped == (str(src / "huge.txt"),)
+    assert [hit.title for hit in LocalIndex(tmp_path / "i.db").search("owls", 5)] == ["small"]

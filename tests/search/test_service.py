@@ -295,3 +295,26 @@ async def test_open_services_provides_cached_search(index_path: Path, make_setti
     replay = make_settings(search={"backend": "local", "index": tmp_path / "gone.db"}, cache={"mode": "replay"})
     async with open_services(replay) as services:
         assert (await services.search.search("Glass  Pyramid", 2))[0].title == "The Louvre museum"
+
+
+@pytest.mark.anyio
+async def test_two_servers_share_one_redis_cache(index_path: Path, make_settings, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    from mcp_server.services import open_services
+    from search_tools.cache import RedisCache
+
+    first = make_settings(search={"backend": "local", "index": index_path}, cache={"url": redis_url})
+    async with open_services(first) as services:
+        assert isinstance(services.cache, RedisCache)
+        await services.cache._client.flushdb()  # type: ignore[attr-defined]  # start from an empty shared cache
+        recorded = await services.search.search("sourdough starter", 3)
+        assert recorded[0].url.endswith("/bread_notes.txt")
+    # A replica with no index at all, replaying from the shared cache.
+    replica = make_settings(
+        search={"backend": "local", "index": index_path.parent / "absent.db"},
+        cache={"url": redis_url, "mode": "replay"},
+    )
+    async with open_services(replica) as services:
+        assert await services.search.search("Sourdough Starter", 3) == recorded
+        with pytest.raises(CacheMissError):
+            await services.search.search("sourdough starter", 4)
+        await services.cache._client.flushdb()  # type: ignore[attr-defined]

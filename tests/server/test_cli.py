@@ -95,3 +95,15 @@ async def test_serve_over_stdio(tmp_path: Path, index_db: Path) -> None:
         result = await client.call_tool("search", {"queries": ["Golden Gate"]})
     assert not result.is_error
     assert result.structured_content["results"][0]["hits"][0]["url"].endswith("golden-gate.md")
+
+
+def test_serve_flags_beat_environment_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_server.cli import _settings
+
+    config = tmp_path / "c.toml"
+    config.write_text('[server]\nport = 9100\nhost = "10.0.0.1"\n', encoding="utf-8")
+    monkeypatch.setenv("GEN_SEARCHER_SERVER__PORT", "9200")
+    from_env = _settings(config)
+    assert (from_env.server.host, from_env.server.port, from_env.server.stateless) == ("10.0.0.1", 9200, False)
+    flagged = _settings(config, host="0.0.0.0", port=9300, stateless=True)
+    assert (flagged.server.host, flagged.server.port, flagged.server.stateless) == ("0.0.0.0", 9300, True)

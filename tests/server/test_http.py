@@ -26,9 +26,11 @@ def _eiffel(result) -> None:  # type: ignore[no-untyped-def]
     assert hits[0]["url"].endswith("eiffel-tower.md")
 
 
-@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
-async def test_search_over_streamable_http(tmp_path: Path, index_db: Path, stateless: bool) -> None:
-    with run_tool_server(tmp_path, index=index_db, stateless=stateless) as ts:
+@pytest.mark.parametrize(
+    ("stateless", "json_response"), [(False, False), (True, False), (True, True)], ids=["stateful", "stateless", "stateless-json"]
+)
+async def test_search_over_streamable_http(tmp_path: Path, index_db: Path, stateless: bool, json_response: bool) -> None:
+    with run_tool_server(tmp_path, index=index_db, stateless=stateless, server={"json_response": json_response}) as ts:
         async with Client(ts.url) as client:
             _eiffel(await client.call_tool("search", SEARCH))
             # A bad call answers an error; the same session keeps working.
@@ -36,6 +38,25 @@ async def test_search_over_streamable_http(tmp_path: Path, index_db: Path, state
             _eiffel(await client.call_tool("search", SEARCH))
         async with Client(ts.url) as second:  # a fresh session on the same server
             _eiffel(await second.call_tool("search", SEARCH))
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+async def test_stateless_mode_issues_no_session(tmp_path: Path, index_db: Path, stateless: bool) -> None:
+    with run_tool_server(tmp_path, index=index_db, stateless=stateless) as ts:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                ts.url, json=INITIALIZE, headers={"Accept": "application/json, text/event-stream"}
+            )
+    assert response.status_code == 200
+    assert ("mcp-session-id" in response.headers) is not stateless
 
 
 async def test_search_over_legacy_sse(tmp_path: Path, index_db: Path) -> None:

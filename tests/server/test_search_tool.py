@@ -128,3 +128,14 @@ async def test_tool_calls_are_counted_and_timed(settings: Settings) -> None:
         assert metrics.value("gen_searcher_tool_latency_seconds_count", {"tool": "search"}) == 4
         # The first call missed the cache; the two repeats hit it.
         assert metrics.value("gen_searcher_cache_events_total", {"namespace": "search", "result": "hit"}) >= 2
+
+
+def test_unexpected_failures_are_reported_without_internals() -> None:
+    from mcp_server.tools.search import describe_failure
+    from search_tools.backends.base import SearchBackendError
+
+    assert describe_failure(SearchBackendError("serper", "timeout", "no answer in 15s")) == (
+        "serper search failed (timeout): no answer in 15s"
+    )
+    hidden = describe_failure(RuntimeError("connection string postgres://user:hunter2@db"))
+    assert hidden == "search failed: internal error (RuntimeError)"

@@ -1,0 +1,237 @@
+"""Speed and extraction quality of ``browse`` against the reference MCP fetch server, in one run.
+
+    .venv/bin/python benchmark/perf/browse.py [--concurrency 8] [--rounds 5] [--skip-mcp]
+
+The annotated pages of ``benchmark/perf/data/pages`` (see ``make_pages.py``)
+are served on 127.0.0.1. Two comparisons run over the same pages:
+
+1. pipeline: our fetch + extraction (no summary model) and the reference's
+   ``fetch_url`` (``mcp-server-fetch`` from PyPI: httpx + readabilipy +
+   markdownify), each in its own interpreter via ``_browse_worker.py``;
+2. tool over MCP stdio: ``gen-searcher serve --transport stdio`` (``browse``,
+   cache off, robots off) and ``python -m mcp_server_fetch`` (``fetch``), both
+   driven by the same MCP client with the same concurrency.
+
+For each it prints pages/s and, per tool, the share of annotated snippets it
+gets right: "keep" snippets present in the output and "drop" snippets absent.
+Targets: quality at least the reference's, throughput at least 2x.
+
+The reference lives in its own virtual environment (``.venv-ref-fetch``,
+created with pip on first run) so that nothing it needs touches ``.venv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = Path(__file__).resolve().parent / "data" / "pages"
+REF_VENV = ROOT / ".venv-ref-fetch"
+REF_PYTHON = REF_VENV / "bin" / "python"
+WORKER = Path(__file__).resolve().parent / "_browse_worker.py"
+
+
+def ensure_reference_venv() -> None:
+    if REF_PYTHON.exists():
+        return
+    print(f"creating {REF_VENV} with mcp-server-fetch (first run only)...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True)
+    subprocess.run([str(REF_PYTHON), "-m", "pip", "install", "--quiet", "mcp-server-fetch"], check=True)
+
+
+def reference_version() -> str:
+    out = subprocess.run(
+        [str(REF_PYTHON), "-c", "from importlib.metadata import version; print(version('mcp-server-fetch'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+@contextlib.contextmanager
+def serve_pages() -> Iterator[str]:
+    """Serve PAGES over HTTP on a free loopback port (uvicorn in a thread)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    files = {p.name: p.read_bytes() for p in PAGES.glob("*.html")}
+
+    async def page(request: Any) -> Response:
+        body = files.get(request.path_params["name"])
+        if body is None:
+            return Response("not found", status_code=404)
+        return Response(body, media_type="text/html; charset=utf-8")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(Starlette(routes=[Route("/{name}", page)]), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+_MARKUP = re.compile(r"[*_`#>\\|]+")
+
+
+def normalize(text: str) -> str:
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    return " ".join(_MARKUP.sub(" ", text).casefold().split())
+
+
+def score(outputs: dict[str, str], annotations: dict[str, Any], base: str) -> dict[str, float]:
+    kept = keep_total = dropped = drop_total = 0
+    for name, note in annotations.items():
+        text = normalize(outputs.get(f"{base}/{name}", ""))
+        kept += sum(normalize(s) in text for s in note["keep"])
+        keep_total += len(note["keep"])
+        dropped += sum(normalize(s) not in text for s in note["drop"])
+        drop_total += len(note["drop"])
+    return {
+        "keep": kept / keep_total,
+        "drop": dropped / drop_total,
+        "overall": (kept + dropped) / (keep_total + drop_total),
+    }
+
+
+def run_worker(
+    python: Path, impl: str, urls: list[str], concurrency: int, rounds: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        urls_file = Path(tmp) / "urls.json"
+        urls_file.write_text(json.dumps(urls))
+        out = Path(tmp) / "out.json"
+        cmd = [str(python), str(WORKER), "--impl", impl, "--urls", str(urls_file), "--concurrency", str(concurrency),
+               "--rounds", str(rounds), "--out", str(out)]
+        subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+        return json.loads(out.read_text())
+
+
+async def run_mcp(params: Any, tool: str, args_for: Any, urls: list[str], concurrency: int, rounds: int) -> dict[str, Any]:
+    import anyio
+    from mcp import Client
+
+    async with Client(params) as client:
+        outputs: dict[str, str] = {}
+        for url in urls:  # warm-up pass, also the quality sample
+            result = await client.call_tool(tool, args_for(url))
+            if result.is_error:
+                raise RuntimeError(f"{tool} failed on {url}: {result.content[0].text}")
+            outputs[url] = "\n".join(b.text for b in result.content if getattr(b, "type", "") == "text")
+        limiter = anyio.CapacityLimiter(concurrency)
+
+        async def one(url: str) -> None:
+            async with limiter:
+                await client.call_tool(tool, args_for(url))
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(rounds):
+                for url in urls:
+                    tg.start_soon(one, url)
+        elapsed = time.perf_counter() - started
+    return {"pages": len(urls) * rounds, "seconds": elapsed, "outputs": outputs}
+
+
+def mcp_comparison(urls: list[str], concurrency: int, rounds: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    import anyio
+    from mcp.client.stdio import StdioServerParameters
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "GEN_SEARCHER_FETCH__ALLOW_PRIVATE_NETWORKS": "true",
+            "GEN_SEARCHER_FETCH__RESPECT_ROBOTS": "false",
+            "GEN_SEARCHER_CACHE__MODE": "off",
+            "GEN_SEARCHER_CACHE__PATH": str(Path(tmp) / "cache.db"),
+            "GEN_SEARCHER_IMAGES__DIR": str(Path(tmp) / "images"),
+            "GEN_SEARCHER_SUMMARY__TEXT_BUDGET": "1000000",
+            "GEN_SEARCHER_SEARCH__BACKEND": "ddgs",
+        }
+        for name in ("GEN_SEARCHER_SUMMARY__BASE_URL", "GEN_SEARCHER_SUMMARY__MODEL", "GEN_SEARCHER_CONFIG"):
+            env.pop(name, None)
+        ours = StdioServerParameters(
+            command=sys.executable, args=["-m", "mcp_server", "serve", "--transport", "stdio"], env=env, cwd=str(ROOT)
+        )
+        ref = StdioServerParameters(
+            command=str(REF_PYTHON), args=["-m", "mcp_server_fetch", "--ignore-robots-txt", "--allow-private-ips"],
+            env=dict(os.environ),
+        )
+        ours_result = anyio.run(
+            run_mcp, ours, "browse", lambda u: {"url": u, "goal": "main content"}, urls, concurrency, rounds
+        )
+        ref_result = anyio.run(run_mcp, ref, "fetch", lambda u: {"url": u, "max_length": 999_999}, urls, concurrency, rounds)
+    return ours_result, ref_result
+
+
+def report(title: str, rows: list[tuple[str, dict[str, Any]]], annotations: dict[str, Any], base: str) -> None:
+    """One table; the first row is ours, every other row a reference it is compared with."""
+    print(f"\n== {title} ==")
+    print(f"{'tool':<44}{'pages/s':>9}{'keep':>8}{'drop':>8}{'overall':>9}")
+    figures = []
+    for label, result in rows:
+        rate = result["pages"] / result["seconds"]
+        quality = score(result["outputs"], annotations, base)
+        figures.append((label, rate, quality))
+        print(f"{label:<44}{rate:>9.1f}{quality['keep']:>8.1%}{quality['drop']:>8.1%}{quality['overall']:>9.1%}")
+    _, ours_rate, ours_q = figures[0]
+    for label, rate, quality in figures[1:]:
+        print(f"vs {label}: throughput {ours_rate / rate:.2f}x (target >= 2x), "
+              f"quality {ours_q['overall']:.1%} vs {quality['overall']:.1%} (target: >= reference)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-mcp", action="store_true", help="only the pipeline comparison")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    ensure_reference_venv()
+    annotations = json.loads((PAGES / "annotations.json").read_text())
+    print(f"{len(annotations)} annotated pages, concurrency {args.concurrency}, {args.rounds} rounds; "
+          f"reference mcp-server-fetch {reference_version()}")
+    with serve_pages() as base:
+        urls = [f"{base}/{name}" for name in annotations]
+        ours = run_worker(Path(sys.executable), "ours", urls, args.concurrency, args.rounds)
+        ref = run_worker(REF_PYTHON, "ref", urls, args.concurrency, args.rounds)
+        # readabilipy runs Readability.js when `node` is on PATH, else its pure-Python extractor: measure both
+        no_node = run_worker(REF_PYTHON, "ref", urls, args.concurrency, args.rounds, env={"PATH": "/nonexistent"})
+        rows = [
+            ("gen-searcher browse (fetch+extract)", ours),
+            ("mcp-server-fetch, Readability.js via Node", ref),
+            ("mcp-server-fetch, no Node (pure Python)", no_node),
+        ]
+        report("pipeline: fetch + extraction, in-process", rows, annotations, base)
+        if not args.skip_mcp:
+            ours_mcp, ref_mcp = mcp_comparison(urls, args.concurrency, args.rounds)
+            rows = [("gen-searcher browse tool", ours_mcp), ("mcp-server-fetch fetch tool (Node)", ref_mcp)]
+            report("tool over MCP stdio (same client, same concurrency)", rows, annotations, base)
+
+
+if __name__ == "__main__":
+    main()

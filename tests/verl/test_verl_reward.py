@@ -1,0 +1,168 @@
+"""The dual reward end to end: the real tool server renders with a tiny Qwen-Image pipeline, a scripted judge grades."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
+from tests.verl.conftest import png_bytes
+
+pytestmark = pytest.mark.anyio
+
+KSCORE = "Grade the CANDIDATE"
+TEXT = "Generation prompt:"
+
+
+@pytest.fixture(scope="module")
+def render_server(tmp_path_factory: pytest.TempPathFactory, site_url: tuple[str, Path]) -> Iterator[Any]:
+    """The real tool server with the diffusers renderer over tiny random-weight Qwen-Image pipelines."""
+    from search_tools.index import build_index
+    from tests.support.tiny_qwen_image import build_tiny_qwen_image, build_tiny_qwen_image_edit
+    from tests.support.tool_server import run_tool_server
+
+    url, root = site_url
+    work = tmp_path_factory.mktemp("verl-render-server")
+    models = work / "models"
+    render = {
+        "backend": "diffusers",
+        "model": str(build_tiny_qwen_image(models)),
+        "edit_model": str(build_tiny_qwen_image_edit(models)),
+        "device": "cpu",
+        "steps": 2,
+    }
+    index = build_index(root, work / "index.db", base_url=url + "/").path
+    with run_tool_server(work, index=index, render=render) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fast_judge_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEN_SEARCHER_JUDGE_BACKOFF_INITIAL_S", "0")
+    monkeypatch.setenv("GEN_SEARCHER_JUDGE_BACKOFF_MAX_S", "0")
+
+
+@pytest.fixture
+def ground_truth(tmp_path: Path) -> Path:
+    path = tmp_path / "gt.png"
+    path.write_bytes(png_bytes((40, 160, 120), (96, 64)))
+    return path
+
+
+async def found_image(server: Any) -> str:
+    from verl_recipes.mcp_session import McpConnection
+
+    conn = McpConnection(server.url)
+    result = await conn.call_tool("image_search", {"query": "Quorvath Bridge", "top_k": 1})
+    await conn.aclose()
+    return result.structured_content["images"][0]["id"]
+
+
+def episode(store_id: str | None, *, valid: bool = True) -> dict[str, Any]:
+    return {
+        "termination": "answered" if valid else "max_turns",
+        "valid": valid,
+        "prompt": "Draw the Quorvath Bridge.",
+        "gen_prompt": "The copper-green Quorvath Bridge from the first reference image" if valid else None,
+        "answer": {
+            "gen_prompt": "The copper-green Quorvath Bridge from the first reference image",
+            "reference_images": [{"img_id": "IMG_001", "note": "NOTE-bridge-at-dusk"}],
+        }
+        if valid
+        else None,
+        "generator_image_ids": [store_id] if store_id else [],
+    }
+
+
+def kwargs(server: Any, judge_url: str, **extra: Any) -> dict[str, Any]:
+    return {"render_mcp_url": server.url, "judge_base_url": judge_url, "judge_model": "scripted", **extra}
+
+
+async def test_render_and_judge_combine_into_the_score(render_server: Any, ground_truth: Path) -> None:
+    from verl_recipes.reward import RESULT_KEYS, compute_score
+
+    store_id = await found_image(render_server)
+    judge = ScriptedJudge()
+    judge.when(KSCORE, kscore_reply(1.0, 0.5, 0.0, 1.0, na=True))  # 0.1 + 0.2 + 0.4*0.5 + 0.1 = 0.6
+    judge.when(TEXT, json.dumps({"score": 0.75, "rationale": "mostly there"}))
+    with serve_judge(judge) as judge_url:
+        result = await compute_score(
+            "knowgen", "", str(ground_truth), {"gen_searcher": episode(store_id), "id": "k1"},
+            **kwargs(render_server, judge_url, text_weight=0.25),
+        )
+    assert set(result) == set(RESULT_KEYS)
+    assert result["image_score"] == pytest.approx(0.6) and result["text_score"] == 0.75
+    assert result["score"] == pytest.approx(0.75 * 0.6 + 0.25 * 0.75)
+    assert result["valid"] == 1.0 and result["failed"] == 0.0
+    assert len(judge.requests) == 2
+    from tests.support.scripted_judge import image_urls, request_text
+
+    by_kind = {("kscore" if KSCORE in request_text(r) else "text"): r for r in judge.requests}
+    assert len(image_urls(by_kind["kscore"])) == 2  # the rendered image and the ground truth
+    assert "NOTE-bridge-at-dusk" in request_text(by_kind["text"])  # the plan's reference notes are judged
+    assert "Quorvath" in request_text(by_kind["kscore"])
+
+
+async def test_default_weight_is_one_half(render_server: Any, ground_truth: Path) -> None:
+    from verl_recipes.reward import compute_score
+
+    judge = ScriptedJudge()
+    judge.when(KSCORE, kscore_reply(1.0, 1.0, 1.0, 1.0))
+    judge.when(TEXT, json.dumps({"score": 0.0}))
+    with serve_judge(judge) as judge_url:
+        result = await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": episode(None)}, **kwargs(render_server, judge_url))
+    assert result["score"] == pytest.approx(0.5)  # text-only render, image 1.0, text 0.0
+
+
+async def test_episodes_without_an_answer_are_zero_or_masked(ground_truth: Path) -> None:
+    from verl_recipes.reward import compute_score
+
+    zero = await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": episode(None, valid=False)})
+    assert zero["score"] == 0.0 and zero["masked"] == 0.0 and zero["valid"] == 0.0
+    masked = await compute_score("knowgen", "", str(ground_truth), {}, invalid="mask")
+    assert masked["score"] == 0.0 and masked["masked"] == 1.0
+
+
+async def test_judge_failure_is_retried_then_flagged_not_scored(render_server: Any, ground_truth: Path) -> None:
+    from verl_recipes.reward import RewardFailure, compute_score
+
+    judge = ScriptedJudge()
+    judge.when(KSCORE, "not json", "still not json", "nope", "never")
+    judge.when(TEXT, json.dumps({"score": 1.0}))
+    with serve_judge(judge) as judge_url:
+        result = await compute_score(
+            "knowgen", "", str(ground_truth), {"gen_searcher": episode(None)}, **kwargs(render_server, judge_url)
+        )
+        assert result["failed"] == 1.0 and result["score"] == 0.0 and result["valid"] == 1.0
+        assert sum(KSCORE in str(r) for r in judge.requests) == 4  # 2 attempts x (ask + one repair)
+
+        judge.when(KSCORE, 503)
+        with pytest.raises(RewardFailure, match="K-Score judge failed"):
+            await compute_score(
+                "knowgen", "", str(ground_truth), {"gen_searcher": episode(None)},
+                **kwargs(render_server, judge_url, on_failure="raise", judge_attempts=1),
+            )
+
+
+async def test_render_failure_is_reported(render_server: Any, ground_truth: Path) -> None:
+    from verl_recipes.reward import compute_score
+
+    judge = ScriptedJudge(default=json.dumps({"score": 1.0}))
+    with serve_judge(judge) as judge_url:
+        result = await compute_score(
+            "knowgen", "", str(ground_truth), {"gen_searcher": episode("img_0000000000000000")},
+            **kwargs(render_server, judge_url, render_attempts=2),
+        )
+    assert result["failed"] == 1.0 and result["score"] == 0.0
+    assert not any(KSCORE in str(r) for r in judge.requests)  # nothing to judge without an image
+
+
+async def test_missing_ground_truth_is_a_failure_not_a_zero(tmp_path: Path) -> None:
+    from verl_recipes.reward import compute_score
+
+    result = await compute_score("knowgen", "", str(tmp_path / "missing.png"), {"gen_searcher": episode(None)}, render_mcp_url="http://127.0.0.1:9/mcp")
+    assert result["failed"] == 1.0

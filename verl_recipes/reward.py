@@ -1,0 +1,277 @@
+"""The GRPO reward: render the episode's answer, judge the image and the plan, combine.
+
+verl 0.9.1 loads it with ``reward.custom_reward_function.path=<this file>`` and
+``name=compute_score``; its reward managers await coroutine functions and pass
+``data_source``, ``solution_str``, ``ground_truth`` and ``extra_info`` (into which
+the agent loop's ``extra_fields`` are merged, so ``extra_info["gen_searcher"]``
+holds the episode's outcome). Keys of ``reward.custom_reward_function.reward_kwargs``
+arrive as keyword arguments and override :class:`RewardSettings`.
+
+For an episode with a valid answer:
+
+1. render ``gen_prompt`` with the first 3 references (store ids the episode
+   recorded) through the ``render`` tool of an MCP server, and read the full image
+   back through its ``image://`` resource;
+2. judge that image against the ground-truth image with the K-Score rubric, and
+   the plan (``gen_prompt`` + reference notes) with the text rubric, concurrently;
+3. score ``(1 - c) * image + c * text`` with ``c = text_weight`` (0.5).
+
+Episodes without a valid answer score 0 (``invalid="zero"``) or are flagged
+``masked`` (``invalid="mask"``; the agent loop's ``mask_invalid`` removes their
+tokens from the loss). A render or judge failure is retried and then reported as
+``failed = 1`` with the reason in the log (``on_failure="flag"``), or raised
+(``on_failure="raise"``) -- never passed off as a bad answer. Judge calls share one
+client per worker process, which bounds concurrency and applies the rate limit.
+
+Every result carries the same numeric keys (verl stacks them across the batch):
+``score, image_score, text_score, valid, masked, failed, render_s, judge_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import mcp_types
+from pydantic import BaseModel, Field, SecretStr
+
+from benchmark.judge import JudgeClient, JudgeError, JudgeSettings
+from benchmark.rubrics import judge_kscore, judge_text
+from verl_recipes.mcp_session import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
+
+log = logging.getLogger(__name__)
+
+RENDER_URL_ENV = "GEN_SEARCHER_RENDER_MCP_URL"
+RESULT_KEYS = ("score", "image_score", "text_score", "valid", "masked", "failed", "render_s", "judge_s")
+
+
+class RewardFailure(RuntimeError):
+    """Rendering or judging failed after retries (the episode itself may have been fine)."""
+
+
+class RewardSettings(BaseModel):
+    """Reward settings: ``reward_kwargs`` keys, else ``GEN_SEARCHER_…`` environment variables."""
+
+    render_mcp_url: str | None = Field(
+        None, description=f"MCP server with the render tool; default ${RENDER_URL_ENV}, then ${DEFAULT_URL_ENV}"
+    )
+    token_env: str | None = DEFAULT_TOKEN_ENV
+    text_weight: float = Field(0.5, ge=0.0, le=1.0, description="c in (1 - c) * image + c * text")
+    invalid: Literal["zero", "mask"] = "zero"
+    on_failure: Literal["flag", "raise"] = "flag"
+    generator_references: int = Field(3, ge=0)
+    render_attempts: int = Field(2, ge=1)
+    render_timeout_s: float = 900.0
+    render_width: int | None = None
+    render_height: int | None = None
+    render_steps: int | None = None
+    render_seed: int | None = None
+    judge_attempts: int = Field(2, ge=1, description="whole-judgement tries (each with the client's own retries)")
+    judge_base_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key_env: str | None = Field(None, description="variable holding the judge's key (default: JudgeSettings')")
+    judge_rate_limit_per_s: float | None = None
+    judge_max_concurrency: int | None = None
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RewardSettings:
+        return cls(**{k: v for k, v in kwargs.items() if k in cls.model_fields})
+
+    def render_url(self) -> str:
+        url = self.render_mcp_url or os.environ.get(RENDER_URL_ENV) or os.environ.get(DEFAULT_URL_ENV)
+        if not url:
+            raise RewardFailure(f"no render server: set render_mcp_url, ${RENDER_URL_ENV} or ${DEFAULT_URL_ENV}")
+        return url
+
+    def judge_settings(self) -> JudgeSettings:
+        overrides: dict[str, Any] = {}
+        if self.judge_base_url:
+            overrides["base_url"] = self.judge_base_url
+        if self.judge_model:
+            overrides["model"] = self.judge_model
+        if self.judge_rate_limit_per_s is not None:
+            overrides["rate_limit_per_s"] = self.judge_rate_limit_per_s
+        if self.judge_max_concurrency is not None:
+            overrides["max_concurrency"] = self.judge_max_concurrency
+        if self.judge_api_key_env:
+            key = os.environ.get(self.judge_api_key_env)
+            overrides["api_key"] = SecretStr(key) if key else None
+        return JudgeSettings(**overrides)
+
+
+class _Judges:
+    """One judge client per (event loop, judge settings) in this process, so the rate limit is shared."""
+
+    _clients: ClassVar[dict[tuple[int, str], JudgeClient]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def get(cls, settings: JudgeSettings) -> JudgeClient:
+        loop = asyncio.get_running_loop()
+        key = (id(loop), settings.model_dump_json())
+        with cls._guard:
+            client = cls._clients.get(key)
+            if client is None:
+                client = JudgeClient(settings)
+                cls._clients[key] = client
+            return client
+
+
+def _empty(**values: float) -> dict[str, float]:
+    out = dict.fromkeys(RESULT_KEYS, 0.0)
+    out.update(values)
+    return out
+
+
+def _ground_truth_image(ground_truth: Any) -> Any:
+    """What the judge accepts: a path, bytes or data URL (dicts from parquet: ``{"bytes"}`` or ``{"path"}``)."""
+    if isinstance(ground_truth, Mapping):
+        if ground_truth.get("bytes"):
+            return bytes(ground_truth["bytes"])
+        ground_truth = ground_truth.get("path") or ground_truth.get("image")
+    if isinstance(ground_truth, bytes):
+        return ground_truth
+    if isinstance(ground_truth, str) and ground_truth:
+        if ground_truth.startswith("data:"):
+            return ground_truth
+        path = Path(ground_truth)
+        if not path.is_file():
+            raise RewardFailure(f"ground-truth image not found: {path}")
+        return path
+    raise RewardFailure("the sample has no ground-truth image")
+
+
+async def render_answer(
+    settings: RewardSettings, gen_prompt: str, reference_ids: Sequence[str]
+) -> tuple[bytes, str]:
+    """Render through the MCP ``render`` tool and read the full image back; returns (bytes, image id)."""
+    conn = ConnectionPool.shared.get(
+        settings.render_url(), token_env=settings.token_env, timeout_s=settings.render_timeout_s
+    )
+    arguments: dict[str, Any] = {"prompt": gen_prompt, "reference_image_ids": list(reference_ids)}
+    for key in ("width", "height", "steps", "seed"):
+        value = getattr(settings, f"render_{key}")
+        if value is not None:
+            arguments[key] = value
+    problem = "no attempt made"
+    for attempt in range(settings.render_attempts):
+        try:
+            result = await conn.call_tool("render", arguments)
+            if result.is_error:
+                texts = [b.text for b in result.content if isinstance(b, mcp_types.TextContent)]
+                raise RewardFailure("render tool error: " + (" ".join(texts) or "no message"))
+            structured = result.structured_content or {}
+            image_id = structured.get("id") if isinstance(structured, Mapping) else None
+            if not isinstance(image_id, str):
+                raise RewardFailure("render result has no image id")
+            resource = await conn.read_resource(f"image://{image_id}")
+            for item in resource.contents:
+                if isinstance(item, mcp_types.BlobResourceContents):
+                    return base64.b64decode(item.blob), image_id
+            raise RewardFailure(f"image://{image_id} returned no image")
+        except (RewardFailure, McpConnectionError, McpCallError) as exc:
+            problem = str(exc)
+            log.warning("render attempt %d/%d failed: %s", attempt + 1, settings.render_attempts, problem)
+            if attempt + 1 < settings.render_attempts:
+                await asyncio.sleep(min(2.0**attempt, 10.0))
+    raise RewardFailure(f"render failed after {settings.render_attempts} attempts: {problem}")
+
+
+async def _judged(what: str, attempts: int, make: Any) -> Any:
+    problem = "no attempt made"
+    for attempt in range(attempts):
+        try:
+            return await make()
+        except JudgeError as exc:
+            problem = str(exc)
+            log.warning("%s judge attempt %d/%d failed: %s", what, attempt + 1, attempts, problem)
+    raise RewardFailure(f"{what} judge failed after {attempts} attempts: {problem}")
+
+
+async def score_episode(
+    settings: RewardSettings, episode: Mapping[str, Any], ground_truth: Any
+) -> dict[str, float]:
+    """Render + judge one valid episode; raises :class:`RewardFailure`."""
+    answer = episode.get("answer") or {}
+    gen_prompt = episode.get("gen_prompt") or answer.get("gen_prompt")
+    if not isinstance(gen_prompt, str) or not gen_prompt.strip():
+        raise RewardFailure("the episode is marked valid but has no gen_prompt")
+    prompt = str(episode.get("prompt") or "")
+    references = list(episode.get("generator_image_ids") or [])[: settings.generator_references]
+    notes = [str(ref.get("note", "")) for ref in (answer.get("reference_images") or [])]
+    truth = _ground_truth_image(ground_truth)
+    judge = _Judges.get(settings.judge_settings())
+
+    async def image_part() -> tuple[float, float, float]:
+        started = time.perf_counter()
+        image, _ = await render_answer(settings, gen_prompt, references)
+        rendered = time.perf_counter()
+        judgement = await _judged(
+            "K-Score",
+            settings.judge_attempts,
+            lambda: judge_kscore(judge, prompt=prompt or gen_prompt, image=image, gt_image=truth),
+        )
+        return judgement.score, rendered - started, time.perf_counter() - rendered
+
+    async def text_part() -> float:
+        judgement = await _judged(
+            "text",
+            settings.judge_attempts,
+            lambda: judge_text(
+                judge, gen_prompt=gen_prompt, reference_notes=notes, gt_image=truth, original_prompt=prompt or None
+            ),
+        )
+        return judgement.score
+
+    (image_score, render_s, judge_s), text_score = await asyncio.gather(image_part(), text_part())
+    c = settings.text_weight
+    return _empty(
+        score=(1.0 - c) * image_score + c * text_score,
+        image_score=image_score,
+        text_score=text_score,
+        valid=1.0,
+        render_s=render_s,
+        judge_s=judge_s,
+    )
+
+
+async def compute_score(
+    data_source: str | None = None,
+    solution_str: str | None = None,
+    ground_truth: Any = None,
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """verl's custom reward entry point (async). Returns ``{"score": …, …}`` with the keys of ``RESULT_KEYS``."""
+    settings = RewardSettings.from_kwargs(kwargs)
+    info = dict(extra_info or {})
+    episode = info.get("gen_searcher")
+    sample = info.get("id") or info.get("index")
+    if not isinstance(episode, Mapping) or not episode.get("valid"):
+        termination = episode.get("termination") if isinstance(episode, Mapping) else "no episode"
+        log.info("reward sample=%s termination=%s: no valid answer (%s)", sample, termination, settings.invalid)
+        return _empty(masked=1.0 if settings.invalid == "mask" else 0.0)
+    try:
+        result = await score_episode(settings, episode, ground_truth)
+    except RewardFailure as exc:
+        log.error("reward sample=%s FAILED (not scored as a bad answer): %s", sample, exc)
+        if settings.on_failure == "raise":
+            raise
+        return _empty(failed=1.0, valid=1.0)
+    log.info(
+        "reward sample=%s image=%.3f text=%.3f score=%.3f render=%.1fs judge=%.1fs",
+        sample,
+        result["image_score"],
+        result["text_score"],
+        result["score"],
+        result["render_s"],
+        result["judge_s"],
+    )
+    return result
