@@ -148,19 +148,21 @@ async def _generator(
         finally:
             await generator.aclose()
         return
+    from policy.mcp_tools import ToolSessionError
+
     async with contextlib.AsyncExitStack() as stack:
-        tools = await stack.enter_async_context(_tools(mcp_url, settings))
+        stack.push_async_callback(renderer.aclose)
+        try:
+            tools = await stack.enter_async_context(_tools(mcp_url, settings))
+        except ToolSessionError as exc:
+            raise _fail(f"tool server: {exc}") from None
         chat = None
         if policy != "baseline":
             from policy.chat import OpenAIChatModel
 
             chat = OpenAIChatModel(policy, policy_model or "")
             stack.push_async_callback(chat.aclose)
-        generator = PolicyGenerator(_episode_runner(tools, chat, policy_model, traces), renderer, render_options)
-        try:
-            yield generator
-        finally:
-            await renderer.aclose()
+        yield PolicyGenerator(_episode_runner(tools, chat, policy_model, traces), renderer, render_options)
 
 
 @contextlib.asynccontextmanager
@@ -179,12 +181,19 @@ async def _tools(mcp_url: str | None, settings: Any) -> Any:
             yield tools
 
 
-def _episode_runner(tools: Any, chat: Any, model_name: str | None, traces: Path) -> Any:
+def _decode_rgb(data: bytes) -> Any:
     import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def _episode_runner(tools: Any, chat: Any, model_name: str | None, traces: Path) -> Any:
     import json
 
     import anyio
-    from PIL import Image
 
     from policy.baseline import run_baseline
     from policy.driver import run_episode
@@ -200,7 +209,7 @@ def _episode_runner(tools: Any, chat: Any, model_name: str | None, traces: Path)
         images: dict[str, Any] = {}
         for store_id in episode.result.generator_image_ids:
             data, _ = await tools.read_image(store_id)
-            images[store_id] = Image.open(io.BytesIO(data)).convert("RGB")
+            images[store_id] = await anyio.to_thread.run_sync(_decode_rgb, data)
         await anyio.Path(traces).mkdir(parents=True, exist_ok=True)
         name = f"{safe_name(item.id)}.json"
         await anyio.Path(traces / name).write_text(json.dumps(episode.trace(), ensure_ascii=False, default=str))

@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import anyio
 import httpx
@@ -184,6 +184,23 @@ def user_content(text: str, images: Sequence[tuple[str, str]] = ()) -> list[dict
         parts.append({"type": "text", "text": label})
         parts.append({"type": "image_url", "image_url": {"url": url}})
     return parts
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """What the rubrics need from a judge; :class:`JudgeClient` is the shipped one.
+
+    A judge for another API implements these three members and every rubric works with it.
+    """
+
+    @property
+    def model(self) -> str: ...
+
+    async def image(self, image: ImageInput) -> str: ...
+
+    async def judge_json(
+        self, messages: Sequence[Mapping[str, Any]], validate: Callable[[dict[str, Any]], T], *, repair_hint: str = ""
+    ) -> T: ...
 
 
 class JudgeClient:

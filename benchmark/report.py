@@ -278,11 +278,22 @@ def _problems(summary: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- charts
 
 
-def _charts(summary: dict[str, Any], out: Path) -> list[Path]:
-    import matplotlib
-
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, or ``None`` when the ``bench`` extra is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _charts(summary: dict[str, Any], out: Path) -> list[Path]:
+    plt = _pyplot()
+    if plt is None:
+        return []
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -309,6 +320,7 @@ def _charts(summary: dict[str, Any], out: Path) -> list[Path]:
         ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(dims))])
         ax.set_xticklabels([DIMENSION_LABELS[d] for d in dims])
         ax.set_ylabel("mean (0-100)")
+        ax.set_ylim(0, 110)
         ax.set_title("Dimensions per group")
         ax.legend()
         fig.tight_layout()
@@ -380,10 +392,9 @@ def compare_runs(run_dirs: Sequence[Path], out: Path | None = None) -> str:
 
 
 def _compare_chart(names: Sequence[str], summaries: Sequence[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
+    if plt is None:
+        return
 
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names) + 2), 3.5))
     ax.bar(names, [s["overall"] or 0 for s in summaries], color="#55a868")

@@ -29,11 +29,11 @@ import anyio
 from benchmark.datasets import Item
 from benchmark.generate import GenerationError, Generator, safe_name
 from benchmark.journal import Journal
-from benchmark.judge import JudgeClient, JudgeError
+from benchmark.judge import Judge, JudgeError
 from benchmark.progress import RunProgress
 
 #: ``judge_item(client, item, image_path) -> judgement`` (an object with ``to_dict()`` and ``score``).
-JudgeItem = Callable[[JudgeClient, Item, Path], Awaitable[Any]]
+JudgeItem = Callable[[Judge, Item, Path], Awaitable[Any]]
 
 GENERATIONS = "generations.jsonl"
 JUDGEMENTS = "judgements.jsonl"
@@ -113,7 +113,7 @@ async def run_stages(
     paths: RunPaths,
     *,
     generator: Generator | None,
-    judge: JudgeClient | None,
+    judge: Judge | None,
     judge_item: JudgeItem | None,
     concurrency: int = 4,
     judge_concurrency: int = 8,

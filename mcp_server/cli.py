@@ -126,3 +126,7 @@ app.add_typer(bench_app, name="bench")
 from render_tools.cli import render_server  # noqa: E402  (render area)
 
 app.command("render-server")(render_server)
+from verl_recipes.cli import data_app, train_app  # noqa: E402  (verl area)
+
+app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")

@@ -185,14 +185,18 @@ async def image(request: Request) -> Response:
     return Response(data, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 
-async def transports(scope: Scope, receive: Receive, send: Send) -> None:
-    """Hands a request to the MCP transport app (built by the lifespan) that serves its path."""
-    path: str = scope["path"]
-    runtime = _runtime(scope)
-    if path == SSE_PATH or path.startswith(SSE_MESSAGES_PATH):
-        await runtime.sse(scope, receive, send)
-    else:
-        await runtime.streamable(scope, receive, send)  # /mcp, or its 404 for unknown paths
+class _Endpoint:
+    """An ASGI endpoint that hands the request to a transport app the lifespan built.
+
+    A class instance, not a function: Starlette wraps plain functions as
+    request/response handlers, while transports need the raw ASGI triple.
+    """
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await getattr(_runtime(scope), self.attribute)(scope, receive, send)
 
 
 # -- the app --------------------------------------------------------------------
@@ -208,12 +212,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         async with contextlib.AsyncExitStack() as stack:
             ready = services or await stack.enter_async_context(open_services(settings))
             server = build_server(ready)
-            streamable = server.streamable_http_app(
+            server.streamable_http_app(  # builds server.session_manager; its routes are ours below
                 streamable_http_path=MCP_PATH,
                 stateless_http=settings.server.stateless,
                 json_response=settings.server.json_response,
                 transport_security=sdk_security,
             )
+            # /mcp goes straight to the session manager: no second Starlette stack per request.
+            streamable = server.session_manager.asgi_app
             sse = server.sse_app(sse_path=SSE_PATH, message_path=SSE_MESSAGES_PATH, transport_security=sdk_security)
             await stack.enter_async_context(server.session_manager.run())
             app.state.runtime = Runtime(services=ready, server=server, streamable=streamable, sse=sse)
@@ -228,10 +234,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
             yield
 
     routes: list[Any] = [
+        Route(MCP_PATH, _Endpoint("streamable")),  # first: the hot path matches at once
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/images/{image_id}", image, methods=["GET"]),
-        Mount("", app=transports),  # /mcp, /sse, /messages/
+        # The SSE app routes /sse and /messages/ itself (and answers 404 for anything else);
+        # mounted at "" so the paths it sees, and the message URL it announces, stay unchanged.
+        Mount("", app=_Endpoint("sse")),
     ]
     policy = HostPolicy(settings.server.host, settings.allowed_hosts)
     if settings.server.host in WILDCARD_BINDS and not settings.allowed_hosts:

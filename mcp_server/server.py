@@ -76,6 +76,7 @@ def unavailable_tools(settings: Settings) -> dict[str, str]:
     (e.g. ``render`` without a renderer) adds its condition here.
     """
     reasons: dict[str, str] = {}
+    reasons.update(render_tool.unavailable(settings))
     return reasons
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from mcp_server.metrics import Metrics
 from mcp_server.settings import Settings
@@ -39,8 +38,6 @@ class Services:
     fetcher: Fetcher | None = None  # browse area: the safe fetcher (pages, images)
     browser: Browser | None = None  # browse area: fetch + extract + summarize for the browse tool
     renderer: Renderer | None = None  # render area: Qwen-Image (diffusers, render server or images API); None: no render tool
-    # Each tool's collaborators are attached by open_services; see the tool modules.
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager

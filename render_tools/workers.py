@@ -254,11 +254,11 @@ class WorkerPool:
                     continue
                 except Exception as exc:  # noqa: BLE001  anything else is a device fault
                     self._record_failure(status, exc, "render")
+                    self._maybe_quarantine(status)
                     self._retry_or_fail(jobs, status, exc)
                     await anyio.to_thread.run_sync(_close_quietly, engine)
                     engine = None
                     status.reloads += 1
-                    self._maybe_quarantine(status)
                     continue
                 status.state = "ready"
                 status.consecutive_failures = 0
@@ -294,7 +294,8 @@ class WorkerPool:
     def _retry_or_fail(self, jobs: list[_Job], status: WorkerStatus, exc: BaseException) -> None:
         for job in reversed(jobs):
             job.attempts += 1
-            if job.attempts <= self.config.retries and not job.cancelled:
+            someone_serving = any(w.state != "quarantined" for w in self.workers)
+            if job.attempts <= self.config.retries and not job.cancelled and someone_serving:
                 self._queue.put(job, front=True)
             else:
                 job.finish(

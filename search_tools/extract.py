@@ -81,36 +81,51 @@ def _tidy(text: str) -> str:
 
 
 def extract_html(html: bytes, url: str) -> ExtractedPage:
-    """Main text of an HTML page as markdown, with its title and date; boilerplate dropped."""
+    """Main text of an HTML page as markdown, with its title and date; boilerplate dropped.
+
+    trafilatura's full metadata pass (authors, tags, licence...) costs several
+    times the text extraction itself, so only the title and the date are read,
+    from the page head and by htmldate's quick search.
+    """
     import trafilatura  # heavy import, kept off the server start path
 
     options: dict[str, Any] = dict(
         url=url,
-        with_metadata=True,
         include_comments=False,
         include_tables=True,
         include_formatting=True,
         include_links=False,
         include_images=False,
     )
-    doc = trafilatura.bare_extraction(html, **options)
-    if doc is None or not (doc.text or "").strip():
+    doc = trafilatura.bare_extraction(html, fast=True, **options)
+    text = (doc.text if doc is not None else "") or ""
+    if not text.strip():  # short or unusual pages: the recall-oriented settings and fallbacks
         doc = trafilatura.bare_extraction(html, favor_recall=True, **options)
-    title = date = None
-    text = ""
-    if doc is not None:
-        text = doc.text or ""
-        title = doc.title
-        date = doc.date
+        text = (doc.text if doc is not None else "") or ""
     if not text.strip():
         _, text, _ = trafilatura.baseline(html)
-    if not title:
-        match = _TITLE.search(html[:65536])
-        if match:
-            title = re.sub(r"\s+", " ", match.group(1).decode("utf-8", errors="replace")).strip() or None
     if not text.strip():
         raise ExtractionError(f"no readable text found at {url}")
+    title, date = _title_and_date(html, url)
     return ExtractedPage(url, title, _tidy(text), date, "text/html")
+
+
+def _title_and_date(html: bytes, url: str) -> tuple[str | None, str | None]:
+    from htmldate import find_date
+    from trafilatura import load_html
+    from trafilatura.metadata import examine_meta, extract_title
+
+    tree = load_html(html)
+    if tree is None:
+        match = _TITLE.search(html[:65536])
+        title = re.sub(r"\s+", " ", match.group(1).decode("utf-8", errors="replace")).strip() if match else None
+        return title or None, None
+    title = examine_meta(tree).title or extract_title(tree)
+    try:
+        date = find_date(tree, url=url, extensive_search=False, original_date=True)
+    except Exception:  # htmldate is best effort; a page without a readable date has none
+        date = None
+    return (title or None), date
 
 
 def extract_pdf(data: bytes, url: str) -> ExtractedPage:

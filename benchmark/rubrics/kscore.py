@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmark.judge import ImageInput, JudgeClient, user_content
+from benchmark.judge import ImageInput, Judge, user_content
 
 WEIGHTS = {"faithfulness": 0.1, "visual_correctness": 0.4, "text_accuracy": 0.4, "aesthetics": 0.1}
 TEXT_NA_SCORE = 0.5
@@ -180,7 +180,7 @@ Answer with one JSON object and nothing else, with exactly these keys:
 
 
 async def kscore_messages(
-    judge: JudgeClient, *, prompt: str, image: ImageInput, gt_image: ImageInput
+    judge: Judge, *, prompt: str, image: ImageInput, gt_image: ImageInput
 ) -> list[dict[str, Any]]:
     """The chat messages that ask ``judge`` for one K-Score judgement."""
     candidate = await judge.image(image)
@@ -193,7 +193,7 @@ async def kscore_messages(
 
 
 async def judge_kscore(
-    judge: JudgeClient, *, prompt: str, image: ImageInput, gt_image: ImageInput
+    judge: Judge, *, prompt: str, image: ImageInput, gt_image: ImageInput
 ) -> KScoreJudgement:
     """Judge one generated ``image`` for ``prompt`` against ``gt_image``; raises ``JudgeError``."""
     messages = await kscore_messages(judge, prompt=prompt, image=image, gt_image=gt_image)

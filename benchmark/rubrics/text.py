@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmark.judge import ImageInput, JudgeClient, user_content
+from benchmark.judge import ImageInput, Judge, user_content
 from benchmark.rubrics.kscore import _as_score
 
 ALLOWED = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -62,7 +62,7 @@ def format_plan(gen_prompt: str, reference_notes: Sequence[str]) -> str:
 
 
 async def judge_text(
-    judge: JudgeClient,
+    judge: Judge,
     *,
     gen_prompt: str,
     reference_notes: Sequence[str],

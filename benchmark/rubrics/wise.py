@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from benchmark.judge import ImageInput, JudgeClient, user_content
+from benchmark.judge import ImageInput, Judge, user_content
 from benchmark.rubrics.kscore import _as_bool, _as_score
 
 Protocol = Literal["legacy", "verified"]
@@ -119,7 +119,7 @@ Answer with one JSON object and nothing else: {"passed": true|false, "rationale"
 
 
 async def judge_wise(
-    judge: JudgeClient, *, protocol: Protocol, prompt: str, explanation: str, image: ImageInput
+    judge: Judge, *, protocol: Protocol, prompt: str, explanation: str, image: ImageInput
 ) -> WiseJudgement:
     """Judge one WISE image under ``protocol``; raises ``JudgeError``."""
     url = await judge.image(image)

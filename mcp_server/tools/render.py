@@ -130,6 +130,14 @@ async def run_render(
     )
 
 
+def unavailable(settings: Any) -> dict[str, str]:
+    """``{"render": reason}`` when these settings give no renderer (for ``gen-searcher tools``)."""
+    from render_tools.factory import unavailable_reason
+
+    reason = unavailable_reason(settings.render)
+    return {"render": reason} if reason else {}
+
+
 def register(server: MCPServer, services: Services) -> None:
     """Add ``render`` when a renderer is configured; otherwise offer nothing."""
     if getattr(services, "renderer", None) is None:

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 import anyio
 import mcp_types
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, StringConstraints
 
 from mcp_server.services import Services
+from search_tools.backends.base import SearchBackendError
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +22,8 @@ MAX_TOP_K = 10
 DEFAULT_TOP_K = 5
 
 DESCRIPTION = (
-    "Search the web. Give 1 to 5 queries at once (each a short keyword query); each query returns "
-    f"its top_k results (title, url, snippet, date when known). Queries are answered independently: "
+    f"Search the web. Give 1 to {MAX_QUERIES} queries at once (each a short keyword query); each query "
+    "returns its top_k results (title, url, snippet, date when known). Queries are answered independently: "
     "one failing query reports its own error while the others still return."
 )
 
@@ -45,8 +47,6 @@ def describe_failure(exc: BaseException) -> str:
     contain a credential; anything else is a bug, logged here and reported
     without internals.
     """
-    from search_tools.backends.base import SearchBackendError
-
     if isinstance(exc, SearchBackendError):
         return str(exc)
     if getattr(exc, "user_facing", False):
@@ -85,10 +85,13 @@ def render_text(results: list[dict[str, Any]]) -> str:
 async def run_search(services: Services, queries: list[str], top_k: int) -> mcp_types.CallToolResult:
     """Run every query concurrently; the result keeps the queries' order."""
     results: list[dict[str, Any]] = [{"query": query, "hits": [], "error": None} for query in queries]
+    search = services.search
+    if search is None:
+        raise ToolError("search is not configured on this server (see GEN_SEARCHER_SEARCH__BACKEND)")
 
     async def one(index: int, query: str) -> None:
         try:
-            hits = await services.search.search(query, top_k)  # type: ignore[attr-defined]
+            hits = await search.search(query, top_k)
             results[index]["hits"] = [_hit_dict(hit) for hit in hits]
         except Exception as exc:  # one query's failure must not sink the others
             results[index]["error"] = describe_failure(exc)

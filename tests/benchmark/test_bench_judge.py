@@ -164,3 +164,29 @@ def test_parse_json_object_is_strict() -> None:
         parse_json_object('Here: {"a": 1}')
     with pytest.raises(ValueError, match="not an object"):
         parse_json_object("[1, 2]")
+
+
+async def test_rubrics_accept_any_judge_implementing_the_protocol() -> None:
+    from benchmark.judge import Judge
+
+    class OfflineJudge:
+        """A judge that is no HTTP client at all (e.g. an in-process model)."""
+
+        model = "offline"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def image(self, image: object) -> str:
+            return "data:image/png;base64,AAAA"
+
+        async def judge_json(self, messages, validate, *, repair_hint=""):  # type: ignore[no-untyped-def]
+            self.seen.append(messages[0]["content"][:40])
+            return validate({"faithfulness": 1, "visual_correctness": 1, "text_accuracy": 0,
+                             "text_accuracy_na": True, "aesthetics": 0.5, "rationale": "offline"})
+
+    judge = OfflineJudge()
+    assert isinstance(judge, Judge)
+    result = await judge_kscore(judge, prompt="x", image=b"", gt_image=b"")
+    assert result.score == pytest.approx(0.1 + 0.4 + 0.2 + 0.05)
+    assert judge.seen and judge.seen[0].startswith("You grade images")

@@ -130,3 +130,17 @@ def test_policy_without_answer_is_a_failed_generation(tmp_path: Path, tool_serve
     assert row["ok"] is False and "policy gave no answer" in row["error"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["failed_generation"] == 1 and summary["overall"] == 0
+
+
+def test_unreachable_tool_server_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.loopback import free_port
+
+    monkeypatch.delenv("GEN_SEARCHER_CONFIG", raising=False)
+    data = make_knowgen(tmp_path / "data", 1)
+    result = CliRunner().invoke(app, [
+        "bench", "knowgen", "--data", str(data), "--out", str(tmp_path / "run"), "--policy", "baseline",
+        "--mcp-url", f"http://127.0.0.1:{free_port()}/mcp", "--render", "http", "--render-url",
+        "http://127.0.0.1:9", "--judge-url", "http://127.0.0.1:9/v1", "--no-progress",
+    ])
+    assert result.exit_code == 2, result.output
+    assert "tool server: could not open an MCP session" in result.output

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from render_tools.base import InvalidRenderRequest, RendererBusy, RenderRequest
+from render_tools.base import InvalidRenderRequest, RendererBusy, RendererUnavailable, RenderRequest
 from render_tools.http_client import HttpRenderer
 from render_tools.imaging import png_bytes, png_data_url
 from render_tools.openai_images import OpenAIImagesRenderer
@@ -206,7 +206,7 @@ async def test_a_device_fault_reloads_the_worker_and_the_request_is_retried(gate
 
 @pytest.mark.anyio
 async def test_a_worker_that_keeps_failing_is_taken_out_then_comes_back(gated_factory, controls: EngineControls) -> None:
-    with render_server(gated_factory, max_consecutive_failures=2, quarantine_s=1.0, retries=1) as base:
+    with render_server(gated_factory, max_consecutive_failures=2, quarantine_s=3.0, retries=1) as base:
         controls.fail_renders = 2
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
             failed = await client.post("/generate", json={"prompt": "x", **SMALL})
@@ -256,7 +256,7 @@ async def test_openai_images_client_against_the_server(gated_factory, references
             two = await extended.render(RenderRequest(prompt="a hat", reference_images=references[:2], width=64, height=64, seed=5, steps=2))
             assert one.seed == 5 and one.image.size == (64, 64)
             assert png_bytes(one.image) == png_bytes(two.image)  # the seed reached the server
-            with pytest.raises(InvalidRenderRequest, match="API key"):
+            with pytest.raises(RendererUnavailable, match="invalid API key"):
                 await anonymous.render(RenderRequest(prompt="a fox", width=64, height=64, steps=1))
         finally:
             for client in (plain, extended, anonymous):

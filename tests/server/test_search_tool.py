@@ -139,3 +139,13 @@ def test_unexpected_failures_are_reported_without_internals() -> None:
     )
     hidden = describe_failure(RuntimeError("connection string postgres://user:hunter2@db"))
     assert hidden == "search failed: internal error (RuntimeError)"
+
+
+async def test_every_tool_schema_is_flat(settings: Settings) -> None:
+    """The contract for all tools: verl's tool schema accepts only type, description and enum per property."""
+    async with open_services(settings) as services, Client(build_server(services)) as client:
+        tools = (await client.list_tools()).tools
+    assert tools
+    for tool in tools:
+        assert tool.description, tool.name
+        _flat(tool.input_schema)

@@ -44,7 +44,8 @@ TEXT_HIDDEN = 32
 SIZE_MULTIPLE = 32
 
 
-def _build_tokenizer(folder: Path):  # -> Qwen2Tokenizer
+def build_tokenizer():  # -> Qwen2Tokenizer
+    """A byte-level BPE Qwen2 tokenizer (vocabulary of a few hundred) with the Qwen-VL special tokens."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -64,6 +65,16 @@ def _build_tokenizer(folder: Path):  # -> Qwen2Tokenizer
     tokenizer.add_special_tokens({"additional_special_tokens": _SPECIAL_TOKENS[1:]})
     tokenizer.model_max_length = 4096
     return tokenizer
+
+
+def special_token_ids(tokenizer) -> dict[str, int]:
+    """The Qwen2.5-VL config fields that name special tokens, for this tokenizer."""
+    return {
+        "image_token_id": _token_id(tokenizer, "<|image_pad|>"),
+        "video_token_id": _token_id(tokenizer, "<|video_pad|>"),
+        "vision_start_token_id": _token_id(tokenizer, "<|vision_start|>"),
+        "vision_end_token_id": _token_id(tokenizer, "<|vision_end|>"),
+    }
 
 
 def _token_id(tokenizer, token: str) -> int:
@@ -102,22 +113,20 @@ def _build_text_encoder(tokenizer):
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
         },
-        image_token_id=_token_id(tokenizer, "<|image_pad|>"),
-        video_token_id=_token_id(tokenizer, "<|video_pad|>"),
-        vision_start_token_id=_token_id(tokenizer, "<|vision_start|>"),
-        vision_end_token_id=_token_id(tokenizer, "<|vision_end|>"),
+        **special_token_ids(tokenizer),
     )
     torch.manual_seed(0)
     return Qwen2_5_VLForConditionalGeneration(config).eval()
 
 
-def _build_processor(tokenizer):
+def build_processor(tokenizer, *, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112):
+    """A Qwen2-VL processor (image + video processors) around ``tokenizer``."""
     from transformers import Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    # Small pixel budget: the edit pipeline hands the processor 384x384-area condition images.
-    pixels = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
+    # The tiny default pixel budget keeps the vision tower cheap (the edit pipeline hands it 384x384-area images).
+    pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
     return Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(**pixels),
         tokenizer=tokenizer,
@@ -125,11 +134,29 @@ def _build_processor(tokenizer):
     )
 
 
-def _build_components(tokenizer) -> dict:
+def qwen_image_scheduler():
+    """The flow-matching scheduler with Qwen-Image's published configuration."""
     import math
 
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=1.0,
+        use_dynamic_shifting=True,
+        base_shift=math.log(3),
+        max_shift=math.log(3),
+        base_image_seq_len=256,
+        max_image_seq_len=8192,
+        shift_terminal=0.02,
+        time_shift_type="exponential",
+    )
+
+
+def tiny_components(tokenizer) -> dict:
+    """Tiny random transformer, VAE, scheduler and text encoder (everything but the processor)."""
     import torch
-    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
+    from diffusers import AutoencoderKLQwenImage, QwenImageTransformer2DModel
 
     torch.manual_seed(0)
     z_dim = 4
@@ -154,18 +181,7 @@ def _build_components(tokenizer) -> dict:
         latents_mean=[0.0] * z_dim,
         latents_std=[1.0] * z_dim,
     )
-    # Qwen-Image's published scheduler configuration.
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=1.0,
-        use_dynamic_shifting=True,
-        base_shift=math.log(3),
-        max_shift=math.log(3),
-        base_image_seq_len=256,
-        max_image_seq_len=8192,
-        shift_terminal=0.02,
-        time_shift_type="exponential",
-    )
+    scheduler = qwen_image_scheduler()
     return {
         "transformer": transformer.eval(),
         "vae": vae.eval(),
@@ -180,8 +196,8 @@ def build_tiny_qwen_image(directory: str | Path) -> Path:
     from diffusers import QwenImagePipeline
 
     folder = Path(directory) / "tiny-qwen-image"
-    tokenizer = _build_tokenizer(folder)
-    pipe = QwenImagePipeline(**_build_components(tokenizer))
+    tokenizer = build_tokenizer()
+    pipe = QwenImagePipeline(**tiny_components(tokenizer))
     pipe.save_pretrained(folder)
     return folder
 
@@ -191,7 +207,7 @@ def build_tiny_qwen_image_edit(directory: str | Path) -> Path:
     from diffusers import QwenImageEditPlusPipeline
 
     folder = Path(directory) / "tiny-qwen-image-edit-plus"
-    tokenizer = _build_tokenizer(folder)
-    pipe = QwenImageEditPlusPipeline(processor=_build_processor(tokenizer), **_build_components(tokenizer))
+    tokenizer = build_tokenizer()
+    pipe = QwenImageEditPlusPipeline(processor=build_processor(tokenizer), **tiny_components(tokenizer))
     pipe.save_pretrained(folder)
     return folder

@@ -1,0 +1,152 @@
+"""Configs and launchers: every key is composed against verl's own Hydra configs; the vision tower freeze."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+TOOLS = "http://tools.example:8000/mcp"
+JUDGE = "http://judge.example:9000/v1"
+
+
+def grpo_plan(tmp_path: Path, *overrides: str, **kwargs: Any) -> Any:
+    from verl_recipes.launch import plan_grpo
+
+    return plan_grpo(
+        ["data.train_files=/data/rl.parquet", *overrides],
+        tool_server=TOOLS,
+        judge_url=JUDGE,
+        judge_model="gpt-4.1",
+        run_dir=tmp_path,
+        **kwargs,
+    )
+
+
+def test_grpo_config_has_the_published_settings(tmp_path: Path) -> None:
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.utils.import_utils import load_extern_object
+
+    from verl_recipes.launch import compose
+
+    plan = grpo_plan(tmp_path, "trainer.total_epochs=3")
+    config = compose("grpo", plan.overrides)
+    actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
+    assert config.algorithm.adv_estimator == "grpo" and not config.algorithm.use_kl_in_reward
+    assert rollout.n == 6 and config.data.train_batch_size == 8 and actor.ppo_mini_batch_size == 8
+    assert actor.optim.lr == 1e-6 and (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.28)
+    assert actor.use_kl_loss is False and rollout.name == "vllm" and rollout.multi_turn.enable
+    assert rollout.agent.default_agent_loop == "gen_searcher"
+    assert config.actor_rollout_ref.model.external_lib == "verl_recipes.freeze_vision"
+    assert config.trainer.total_epochs == 3  # the user's override wins
+    kwargs = config.reward.custom_reward_function.reward_kwargs
+    assert kwargs.render_mcp_url == TOOLS and kwargs.judge_base_url == JUDGE and kwargs.judge_model == "gpt-4.1"
+    assert kwargs.text_weight == 0.5
+    # verl validates these sections into its dataclasses exactly like this when it starts.
+    rollout_config = omega_conf_to_dataclass(rollout)
+    assert rollout_config.multi_turn.enable and rollout_config.n == 6
+    # The reward verl loads from the config is our async compute_score, and it accepts every reward kwarg.
+    compute_score = load_extern_object(config.reward.custom_reward_function.path, config.reward.custom_reward_function.name)
+    assert inspect.iscoroutinefunction(compute_score)
+    from verl_recipes.reward import RewardSettings
+
+    assert set(kwargs) <= set(RewardSettings.model_fields)
+
+
+def test_grpo_plan_writes_the_agent_loop_config(tmp_path: Path) -> None:
+    from hydra.utils import get_class
+
+    from verl_recipes.agent_loop import LoopSettings
+
+    plan = grpo_plan(tmp_path, invalid="mask", loop_settings={"max_calls": 5})
+    assert plan.command[1:5] == ["-m", "verl.trainer.main_ppo", "--config-path", plan.command[4]]
+    assert "--config-name" in plan.command and "grpo" in plan.command
+    (path, content), = plan.files.items()
+    assert Path(path) == (tmp_path / "agent_loops.yaml").resolve()
+    assert f"actor_rollout_ref.rollout.agent.agent_loop_config_path={path}" in plan.overrides
+    (entry,) = yaml.safe_load(content)
+    assert entry["name"] == "gen_searcher" and get_class(entry["_target_"]).__name__ == "GenSearcherAgentLoop"
+    settings = {k: v for k, v in entry.items() if k not in {"name", "_target_"}}
+    assert LoopSettings(**settings).max_calls == 5 and settings["mask_invalid"] is True
+    assert settings["tool_server_url"] == TOOLS
+    assert "reward.custom_reward_function.reward_kwargs.invalid=mask" in plan.overrides
+    assert plan.env == {"GEN_SEARCHER_MCP_URL": TOOLS}
+
+
+def test_bad_overrides_fail_before_anything_runs(tmp_path: Path) -> None:
+    from verl_recipes.launch import LaunchError, plan_sft
+
+    with pytest.raises(LaunchError, match="actor_rollout_ref.rollout.nn"):
+        grpo_plan(tmp_path, "actor_rollout_ref.rollout.nn=6")
+    with pytest.raises(LaunchError, match="bad override"):
+        grpo_plan(tmp_path, "trainer.logger=[console")
+    with pytest.raises(LaunchError, match="judge"):
+        from verl_recipes.launch import plan_grpo
+
+        plan_grpo(["data.train_files=x"], tool_server=TOOLS, run_dir=tmp_path)
+    with pytest.raises(LaunchError, match="tool server"):
+        from verl_recipes.launch import plan_grpo
+
+        plan_grpo(["data.train_files=x"], tool_server=None, judge_url=JUDGE, run_dir=tmp_path)
+    with pytest.raises(LaunchError, match="data.train_files"):
+        plan_sft([])
+
+
+def test_sft_config_and_command() -> None:
+    from verl_recipes.launch import compose, plan_sft
+
+    plan = plan_sft(["data.train_files=/data/sft.parquet", "model.path=/ckpt/qwen3-vl-8b"], nproc_per_node=4)
+    assert plan.command[1:3] == ["-m", "torch.distributed.run"] and "--nproc-per-node=4" in plan.command
+    assert "verl.trainer.sft_trainer" in plan.command and "sft" in plan.command
+    config = compose("sft", plan.overrides)
+    assert config.optim.lr == 1e-5 and config.trainer.total_epochs == 2
+    assert config.data.max_length == 32768 and config.model.lora_rank == 0
+    assert config.model.external_lib == "verl_recipes.freeze_vision"
+    assert config.model.path == "/ckpt/qwen3-vl-8b" and config.trainer.n_gpus_per_node == 4
+    multi = plan_sft(["data.train_files=x"], nnodes=2, node_rank=1, master_addr="10.0.0.1")
+    assert "--nnodes=2" in multi.command and "--node-rank=1" in multi.command and "--master-addr=10.0.0.1" in multi.command
+
+
+def test_cli_dry_run_prints_the_command(tmp_path: Path) -> None:
+    from mcp_server.cli import app
+
+    runner = CliRunner()
+    args = ["train", "grpo", "data.train_files=/d/rl.parquet", "--tool-server", TOOLS, "--judge-url", JUDGE,
+            "--run-dir", str(tmp_path), "--dry-run"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "verl.trainer.main_ppo" in result.output and "GEN_SEARCHER_MCP_URL=" in result.output
+    assert not (tmp_path / "agent_loops.yaml").exists()  # a dry run writes nothing
+    result = runner.invoke(app, ["train", "grpo", "data.train_files=/d", "actor.nope=1", "--tool-server", TOOLS,
+                                 "--judge-url", JUDGE, "--dry-run"])
+    assert result.exit_code == 2 and "actor.nope" in result.output
+
+
+def test_vision_tower_is_frozen_and_the_engine_swapped(tiny_vl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import Qwen2VLForConditionalGeneration
+    from verl.workers.engine.base import EngineRegistry
+
+    from tests.verl.conftest import tiny_model_config
+    from verl_recipes.freeze_vision import freeze_vision_tower
+
+    model = Qwen2VLForConditionalGeneration(tiny_model_config(tiny_vl.tokenizer))
+    frozen = freeze_vision_tower(model)
+    vision = [n for n, p in model.named_parameters() if "visual" in n]
+    assert vision and frozen == sum(p.numel() for n, p in model.named_parameters() if "visual" in n)
+    assert all(not p.requires_grad for n, p in model.named_parameters() if "visual" in n)
+    assert all(p.requires_grad for n, p in model.named_parameters() if "visual" not in n)
+    with pytest.raises(ValueError, match="no vision tower"):
+        freeze_vision_tower(model.model.language_model)
+
+    monkeypatch.setenv("VERL_ENGINE_DEVICE", "cuda")
+    for backend in ("fsdp", "fsdp2"):
+        engine = EngineRegistry.get_engine_cls("language_model", backend)
+        assert engine.__name__.startswith("FrozenVision") and engine._gen_searcher_freezes_vision
+    import verl_recipes.freeze_vision as module
+
+    assert module.install() == module.install()  # idempotent: no double wrapping
+    assert EngineRegistry.get_engine_cls("language_model", "fsdp2").__mro__[1].__name__ == "FSDPEngineWithLMHead"

@@ -1,0 +1,170 @@
+"""Build (and run) the verl commands for Gen-Searcher SFT and GRPO.
+
+``gen-searcher train sft|grpo [OVERRIDES…]`` prints the exact verl command and runs
+it. Our configs (``verl_recipes/configs/{sft,grpo}.yaml``) extend verl's own
+``sft_trainer_engine`` / ``ppo_trainer`` configs; Hydra overrides (``key=value``,
+``+key=value``, ``~key``) go through unchanged. Before anything runs, the full
+config is composed with Hydra, so a misspelt key fails here with Hydra's message
+instead of minutes later on a cluster.
+
+For GRPO the launcher writes the agent-loop YAML (tool server URL and loop limits)
+into the run directory and points the reward at the render server and the judge.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+Kind = Literal["sft", "grpo"]
+
+
+class LaunchError(ValueError):
+    """The command cannot be built (bad override, missing setting)."""
+
+
+@dataclass
+class LaunchPlan:
+    kind: Kind
+    command: list[str]
+    overrides: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # path -> content written before running
+
+    def shell(self) -> str:
+        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        cmd = " ".join(shlex.quote(part) for part in self.command)
+        return f"{prefix} {cmd}" if prefix else cmd
+
+
+def check_override_syntax(overrides: Sequence[str]) -> None:
+    """Each override must be Hydra's ``key=value``, ``+key=value``, ``++key=value`` or ``~key``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for item in overrides:
+        try:
+            parser.parse_override(item)
+        except Exception as exc:  # noqa: BLE001 - Hydra raises several types
+            raise LaunchError(f"bad override {item!r}: {str(exc).splitlines()[0]}") from None
+
+
+def compose(kind: Kind, overrides: Sequence[str]) -> Any:
+    """The full config verl would see for ``kind`` with ``overrides`` (raises LaunchError)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    check_override_syntax(overrides)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return hydra_compose(config_name=kind, overrides=list(overrides))
+    except Exception as exc:  # noqa: BLE001 - composition errors come in several types
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LaunchError(f"invalid {kind} config: {message}") from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def agent_loop_yaml(tool_server: str, settings: dict[str, Any] | None = None) -> str:
+    """verl's agent-loop config file registering the ``gen_searcher`` loop with its settings."""
+    import yaml
+
+    entry: dict[str, Any] = {
+        "name": "gen_searcher",
+        "_target_": "verl_recipes.agent_loop.GenSearcherAgentLoop",
+        "tool_server_url": tool_server,
+    }
+    entry.update(settings or {})
+    return yaml.safe_dump([entry], sort_keys=False)
+
+
+def plan_sft(
+    overrides: Sequence[str],
+    *,
+    nproc_per_node: int = 8,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str | None = None,
+    master_port: int = 29500,
+) -> LaunchPlan:
+    overrides = [*overrides, f"trainer.n_gpus_per_node={nproc_per_node}", f"trainer.nnodes={nnodes}"]
+    config = compose("sft", overrides)
+    if config.data.train_files in (None, "???"):
+        raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data sft`)")
+    if nnodes > 1:
+        if not master_addr:
+            raise LaunchError("a multi-node SFT run needs --master-addr")
+        dist = [f"--nnodes={nnodes}", f"--node-rank={node_rank}", f"--master-addr={master_addr}", f"--master-port={master_port}"]
+    else:
+        dist = ["--standalone", "--nnodes=1"]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", *dist, f"--nproc-per-node={nproc_per_node}",
+        "-m", "verl.trainer.sft_trainer", "--config-path", str(CONFIG_DIR), "--config-name", "sft", *overrides,
+    ]
+    return LaunchPlan(kind="sft", command=command, overrides=list(overrides))
+
+
+def plan_grpo(
+    overrides: Sequence[str],
+    *,
+    tool_server: str | None,
+    render_server: str | None = None,
+    judge_url: str | None = None,
+    judge_model: str | None = None,
+    run_dir: Path = Path("gen-searcher-run"),
+    loop_settings: dict[str, Any] | None = None,
+    invalid: Literal["zero", "mask"] = "zero",
+) -> LaunchPlan:
+    tool_server = tool_server or os.environ.get("GEN_SEARCHER_MCP_URL")
+    if not tool_server:
+        raise LaunchError("GRPO needs the MCP tool server: --tool-server URL (or $GEN_SEARCHER_MCP_URL)")
+    loops_path = (run_dir / "agent_loops.yaml").resolve()
+    settings = {"mask_invalid": invalid == "mask", **(loop_settings or {})}
+    kwargs = "reward.custom_reward_function.reward_kwargs"
+    generated = [
+        f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops_path}",
+        f"{kwargs}.render_mcp_url={render_server or tool_server}",
+        f"{kwargs}.invalid={invalid}",
+    ]
+    if judge_url:
+        generated.append(f"{kwargs}.judge_base_url={judge_url}")
+    if judge_model:
+        generated.append(f"{kwargs}.judge_model={judge_model}")
+    all_overrides = [*generated, *overrides]  # the user's own overrides come last and win
+    config = compose("grpo", all_overrides)
+    if config.data.train_files in (None, "???"):
+        raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data rl`)")
+    if not config.reward.custom_reward_function.reward_kwargs.judge_base_url and not os.environ.get(
+        "GEN_SEARCHER_JUDGE_BASE_URL"
+    ):
+        raise LaunchError("GRPO needs a judge: --judge-url URL (or $GEN_SEARCHER_JUDGE_BASE_URL)")
+    command = [
+        sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(CONFIG_DIR), "--config-name", "grpo",
+        *all_overrides,
+    ]
+    return LaunchPlan(
+        kind="grpo",
+        command=command,
+        overrides=all_overrides,
+        env={"GEN_SEARCHER_MCP_URL": tool_server},
+        files={str(loops_path): agent_loop_yaml(tool_server, settings)},
+    )
+
+
+def run(plan: LaunchPlan) -> int:
+    """Write the plan's files and run its command in the foreground; returns the exit code."""
+    import subprocess
+
+    for path, content in plan.files.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(content, encoding="utf-8")
+    env = {**os.environ, **plan.env}
+    return subprocess.run(plan.command, env=env, check=False).returncode
