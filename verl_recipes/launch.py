@@ -97,7 +97,7 @@ def plan_sft(
 ) -> LaunchPlan:
     overrides = [*overrides, f"trainer.n_gpus_per_node={nproc_per_node}", f"trainer.nnodes={nnodes}"]
     config = compose("sft", overrides)
-    if config.data.train_files in (None, "???"):
+    if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data sft`)")
     if nnodes > 1:
         if not master_addr:
@@ -140,7 +140,7 @@ def plan_grpo(
         generated.append(f"{kwargs}.judge_model={judge_model}")
     all_overrides = [*generated, *overrides]  # the user's own overrides come last and win
     config = compose("grpo", all_overrides)
-    if config.data.train_files in (None, "???"):
+    if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data rl`)")
     if not config.reward.custom_reward_function.reward_kwargs.judge_base_url and not os.environ.get(
         "GEN_SEARCHER_JUDGE_BASE_URL"

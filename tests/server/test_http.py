@@ -84,7 +84,9 @@ async def test_healthz_metrics_and_unknown_paths(tmp_path: Path, index_db: Path)
     assert 'gen_searcher_tool_calls_total{outcome="error",tool="search"} 1.0' in text
     assert 'gen_searcher_tool_latency_seconds_count{tool="search"} 3.0' in text
     assert 'gen_searcher_cache_events_total{namespace="search",result="hit"}' in text
-    assert "gen_searcher_cache_events_total" in text and 'result="miss"' in text
+    assert 'gen_searcher_cache_events_total{namespace="search",result="miss"} 1.0' in text
+    # Two identical searches (the second a cache hit) and one rejected call: one provider request.
+    assert 'gen_searcher_backend_calls_total{backend="local"} 1.0' in text
 
 
 async def test_full_images_by_id(tmp_path: Path, index_db: Path) -> None:
