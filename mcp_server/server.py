@@ -7,7 +7,7 @@ from typing import Any
 
 import mcp_types
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import ValidationError
 
 from mcp_server.metrics import Metrics
@@ -62,7 +62,9 @@ class GenSearcherServer(MCPServer):
             ok = not (isinstance(result, mcp_types.CallToolResult) and result.is_error)
             return result
         except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
+            # Argument validation failures arrive as a plain ToolError caused by pydantic's error;
+            # an UnexpectedToolError is a crash inside the tool and keeps the SDK's wording.
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
                 raise ToolError(describe_validation_error(name, exc.__cause__)) from exc.__cause__
             raise
         finally:

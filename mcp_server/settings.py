@@ -64,6 +64,7 @@ class SummarySettings(BaseModel):
     model: str | None = None
     api_key: SecretStr | None = None
     chunk_chars: int = 12_000
+    max_chunks: int = Field(8, description="chunks summarized per browse call; longer pages continue via next_offset")
     max_concurrency: int = 8
     text_budget: int = Field(8_000, description="characters returned per browse call without a summary model")
     timeout_s: float = 120.0

@@ -18,6 +18,7 @@ SIZE_MULTIPLE = 16
 MIN_SIDE = 64
 MAX_SIDE = 2048
 MAX_PIXELS = 2048 * 2048
+MIN_STEPS = 2  # Qwen-Image's scheduler (shift_terminal) divides by zero at a single step
 MAX_STEPS = 200
 MAX_IMAGES = 4
 MAX_PROMPT_CHARS = 4000
@@ -133,8 +134,8 @@ class RenderRequest:
                 raise InvalidRenderRequest(f"reference image {index + 1} is not an image")
         check_size(self.width, self.height, size_multiple)
         steps = self.default_steps if self.steps is None else self.steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
-            raise InvalidRenderRequest(f"steps must be an integer from 1 to {MAX_STEPS}")
+        if not isinstance(steps, int) or isinstance(steps, bool) or not MIN_STEPS <= steps <= MAX_STEPS:
+            raise InvalidRenderRequest(f"steps must be an integer from {MIN_STEPS} to {MAX_STEPS}")
         if not isinstance(self.num_images, int) or not 1 <= self.num_images <= MAX_IMAGES:
             raise InvalidRenderRequest(f"num_images must be from 1 to {MAX_IMAGES}")
         if not 0.0 <= float(self.true_cfg_scale) <= 30.0:

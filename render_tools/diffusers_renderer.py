@@ -149,7 +149,11 @@ class QwenImageEngine:
         return int(pipe.vae_scale_factor) * 2
 
     def close(self) -> None:
+        """Drop the pipelines and give their device memory back (a reload builds a new engine)."""
+        import gc
+
         self._pipes.clear()
+        gc.collect()  # tracebacks of a failed render may hold the pipeline in reference cycles
         if self.device.startswith("cuda"):
             import torch
 

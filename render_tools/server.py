@@ -32,13 +32,12 @@ from render_tools.base import (
     InvalidRenderRequest,
     RenderError,
     RendererBusy,
-    RendererUnavailable,
     RenderRequest,
     RenderResult,
 )
 from render_tools.imaging import MAX_IMAGE_BYTES, decode_image, png_base64
 from render_tools.references import MAX_REFERENCE_INPUTS, ReferenceLoader, check_reference_count
-from render_tools.workers import WorkerPool
+from render_tools.workers import AllWorkersDown, RenderTimedOut, WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +53,10 @@ def _status_for(error: RenderError) -> int:
         return 413
     if isinstance(error, InvalidRenderRequest):
         return 400
-    if isinstance(error, RendererBusy):
+    if isinstance(error, (RendererBusy, AllWorkersDown)):
         return 503
-    if isinstance(error, RendererUnavailable) and "out of service" in str(error):
-        return 503
+    if isinstance(error, RenderTimedOut):
+        return 504
     return 500
 
 

@@ -34,6 +34,14 @@ from render_tools.base import (
 logger = logging.getLogger(__name__)
 
 
+class AllWorkersDown(RendererUnavailable):
+    """Every worker is out of service (quarantined after repeated failures)."""
+
+
+class RenderTimedOut(RendererUnavailable):
+    """The request waited and ran longer than the pool's request timeout."""
+
+
 class Engine(Protocol):
     """A synchronous renderer bound to one device (called from one thread at a time)."""
 
@@ -66,6 +74,7 @@ class _Job:
     error: RenderError | None = None
     attempts: int = 0
     cancelled: bool = False
+    solo: bool = False  # after a failed batch (e.g. out of memory at batch 4), retry unbatched
 
     def finish(self, result: RenderResult | None = None, error: RenderError | None = None) -> None:
         self.result, self.error = result, error
@@ -114,11 +123,11 @@ class _JobQueue:
         first = self._items.popleft()
         batch = [first]
         key = first.request.batch_key()
-        if key is not None and max_batch > 1:
+        if key is not None and max_batch > 1 and not first.solo:
             for job in list(self._items):
                 if len(batch) >= max_batch:
                     break
-                if not job.cancelled and job.request.batch_key() == key:
+                if not job.cancelled and not job.solo and job.request.batch_key() == key:
                     self._items.remove(job)
                     batch.append(job)
         return batch
@@ -170,7 +179,7 @@ class WorkerPool:
     async def submit(self, request: RenderRequest) -> RenderResult:
         """Queue a validated request and wait for its result."""
         if not any(w.state != "quarantined" for w in self.workers):
-            raise RendererUnavailable("every render worker is failing and out of service; retry later")
+            raise AllWorkersDown("every render worker is failing and out of service; retry later")
         job = _Job(request)
         self._queue.put(job)
         try:
@@ -178,7 +187,7 @@ class WorkerPool:
                 await job.done.wait()
         except TimeoutError:
             job.cancelled = True
-            raise RendererUnavailable(f"render timed out after {self.config.request_timeout_s:g} s") from None
+            raise RenderTimedOut(f"render timed out after {self.config.request_timeout_s:g} s") from None
         except BaseException:
             job.cancelled = True  # the caller went away: do not render it
             raise
@@ -294,6 +303,7 @@ class WorkerPool:
     def _retry_or_fail(self, jobs: list[_Job], status: WorkerStatus, exc: BaseException) -> None:
         for job in reversed(jobs):
             job.attempts += 1
+            job.solo = job.solo or len(jobs) > 1
             someone_serving = any(w.state != "quarantined" for w in self.workers)
             if job.attempts <= self.config.retries and not job.cancelled and someone_serving:
                 self._queue.put(job, front=True)
@@ -306,7 +316,7 @@ class WorkerPool:
 
     def _fail_waiting(self, message: str) -> None:
         for job in self._queue.drain():
-            job.finish(error=RendererUnavailable(message))
+            job.finish(error=AllWorkersDown(message))
 
 
 def _close_quietly(engine: Engine) -> None:

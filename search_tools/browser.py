@@ -62,7 +62,7 @@ class Browser:
     @property
     def mode(self) -> str:
         if self.summarizer is not None:
-            return f"summary:{self.summarizer.model}:{self.summarizer.chunk_chars}"
+            return f"summary:{self.summarizer.model}:{self.summarizer.chunk_chars}:{self.summarizer.max_chunks}"
         return f"text:{self.text_budget}"
 
     async def page(self, url: str) -> ExtractedPage:
@@ -100,10 +100,10 @@ class Browser:
             raise BrowseError(f"offset {offset} is past the end of the page ({total} characters)")
         result: dict[str, Any] = {"url": page.url, "title": page.title, "offset": offset, "total_chars": total}
         if self.summarizer is not None:
-            summary, _found = await self.summarizer.summarize(
-                page.text[offset:], goal or "the main content of the page"
-            )
-            result.update(content=summary, summarized=True, next_offset=None)
+            next_offset = self.summarizer.window_end(page.text, offset)
+            window = page.text[offset:next_offset]
+            summary, _found = await self.summarizer.summarize(window, goal or "the main content of the page")
+            result.update(content=summary, summarized=True, next_offset=next_offset)
         else:
             content, next_offset = slice_text(page.text, offset, self.text_budget)
             result.update(content=content, summarized=False, next_offset=next_offset)

@@ -63,16 +63,25 @@ async def extract(page: FetchedPage) -> ExtractedPage:
     """Extract the main text of ``page``; raises ``UnsupportedContentType`` or ``ExtractionError``."""
     media_type = sniff_media_type(page)
     if media_type in HTML_TYPES:
-        return await anyio.to_thread.run_sync(extract_html, page.body, page.url)
+        return await anyio.to_thread.run_sync(extract_html, _decoded(page), page.url)
     if media_type in TEXT_TYPES:
         text = page.body.decode(page.charset or "utf-8", errors="replace")
         return ExtractedPage(page.url, None, _tidy(text), None, media_type)
     if media_type in PDF_TYPES:
         return await anyio.to_thread.run_sync(extract_pdf, page.body, page.url)
     raise UnsupportedContentType(
-        f"cannot read content of type {media_type or 'unknown'} at {page.url} "
-        "(supported: HTML, plain text, PDF)"
+        f"cannot read content of type {media_type or 'unknown'} at {page.url} (supported: HTML, plain text, PDF)"
     )
+
+
+def _decoded(page: FetchedPage) -> bytes | str:
+    """HTML as text when the server declared a charset Python knows; else bytes for trafilatura to sniff."""
+    if page.charset:
+        try:
+            return page.body.decode(page.charset, errors="replace")
+        except LookupError:
+            pass
+    return page.body
 
 
 def _tidy(text: str) -> str:
@@ -80,7 +89,7 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def extract_html(html: bytes, url: str) -> ExtractedPage:
+def extract_html(html: bytes | str, url: str) -> ExtractedPage:
     """Main text of an HTML page as markdown, with its title and date; boilerplate dropped.
 
     trafilatura's full metadata pass (authors, tags, licence...) costs several
@@ -110,14 +119,15 @@ def extract_html(html: bytes, url: str) -> ExtractedPage:
     return ExtractedPage(url, title, _tidy(text), date, "text/html")
 
 
-def _title_and_date(html: bytes, url: str) -> tuple[str | None, str | None]:
+def _title_and_date(html: bytes | str, url: str) -> tuple[str | None, str | None]:
     from htmldate import find_date
     from trafilatura import load_html
     from trafilatura.metadata import examine_meta, extract_title
 
     tree = load_html(html)
     if tree is None:
-        match = _TITLE.search(html[:65536])
+        head = html[:65536] if isinstance(html, bytes) else html[:65536].encode("utf-8", errors="replace")
+        match = _TITLE.search(head)
         title = re.sub(r"\s+", " ", match.group(1).decode("utf-8", errors="replace")).strip() if match else None
         return title or None, None
     title = examine_meta(tree).title or extract_title(tree)

@@ -260,9 +260,12 @@ class Fetcher:
         ``accept``: media types the caller can use; any other declared type is
         refused before the body is read (a missing Content-Type is let through).
         """
+        headers = dict(headers or {})
+        if accept is not None and "accept" not in {k.lower() for k in headers}:
+            headers["Accept"] = ", ".join(sorted(t for t in accept if "octet-stream" not in t)) + ", */*;q=0.1"
         try:
             with anyio.fail_after(self.timeout_s):
-                return await self._fetch(url, accept, max_bytes or self.max_bytes, headers or {}, robots=True)
+                return await self._fetch(url, accept, max_bytes or self.max_bytes, headers, robots=True)
         except TimeoutError:
             raise FetchTimeout(f"timed out after {self.timeout_s:g} s fetching {url}") from None
 

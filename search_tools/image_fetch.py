@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from PIL import Image, UnidentifiedImageError
 
-from search_tools.fetch import FetchError, Fetcher
+from search_tools.fetch import Fetcher, FetchError
 from search_tools.images import ImageStore, StoredImage
 
 logger = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,6 +80,10 @@ class ImageStore:
         self.max_total_bytes = max_total_bytes
         self.thumbnail_side = thumbnail_side
         self.root.mkdir(parents=True, exist_ok=True)
+        # Bytes written since the last full scan, plus that scan's total. A put only rescans the
+        # folder (the authority: other processes may share it) once this estimate exceeds the budget.
+        self._lock = threading.Lock()
+        self._estimated_bytes: int | None = None
 
     # -- public async API -------------------------------------------------
     async def put(self, data: bytes, media_type: str, meta: dict[str, Any] | None = None) -> StoredImage:
@@ -143,7 +148,7 @@ class ImageStore:
         record = StoredImage(image_id, width, height, media_type, len(data), meta)
         self._atomic_write(self._dir_for(image_id) / f"{image_id}.{ext}", data)
         self._atomic_write(meta_path, json.dumps(record.to_dict()).encode())
-        self._evict_over_budget(keep=image_id)
+        self._evict_over_budget(keep=image_id, added=len(data))
         return record
 
     def _get_sync(self, image_id: str) -> StoredImage:
@@ -172,7 +177,16 @@ class ImageStore:
         except FileNotFoundError:
             pass
 
-    def _evict_over_budget(self, keep: str) -> None:
+    def _evict_over_budget(self, keep: str, added: int) -> None:
+        with self._lock:
+            if self._estimated_bytes is not None:
+                self._estimated_bytes += added
+            if self._estimated_bytes is not None and self._estimated_bytes <= self.max_total_bytes:
+                return
+            self._estimated_bytes = self._scan_and_evict(keep)
+
+    def _scan_and_evict(self, keep: str) -> int:
+        """Delete least recently used images until the folder fits the budget; returns the bytes kept."""
         entries: list[tuple[float, int, Path]] = []
         total = 0
         for meta_path in self.root.glob("*/img_*.json"):
@@ -184,7 +198,7 @@ class ImageStore:
             total += record["size_bytes"]
             entries.append((stamp, record["size_bytes"], meta_path))
         if total <= self.max_total_bytes:
-            return
+            return total
         for _, size, meta_path in sorted(entries):
             if total <= self.max_total_bytes:
                 break
@@ -194,3 +208,4 @@ class ImageStore:
             for path in meta_path.parent.glob(f"{image_id}.*"):
                 path.unlink(missing_ok=True)
             total -= size
+        return total

@@ -31,26 +31,31 @@ class SummaryError(RuntimeError):
     """The summary model could not be reached or answered badly; never contains the key."""
 
 
+def chunk_spans(text: str, chunk_chars: int) -> list[tuple[int, int]]:
+    """(start, end) of consecutive pieces of at most ``chunk_chars``, cut at a paragraph, line or word end."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while len(text) - start > chunk_chars:
+        limit = start + chunk_chars
+        floor = start + chunk_chars // 2
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            cut = text.rfind(sep, floor, limit)
+            if cut != -1:
+                cut += len(sep)
+                break
+        end = cut if cut != -1 else limit
+        spans.append((start, end))
+        start = end
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
 def split_chunks(text: str, chunk_chars: int) -> list[str]:
-    """Split on paragraph, then line, then hard boundaries into pieces of at most ``chunk_chars``."""
-    if len(text) <= chunk_chars:
-        return [text]
-    chunks: list[str] = []
-    rest = text
-    while len(rest) > chunk_chars:
-        window = rest[:chunk_chars]
-        cut = window.rfind("\n\n")
-        if cut < chunk_chars // 2:
-            cut = window.rfind("\n")
-        if cut < chunk_chars // 2:
-            cut = window.rfind(" ")
-        if cut < chunk_chars // 2:
-            cut = chunk_chars
-        chunks.append(rest[:cut].strip())
-        rest = rest[cut:]
-    if rest.strip():
-        chunks.append(rest.strip())
-    return [c for c in chunks if c]
+    """The non-empty pieces of ``chunk_spans``, stripped."""
+    pieces = (text[a:b].strip() for a, b in chunk_spans(text, chunk_chars))
+    return [p for p in pieces if p]
 
 
 def is_nothing(answer: str) -> bool:
@@ -67,12 +72,14 @@ class ChatSummarizer:
         model: str,
         api_key: SecretStr | None = None,
         chunk_chars: int = 12_000,
+        max_chunks: int = 8,
         max_concurrency: int = 8,
         timeout_s: float = 120.0,
         max_tokens: int = 1024,
     ) -> None:
         self.model = model
         self.chunk_chars = chunk_chars
+        self.max_chunks = max_chunks
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._max_tokens = max_tokens
         headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
@@ -91,12 +98,22 @@ class ChatSummarizer:
             model=s.model,
             api_key=settings.summary_api_key(),
             chunk_chars=s.chunk_chars,
+            max_chunks=s.max_chunks,
             max_concurrency=s.max_concurrency,
             timeout_s=s.timeout_s,
         )
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def window_end(self, text: str, offset: int) -> int | None:
+        """Where the text one ``summarize`` call covers from ``offset`` ends, or None when it reaches the end."""
+        spans = chunk_spans(text[offset : offset + self.chunk_chars * (self.max_chunks + 1)], self.chunk_chars)
+        if not spans:
+            return None
+        if len(spans) <= self.max_chunks and offset + spans[-1][1] >= len(text):
+            return None
+        return offset + spans[min(self.max_chunks, len(spans)) - 1][1]
 
     async def summarize(self, text: str, goal: str) -> tuple[str, bool]:
         """(summary, found_anything). When nothing is relevant the text says so explicitly."""

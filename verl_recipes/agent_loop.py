@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
 from verl.utils.profiler import simple_timer
 
+from policy.chat import Sampling
 from policy.episode import Continue, Episode, EpisodeConfig, Finished, RunTools, Termination, ToolResult
 from policy.mcp_tools import convert_result
 from policy.protocol import ToolCall
@@ -58,7 +59,9 @@ class LoopSettings(BaseModel):
     parallel_tool_calls: bool = False
     max_parallel_calls: int = 5
     tool_text_budget: int = 8000
-    max_turn_tokens: int | None = Field(None, description="tokens per model turn; default: what the server allows")
+    max_turn_tokens: int | None = Field(
+        Sampling.max_tokens, description="tokens per model turn (the inference driver's default); None: the budget left"
+    )
     system_prompt_file: str | None = None
     mask_invalid: bool = Field(False, description="zero the loss mask of episodes that end without a valid answer")
 
@@ -271,6 +274,7 @@ class GenSearcherAgentLoop(AgentLoopBase):
         summary["valid"] = result.ok
         summary["prompt"] = episode.prompt
         summary["image_count"] = len(images)
+        log.debug("episode ended: %s after %d model calls", summary["termination"], summary["model_calls"])
         if self.settings.mask_invalid and not result.ok:
             mask = [0] * len(mask)
         response_ids = tokens[prompt_length:]

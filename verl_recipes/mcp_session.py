@@ -105,7 +105,7 @@ class McpConnection:
             if not ready.done():
                 ready.set_exception(McpConnectionError(f"connection to {redact_url(self.url)} was cancelled"))
             raise
-        except BaseException as exc:  # noqa: BLE001 - an exception group from the transport ends up here
+        except Exception as exc:  # noqa: BLE001 - transport failures (often exception groups) end up here
             log.debug("MCP session to %s ended: %s", redact_url(self.url), type(exc).__name__)
             if not ready.done():
                 ready.set_exception(McpConnectionError(_describe_failure(self.url, exc)))

@@ -125,35 +125,62 @@ def run_worker(
         urls_file = Path(tmp) / "urls.json"
         urls_file.write_text(json.dumps(urls))
         out = Path(tmp) / "out.json"
-        cmd = [str(python), str(WORKER), "--impl", impl, "--urls", str(urls_file), "--concurrency", str(concurrency),
-               "--rounds", str(rounds), "--out", str(out)]
-        subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+        cmd = [
+            str(python),
+            str(WORKER),
+            "--impl",
+            impl,
+            "--urls",
+            str(urls_file),
+            "--concurrency",
+            str(concurrency),
+            "--rounds",
+            str(rounds),
+            "--out",
+            str(out),
+        ]
+        done = subprocess.run(
+            cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{impl} worker failed:\n{done.stderr[-4000:]}")
         return json.loads(out.read_text())
 
 
-async def run_mcp(params: Any, tool: str, args_for: Any, urls: list[str], concurrency: int, rounds: int) -> dict[str, Any]:
-    import anyio
+async def run_mcp(
+    params: Any, tool: str, args_for: Any, urls: list[str], concurrency: int, rounds: int
+) -> dict[str, Any]:
     from mcp import Client
+    from mcp.client.stdio import stdio_client
 
-    async with Client(params) as client:
-        outputs: dict[str, str] = {}
-        for url in urls:  # warm-up pass, also the quality sample
-            result = await client.call_tool(tool, args_for(url))
-            if result.is_error:
-                raise RuntimeError(f"{tool} failed on {url}: {result.content[0].text}")
-            outputs[url] = "\n".join(b.text for b in result.content if getattr(b, "type", "") == "text")
-        limiter = anyio.CapacityLimiter(concurrency)
+    with open(os.devnull, "w") as quiet:  # the servers' own request logs would drown the figures
+        async with Client(stdio_client(params, errlog=quiet)) as client:
+            return await _drive(client, tool, args_for, urls, concurrency, rounds)
 
-        async def one(url: str) -> None:
-            async with limiter:
-                await client.call_tool(tool, args_for(url))
 
-        started = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(rounds):
-                for url in urls:
-                    tg.start_soon(one, url)
-        elapsed = time.perf_counter() - started
+async def _drive(
+    client: Any, tool: str, args_for: Any, urls: list[str], concurrency: int, rounds: int
+) -> dict[str, Any]:
+    import anyio
+
+    outputs: dict[str, str] = {}
+    for url in urls:  # warm-up pass, also the quality sample
+        result = await client.call_tool(tool, args_for(url))
+        if result.is_error:
+            raise RuntimeError(f"{tool} failed on {url}: {result.content[0].text}")
+        outputs[url] = "\n".join(b.text for b in result.content if getattr(b, "type", "") == "text")
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(url: str) -> None:
+        async with limiter:
+            await client.call_tool(tool, args_for(url))
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(rounds):
+            for url in urls:
+                tg.start_soon(one, url)
+    elapsed = time.perf_counter() - started
     return {"pages": len(urls) * rounds, "seconds": elapsed, "outputs": outputs}
 
 
@@ -178,13 +205,16 @@ def mcp_comparison(urls: list[str], concurrency: int, rounds: int) -> tuple[dict
             command=sys.executable, args=["-m", "mcp_server", "serve", "--transport", "stdio"], env=env, cwd=str(ROOT)
         )
         ref = StdioServerParameters(
-            command=str(REF_PYTHON), args=["-m", "mcp_server_fetch", "--ignore-robots-txt", "--allow-private-ips"],
+            command=str(REF_PYTHON),
+            args=["-m", "mcp_server_fetch", "--ignore-robots-txt", "--allow-private-ips"],
             env=dict(os.environ),
         )
         ours_result = anyio.run(
             run_mcp, ours, "browse", lambda u: {"url": u, "goal": "main content"}, urls, concurrency, rounds
         )
-        ref_result = anyio.run(run_mcp, ref, "fetch", lambda u: {"url": u, "max_length": 999_999}, urls, concurrency, rounds)
+        ref_result = anyio.run(
+            run_mcp, ref, "fetch", lambda u: {"url": u, "max_length": 999_999}, urls, concurrency, rounds
+        )
     return ours_result, ref_result
 
 
@@ -200,8 +230,10 @@ def report(title: str, rows: list[tuple[str, dict[str, Any]]], annotations: dict
         print(f"{label:<44}{rate:>9.1f}{quality['keep']:>8.1%}{quality['drop']:>8.1%}{quality['overall']:>9.1%}")
     _, ours_rate, ours_q = figures[0]
     for label, rate, quality in figures[1:]:
-        print(f"vs {label}: throughput {ours_rate / rate:.2f}x (target >= 2x), "
-              f"quality {ours_q['overall']:.1%} vs {quality['overall']:.1%} (target: >= reference)")
+        print(
+            f"vs {label}: throughput {ours_rate / rate:.2f}x (target >= 2x), "
+            f"quality {ours_q['overall']:.1%} vs {quality['overall']:.1%} (target: >= reference)"
+        )
 
 
 def main() -> None:
@@ -213,8 +245,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     ensure_reference_venv()
     annotations = json.loads((PAGES / "annotations.json").read_text())
-    print(f"{len(annotations)} annotated pages, concurrency {args.concurrency}, {args.rounds} rounds; "
-          f"reference mcp-server-fetch {reference_version()}")
+    print(
+        f"{len(annotations)} annotated pages, concurrency {args.concurrency}, {args.rounds} rounds; "
+        f"reference mcp-server-fetch {reference_version()}"
+    )
     with serve_pages() as base:
         urls = [f"{base}/{name}" for name in annotations]
         ours = run_worker(Path(sys.executable), "ours", urls, args.concurrency, args.rounds)

@@ -1,14 +1,15 @@
 """Speed of the MCP tool server: cached ``search`` against an echo-tool floor, and single-flight.
 
-    .venv/bin/python benchmark/perf/tool_server.py [--sessions 1,16,64] [--seconds 4]
+    .venv/bin/python benchmark/perf/tool_server.py [--sessions 1,16,64] [--rounds 8] [--seconds 1]
 
 Starts two servers in subprocesses, both served by uvicorn over streamable
 HTTP (stateful sessions): the real ``gen-searcher serve`` (local backend over a
 tiny index, SQLite cache in a temp folder) and a bare ``MCPServer`` from the
 same SDK whose only tool echoes its argument (the floor: SDK + transport, none
 of our code). One client process then opens 1, 16 and 64 concurrent sessions
-and calls a tool in a loop on each; it prints calls/s and p50/p99 latency side
-by side and the ratio ours/floor (target: within 1.3x). Finally 48 sessions
+and calls a tool in a loop on each, in short rounds alternating between the two
+servers; it prints median calls/s, p50/p99 latency and server CPU per call side
+by side, and the ratio floor/ours (target: within 1.3x). Finally 48 sessions
 fire the same uncached search at once and the script prints how many backend
 calls that caused (target: exactly 1), read from the server's /metrics.
 """
@@ -185,10 +186,12 @@ async def run(
     rows = [header]
     worst = 0.0
     for count in sessions:
-        # Alternate floor and ours in short rounds and take medians, so load from other processes hits both alike.
+        # Alternate floor and ours in short rounds (flipping the order each round) and take medians,
+        # so load from other processes hits both alike.
         runs: dict[str, list[dict[str, float]]] = {"echo": [], "search": []}
-        for _ in range(rounds):
-            for name, (url, process, tool, arguments) in servers.items():
+        for round_ in range(rounds):
+            order = list(servers.items()) if round_ % 2 == 0 else list(servers.items())[::-1]
+            for name, (url, process, tool, arguments) in order:
                 cpu_before = sum(process.cpu_times()[:2])
                 figures = await measure(url, tool, arguments, count, seconds)
                 figures["cpu_us"] = 1e6 * (sum(process.cpu_times()[:2]) - cpu_before) / max(1, figures["calls"] + count)
@@ -209,6 +212,7 @@ async def run(
         "CPU us/call = server process CPU per call, CPU ratio = search / echo)"
     )
     print(table(rows))
+    print(f"machine load average (1/5/15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     print(f"worst throughput ratio: {worst:.2f}x ({'within' if worst <= 1.3 else 'OVER'} the 1.3x target)")
     calls, errors = await burst(ours[0], base_url)
     print(f"burst of 48 identical concurrent searches: {calls:.0f} backend call(s), {errors} error(s) (target: 1)")
@@ -217,8 +221,8 @@ async def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", default="1,16,64", help="comma-separated concurrent session counts")
-    parser.add_argument("--seconds", type=float, default=1.5, help="measuring time per round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per session count")
+    parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per round")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds per session count")
     parser.add_argument("--serve-echo", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from search_tools.fetch import Fetcher
@@ -78,7 +85,9 @@ def build_app(web: Web) -> Starlette:
     async def long_page(request: Request) -> Response:
         await count(request)
         paras = "".join(f"<p>{p}</p>" for p in content.long_text().split("\n\n"))
-        return HTMLResponse(f"<html><head><title>Harbour records</title></head><body><article><h1>Harbour records</h1>{paras}</article></body></html>")
+        return HTMLResponse(
+            f"<html><head><title>Harbour records</title></head><body><article><h1>Harbour records</h1>{paras}</article></body></html>"
+        )
 
     async def text(request: Request) -> Response:
         await count(request)
@@ -263,5 +272,10 @@ def browse_settings(tmp_path: Path, web: Web, **sections: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("GEN_SEARCHER_") or name in ("OPENAI_API_KEY", "SERPER_API_KEY", "BRAVE_API_KEY", "SEARXNG_URL"):
+        if name.startswith("GEN_SEARCHER_") or name in (
+            "OPENAI_API_KEY",
+            "SERPER_API_KEY",
+            "BRAVE_API_KEY",
+            "SEARXNG_URL",
+        ):
             monkeypatch.delenv(name, raising=False)

@@ -179,7 +179,9 @@ class ScriptedChat:
                     "id": "chatcmpl-1",
                     "object": "chat.completion",
                     "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+                    ],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                 }
             )
@@ -191,7 +193,13 @@ def summary_settings(tmp_path: Path, web: Web, chat_base: str) -> Any:
     return browse_settings(
         tmp_path,
         web,
-        summary={"base_url": chat_base + "/v1", "model": "scripted", "api_key": API_KEY, "chunk_chars": 1500, "max_concurrency": 3},
+        summary={
+            "base_url": chat_base + "/v1",
+            "model": "scripted",
+            "api_key": API_KEY,
+            "chunk_chars": 1500,
+            "max_concurrency": 3,
+        },
     )
 
 
@@ -234,3 +242,22 @@ async def test_summary_model_failures_are_clear_and_never_show_the_key(tmp_path:
             chat.fail_with = None
             ok = await client.call_tool("browse", {"url": web.url("/article"), "goal": "history"})
             assert not ok.is_error and ok.structured_content["content"].startswith("NOTE 1")
+
+
+async def test_summaries_cover_a_bounded_window_and_continue_from_next_offset(tmp_path: Path, web: Web) -> None:
+    chat = ScriptedChat()
+    with serve_app(chat.app()) as chat_base:
+        settings = summary_settings(tmp_path, web, chat_base)
+        settings.summary.max_chunks = 2
+        async with mcp_client(settings) as client:
+            first = await client.call_tool("browse", {"url": web.url("/long"), "goal": "ships"})
+            data = first.structured_content
+            assert data["summarized"] and data["next_offset"] is not None and data["next_offset"] <= 3000
+            assert f"offset={data['next_offset']}" in text_of(first)
+            assert len(chat.requests) == 3  # two chunks and one merge, not the whole page
+            second = await client.call_tool(
+                "browse", {"url": web.url("/long"), "goal": "ships", "offset": data["next_offset"]}
+            )
+            assert not second.is_error and second.structured_content["offset"] == data["next_offset"]
+            first_paragraph = int(re.search(r"paragraph (\d+)", second.structured_content["content"]).group(1))
+            assert first_paragraph > 0  # the second window starts where the first ended

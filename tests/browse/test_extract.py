@@ -27,8 +27,14 @@ async def test_article_keeps_main_text_and_drops_boilerplate() -> None:
 
 
 async def test_html_declared_in_another_charset() -> None:
-    html = "<html><head><title>Café</title></head><body><article><p>" + "Crème brûlée à la café de Paris. " * 20 + "</p></article></body></html>"
-    doc = await extract(page(html.encode("latin-1").replace(b"<head>", b'<head><meta charset="iso-8859-1">'), "text/html", "iso-8859-1"))
+    html = (
+        "<html><head><title>Café</title></head><body><article><p>"
+        + "Crème brûlée à la café de Paris. " * 20
+        + "</p></article></body></html>"
+    )
+    doc = await extract(
+        page(html.encode("latin-1").replace(b"<head>", b'<head><meta charset="iso-8859-1">'), "text/html", "iso-8859-1")
+    )
     assert "Crème brûlée" in doc.text
 
 
@@ -67,3 +73,9 @@ def test_sniffing_when_no_type_is_declared() -> None:
 async def test_empty_html_is_a_clear_error() -> None:
     with pytest.raises(ExtractionError, match="no readable text"):
         await extract(page(b"<html><body><nav></nav></body></html>", "text/html"))
+
+
+async def test_the_http_charset_decides_when_the_page_does_not_say() -> None:
+    html = "<html><body><article><p>" + "Żółw płynie przez zatokę o świcie. " * 20 + "</p></article></body></html>"
+    doc = await extract(page(html.encode("iso-8859-2"), "text/html", "iso-8859-2"))
+    assert "Żółw płynie przez zatokę" in doc.text

@@ -58,7 +58,7 @@ def hostile_urls(web: Web) -> list[str]:
         "http://100.64.0.1/",
         "http://10.0.0.1/",
         "http://192.168.0.1/",
-        "http://0.0.0.0:%s/" % port,
+        f"http://0.0.0.0:{port}/",
         "http://224.0.0.1/",
     ]
 
@@ -104,7 +104,7 @@ async def test_names_resolving_to_internal_addresses_are_refused_at_connect(web:
     f = make_fetcher(web, resolver=resolver, respect_robots=False)
     try:
         port = web.internal_base.rsplit(":", 1)[1]
-        for host, addresses in answers.items():
+        for host in answers:
             with pytest.raises(BlockedAddress, match=f"{host} resolves to"):
                 await f.fetch(f"http://{host}:{port}/secret")
     finally:
@@ -221,7 +221,14 @@ async def test_http_errors_and_bad_urls(fetcher: Fetcher, web: Web) -> None:
     for code in (404, 410, 500, 503):
         with pytest.raises(HttpStatusError, match=f"HTTP {code}"):
             await fetcher.fetch(web.url(f"/status/{code}"))
-    for bad in ["", "not a url", "ftp://example.com/", "file:///etc/passwd", "http://user:pw@example.com/", "http:///x"]:
+    for bad in [
+        "",
+        "not a url",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "http://user:pw@example.com/",
+        "http:///x",
+    ]:
         with pytest.raises((InvalidUrl, BlockedAddress)):
             await fetcher.fetch(bad)
     with pytest.raises(ConnectionFailed, match="cannot resolve"):

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from PIL import Image
+from pydantic import SecretStr
 
 from mcp_server.server import build_server
 from mcp_server.services import open_services
@@ -105,17 +107,82 @@ async def test_the_same_picture_at_two_urls_has_one_id(tmp_path: Path, web: Web)
 
 async def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(tmp_path: Path, web: Web) -> None:
     async with mcp_client(tmp_path, web) as client:
-        for arguments in ({"query": "", "top_k": 3}, {"query": "lighthouse", "top_k": 0}, {"query": "lighthouse", "top_k": 11}, {"query": "x" * 600}):
+        for arguments in (
+            {"query": "", "top_k": 3},
+            {"query": "lighthouse", "top_k": 0},
+            {"query": "lighthouse", "top_k": 11},
+            {"query": "x" * 600},
+        ):
             result = await client.call_tool("image_search", arguments)
             assert result.is_error and "image_search" in text_of(result)
         none = await client.call_tool("image_search", {"query": "zebra giraffe", "top_k": 2})
         assert not none.is_error and none.structured_content["images"] == []
         assert "No usable images" in text_of(none)
-        with pytest.raises(Exception, match="unknown image id"):
+        with pytest.raises(MCPError, match="unknown image id"):
             await client.read_resource("image://img_0123456789abcdef")
-        with pytest.raises(Exception):
+        with pytest.raises(MCPError):
             await client.read_resource("image://../../etc/passwd")
         ok = await client.call_tool("image_search", {"query": "harbour", "top_k": 1})
         assert not ok.is_error and len(ok.structured_content["images"]) == 1
         templates = await client.list_resource_templates()
         assert any(t.uri_template == "image://{id}" for t in templates.resource_templates)
+
+
+def serper_images_app(web: Web, requests: list[dict[str, Any]]) -> Any:
+    """Serper's image API (``POST /images``, ``X-API-KEY``) answering with pictures hosted on the loopback web."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def images(request: Request) -> JSONResponse:
+        if request.headers.get("x-api-key") != "serper-test-key":
+            return JSONResponse({"message": "Unauthorized."}, status_code=403)
+        body = await request.json()
+        requests.append(body)
+        port = web.internal_base.rsplit(":", 1)[1]
+        sources = [
+            f"http://127.0.0.1:{port}/internal.png",  # an internal address: refused by the fetcher
+            "http://169.254.169.254/latest/meta-data/iam",
+            web.url("/img/tiny.png"),
+            web.url("/img/cliffs.jpg"),
+            web.url("/img/tower.jpg"),
+            web.url("/img/lens.png"),
+        ]
+        items = [
+            {
+                "title": f"Bellmoor picture {i}",
+                "imageUrl": url,
+                "imageWidth": 1000,
+                "imageHeight": 1000,
+                "thumbnailUrl": url,
+                "source": "Example",
+                "domain": "example.org",
+                "link": f"https://example.org/page/{i}",
+                "position": i,
+            }
+            for i, url in enumerate(sources, 1)
+        ]
+        return JSONResponse({"searchParameters": {"q": body["q"], "type": "images"}, "images": items[: body["num"]]})
+
+    return Starlette(routes=[Route("/images", images, methods=["POST"])])
+
+
+async def test_image_search_over_a_provider_api_skips_hostile_and_bad_candidates(tmp_path: Path, web: Web) -> None:
+    from tests.support.loopback import serve_app
+
+    requests: list[dict[str, Any]] = []
+    before = sum(web.internal_hits.values())
+    with serve_app(serper_images_app(web, requests)) as provider:
+        settings = browse_settings(tmp_path, web, search={"backend": "serper", "serper_url": provider})
+        settings.serper_api_key = SecretStr("serper-test-key")
+        async with open_services(settings) as services:
+            async with Client(build_server(services)) as client:
+                result = await client.call_tool("image_search", {"query": "Bellmoor lighthouse", "top_k": 3})
+    assert not result.is_error, text_of(result)
+    images = result.structured_content["images"]
+    assert [Path(i["source_url"]).name for i in images] == ["cliffs.jpg", "tower.jpg", "lens.png"]
+    assert [i["page_url"] for i in images] == [f"https://example.org/page/{n}" for n in (4, 5, 6)]
+    assert (images[0]["width"], images[0]["height"]) == (640, 480)  # measured from the file, not the provider
+    assert [r["num"] for r in requests] == [6]  # 2 x top_k candidates were enough: no second round
+    assert sum(web.internal_hits.values()) == before

@@ -73,7 +73,17 @@ def hit(web: Web, name: str, position: int) -> ImageHit:
 
 
 async def test_collector_keeps_good_images_in_order_and_drops_the_rest(tmp_path: Path, web: Web) -> None:
-    names = ["corrupt.jpg", "tower.jpg", "tiny.png", "harbour.jpg", "harbour-copy.jpg", "bomb.png", "flash.gif", "missing.jpg", "lens.png"]
+    names = [
+        "corrupt.jpg",
+        "tower.jpg",
+        "tiny.png",
+        "harbour.jpg",
+        "harbour-copy.jpg",
+        "bomb.png",
+        "flash.gif",
+        "missing.jpg",
+        "lens.png",
+    ]
     fetcher = make_fetcher(web)
     store = ImageStore(tmp_path / "images")
     try:
@@ -85,11 +95,20 @@ async def test_collector_keeps_good_images_in_order_and_drops_the_rest(tmp_path:
     assert found[1].image.id == image_id_for(IMAGES["harbour.jpg"][0])  # harbour-copy.jpg: same bytes, same id
     assert len({f.image.id for f in found}) == 4
     assert found[0].to_dict() == {
-        "id": found[0].image.id, "title": "tower.jpg", "page_url": web.url("/gallery"),
-        "source_url": web.url("/img/tower.jpg"), "width": 400, "height": 600,
+        "id": found[0].image.id,
+        "title": "tower.jpg",
+        "page_url": web.url("/gallery"),
+        "source_url": web.url("/img/tower.jpg"),
+        "width": 400,
+        "height": 600,
     }
     reasons = "\n".join(dropped)
-    for expected in ["corrupt.jpg: not a readable image", "tiny.png: image is 16x16", "bomb.png:", "missing.jpg: HTTP 404"]:
+    for expected in [
+        "corrupt.jpg: not a readable image",
+        "tiny.png: image is 16x16",
+        "bomb.png:",
+        "missing.jpg: HTTP 404",
+    ]:
         assert expected in reasons
     stored = await store.get(found[0].image.id)
     assert stored.meta["source_url"] == web.url("/img/tower.jpg")

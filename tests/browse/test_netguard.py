@@ -52,7 +52,9 @@ def test_internal_addresses_are_refused_with_their_reason(address: str, reason: 
         check_ip(ipaddress.ip_address(address), GUARD)
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "2002:0808:0808::1", "64:ff9b::808:808"])
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "2002:0808:0808::1", "64:ff9b::808:808"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert classify(ipaddress.ip_address(address)) is None
     check_ip(ipaddress.ip_address(address), GUARD)
@@ -80,11 +82,32 @@ def test_loose_ipv4_spellings_read_like_inet_aton(spelling: str, value: str) -> 
 @pytest.mark.parametrize(
     "host",
     [
-        "127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "127.1", "127.0.0.1.", "0x7F.0.0.1",
-        "::1", "[::1]", "[::ffff:127.0.0.1]", "::ffff:7f00:1", "[0:0:0:0:0:0:0:1]", "[fe80::1%25eth0]",
-        "[fe80::1%eth0]", "localhost", "LOCALHOST.", "api.localhost", "metadata.google.internal",
-        "metadata.google.internal.", "169.254.169.254", "0xa9fea9fe", "0", "0.0.0.0", "10.0.0.1",
-        "printer.local", "100.64.1.1",
+        "127.0.0.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.1",
+        "127.1",
+        "127.0.0.1.",
+        "0x7F.0.0.1",
+        "::1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "::ffff:7f00:1",
+        "[0:0:0:0:0:0:0:1]",
+        "[fe80::1%25eth0]",
+        "[fe80::1%eth0]",
+        "localhost",
+        "LOCALHOST.",
+        "api.localhost",
+        "metadata.google.internal",
+        "metadata.google.internal.",
+        "169.254.169.254",
+        "0xa9fea9fe",
+        "0",
+        "0.0.0.0",
+        "10.0.0.1",
+        "printer.local",
+        "100.64.1.1",
     ],
 )
 def test_hostile_hosts_are_refused_before_any_lookup(host: str) -> None:

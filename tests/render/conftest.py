@@ -84,6 +84,8 @@ class GatedEngine:
                 self.controls.fail_renders -= 1
         if fail:
             raise RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be ...")
+        if len(requests) > self.controls.max_ok_batch:
+            raise MemoryError(f"CUDA out of memory at batch {len(requests)}")
         return self.inner.render_batch(requests)
 
     def close(self) -> None:
@@ -98,6 +100,7 @@ class EngineControls:
         self.lock = threading.Lock()
         self.fail_renders = 0
         self.fail_loads = 0
+        self.max_ok_batch = 1_000
         self.loads = 0
         self.closes = 0
         self.batch_sizes: list[int] = []

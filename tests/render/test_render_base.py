@@ -40,6 +40,7 @@ def test_defaults_follow_the_published_settings() -> None:
         ({"height": 100_000}, "out of range"),
         ({"width": 32}, "out of range"),
         ({"steps": 0}, "steps must be"),
+        ({"steps": 1}, "from 2 to 200"),
         ({"steps": 10_000}, "steps must be"),
         ({"num_images": 9}, "num_images"),
         ({"seed": -3}, "seed must be"),

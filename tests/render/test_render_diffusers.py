@@ -76,15 +76,15 @@ async def test_missing_models_and_sizes_the_model_cannot_draw(tiny_models: Diffu
     text_only = DiffusersRenderer(DiffusersOptions(model=tiny_models.model))
     try:
         with pytest.raises(InvalidRenderRequest, match="reference images need an edit model"):
-            await text_only.render(RenderRequest(prompt="x", reference_images=references[:1], width=64, height=64, steps=1))
+            await text_only.render(RenderRequest(prompt="x", reference_images=references[:1], width=64, height=64, steps=2))
         # The tiny VAE downsamples 16x, so sides must be multiples of 32 for it.
         with pytest.raises(InvalidRenderRequest, match="multiple of 32"):
-            await text_only.render(RenderRequest(prompt="x", width=80, height=64, steps=1))
+            await text_only.render(RenderRequest(prompt="x", width=80, height=64, steps=2))
     finally:
         await text_only.aclose()
     edit_only = DiffusersRenderer(DiffusersOptions(edit_model=tiny_models.edit_model))
     with pytest.raises(InvalidRenderRequest, match="text-only rendering needs a Qwen-Image model"):
-        await edit_only.render(RenderRequest(prompt="x", width=64, height=64, steps=1))
+        await edit_only.render(RenderRequest(prompt="x", width=64, height=64, steps=2))
     await edit_only.aclose()
 
 
@@ -94,7 +94,7 @@ async def test_a_model_that_does_not_exist_is_a_clear_error(tmp_path) -> None:
 
     renderer = DiffusersRenderer(DiffusersOptions(model=str(tmp_path / "no-such-model")))
     with pytest.raises(RenderError, match="cannot load QwenImagePipeline"):
-        await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=1))
+        await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=2))
 
 
 @pytest.mark.anyio

@@ -27,7 +27,7 @@ from search_tools.fetch import Fetcher
 from search_tools.netguard import AddressPolicy
 from tests.support.loopback import serve_app
 
-from .conftest import EngineControls, solid
+from .conftest import EngineControls
 
 SMALL = {"width": 64, "height": 64, "num_inference_steps": 2}
 
@@ -101,6 +101,30 @@ async def test_waiting_requests_with_equal_settings_are_batched(gated_factory, c
     assert all(r.status_code == 200 for r in results)
     assert controls.batch_sizes == [1, 3]
     assert sorted(r.json()["seed"] for r in results) == [1, 10, 11, 12]
+
+
+@pytest.mark.anyio
+async def test_a_batch_that_fails_is_retried_one_request_at_a_time(gated_factory, controls: EngineControls) -> None:
+    controls.gate.clear()
+    controls.max_ok_batch = 1  # batches of more than one run out of memory
+    with render_server(gated_factory, max_batch=4) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            results: list[Any] = []
+
+            async def post(seed: int) -> None:
+                results.append(await client.post("/generate", json={"prompt": f"p{seed}", "seed": seed, **SMALL}))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(post, 1)
+                await wait_until(controls.started.is_set)
+                for seed in (2, 3, 4):
+                    tg.start_soon(post, seed)
+                await wait_until(lambda: httpx.get(base + "/health").json()["queue"]["depth"] == 3)
+                controls.gate.set()
+            (worker,) = (await client.get("/health")).json()["workers"]
+    assert [r.status_code for r in results] == [200] * 4
+    assert controls.batch_sizes == [1, 3, 1, 1, 1]
+    assert worker["failures"] == 1 and "out of memory" in worker["last_error"]
 
 
 @pytest.mark.anyio
@@ -238,7 +262,7 @@ async def test_http_client_against_the_server(gated_factory, references) -> None
             )
             assert [im.size for im in edit.images] == [(64, 64), (64, 64)] and edit.seed == 22
             with pytest.raises(InvalidRenderRequest, match="multiple of 32"):
-                await renderer.render(RenderRequest(prompt="x", width=80, height=64, steps=1))
+                await renderer.render(RenderRequest(prompt="x", width=80, height=64, steps=2))
         finally:
             await renderer.aclose()
 
@@ -257,7 +281,7 @@ async def test_openai_images_client_against_the_server(gated_factory, references
             assert one.seed == 5 and one.image.size == (64, 64)
             assert png_bytes(one.image) == png_bytes(two.image)  # the seed reached the server
             with pytest.raises(RendererUnavailable, match="invalid API key"):
-                await anonymous.render(RenderRequest(prompt="a fox", width=64, height=64, steps=1))
+                await anonymous.render(RenderRequest(prompt="a fox", width=64, height=64, steps=2))
         finally:
             for client in (plain, extended, anonymous):
                 await client.aclose()
@@ -271,11 +295,23 @@ async def test_http_client_reports_a_busy_server(gated_factory, controls: Engine
         try:
             async with anyio.create_task_group() as tg:
                 for _ in range(2):
-                    tg.start_soon(renderer.render, RenderRequest(prompt="x", width=64, height=64, steps=1))
+                    tg.start_soon(renderer.render, RenderRequest(prompt="x", width=64, height=64, steps=2))
                     await anyio.sleep(0.2)
                 await wait_until(lambda: httpx.get(base + "/health").json()["queue"]["depth"] == 1)
                 with pytest.raises(RendererBusy, match="queue is full"):
-                    await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=1))
+                    await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=2))
                 controls.gate.set()
         finally:
             await renderer.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_render_that_takes_too_long_answers_504(gated_factory, controls: EngineControls) -> None:
+    controls.gate.clear()
+    with render_server(gated_factory, request_timeout_s=0.5) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            slow = await client.post("/generate", json={"prompt": "x", **SMALL})
+            controls.gate.set()
+            assert slow.status_code == 504 and "timed out after 0.5 s" in slow.json()["message"]
+            ok = await client.post("/generate", json={"prompt": "x", **SMALL})
+            assert ok.status_code == 200

@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from mcp_server.server import build_server
+from mcp_server.server import build_server, unavailable_tools
 from mcp_server.services import Services, open_services
 from render_tools.diffusers_renderer import DiffusersOptions
 from render_tools.factory import unavailable_reason
@@ -95,7 +95,8 @@ async def test_render_tool_refuses_bad_input_clearly(tmp_path: Path, tiny_models
             ({"prompt": "   ", **SMALL}, "prompt must not be empty"),
             ({"prompt": "x", "width": 100_000, "height": 64}, "width"),
             ({"prompt": "x", "width": 72, "height": 64}, "not a multiple of 16"),
-            ({"prompt": "x", "width": 80, "height": 64, "steps": 1}, "multiple of 32"),
+            ({"prompt": "x", "width": 80, "height": 64, "steps": 2}, "multiple of 32"),
+            ({"prompt": "x", "steps": 1, **{k: v for k, v in SMALL.items() if k != "steps"}}, "steps must be an integer from 2"),
         ]
         for arguments, message in cases:
             result = await client.call_tool("render", arguments)
@@ -114,6 +115,7 @@ async def test_without_a_renderer_the_tool_is_not_offered(tmp_path: Path) -> Non
         assert "render" not in names
     settings = tool_server_settings(tmp_path)
     assert "GEN_SEARCHER_RENDER__BACKEND" in (unavailable_reason(settings.render) or "")
+    assert "GEN_SEARCHER_RENDER__BACKEND" in unavailable_tools(settings)["render"]  # what `gen-searcher tools` prints
     settings = tool_server_settings(tmp_path, render={"backend": "http"})
     assert "GEN_SEARCHER_RENDER__URL" in (unavailable_reason(settings.render) or "")
 

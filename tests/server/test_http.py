@@ -148,3 +148,19 @@ async def test_host_and_origin_checks(tmp_path: Path, index_db: Path) -> None:
             assert same_site.status_code == 200
             # Health checks from a load balancer use whatever Host it likes.
             assert (await http.get("/healthz", headers={"Host": "10.1.2.3:8000"})).status_code == 200
+
+
+async def test_garbage_requests_get_errors_and_the_server_keeps_serving(tmp_path: Path, index_db: Path) -> None:
+    with run_tool_server(tmp_path, index=index_db) as ts:
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        async with httpx.AsyncClient() as http:
+            not_json = await http.post(ts.url, content=b"{not json", headers=headers)
+            wrong_type = await http.post(ts.url, content=b"{}", headers={**headers, "Content-Type": "text/plain"})
+            no_session = await http.post(
+                ts.url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers={**headers, "mcp-session-id": "nope"}
+            )
+        assert 400 <= not_json.status_code < 500
+        assert wrong_type.status_code == 400
+        assert 400 <= no_session.status_code < 500
+        async with Client(ts.url) as client:
+            _eiffel(await client.call_tool("search", SEARCH))

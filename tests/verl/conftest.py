@@ -309,18 +309,18 @@ def _no_mcp_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---------------------------------------------------------------- a scripted token generator
 
 
-@dataclass
 class ScriptedGenerator:
     """Stands in for verl's ``server_manager``: replies to ``generate`` from a script, token in/token out.
 
-    Each script entry is the reply text; ``None`` entries are not allowed. A reply longer than the
-    request's ``max_tokens`` is cut there without an end token (a truncated turn); otherwise the
-    reply ends with ``<|im_end|>``. Every request is recorded.
+    Each script entry is the reply text. A reply longer than the request's ``max_tokens`` is cut
+    there without an end token (a truncated turn); otherwise the reply ends with ``<|im_end|>``.
+    Every request is recorded. (A plain class: Hydra would turn a dataclass into a config.)
     """
 
-    tokenizer: Any
-    replies: list[str] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(self, tokenizer: Any, replies: list[str]) -> None:
+        self.tokenizer = tokenizer
+        self.replies = list(replies)
+        self.requests: list[dict[str, Any]] = []
 
     async def generate(
         self,

@@ -152,3 +152,49 @@ async def test_unreachable_tool_server_ends_the_episode_as_an_error(tiny_vl: Any
     summary = output.extra_fields["gen_searcher"]
     assert summary["termination"] == "error" and "tool session failed" in summary["detail"]
     assert summary["valid"] is False and json.dumps(summary)  # plain JSON for the reward
+
+
+async def test_loop_built_from_the_launchers_agent_loop_config(tiny_vl: Any, tool_server: Any, tmp_path: Any) -> None:
+    """The YAML `gen-searcher train grpo` writes is instantiated the way verl's AgentLoopWorker does it."""
+    import hydra
+    from omegaconf import OmegaConf
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from verl_recipes.launch import agent_loop_yaml
+
+    path = tmp_path / "agent_loops.yaml"
+    path.write_text(agent_loop_yaml(tool_server.url, {"max_calls": 1, "mask_invalid": True}))
+    (entry,) = OmegaConf.load(path)
+    config = compose_verl("ppo_trainer", ["actor_rollout_ref.rollout.response_length=8192"])
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, ANSWER])
+    loop = hydra.utils.instantiate(
+        config=entry,
+        trainer_config=DictConfigWrap(config=config),
+        server_manager=generator,
+        tokenizer=tiny_vl.tokenizer,
+        processor=tiny_vl.processor,
+        hf_model_type="qwen2_vl",
+        dataset_cls=RLHFDataset,
+        data_config=DictConfigWrap(config.data),
+        tools=ToolListWrap([]),
+    )
+    assert loop.settings.max_calls == 1 and loop.settings.tool_server_url == tool_server.url
+    output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
+    assert output.extra_fields["gen_searcher"]["termination"] == "forced_answer"
+    assert 1 in output.response_mask  # a valid answer keeps its loss even with mask_invalid
+
+
+async def test_parallel_tool_calls_in_one_turn(tiny_vl: Any, tool_server: Any) -> None:
+    both = (
+        '<think>Both at once.</think><tool_call>{"name": "search", "arguments": {"queries": ["Velmora"]}}</tool_call>'
+        '<tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", "top_k": 1}}</tool_call>'
+    )
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [both, ANSWER])
+    loop = make_loop(tiny_vl, generator, tool_server.url, parallel_tool_calls=True)
+    output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
+    summary = output.extra_fields["gen_searcher"]
+    assert summary["termination"] == "answered" and summary["tool_calls"] == 2 and summary["model_calls"] == 2
+    second = generator.prompt_text(1).split(PROMPT, 1)[1]
+    assert second.count("<tool_response>") == 2 and "lantern festival" in second and "IMG_001: " in second
+    assert len(generator.requests[1]["images"]) == 1

@@ -33,7 +33,7 @@ def test_grpo_config_has_the_published_settings(tmp_path: Path) -> None:
 
     from verl_recipes.launch import compose
 
-    plan = grpo_plan(tmp_path, "trainer.total_epochs=3")
+    plan = grpo_plan(tmp_path, "trainer.total_epochs=3", "+ray_kwargs.ray_init.address=auto")
     config = compose("grpo", plan.overrides)
     actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
     assert config.algorithm.adv_estimator == "grpo" and not config.algorithm.use_kl_in_reward
@@ -150,3 +150,27 @@ def test_vision_tower_is_frozen_and_the_engine_swapped(tiny_vl: Any, monkeypatch
 
     assert module.install() == module.install()  # idempotent: no double wrapping
     assert EngineRegistry.get_engine_cls("language_model", "fsdp2").__mro__[1].__name__ == "FSDPEngineWithLMHead"
+
+
+@pytest.mark.parametrize(("ours", "base"), [("grpo", "ppo_trainer"), ("sft", "sft_trainer_engine")])
+def test_every_key_of_our_configs_exists_in_verls(ours: str, base: str) -> None:
+    """Hydra merges a config file's new keys silently, so check ours against verl's own tree."""
+    from omegaconf import OmegaConf
+
+    from tests.verl.conftest import compose_verl
+    from verl_recipes.launch import CONFIG_DIR
+
+    def keys(node: Any, prefix: str = "") -> set[str]:
+        out: set[str] = set()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key not in ("hydra", "defaults"):
+                    out |= {prefix + key} | keys(value, prefix + key + ".")
+        return out
+
+    verl_keys = keys(OmegaConf.to_container(compose_verl(base, []), resolve=False))
+    ours_keys = keys(yaml.safe_load((CONFIG_DIR / f"{ours}.yaml").read_text()))
+    # Read by verl with .get(): the reward function's kwargs and MultiTurnSFTDataset's image_key.
+    optional = {"reward.custom_reward_function.reward_kwargs", "data.image_key"}
+    unknown = {k for k in ours_keys - verl_keys if not any(k == o or k.startswith(o + ".") for o in optional)}
+    assert not unknown

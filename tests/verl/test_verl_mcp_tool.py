@@ -198,3 +198,17 @@ async def test_verl_tool_agent_loop_uses_the_bridge_against_the_real_server(tool
         [t for t, m in zip(output.response_ids, mask, strict=True) if m], skip_special_tokens=True
     )
     assert "image_search" in response_text and "copper-green" in response_text and "Quorvath Bridge at dusk" not in response_text
+
+
+def test_tools_yaml_command(toy_mcp: ToyServer, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mcp_server.cli import app
+
+    out = tmp_path / "tools.yaml"
+    result = CliRunner().invoke(app, ["train", "tools-yaml", "--url", toy_mcp.url, "--out", str(out), "--tool", "echo"])
+    assert result.exit_code == 0, result.output
+    (entry,) = yaml.safe_load(out.read_text())["tools"]
+    assert entry["tool_schema"]["function"]["name"] == "echo" and entry["config"]["token_env"] == "GEN_SEARCHER_MCP_TOKEN"
+    result = CliRunner().invoke(app, ["train", "tools-yaml", "--url", f"http://127.0.0.1:{free_port()}/mcp", "--out", str(out)])
+    assert result.exit_code == 1 and "error:" in result.output

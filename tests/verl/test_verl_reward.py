@@ -141,7 +141,6 @@ async def test_judge_failure_is_retried_then_flagged_not_scored(render_server: A
         assert sum(KSCORE in str(r) for r in judge.requests) == 4  # 2 attempts x (ask + one repair)
 
 
-
 async def test_render_failure_is_reported(render_server: Any, ground_truth: Path) -> None:
     from verl_recipes.reward import RewardFailure, compute_score
 
@@ -165,3 +164,14 @@ async def test_missing_ground_truth_is_a_failure_not_a_zero(tmp_path: Path) -> N
 
     result = await compute_score("knowgen", "", str(tmp_path / "missing.png"), {"gen_searcher": episode(None)}, render_mcp_url="http://127.0.0.1:9/mcp")
     assert result["failed"] == 1.0
+
+
+async def test_judge_client_is_shared_and_rate_limited() -> None:
+    from verl_recipes.reward import RewardSettings, _Judges
+
+    settings = RewardSettings(judge_base_url="http://127.0.0.1:9/v1", judge_model="m", judge_rate_limit_per_s=2.0)
+    judge_settings = settings.judge_settings()
+    assert judge_settings.rate_limit_per_s == 2.0 and judge_settings.model == "m"
+    first, second = _Judges.get(judge_settings), _Judges.get(settings.judge_settings())
+    assert first is second  # every reward call of this worker goes through one client (one rate limit)
+    assert _Judges.get(RewardSettings(judge_model="other").judge_settings()) is not first

@@ -164,7 +164,9 @@ def esc(text: str) -> str:
 
 def chrome_head(title: str) -> str:
     css = "\n".join(f".c{i}{{margin:{i}px;padding:{i % 7}px;color:#{i * 9973 % 0xFFFFFF:06x}}}" for i in range(400))
-    script = "\n".join(f"window.__cfg{i}={{id:{i},flag:{str(i % 2 == 0).lower()},name:'widget-{i}'}};" for i in range(300))
+    script = "\n".join(
+        f"window.__cfg{i}={{id:{i},flag:{str(i % 2 == 0).lower()},name:'widget-{i}'}};" for i in range(300)
+    )
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)} | Example Media</title>"
         f"<meta name='viewport' content='width=device-width'><style>{css}</style><script>{script}</script></head>"
@@ -287,7 +289,9 @@ def main() -> None:
             "keep": keeps(topic),
             "drop": [BOILERPLATE[k] for k in DROPS[topic["layout"]]] + ["Footer link 2.3", "Example Media"],
         }
-    (OUT / "annotations.json").write_text(json.dumps(annotations, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (OUT / "annotations.json").write_text(
+        json.dumps(annotations, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"wrote {len(TOPICS)} pages and annotations.json to {OUT}")
 
 

@@ -1,0 +1,50 @@
+"""``gen-searcher render-server`` as users start it: a subprocess serving a model folder."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from render_tools.diffusers_renderer import DiffusersOptions
+from tests.support.loopback import free_port
+
+
+def test_render_server_command_serves_a_model_folder(tmp_path: Path, tiny_models: DiffusersOptions) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_SEARCHER_")}
+    env.update(OMP_NUM_THREADS="1", GEN_SEARCHER_SERVER__LOG_LEVEL="WARNING")
+    command = [
+        sys.executable, "-m", "mcp_server", "render-server",
+        "--model", tiny_models.model, "--edit-model", tiny_models.edit_model,
+        "--devices", "cpu", "--port", str(port), "--queue-size", "4",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read().decode(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "render server did not become healthy"
+            try:
+                if httpx.get(base + "/health", timeout=2).json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        health = httpx.get(base + "/health").json()
+        assert health["queue"] == {"depth": 0, "capacity": 4}
+        assert [w["device"] for w in health["workers"]] == ["cpu"]
+        answer = httpx.post(base + "/generate", json={"prompt": "a fox", "width": 64, "height": 64, "num_inference_steps": 2}, timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert Image.open(io.BytesIO(base64.b64decode(answer.json()["image"]))).size == (64, 64)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
