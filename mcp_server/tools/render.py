@@ -12,6 +12,7 @@ import base64
 import logging
 from typing import Annotated, Any
 
+import anyio
 import mcp_types
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
@@ -40,6 +41,12 @@ Seed = Annotated[int, Field(description="random seed for a reproducible image; -
 Steps = Annotated[int, Field(description="denoising steps, 2 to 200; 0 uses the model's default", ge=0, le=200)]
 
 
+def _decode_reference(data: bytes, image_id: str) -> Any:
+    from render_tools.imaging import decode_image
+
+    return decode_image(data, what=f"image {image_id}", max_bytes=256 * 1024 * 1024)
+
+
 def error_result(message: str) -> mcp_types.CallToolResult:
     return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
 
@@ -54,6 +61,7 @@ async def run_render(
     steps: int,
 ) -> mcp_types.CallToolResult:
     from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest
+    from render_tools.imaging import png_bytes
     from search_tools.images import ImageNotFoundError
 
     renderer = services.renderer
@@ -66,11 +74,15 @@ async def run_render(
     references = []
     for image_id in reference_image_ids[:USED_REFERENCES]:
         try:
-            references.append(await services.images.open_pil(image_id))
+            data, _ = await services.images.read_bytes(image_id)
         except ImageNotFoundError:
             return error_result(
                 f"unknown image id {image_id!r}: use ids returned by image_search or render (img_ + 16 hex digits)"
             )
+        try:
+            references.append(await anyio.to_thread.run_sync(_decode_reference, data, image_id))
+        except InvalidRenderRequest as exc:
+            return error_result(f"reference image {image_id} cannot be used: {exc}")
     render_settings = services.settings.render
     default_steps = render_settings.steps
     try:
@@ -98,7 +110,8 @@ async def run_render(
         "model": result.model,
         "reference_image_ids": list(reference_image_ids[:USED_REFERENCES]),
     }
-    stored = await services.images.put_pil(result.image, meta)
+    png = await anyio.to_thread.run_sync(png_bytes, result.image)  # encoding 1024x1024 takes a while: off the loop
+    stored = await services.images.put(png, "image/png", meta)
     thumbnail = await services.images.thumbnail(stored.id)
     structured = {
         "id": stored.id,
