@@ -37,7 +37,7 @@ class Services:
     search: SearchService | None = None  # search area: cached web and image search over the configured backend
     fetcher: Fetcher | None = None  # browse area: the safe fetcher (pages, images)
     browser: Browser | None = None  # browse area: fetch + extract + summarize for the browse tool
-    renderer: Renderer | None = None  # render area: Qwen-Image (diffusers, render server or images API); None: no render tool
+    renderer: Renderer | None = None  # render area: Qwen-Image renderer; None: no render tool
 
 
 @contextlib.asynccontextmanager

@@ -22,9 +22,13 @@ def render_server(
     ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8100, "--port"),
-    devices: str = typer.Option(None, "--devices", help="comma-separated devices, e.g. cuda:0,cuda:1 (default: every GPU, else cpu)"),
+    devices: str = typer.Option(
+        None, "--devices", help="comma-separated devices, e.g. cuda:0,cuda:1 (default: every GPU, else cpu)"
+    ),
     queue_size: int = typer.Option(64, "--queue-size", min=1, help="requests waiting beyond this get HTTP 503"),
-    max_batch: int = typer.Option(None, "--max-batch", min=1, help="text-only requests batched per call (default 4 on GPU, 1 on CPU)"),
+    max_batch: int = typer.Option(
+        None, "--max-batch", min=1, help="text-only requests batched per call (default 4 on GPU, 1 on CPU)"
+    ),
     dtype: str = typer.Option(None, "--dtype", help="bfloat16 | float16 | float32 (default bf16 on GPU)"),
     lora: str = typer.Option(None, "--lora", help="LoRA fused into the text-to-image model"),
     edit_lora: str = typer.Option(None, "--edit-lora", help="LoRA fused into the edit model (e.g. Lightning)"),

@@ -28,7 +28,14 @@ logger = logging.getLogger(__name__)
 
 TEXT_PIPELINE = "QwenImagePipeline"
 EDIT_PIPELINE = "QwenImageEditPlusPipeline"
-_DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "float32": "float32", "fp32": "float32"}
+_DTYPES = {
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class QwenImageEngine:
     def load(self) -> None:
         """Load every configured pipeline now (servers do this before taking requests)."""
         for edit in (False, True):
-            if (self.options.edit_model if edit else self.options.model):
+            if self.options.edit_model if edit else self.options.model:
                 self.pipeline(edit)
 
     def pipeline(self, edit: bool) -> Any:
@@ -125,7 +132,8 @@ class QwenImageEngine:
         if self.options.compile:
             pipe.transformer.compile_repeated_blocks(fullgraph=True)
         pipe.set_progress_bar_config(disable=True)
-        logger.info("loaded %s from %s on %s in %.1f s", cls.__name__, source, self.device, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        logger.info("loaded %s from %s on %s in %.1f s", cls.__name__, source, self.device, elapsed)
         return pipe
 
     def _apply_lora(self, pipe: Any, lora: str) -> None:
@@ -169,7 +177,8 @@ class QwenImageEngine:
         if not requests:
             return []
         edit = requests[0].is_edit
-        if len(requests) > 1 and (edit or len({r.batch_key() for r in requests}) != 1 or requests[0].batch_key() is None):
+        keys = {r.batch_key() for r in requests}
+        if len(requests) > 1 and (edit or len(keys) != 1 or None in keys):
             raise RenderError("internal: these requests cannot share a pipeline call")
         pipe = self.pipeline(edit)
         multiple = int(pipe.vae_scale_factor) * 2
@@ -184,9 +193,9 @@ class QwenImageEngine:
         cfg = first.true_cfg_scale > 1.0
         kwargs: dict[str, Any] = {
             "prompt": [r.prompt for r in requests] if len(requests) > 1 else first.prompt,
-            "negative_prompt": ([r.negative_prompt for r in requests] if len(requests) > 1 else first.negative_prompt)
-            if cfg
-            else None,
+            "negative_prompt": (
+                ([r.negative_prompt for r in requests] if len(requests) > 1 else first.negative_prompt) if cfg else None
+            ),
             "true_cfg_scale": first.true_cfg_scale,
             "width": first.width,
             "height": first.height,

@@ -132,8 +132,10 @@ def _render_request(body: dict[str, Any], images: list, *, openai: bool) -> Rend
         true_cfg_scale=cfg,
         negative_prompt=_text(body, "negative_prompt", " ") or " ",
         guidance_scale=_number(body, "guidance_scale", float, None),
-        num_images=_number(body, "n", int, 1, "num_images_per_prompt") if openai else _number(
-            body, "num_images_per_prompt", int, 1
+        num_images=(
+            _number(body, "n", int, 1, "num_images_per_prompt")
+            if openai
+            else _number(body, "num_images_per_prompt", int, 1)
         ),
     ).validated()
 

@@ -102,7 +102,7 @@ class Browser:
         if self.summarizer is not None:
             next_offset = self.summarizer.window_end(page.text, offset)
             window = page.text[offset:next_offset]
-            summary, _found = await self.summarizer.summarize(window, goal or "the main content of the page")
+            summary = await self.summarizer.summarize(window, goal or "the main content of the page")
             result.update(content=summary, summarized=True, next_offset=next_offset)
         else:
             content, next_offset = slice_text(page.text, offset, self.text_budget)

@@ -115,8 +115,8 @@ class ChatSummarizer:
             return None
         return offset + spans[min(self.max_chunks, len(spans)) - 1][1]
 
-    async def summarize(self, text: str, goal: str) -> tuple[str, bool]:
-        """(summary, found_anything). When nothing is relevant the text says so explicitly."""
+    async def summarize(self, text: str, goal: str) -> str:
+        """Notes on ``text`` for ``goal``; when nothing is relevant the answer says so explicitly."""
         chunks = split_chunks(text, self.chunk_chars)
         notes: list[str] = [""] * len(chunks)
 
@@ -137,14 +137,14 @@ class ChatSummarizer:
             raise errors[0]
         relevant = [n.strip() for n in notes if n.strip() and not is_nothing(n)]
         if not relevant:
-            return f"The page contains nothing relevant to the goal: {goal}", False
+            return f"The page contains nothing relevant to the goal: {goal}"
         if len(relevant) == 1:
-            return relevant[0], True
+            return relevant[0]
         joined = "\n\n".join(f"Notes from part {i + 1}:\n{n}" for i, n in enumerate(relevant))
         merged = await self._chat(_MERGE_SYSTEM, f"Goal: {goal}\n\n{joined}")
         if is_nothing(merged) or not merged.strip():
-            return joined, True
-        return merged.strip(), True
+            return joined
+        return merged.strip()
 
     async def _chat(self, system: str, user: str) -> str:
         body = {

@@ -148,7 +148,7 @@ def tools_yaml(
     url: Annotated[str, typer.Option("--url", help="MCP server URL (…/mcp)")],
     out: Out,
     tool: Annotated[Optional[list[str]], typer.Option("--tool", help="only these tools (repeatable)")] = None,  # noqa: UP045
-    token_env: Annotated[str, typer.Option(help="variable holding the server's bearer token")] = "GEN_SEARCHER_MCP_TOKEN",
+    token_env: Annotated[str, typer.Option(help="variable holding the server's bearer token")] = "GEN_SEARCHER_TOKEN",
     max_text_chars: Annotated[int, typer.Option(help="text budget per tool result")] = 8000,
 ) -> None:
     """Write verl's tool-config YAML for an MCP server (for verl's stock tool_agent loop)."""

@@ -78,7 +78,7 @@ class McpTool(BaseTool):
 
     Config keys (``tools[].config`` in verl's tool YAML): ``type: native`` (verl
     requires it), ``server_url`` (else ``$GEN_SEARCHER_MCP_URL``), ``token_env``
-    (the variable holding a bearer token; default ``GEN_SEARCHER_MCP_TOKEN``),
+    (the variable holding a bearer token; default ``GEN_SEARCHER_TOKEN``),
     ``tool_name`` (used when no ``tool_schema`` is given: the schema is then
     fetched from the server), ``max_text_chars`` (8000), ``max_images`` (8),
     ``timeout_s`` (300), ``max_attempts`` (2).

@@ -218,7 +218,8 @@ def main() -> None:
     started = time.perf_counter()
     text, edit, side = build_pipelines(args.toy, device)
     gpu = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-    print(f"device: {gpu}   size: {side}x{side}   build: {time.perf_counter() - started:.1f} s   torch {torch.__version__}")
+    build_s = time.perf_counter() - started
+    print(f"device: {gpu}   size: {side}x{side}   build: {build_s:.1f} s   torch {torch.__version__}")
     if device.startswith("cuda"):
         print(f"GPU memory after build: {torch.cuda.memory_allocated(device) / 2**30:.1f} GiB")
 
@@ -239,7 +240,8 @@ def main() -> None:
                 run_case(text, edit, case, side, device, steps=2)  # warm-up (and compilation)
             best = min(run_case(text, edit, case, side, device, steps) for _ in range(max(1, args.repeats)))
         except Exception as exc:  # noqa: BLE001  e.g. out of memory at batch 4: report the row, keep going
-            print(f"{case.name:<24}{case.steps:>6}{case.refs:>6}{case.batch:>7}   failed: {type(exc).__name__}: {str(exc)[:120]}")
+            head = f"{case.name:<24}{steps:>6}{case.refs:>6}{case.batch:>7}"
+            print(f"{head}   failed: {type(exc).__name__}: {str(exc)[:120]}")
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
             continue
@@ -249,8 +251,10 @@ def main() -> None:
         ratio = f"{per_image / base:.2f}x" if base else "-"
         print(f"{case.name:<24}{steps:>6}{case.refs:>6}{case.batch:>7}{per_image:>10.3f}{ratio:>17}")
     if "t2i50-b1" in results and not args.toy:
-        print(f"anchor: plain diffusers Qwen-Image 50 steps 1024x1024 on one H100 is about 18.5 s/image; "
-              f"this run: {results['t2i50-b1']:.1f} s ({results['t2i50-b1'] / 18.5:.2f}x)")
+        print(
+            f"anchor: plain diffusers Qwen-Image 50 steps 1024x1024 on one H100 is about 18.5 s/image; "
+            f"this run: {results['t2i50-b1']:.1f} s ({results['t2i50-b1'] / 18.5:.2f}x)"
+        )
     print(f"total: {time.perf_counter() - started:.1f} s")
 
 

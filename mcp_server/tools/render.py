@@ -71,6 +71,9 @@ async def run_render(
         return error_result("prompt must not be empty")
     if len(reference_image_ids) > MAX_REFERENCE_IDS:
         return error_result(f"at most {MAX_REFERENCE_IDS} reference_image_ids are accepted; the first 3 are used")
+    for image_id in reference_image_ids[USED_REFERENCES:]:  # unused, but a wrong id is still worth telling
+        if not await services.images.contains(image_id):
+            return error_result(f"unknown image id {image_id!r}: use ids returned by image_search or render")
     references = []
     for image_id in reference_image_ids[:USED_REFERENCES]:
         try:
@@ -129,7 +132,9 @@ async def run_render(
     return mcp_types.CallToolResult(
         content=[
             mcp_types.TextContent(type="text", text=text),
-            mcp_types.ImageContent(type="image", data=base64.b64encode(thumbnail).decode("ascii"), mime_type="image/jpeg"),
+            mcp_types.ImageContent(
+                type="image", data=base64.b64encode(thumbnail).decode("ascii"), mime_type="image/jpeg"
+            ),
             mcp_types.ResourceLink(
                 type="resource_link",
                 uri=stored.uri,

@@ -261,3 +261,16 @@ async def test_summaries_cover_a_bounded_window_and_continue_from_next_offset(tm
             assert not second.is_error and second.structured_content["offset"] == data["next_offset"]
             first_paragraph = int(re.search(r"paragraph (\d+)", second.structured_content["content"]).group(1))
             assert first_paragraph > 0  # the second window starts where the first ended
+
+
+async def test_replay_mode_serves_recorded_pages_and_never_fetches(tmp_path: Path, web: Web) -> None:
+    async with mcp_client(browse_settings(tmp_path, web)) as client:
+        recorded = await client.call_tool("browse", {"url": web.url("/article"), "goal": "keepers"})
+        assert not recorded.is_error
+    before = (web.hits["/article"], web.hits["/tides.txt"])
+    async with mcp_client(browse_settings(tmp_path, web, cache={"mode": "replay"})) as client:
+        replayed = await client.call_tool("browse", {"url": web.url("/article"), "goal": "keepers"})
+        assert replayed.structured_content == recorded.structured_content
+        missing = await client.call_tool("browse", {"url": web.url("/tides.txt"), "goal": "tides"})
+        assert missing.is_error and "replay" in text_of(missing)
+    assert (web.hits["/article"], web.hits["/tides.txt"]) == before

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
 from pathlib import Path
 
 import anyio
@@ -142,25 +141,23 @@ async def test_store_dedupes_by_content(tmp_path: Path) -> None:
         await store.get("img_0000000000000000")
 
 
-def test_concurrent_writes_of_one_image_are_atomic(tmp_path: Path) -> None:
+async def test_concurrent_writes_of_one_image_are_atomic(tmp_path: Path) -> None:
     store = ImageStore(tmp_path)
     data = content.jpeg_bytes((640, 480), (10, 200, 30))
-    ids: list[str] = []
-    barrier = threading.Barrier(16)
+    records = []
 
-    def writer() -> None:
-        barrier.wait()
-        ids.append(store._put_sync(data, "image/jpeg", {}))  # the code path every async put runs in a thread
+    async def writer() -> None:  # each put runs in its own worker thread
+        records.append(await store.put(data, "image/jpeg", {}))
 
-    threads = [threading.Thread(target=writer) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len({record.id for record in ids}) == 1
+    async with anyio.create_task_group() as tg:
+        for _ in range(16):
+            tg.start_soon(writer)
+    image_id = records[0].id
+    assert len(records) == 16 and {r.id for r in records} == {image_id}
     files = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
-    assert files == [f"{ids[0].id}.jpg", f"{ids[0].id}.json"]  # no temp files left behind
-    assert (tmp_path / ids[0].id[4:6] / f"{ids[0].id}.jpg").read_bytes() == data
+    assert files == [f"{image_id}.jpg", f"{image_id}.json"]  # no temp files left behind
+    assert (tmp_path / image_id[4:6] / f"{image_id}.jpg").read_bytes() == data
+    assert (await store.read_bytes(image_id))[0] == data
 
 
 async def test_store_evicts_least_recently_used_over_budget(tmp_path: Path) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 
 import pytest
 from PIL import Image
@@ -24,14 +23,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> DiffusersOptions:
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiffusersOptions]:
     """Tiny text-to-image and edit pipelines saved to disk, as options that load them by path."""
     import torch
 
     # Tiny models gain nothing from intra-op threads, and they lose a lot on a shared CI machine.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny-qwen-image")
-    return DiffusersOptions(model=str(build_tiny_qwen_image(root)), edit_model=str(build_tiny_qwen_image_edit(root)))
+    yield DiffusersOptions(model=str(build_tiny_qwen_image(root)), edit_model=str(build_tiny_qwen_image_edit(root)))
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +120,3 @@ def gated_factory(tiny_models: DiffusersOptions, controls: EngineControls):
         return GatedEngine(QwenImageEngine(tiny_models, device), controls)
 
     return factory
-
-
-def write_png(path: Path, image: Image.Image) -> Path:
-    image.save(path, format="PNG")
-    return path

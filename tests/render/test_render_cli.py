@@ -42,7 +42,11 @@ def test_render_server_command_serves_a_model_folder(tmp_path: Path, tiny_models
         health = httpx.get(base + "/health").json()
         assert health["queue"] == {"depth": 0, "capacity": 4}
         assert [w["device"] for w in health["workers"]] == ["cpu"]
-        answer = httpx.post(base + "/generate", json={"prompt": "a fox", "width": 64, "height": 64, "num_inference_steps": 2}, timeout=120)
+        answer = httpx.post(
+            base + "/generate",
+            json={"prompt": "a fox", "width": 64, "height": 64, "num_inference_steps": 2},
+            timeout=120,
+        )
         assert answer.status_code == 200, answer.text
         assert Image.open(io.BytesIO(base64.b64decode(answer.json()["image"]))).size == (64, 64)
     finally:

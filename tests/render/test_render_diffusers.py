@@ -33,7 +33,9 @@ async def test_edit_render_with_references(
     shared_engine: QwenImageEngine, references: list[Image.Image], count: int
 ) -> None:
     renderer = DiffusersRenderer(shared_engine.options, engine=shared_engine)
-    request = RenderRequest(prompt="put the hat on the cat", reference_images=references[:count], width=64, height=96, seed=5, steps=2)
+    request = RenderRequest(
+        prompt="put the hat on the cat", reference_images=references[:count], width=64, height=96, seed=5, steps=2
+    )
     result = await renderer.render(request)
     assert result.image.size == (64, 96)
     assert result.model == shared_engine.options.edit_model
@@ -65,7 +67,9 @@ def test_batched_text_renders_match_single_renders(shared_engine: QwenImageEngin
 
 
 def test_several_images_per_request(shared_engine: QwenImageEngine, references: list[Image.Image]) -> None:
-    request = RenderRequest(prompt="a hat", reference_images=references[:1], width=64, height=64, seed=1, steps=2, num_images=2)
+    request = RenderRequest(
+        prompt="a hat", reference_images=references[:1], width=64, height=64, seed=1, steps=2, num_images=2
+    )
     (result,) = shared_engine.render_batch([request.validated()])
     assert len(result.images) == 2
     assert not np.array_equal(pixels(result.images[0]), pixels(result.images[1]))
@@ -76,7 +80,9 @@ async def test_missing_models_and_sizes_the_model_cannot_draw(tiny_models: Diffu
     text_only = DiffusersRenderer(DiffusersOptions(model=tiny_models.model))
     try:
         with pytest.raises(InvalidRenderRequest, match="reference images need an edit model"):
-            await text_only.render(RenderRequest(prompt="x", reference_images=references[:1], width=64, height=64, steps=2))
+            await text_only.render(
+                RenderRequest(prompt="x", reference_images=references[:1], width=64, height=64, steps=2)
+            )
         # The tiny VAE downsamples 16x, so sides must be multiples of 32 for it.
         with pytest.raises(InvalidRenderRequest, match="multiple of 32"):
             await text_only.render(RenderRequest(prompt="x", width=80, height=64, steps=2))
@@ -98,19 +104,25 @@ async def test_a_model_that_does_not_exist_is_a_clear_error(tmp_path) -> None:
 
 
 @pytest.mark.anyio
-async def test_lora_is_loaded_and_fused(tiny_models: DiffusersOptions, tmp_path, shared_engine: QwenImageEngine) -> None:
+async def test_lora_is_loaded_and_fused(
+    tiny_models: DiffusersOptions, tmp_path, shared_engine: QwenImageEngine
+) -> None:
     import torch
     from diffusers import QwenImagePipeline, QwenImageTransformer2DModel
     from peft import LoraConfig, get_peft_model_state_dict
 
     transformer = QwenImageTransformer2DModel.from_pretrained(tiny_models.model, subfolder="transformer")
-    transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False))
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    )
     torch.manual_seed(0)
     with torch.no_grad():
         for name, param in transformer.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn_like(param) * 0.5)
-    QwenImagePipeline.save_lora_weights(tmp_path / "lora", transformer_lora_layers=get_peft_model_state_dict(transformer))
+    QwenImagePipeline.save_lora_weights(
+        tmp_path / "lora", transformer_lora_layers=get_peft_model_state_dict(transformer)
+    )
     lora_file = next((tmp_path / "lora").glob("*.safetensors"))
 
     request = RenderRequest(prompt="a fox", width=64, height=64, seed=2, steps=2)

@@ -36,7 +36,9 @@ SMALL = {"width": 64, "height": 64, "num_inference_steps": 2}
 def render_server(factory, *, allowed: tuple[str, ...] = (), api_keys=(), **config: Any) -> Iterator[str]:
     """Serve the real app over a worker pool; waits until every worker has loaded."""
     pool = WorkerPool(factory, PoolConfig(**{"devices": ("cpu",), **config}))
-    fetcher = Fetcher(user_agent="gen-searcher-tests", policy=AddressPolicy.from_strings(False, allowed), respect_robots=False)
+    fetcher = Fetcher(
+        user_agent="gen-searcher-tests", policy=AddressPolicy.from_strings(False, allowed), respect_robots=False
+    )
     with serve_app(create_app(pool, fetcher=fetcher, api_keys=api_keys)) as base:
         deadline = time.monotonic() + 60
         while httpx.get(base + "/health").json()["status"] != "ok":
@@ -61,7 +63,14 @@ async def test_generate_text_and_references_under_concurrent_requests(gated_fact
     with render_server(gated_factory, devices=("cpu", "cpu"), max_batch=1) as base:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
             bodies = [{"prompt": f"picture {i}", "seed": i, **SMALL} for i in range(5)]
-            bodies.append({"prompt": "hat on the cat", "seed": 9, "image_urls": [png_data_url(references[0]), png_data_url(references[1])], **SMALL})
+            bodies.append(
+                {
+                    "prompt": "hat on the cat",
+                    "seed": 9,
+                    "image_urls": [png_data_url(references[0]), png_data_url(references[1])],
+                    **SMALL,
+                }
+            )
             answers: list[Any] = [None] * len(bodies)
 
             async def post(i: int) -> None:
@@ -135,7 +144,9 @@ async def test_full_queue_answers_503_and_the_server_recovers(gated_factory, con
             statuses: list[int] = []
 
             async def post(seed: int) -> None:
-                statuses.append((await client.post("/generate", json={"prompt": "x", "seed": seed, **SMALL})).status_code)
+                statuses.append(
+                    (await client.post("/generate", json={"prompt": "x", "seed": seed, **SMALL})).status_code
+                )
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(post, 1)
@@ -178,8 +189,16 @@ async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(gated_fa
                     ({"prompt": "x", "num_inference_steps": "many"}, 400, "num_inference_steps must be an integer"),
                     ({"prompt": "x", "image_urls": [not_png], **SMALL}, 400, "reference image 1 is not a valid image"),
                     ({"prompt": "x", "image_urls": [images_base + "/ref.png"], **SMALL}, 400, "refused"),
-                    ({"prompt": "x", "image_urls": ["http://169.254.169.254/latest/meta-data"], **SMALL}, 400, "refused"),
-                    ({"prompt": "x", "image_urls": ["file:///etc/passwd"], **SMALL}, 400, "only http(s) and data: URLs"),
+                    (
+                        {"prompt": "x", "image_urls": ["http://169.254.169.254/latest/meta-data"], **SMALL},
+                        400,
+                        "refused",
+                    ),
+                    (
+                        {"prompt": "x", "image_urls": ["file:///etc/passwd"], **SMALL},
+                        400,
+                        "only http(s) and data: URLs",
+                    ),
                     ({"prompt": "x", "image_urls": [png_data_url(references[0])] * 6, **SMALL}, 400, "at most 5"),
                     ({"prompt": "x", "image_urls": "not a list", **SMALL}, 400, "image_urls must be a list"),
                 ]
@@ -189,13 +208,21 @@ async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(gated_fa
                     answer = response.json()
                     assert answer["success"] is False and message in answer["message"], answer
                     assert "Traceback" not in response.text
-                broken = await client.post("/generate", content=b"{not json", headers={"content-type": "application/json"})
+                broken = await client.post(
+                    "/generate", content=b"{not json", headers={"content-type": "application/json"}
+                )
                 assert broken.status_code == 400 and "not valid JSON" in broken.json()["message"]
-                url = await client.post("/v1/images/generations", json={"prompt": "x", "size": "64x64", "response_format": "url"})
+                url = await client.post(
+                    "/v1/images/generations", json={"prompt": "x", "size": "64x64", "response_format": "url"}
+                )
                 assert url.status_code == 400 and "b64_json" in url.json()["error"]["message"]
                 size = await client.post("/v1/images/generations", json={"prompt": "x", "size": "huge"})
                 assert size.status_code == 400 and "size must look like" in size.json()["error"]["message"]
-                edit = await client.post("/v1/images/edits", data={"prompt": "x"}, files=[("image[]", ("a.png", b"GIF89a-broken", "image/png"))])
+                edit = await client.post(
+                    "/v1/images/edits",
+                    data={"prompt": "x"},
+                    files=[("image[]", ("a.png", b"GIF89a-broken", "image/png"))],
+                )
                 assert edit.status_code == 400 and "not a valid image" in edit.json()["error"]["message"]
                 ok = await client.post("/generate", json={"prompt": "still serving", **SMALL})
                 assert ok.status_code == 200 and ok.json()["success"]
@@ -207,14 +234,20 @@ async def test_reference_urls_are_fetched_when_their_address_is_allowed(gated_fa
         port = httpx.URL(images_base).port
         with render_server(gated_factory, allowed=(f"127.0.0.1:{port}",)) as base:
             async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-                ok = await client.post("/generate", json={"prompt": "x", "image_urls": [images_base + "/ref.png"], **SMALL})
+                ok = await client.post(
+                    "/generate", json={"prompt": "x", "image_urls": [images_base + "/ref.png"], **SMALL}
+                )
                 assert ok.status_code == 200, ok.text
-                page = await client.post("/generate", json={"prompt": "x", "image_urls": [images_base + "/page.html"], **SMALL})
+                page = await client.post(
+                    "/generate", json={"prompt": "x", "image_urls": [images_base + "/page.html"], **SMALL}
+                )
                 assert page.status_code == 400 and "unsupported content type text/html" in page.json()["message"]
 
 
 @pytest.mark.anyio
-async def test_a_device_fault_reloads_the_worker_and_the_request_is_retried(gated_factory, controls: EngineControls) -> None:
+async def test_a_device_fault_reloads_the_worker_and_the_request_is_retried(
+    gated_factory, controls: EngineControls
+) -> None:
     with render_server(gated_factory) as base:
         assert controls.loads == 1
         controls.fail_renders = 1
@@ -229,7 +262,9 @@ async def test_a_device_fault_reloads_the_worker_and_the_request_is_retried(gate
 
 
 @pytest.mark.anyio
-async def test_a_worker_that_keeps_failing_is_taken_out_then_comes_back(gated_factory, controls: EngineControls) -> None:
+async def test_a_worker_that_keeps_failing_is_taken_out_then_comes_back(
+    gated_factory, controls: EngineControls
+) -> None:
     with render_server(gated_factory, max_consecutive_failures=2, quarantine_s=3.0, retries=1) as base:
         controls.fail_renders = 2
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
@@ -258,7 +293,9 @@ async def test_http_client_against_the_server(gated_factory, references) -> None
             text = await renderer.render(RenderRequest(prompt="a fox", width=64, height=96, seed=21, steps=2))
             assert text.image.size == (64, 96) and text.seed == 21
             edit = await renderer.render(
-                RenderRequest(prompt="a hat", reference_images=references[:3], width=64, height=64, seed=22, steps=2, num_images=2)
+                RenderRequest(
+                    prompt="a hat", reference_images=references[:3], width=64, height=64, seed=22, steps=2, num_images=2
+                )
             )
             assert [im.size for im in edit.images] == [(64, 64), (64, 64)] and edit.seed == 22
             with pytest.raises(InvalidRenderRequest, match="multiple of 32"):
@@ -276,8 +313,12 @@ async def test_openai_images_client_against_the_server(gated_factory, references
         try:
             text = await plain.render(RenderRequest(prompt="a fox", width=96, height=64, steps=2))
             assert text.image.size == (96, 64)
-            one = await extended.render(RenderRequest(prompt="a hat", reference_images=references[:2], width=64, height=64, seed=5, steps=2))
-            two = await extended.render(RenderRequest(prompt="a hat", reference_images=references[:2], width=64, height=64, seed=5, steps=2))
+            one = await extended.render(
+                RenderRequest(prompt="a hat", reference_images=references[:2], width=64, height=64, seed=5, steps=2)
+            )
+            two = await extended.render(
+                RenderRequest(prompt="a hat", reference_images=references[:2], width=64, height=64, seed=5, steps=2)
+            )
             assert one.seed == 5 and one.image.size == (64, 64)
             assert png_bytes(one.image) == png_bytes(two.image)  # the seed reached the server
             with pytest.raises(RendererUnavailable, match="invalid API key"):

@@ -88,15 +88,25 @@ async def test_render_tool_refuses_bad_input_clearly(tmp_path: Path, tiny_models
     async with session(tmp_path, diffusers_settings(tiny_models)) as (client, services):
         known = (await services.images.put_pil(solid((1, 2, 3)))).id
         cases = [
-            ({"prompt": "x", "reference_image_ids": [known, "img_0000000000000000"], **SMALL}, "unknown image id 'img_0000000000000000'"),
+            (
+                {"prompt": "x", "reference_image_ids": [known, "img_0000000000000000"], **SMALL},
+                "unknown image id 'img_0000000000000000'",
+            ),
             ({"prompt": "x", "reference_image_ids": ["not-an-id"], **SMALL}, "unknown image id 'not-an-id'"),
+            (
+                {"prompt": "x", "reference_image_ids": [known] * 3 + ["img_ffffffffffffffff"], **SMALL},
+                "unknown image id 'img_ffffffffffffffff'",
+            ),
             ({"prompt": "x", "reference_image_ids": [known] * 6, **SMALL}, "reference_image_ids"),
             ({"prompt": "", **SMALL}, "prompt"),
             ({"prompt": "   ", **SMALL}, "prompt must not be empty"),
             ({"prompt": "x", "width": 100_000, "height": 64}, "width"),
             ({"prompt": "x", "width": 72, "height": 64}, "not a multiple of 16"),
             ({"prompt": "x", "width": 80, "height": 64, "steps": 2}, "multiple of 32"),
-            ({"prompt": "x", "steps": 1, **{k: v for k, v in SMALL.items() if k != "steps"}}, "steps must be an integer from 2"),
+            (
+                {"prompt": "x", "steps": 1, **{k: v for k, v in SMALL.items() if k != "steps"}},
+                "steps must be an integer from 2",
+            ),
         ]
         for arguments, message in cases:
             result = await client.call_tool("render", arguments)
@@ -125,7 +135,9 @@ async def test_render_tool_through_a_render_server(tmp_path: Path, gated_factory
     with render_server(gated_factory) as base:
         async with session(tmp_path, {"backend": "http", "url": base}) as (client, services):
             ids = [(await services.images.put_pil(solid((200, 10, 10)))).id]
-            result = await client.call_tool("render", {"prompt": "a hat", "reference_image_ids": ids, "seed": 4, **SMALL})
+            result = await client.call_tool(
+                "render", {"prompt": "a hat", "reference_image_ids": ids, "seed": 4, **SMALL}
+            )
             assert not result.is_error, text_of(result)
             assert result.structured_content["seed"] == 4
             assert await services.images.contains(result.structured_content["id"])

@@ -302,7 +302,7 @@ def compose_verl(config_name: str, overrides: list[str]) -> Any:
 
 @pytest.fixture(autouse=True)
 def _no_mcp_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEN_SEARCHER_MCP_URL", "GEN_SEARCHER_MCP_TOKEN"):
+    for name in ("GEN_SEARCHER_MCP_URL", "GEN_SEARCHER_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -209,6 +209,6 @@ def test_tools_yaml_command(toy_mcp: ToyServer, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "tools-yaml", "--url", toy_mcp.url, "--out", str(out), "--tool", "echo"])
     assert result.exit_code == 0, result.output
     (entry,) = yaml.safe_load(out.read_text())["tools"]
-    assert entry["tool_schema"]["function"]["name"] == "echo" and entry["config"]["token_env"] == "GEN_SEARCHER_MCP_TOKEN"
+    assert entry["tool_schema"]["function"]["name"] == "echo" and entry["config"]["token_env"] == "GEN_SEARCHER_TOKEN"
     result = CliRunner().invoke(app, ["train", "tools-yaml", "--url", f"http://127.0.0.1:{free_port()}/mcp", "--out", str(out)])
     assert result.exit_code == 1 and "error:" in result.output
