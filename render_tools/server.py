@@ -242,8 +242,6 @@ class RenderApp:
 
     async def images_generations(self, request: Request) -> Response:
         body = await _read_json(request)
-        if body.get("response_format") not in (None, "b64_json"):
-            raise InvalidRenderRequest("only response_format 'b64_json' is supported")
         return await self._openai_answer(body, _render_request(body, [], openai=True))
 
     async def images_edits(self, request: Request) -> Response:
@@ -261,8 +259,6 @@ class RenderApp:
             body, images = await self._read_multipart(request)
         if not images:
             raise InvalidRenderRequest("an edit needs at least one image")
-        if body.get("response_format") not in (None, "b64_json"):
-            raise InvalidRenderRequest("only response_format 'b64_json' is supported")
         return await self._openai_answer(body, _render_request(body, images, openai=True))
 
     async def _read_multipart(self, request: Request) -> tuple[dict[str, Any], list]:

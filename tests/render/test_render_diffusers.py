@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from render_tools.base import InvalidRenderRequest, RenderRequest
+from render_tools.base import InvalidRenderRequest, Renderer, RenderRequest
 from render_tools.diffusers_renderer import DiffusersOptions, DiffusersRenderer, QwenImageEngine
 
 
@@ -17,6 +17,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 @pytest.mark.anyio
 async def test_text_only_render_is_seeded_and_sized(shared_engine: QwenImageEngine) -> None:
     renderer = DiffusersRenderer(shared_engine.options, engine=shared_engine)
+    assert isinstance(renderer, Renderer)
     first = await renderer.render(RenderRequest(prompt="a red fox in the snow", width=64, height=96, seed=3, steps=3))
     again = await renderer.render(RenderRequest(prompt="a red fox in the snow", width=64, height=96, seed=3, steps=3))
     other = await renderer.render(RenderRequest(prompt="a red fox in the snow", width=64, height=96, seed=4, steps=3))

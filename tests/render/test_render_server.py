@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from render_tools.base import InvalidRenderRequest, RendererBusy, RendererUnavailable, RenderRequest
+from render_tools.base import InvalidRenderRequest, Renderer, RendererBusy, RendererUnavailable, RenderRequest
 from render_tools.http_client import HttpRenderer
 from render_tools.imaging import png_bytes, png_data_url
 from render_tools.openai_images import OpenAIImagesRenderer
@@ -289,6 +289,7 @@ async def test_a_worker_that_keeps_failing_is_taken_out_then_comes_back(
 async def test_http_client_against_the_server(gated_factory, references) -> None:
     with render_server(gated_factory) as base:
         renderer = HttpRenderer(base)
+        assert isinstance(renderer, Renderer)
         try:
             text = await renderer.render(RenderRequest(prompt="a fox", width=64, height=96, seed=21, steps=2))
             assert text.image.size == (64, 96) and text.seed == 21
@@ -310,6 +311,7 @@ async def test_openai_images_client_against_the_server(gated_factory, references
         plain = OpenAIImagesRenderer(base + "/v1", model="qwen-image", api_key="secret-key")
         extended = OpenAIImagesRenderer(base + "/v1", api_key="secret-key", extra_params=True)
         anonymous = OpenAIImagesRenderer(base + "/v1")
+        assert isinstance(plain, Renderer)
         try:
             text = await plain.render(RenderRequest(prompt="a fox", width=96, height=64, steps=2))
             assert text.image.size == (96, 64)
@@ -321,6 +323,18 @@ async def test_openai_images_client_against_the_server(gated_factory, references
             )
             assert one.seed == 5 and one.image.size == (64, 64)
             assert png_bytes(one.image) == png_bytes(two.image)  # the seed reached the server
+            async with httpx.AsyncClient(headers={"Authorization": "Bearer secret-key"}, timeout=120) as raw:
+                as_json = await raw.post(
+                    base + "/v1/images/edits",
+                    json={
+                        "prompt": "hat",
+                        "images": [{"image_url": png_data_url(references[0])}],
+                        "size": "64x64",
+                        "n": 2,
+                    },
+                )
+            assert as_json.status_code == 200, as_json.text
+            assert [image_from_b64(d["b64_json"]).size for d in as_json.json()["data"]] == [(64, 64)] * 2
             with pytest.raises(RendererUnavailable, match="invalid API key"):
                 await anonymous.render(RenderRequest(prompt="a fox", width=64, height=64, steps=2))
         finally:
