@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import threading
 import time
 import zlib
@@ -128,3 +129,11 @@ def fast_settings(url: str, **extra: object) -> JudgeSettings:
     }
     values.update(extra)
     return JudgeSettings(**values)
+
+
+def wise_data_dir() -> Path:
+    """The WISE prompts: ``$GEN_SEARCHER_WISE_DIR``, else ``shared/data/wise`` beside the repository."""
+    override = os.environ.get("GEN_SEARCHER_WISE_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "wise"

@@ -11,10 +11,10 @@ import pytest
 from benchmark.datasets import DatasetError, load_knowgen, load_results, load_wise
 from benchmark.journal import Journal, read_rows
 from benchmark.judge import JudgeClient
-from tests.benchmark.helpers import fast_settings
+from tests.benchmark.helpers import fast_settings, wise_data_dir
 from tests.support.scripted_judge import ScriptedJudge, serve_judge
 
-WISE_DIR = Path("/work/shared/data/wise")
+WISE_DIR = wise_data_dir()
 
 
 def test_journal_survives_torn_and_garbage_lines(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from benchmark.journal import Journal, read_rows
 from mcp_server.cli import app
-from tests.benchmark.helpers import RenderServer, make_knowgen, parse_tables, png_bytes, wait_for, write_png
+from tests.benchmark.helpers import RenderServer, make_knowgen, parse_tables, png_bytes, wait_for, wise_data_dir, write_png
 from tests.support.loopback import serve_app
 from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
 
@@ -219,7 +219,7 @@ def test_compare_runs(tmp_path: Path, render_url: str) -> None:
     assert code == 2 and "no summary.json" in output
 
 
-WISE_DIR = Path("/work/shared/data/wise")
+WISE_DIR = wise_data_dir()
 
 
 @pytest.mark.skipif(not WISE_DIR.is_dir(), reason="WISE prompts not available")
