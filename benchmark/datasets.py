@@ -7,7 +7,8 @@ the bad rows, so a run never starts on half-understood data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,38 @@ def load_results(path: Path, images_root: Path | None = None, outputs_root: Path
     _raise_if_bad(path, problems)
     _check_unique(path, items)
     return items
+
+
+WISE_DIR_ENV = "GEN_SEARCHER_WISE_DIR"
+WISE_PROTOCOLS = ("legacy", "verified")
+
+
+def wise_data_path(data: Path | None, protocol: str) -> Path:
+    """Where the WISE prompts of ``protocol`` are: ``data``, or ``$GEN_SEARCHER_WISE_DIR``.
+
+    Either may be the folder of json files itself or the folder holding ``legacy/``
+    and ``verified/``; a folder named after the other protocol is refused.
+    """
+    if data is None:
+        env = os.environ.get(WISE_DIR_ENV)
+        if not env:
+            raise DatasetError(
+                f"no WISE data: pass --data (the folder of WISE json files, e.g. data/wise/{protocol}) "
+                f"or set {WISE_DIR_ENV} to the folder holding legacy/ and verified/"
+            )
+        data = Path(env)
+    data = Path(data)
+    if data.is_dir() and not any(data.glob("*.json")) and (data / protocol).is_dir():
+        data = data / protocol
+    other = next(p for p in WISE_PROTOCOLS if p != protocol)
+    if data.name == other:
+        raise DatasetError(f"{data} holds the {other} prompts but --protocol is {protocol}")
+    return data
+
+
+def missing_ground_truth(items: Sequence[Item]) -> list[Item]:
+    """The items whose ``gt_image`` file does not exist (blocking: call before the run starts)."""
+    return [item for item in items if item.gt_image is not None and not item.gt_image.is_file()]
 
 
 def load_wise(folder: Path) -> list[Item]:

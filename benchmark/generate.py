@@ -2,13 +2,14 @@
 
 Three generators share one small protocol (:class:`Generator`):
 
-* :class:`DirectGenerator` -- the prompt goes straight to a renderer (the plain
-  Qwen-Image baseline, ``--policy baseline``);
-* :class:`PolicyGenerator` -- a Gen-Searcher episode against an OpenAI-compatible
-  policy model and an MCP tool server writes the grounded prompt and picks
-  references, then the renderer draws it (``--policy MODEL_URL``);
-* :class:`ExistingImages` -- the images already exist (``--policy none`` and
-  ``bench score``); nothing is generated, only found.
+* :class:`DirectGenerator` -- the prompt goes straight to a renderer (plain
+  Qwen-Image, ``--policy none``);
+* :class:`PolicyGenerator` -- a Gen-Searcher episode over an MCP tool server
+  writes the grounded prompt and picks references, then the renderer draws it
+  (``--policy MODEL_URL`` for a policy model, ``--policy baseline`` for the
+  no-model search baseline);
+* :class:`ExistingImages` -- the images already exist (``bench score``);
+  nothing is generated, only found.
 
 A generator raises :class:`GenerationError` for a failed item; the runner
 records it and moves on.

@@ -3,7 +3,7 @@
 One :class:`JudgeClient` serves many concurrent judgements: requests run at
 temperature 0 under a concurrency bound and an optional rate limit, transient
 failures (transport errors, 408/409/429/5xx) are retried with exponential
-backoff, and replies must be a single JSON object. A reply that does not parse
+backoff (or after the server's ``Retry-After``), and replies must be a single JSON object. A reply that does not parse
 or does not validate gets exactly one repair turn; if that fails too, the item
 gets a :class:`JudgeError` and the caller carries on with the next one.
 
@@ -11,6 +11,14 @@ Configuration comes from :class:`JudgeSettings` (environment variables
 ``GEN_SEARCHER_JUDGE_BASE_URL``, ``GEN_SEARCHER_JUDGE_MODEL``,
 ``GEN_SEARCHER_JUDGE_API_KEY``; the key falls back to ``OPENAI_API_KEY``).
 The key is a ``SecretStr`` and never appears in errors or logs.
+
+Reading a completion reuses :func:`policy.chat.parse_reply` (content parts,
+reasoning-parser output). The transport is the judge's own rather than
+:class:`policy.chat.OpenAIChatModel`, on purpose: that client converts
+episode-format messages (the rubrics send OpenAI ``image_url`` parts), falls
+back to ``GEN_SEARCHER_POLICY_API_KEY`` (which must never reach a judge host),
+and reports every failure as one ``ChatModelError``, while the runner needs to
+tell transient failures (not recorded, retried by a rerun) from refusals.
 
 Usage::
 
@@ -35,6 +43,8 @@ import httpx
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from policy.chat import ChatModelError, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +91,21 @@ class JudgeError(Exception):
 
 
 class _Transient(Exception):
-    """A failure worth retrying (kept apart so permanent errors are not retried)."""
+    """A failure worth retrying (kept apart so permanent errors are not retried).
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None  # absent, or an HTTP date: fall back to exponential backoff
 
 
 # ---------------------------------------------------------------- images
@@ -141,18 +165,6 @@ def parse_json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"reply is JSON but not an object (got {type(value).__name__})")
     return value
-
-
-def _message_text(payload: Any) -> str:
-    try:
-        content = payload["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise JudgeError("judge response has no choices[0].message.content") from None
-    if isinstance(content, list):  # some servers return content parts
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    if not isinstance(content, str):
-        raise JudgeError("judge response content is not text")
-    return content
 
 
 # ---------------------------------------------------------------- client
@@ -243,15 +255,14 @@ class JudgeClient:
         except httpx.TransportError as exc:
             raise _Transient(f"judge unreachable: {type(exc).__name__}: {exc}") from None
         if response.status_code in _RETRY_STATUS:
-            raise _Transient(f"judge returned HTTP {response.status_code}")
+            raise _Transient(f"judge returned HTTP {response.status_code}", _retry_after(response))
         if response.status_code >= 400:
             detail = response.text[:300].replace("\n", " ")
             raise JudgeError(f"judge refused the request: HTTP {response.status_code}: {detail}")
         try:
-            payload = response.json()
-        except ValueError:
-            raise _Transient("judge returned a non-JSON HTTP body") from None
-        return _message_text(payload)
+            return parse_reply(response).text
+        except ChatModelError:
+            raise _Transient("judge returned a malformed chat completion") from None
 
     async def complete(self, messages: Sequence[Mapping[str, Any]]) -> str:
         """One chat completion at temperature 0, retried on transient failures; returns the reply text."""
@@ -261,10 +272,19 @@ class JudgeClient:
             "temperature": 0,
             "max_tokens": self.settings.max_tokens,
         }
+        backoff = wait_exponential_jitter(initial=self.settings.backoff_initial_s, max=self.settings.backoff_max_s)
+
+        def wait(state: Any) -> float:
+            """The server's Retry-After when it gave one (capped at ``backoff_max_s``), else exponential backoff."""
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _Transient) and exc.retry_after is not None:
+                return min(exc.retry_after, self.settings.backoff_max_s)
+            return backoff(state)
+
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
             stop=stop_after_attempt(self.settings.max_attempts),
-            wait=wait_exponential_jitter(initial=self.settings.backoff_initial_s, max=self.settings.backoff_max_s),
+            wait=wait,
             reraise=True,
         )
         async with self._slots:

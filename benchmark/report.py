@@ -102,7 +102,10 @@ def summarize_knowgen(items: Sequence[Item], gens: Journal, judges: Journal, fai
     summary.update(
         overall=agg.overall,
         groups={g: _means_dict(m) for g, m in agg.groups.items()},
-        categories={c: {"group": groups_of.get(c), **_means_dict(m)} for c, m in agg.categories.items()},
+        categories={
+            c: {"group": groups_of.get(c), **_means_dict(m)}
+            for c, m in sorted(agg.categories.items(), key=lambda cm: (list(GROUPS).index(groups_of[cm[0]]), cm[0]))
+        },
         dimensions=_means_dict(dimension_means(j for _, j in pairs)),
     )
     return summary
@@ -198,18 +201,25 @@ def _header(title: str, summary: dict[str, Any], run: dict[str, Any]) -> list[st
     return lines
 
 
+def _overall(summary: dict[str, Any], label: str, meaning: str, digits: int = 2) -> list[str]:
+    """The "Overall" section: the score under this run's failure treatment and under the other one."""
+    lines = ["", "## Overall", ""]
+    if summary["overall"] is None:
+        return [*lines, "No scored items yet."]
+    other = "dropped" if summary["failures"] == "zero" else "scored 0"
+    return [
+        *lines,
+        f"**{label}: {summary['overall']:.{digits}f}** ({meaning})",
+        "",
+        f"With failed generations {other} instead: {_fmt(summary['overall_other_failures'], digits)}",
+    ]
+
+
 def knowgen_markdown(summary: dict[str, Any], run: dict[str, Any]) -> str:
     lines = _header(f"{'KnowGen' if summary['benchmark'] == 'knowgen' else 'Scored results'} report", summary, run)
-    lines += ["", "## Overall", ""]
     if summary["overall"] is None:
-        lines += ["No scored items yet."]
-        return "\n".join(lines) + "\n"
-    other = "dropped" if summary["failures"] == "zero" else "scored 0"
-    lines += [
-        f"**K-Score: {summary['overall']:.2f}** (mean of the group scores, 0-100)",
-        "",
-        f"With failed generations {other} instead: {_fmt(summary['overall_other_failures'])}",
-    ]
+        return "\n".join([*lines, *_overall(summary, "K-Score", "")]) + "\n"
+    lines += _overall(summary, "K-Score", "mean of the group scores, 0-100")
     dims = ["faithfulness", "visual_correctness", "text_accuracy", "aesthetics"]
     head = ["n", *(DIMENSION_LABELS[d] for d in dims), "text n", "K-Score"]
     lines += ["", "## Groups", ""]
@@ -236,16 +246,11 @@ def wise_markdown(summary: dict[str, Any], run: dict[str, Any]) -> str:
     protocol = summary["protocol"]
     lines = _header(f"WISE report ({'WiScore, legacy protocol' if protocol == 'legacy' else 'WISE Verified'})",
                     summary, run)
-    lines += ["", "## Overall", ""]
+    label = "WiScore" if protocol == "legacy" else "WISE Verified"
     if summary["overall"] is None:
-        lines += ["No scored items yet."]
-        return "\n".join(lines) + "\n"
-    other = "dropped" if summary["failures"] == "zero" else "scored 0"
+        return "\n".join([*lines, *_overall(summary, label, "")]) + "\n"
+    lines += _overall(summary, label, "category means weighted by the protocol's weights, 0-1", digits=3)
     lines += [
-        f"**{'WiScore' if protocol == 'legacy' else 'WISE Verified'}: {summary['overall']:.3f}** "
-        "(category means weighted by the protocol's weights, 0-1)",
-        "",
-        f"With failed generations {other} instead: {_fmt(summary['overall_other_failures'], 3)}",
         "",
         "Scores of the legacy and verified protocols must never be compared with each other.",
         "",
@@ -254,11 +259,19 @@ def wise_markdown(summary: dict[str, Any], run: dict[str, Any]) -> str:
     ]
     extra = ["consistency", "realism", "aesthetic_quality"] if protocol == "legacy" else []
     lines += _table(
-        ["category", "weight", "n", "score", *extra],
+        ["category", "weight", "n", "score", *(k.replace("_", " ") for k in extra)],
         [[c, summary["weights"][c], m["n"], m["score"], *(m[k] for k in extra)]
          for c, m in summary["categories"].items()],
         digits=3,
     )
+    if len(summary["categories"]) < len(CATEGORIES):
+        lines += ["", f"Only {len(summary['categories'])} of {len(CATEGORIES)} categories have scored items; "
+                  "the overall renormalises the weights over them, so it is not comparable with a full run."]
+    if extra:
+        lines += ["", "Consistency, realism and aesthetic quality are the judge's means on its 0-2 scale; "
+                  "score is the WiScore, (0.7 consistency + 0.2 realism + 0.1 aesthetic quality) / 2."]
+    else:
+        lines += ["", "Score is the share of images that passed."]
     lines += _problems(summary)
     return "\n".join(lines) + "\n"
 
@@ -290,44 +303,64 @@ def _pyplot() -> Any:
     return plt
 
 
+_GROUP_COLOURS = {"science_and_knowledge": "#4c72b0", "pop_culture_and_news": "#dd8452"}
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _category_chart(plt: Any, summary: dict[str, Any], path: Path) -> Path:
+    """Horizontal bars per category, coloured by KnowGen group, on the benchmark's full scale."""
+    cats = summary["categories"]
+    names = list(cats)[::-1]  # barh draws bottom-up; keep the table's order top-down
+    wise = summary["benchmark"] == "wise"
+    colours = [_GROUP_COLOURS.get(cats[c].get("group") or "", "#4c72b0") for c in names]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(names) + 1.2)))
+    bars = ax.barh(names, [cats[c]["score"] for c in names], color=colours)
+    ax.bar_label(bars, fmt="%.3f" if wise else "%.1f", padding=2, fontsize=8)
+    ax.set_xlim(0, 1.1 if wise else 110)
+    ax.set_xlabel("score (0-1)" if wise else "K-Score (0-100)")
+    ax.set_title("Score per category")
+    if not wise:
+        present = [g for g in _GROUP_COLOURS if any(cats[c].get("group") == g for c in names)]
+        handles = [plt.Rectangle((0, 0), 1, 1, color=_GROUP_COLOURS[g]) for g in present]
+        ax.legend(handles, present, loc="lower right", fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _group_chart(plt: Any, groups: dict[str, Any], path: Path) -> Path:
+    """Per-dimension means and the K-Score, one bar per group."""
+    keys = [*DIMENSION_LABELS, "score"]
+    labels = [*DIMENSION_LABELS.values(), "K-Score"]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / len(groups)
+    for i, (g, m) in enumerate(groups.items()):
+        bars = ax.bar([x + i * width for x in range(len(keys))], [m[k] for k in keys], width, label=g,
+                      color=_GROUP_COLOURS.get(g))
+        ax.bar_label(bars, fmt="%.1f", padding=1, fontsize=7)
+    ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(keys))])
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("mean (0-100)")
+    ax.set_ylim(0, 115)
+    ax.set_title("Dimensions per group")
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(plt, fig, path)
+
+
 def _charts(summary: dict[str, Any], out: Path) -> list[Path]:
     plt = _pyplot()
     if plt is None:
         return []
-
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    cats = summary.get("categories") or {}
-    if cats:
-        names = list(cats)
-        scores = [cats[c]["score"] for c in names]
-        fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(names) + 1)))
-        ax.barh(names[::-1], scores[::-1], color="#4c72b0")
-        ax.set_xlabel("K-Score (0-100)" if summary["benchmark"] != "wise" else "score (0-1)")
-        ax.set_title("Score per category")
-        fig.tight_layout()
-        path = out / "categories.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    groups = summary.get("groups") or {}
-    if groups:
-        dims = list(DIMENSION_LABELS)
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        width = 0.8 / len(groups)
-        for i, (g, m) in enumerate(groups.items()):
-            ax.bar([x + i * width for x in range(len(dims))], [m[d] for d in dims], width, label=g)
-        ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(dims))])
-        ax.set_xticklabels([DIMENSION_LABELS[d] for d in dims])
-        ax.set_ylabel("mean (0-100)")
-        ax.set_ylim(0, 110)
-        ax.set_title("Dimensions per group")
-        ax.legend()
-        fig.tight_layout()
-        path = out / "groups.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+    if summary.get("categories"):
+        written.append(_category_chart(plt, summary, out / "categories.png"))
+    if summary.get("groups"):
+        written.append(_group_chart(plt, summary["groups"], out / "groups.png"))
     return written
 
 
@@ -392,14 +425,27 @@ def compare_runs(run_dirs: Sequence[Path], out: Path | None = None) -> str:
 
 
 def _compare_chart(names: Sequence[str], summaries: Sequence[dict[str, Any]], path: Path) -> None:
+    """Overall score per run, plus each KnowGen group's score side by side."""
     plt = _pyplot()
     if plt is None:
         return
+    metrics = ["overall"]
+    if all(s["benchmark"] != "wise" for s in summaries):
+        metrics += [g for g in GROUPS if any(g in (s.get("groups") or {}) for s in summaries)]
 
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names) + 2), 3.5))
-    ax.bar(names, [s["overall"] or 0 for s in summaries], color="#55a868")
-    ax.set_ylabel("overall")
-    ax.set_title("Overall score per run")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    def value(s: dict[str, Any], metric: str) -> float:
+        if metric == "overall":
+            return s["overall"] or 0.0
+        return ((s.get("groups") or {}).get(metric) or {}).get("score") or 0.0
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(metrics) * len(names) / 2 + 2), 3.8))
+    width = 0.8 / len(names)
+    for i, (name, s) in enumerate(zip(names, summaries, strict=True)):
+        bars = ax.bar([x + i * width for x in range(len(metrics))], [value(s, m) for m in metrics], width, label=name)
+        ax.bar_label(bars, fmt="%.3f" if s["benchmark"] == "wise" else "%.1f", padding=1, fontsize=7)
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(metrics))])
+    ax.set_xticklabels(metrics)
+    ax.set_ylabel("score")
+    ax.set_title("Runs compared")
+    ax.legend(fontsize=8)
+    _save(plt, fig, path)

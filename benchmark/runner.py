@@ -12,7 +12,9 @@ Each stage appends a durable line per finished item (see :mod:`benchmark.journal
 so a rerun skips finished items and a crash loses only what was in flight.
 Failed items count as finished (``retry_failed`` runs them again), except
 transient failures (renderer, policy server or judge unreachable after
-retries): those are not recorded, so a plain rerun picks them up.
+retries): those are not recorded, so a plain rerun picks them up. Items left
+unjudged for a missing ground-truth image are judged by a plain rerun once the
+file exists.
 """
 
 from __future__ import annotations
@@ -63,20 +65,30 @@ class RunPaths:
         return self.images / f"{safe_name(item.id)}.png"
 
 
+#: Keys a rerun must repeat exactly, and keys it must not change once recorded (``None`` = not given).
+_SAME_RUN = ("benchmark", "wise_protocol")
+_SAME_WHEN_GIVEN = ("policy", "policy_model", "judge_model")
+
+
 def write_run_config(paths: RunPaths, config: dict[str, Any]) -> dict[str, Any]:
-    """Record what this run is; a rerun must describe the same benchmark (returns the stored config)."""
+    """Record what this run is and return the stored description.
+
+    A rerun into the same folder must describe the same run: the same benchmark
+    and protocol, and no other policy or judge than the one already recorded
+    (mixing them would silently blend two systems' scores).
+    """
     paths.root.mkdir(parents=True, exist_ok=True)
     if paths.config.exists():
         stored = json.loads(paths.config.read_text())
-        for key in ("benchmark", "wise_protocol"):
-            if stored.get(key) != config.get(key):
+        for key in _SAME_RUN + _SAME_WHEN_GIVEN:
+            old, new = stored.get(key), config.get(key)
+            if old != new and (key in _SAME_RUN or (old is not None and new is not None)):
                 raise ValueError(
-                    f"{paths.root} holds a {key}={stored.get(key)!r} run; this one is {key}={config.get(key)!r}. "
-                    "Use another --out folder."
+                    f"{paths.root} holds a {key}={old!r} run; this one is {key}={new!r}. Use another --out folder."
                 )
         merged = {**stored, **{k: v for k, v in config.items() if v is not None}}
     else:
-        merged = dict(config)
+        merged = {k: v for k, v in config.items() if v is not None}
     paths.config.write_text(json.dumps(merged, indent=2, default=str) + "\n")
     return merged
 
@@ -108,6 +120,16 @@ def resolve_image(row: dict[str, Any], root: Path) -> Path:
     return p if p.is_absolute() else root / p
 
 
+def _ground_truth_found(items: Sequence[Item], judgements: Journal) -> set[str]:
+    """Ids recorded as ``missing_gt`` whose ground-truth file exists now (blocking)."""
+    found = set()
+    for item in items:
+        row = judgements.get(item.id)
+        if row and row.get("failure") == "missing_gt" and item.gt_image is not None and item.gt_image.is_file():
+            found.add(item.id)
+    return found
+
+
 async def run_stages(
     items: Sequence[Item],
     paths: RunPaths,
@@ -122,8 +144,10 @@ async def run_stages(
 ) -> RunOutcome:
     """Generate (when ``generator``) and judge (when ``judge``) every item not yet done."""
     started = time.monotonic()
-    generations = Journal(paths.generations)
-    judgements = Journal(paths.judgements)
+    generations = await anyio.to_thread.run_sync(Journal, paths.generations)
+    judgements = await anyio.to_thread.run_sync(Journal, paths.judgements)
+    # A ground truth that was missing last time may exist now (a fixed --images-root): judge those again.
+    recheck = await anyio.to_thread.run_sync(_ground_truth_found, items, judgements)
     gen_counts, judge_counts = StageCounts(), StageCounts()
     gen_limit = anyio.CapacityLimiter(max(1, concurrency))
     judge_limit = anyio.CapacityLimiter(max(1, judge_concurrency))
@@ -131,7 +155,9 @@ async def run_stages(
 
     def needs(journal: Journal, item: Item) -> bool:
         row = journal.get(item.id)
-        return row is None or (retry_failed and not row.get("ok"))
+        if row is None or (journal is judgements and item.id in recheck):
+            return True
+        return retry_failed and not row.get("ok")
 
     def settled(item: Item) -> bool:
         """Nothing left for the judge stage: judged already, or its generation failed for good."""
@@ -142,7 +168,9 @@ async def run_stages(
     if generator is not None:
         gen_counts.skipped = sum(1 for i in items if not needs(generations, i))
     progress.add_stage("generate", total=len(items), done=gen_counts.skipped, enabled=generator is not None)
-    progress.add_stage("judge", total=len(items), done=sum(1 for i in items if settled(i)), enabled=judge is not None)
+    if judge is not None:
+        judge_counts.skipped = sum(1 for i in items if settled(i))
+    progress.add_stage("judge", total=len(items), done=judge_counts.skipped, enabled=judge is not None)
 
     def finish(counts: StageCounts, stage: str, item: Item, row: dict[str, Any], transient: bool) -> None:
         if row["ok"]:

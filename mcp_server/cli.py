@@ -15,7 +15,13 @@ from typing import Annotated, Any, Optional
 import anyio
 import typer
 
-app = typer.Typer(name="gen-searcher", help="Search-grounded image generation tools.", no_args_is_help=True)
+# Tracebacks never show local variables: a frame may hold a provider key.
+app = typer.Typer(
+    name="gen-searcher",
+    help="Search-grounded image generation tools.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 
 ConfigOption = Annotated[
@@ -51,6 +57,21 @@ def _settings(config: Path | None, **server: Any) -> Any:
     return settings
 
 
+def _exit_on_setup_error(run: Any, *args: Any) -> Any:
+    """Run ``run(*args)``; a misconfigured search backend or an unreachable ``--url`` ends the
+    command with one clear line and exit status 2 instead of a traceback."""
+    from mcp_server.runner import RemoteServerError
+    from search_tools.backends.base import SearchBackendError
+
+    try:
+        return run(*args)
+    except (SearchBackendError, RemoteServerError) as exc:
+        if isinstance(exc, SearchBackendError) and exc.kind != "config":
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     transport: Annotated[Transport, typer.Option(help="stdio for a launching MCP client, http for a network server")] = (
@@ -68,10 +89,7 @@ def serve(
     settings = _settings(config, host=host, port=port, stateless=stateless)
     from mcp_server.runner import serve_http, serve_stdio
 
-    if transport is Transport.stdio:
-        serve_stdio(settings)
-    else:
-        serve_http(settings)
+    _exit_on_setup_error(serve_stdio if transport is Transport.stdio else serve_http, settings)
 
 
 @app.command()
@@ -80,7 +98,7 @@ def tools(url: UrlOption = None, config: ConfigOption = None, token: TokenOption
     from mcp_server.runner import list_tools_json, unavailable_tools
 
     settings = _settings(config)
-    listing = anyio.run(list_tools_json, settings, url, token)
+    listing = _exit_on_setup_error(anyio.run, list_tools_json, settings, url, token)
     typer.echo(json.dumps(listing, indent=2, ensure_ascii=False))
     if url is None:
         for name, reason in unavailable_tools(settings).items():
@@ -107,7 +125,7 @@ def call(
     from mcp_server.runner import call_tool_json
 
     settings = _settings(config)
-    result = anyio.run(call_tool_json, settings, tool, parsed, url, token)
+    result = _exit_on_setup_error(anyio.run, call_tool_json, settings, tool, parsed, url, token)
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
     if result.get("isError"):
         raise typer.Exit(1)

@@ -20,16 +20,38 @@ from mcp_server.server import build_server, unavailable_tools
 from mcp_server.services import open_services
 from mcp_server.settings import Settings
 
-__all__ = ["call_tool_json", "list_tools_json", "serve_http", "serve_stdio", "unavailable_tools"]
+__all__ = [
+    "RemoteServerError",
+    "call_tool_json",
+    "check_search_config",
+    "list_tools_json",
+    "serve_http",
+    "serve_stdio",
+    "unavailable_tools",
+]
+
+# Libraries that log every request at INFO (URLs with queries, one line per engine tried);
+# they speak at WARNING unless the server runs at DEBUG.
+_CHATTY_LOGGERS = ("httpx", "httpcore", "ddgs", "primp")
 
 
 def _configure_logging(settings: Settings) -> None:
     # stderr only: over stdio, stdout carries the protocol.
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = settings.server.log_level.upper()
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLevelName(level) != logging.DEBUG:
+        for name in _CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def check_search_config(settings: Settings) -> None:
+    """Build (and close) the configured search backend once, so that a bad configuration
+    (unknown backend, missing key or index setting, malformed provider URL) stops the
+    server before it starts, with the backend's ``SearchBackendError`` (kind ``config``)."""
+    from search_tools.backends.registry import create_backend
+
+    backend = create_backend(settings)
+    anyio.run(backend.aclose)
 
 
 def serve_http(settings: Settings) -> None:
@@ -38,6 +60,7 @@ def serve_http(settings: Settings) -> None:
     from mcp_server.http_app import create_app
 
     _configure_logging(settings)
+    check_search_config(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.server.host,
@@ -49,6 +72,7 @@ def serve_http(settings: Settings) -> None:
 
 def serve_stdio(settings: Settings) -> None:
     _configure_logging(settings)
+    check_search_config(settings)
 
     async def main() -> None:
         async with open_services(settings) as services:
@@ -60,6 +84,7 @@ def serve_stdio(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def _client(settings: Settings, url: str | None, token: str | None) -> AsyncIterator[Client]:
     if url is None:
+        _configure_logging(settings)  # before the SDK's own (rich, INFO) logging setup
         async with open_services(settings) as services:
             async with Client(build_server(services), mode="legacy") as client:
                 yield client
@@ -73,15 +98,47 @@ async def _client(settings: Settings, url: str | None, token: str | None) -> Asy
             yield client
 
 
+class RemoteServerError(Exception):
+    """The server at ``--url`` could not be reached or refused the MCP session."""
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _remote_failure(url: str, exc: Exception) -> RemoteServerError:
+    import httpx2
+
+    leaf = _first_leaf(exc)
+    if isinstance(leaf, httpx2.HTTPError):
+        return RemoteServerError(f"could not reach {url} ({type(leaf).__name__}: {leaf})")
+    return RemoteServerError(
+        f"the server at {url} refused the MCP session ({type(leaf).__name__}: {leaf}); "
+        "check the URL (it ends in /mcp) and, for a server with auth, --token"
+    )
+
+
 async def list_tools_json(settings: Settings, url: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
-    async with _client(settings, url, token) as client:
-        listing = await client.list_tools()
+    try:
+        async with _client(settings, url, token) as client:
+            listing = await client.list_tools()
+    except Exception as exc:
+        if url is None:
+            raise
+        raise _remote_failure(url, exc) from None
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listing.tools]
 
 
 async def call_tool_json(
     settings: Settings, tool: str, arguments: dict[str, Any], url: str | None = None, token: str | None = None
 ) -> dict[str, Any]:
-    async with _client(settings, url, token) as client:
-        result = await client.call_tool(tool, arguments)
+    try:
+        async with _client(settings, url, token) as client:
+            result = await client.call_tool(tool, arguments)
+    except Exception as exc:
+        if url is None:
+            raise
+        raise _remote_failure(url, exc) from None
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)

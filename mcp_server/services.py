@@ -25,7 +25,7 @@ from search_tools.fetch import Fetcher
 from search_tools.images import ImageStore
 from search_tools.service import SearchService, open_search
 from render_tools.base import Renderer
-from render_tools.factory import create_renderer
+from render_tools.factory import create_tool_renderer
 
 
 @dataclass(kw_only=True)
@@ -56,7 +56,7 @@ async def open_services(settings: Settings, *, metrics: Metrics | None = None) -
         services.search = open_search(settings, services.cache, metrics=metrics)
         stack.push_async_callback(services.search.aclose)
         services.fetcher, services.browser = await open_browser(settings, stack, services.cache)
-        services.renderer = create_renderer(settings.render, openai_api_key=settings.openai_api_key)
+        services.renderer = create_tool_renderer(settings.render, openai_api_key=settings.openai_api_key)
         if services.renderer is not None:
             stack.push_async_callback(services.renderer.aclose)
         yield services

@@ -9,7 +9,10 @@ Stable API (the verl agent loop builds on it):
   ``Continue`` / ``Finished``, ``ToolResult``, ``ToolImage``, ``EpisodeResult``,
   ``Termination``, ``to_openai_messages``, ``message_images``, ``message_text``.
 * :mod:`policy.prompts`: ``SYSTEM_PROMPT``, ``TOOL_SPECS``, ``build_system_prompt``.
-* :mod:`policy.mcp_tools`: ``McpTools`` (one MCP client session per episode or longer).
+* :mod:`policy.mcp_client`: ``McpConnection`` (the project's one MCP client session: reused,
+  reconnecting, bearer token from ``GEN_SEARCHER_TOKEN``), ``ConnectionPool`` (sharing),
+  ``McpConnectionError`` / ``McpCallError``; the verl bridge uses it too.
+* :mod:`policy.mcp_tools`: ``McpTools`` (the episode's tools over one such session).
 * :mod:`policy.chat` / :mod:`policy.driver`: the OpenAI-compatible inference driver.
 
 The package imports no tool code: tools are reached only through an MCP session.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 if TYPE_CHECKING:  # the MCP client and rich load only when the command runs (keeps --help fast)
     from rich.console import Console
@@ -33,7 +34,10 @@ def run_command(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name on that server.")] = None,
     mcp_url: Annotated[
-        str | None, typer.Option(help="Tool server (streamable HTTP /mcp URL); in-process when omitted.")
+        str | None,
+        typer.Option(
+            envvar="GEN_SEARCHER_MCP_URL", help="Tool server (streamable HTTP /mcp URL); in-process when omitted."
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
     render: Annotated[
@@ -49,6 +53,9 @@ def run_command(
     top_p: Annotated[float, typer.Option()] = 0.95,
     max_tokens: Annotated[int, typer.Option(help="Token limit of one model turn.")] = 4096,
     config: Annotated[Path | None, typer.Option(help="Tool-server settings (TOML) for the in-process server.")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show informational logs (HTTP requests…).")
+    ] = False,
 ) -> None:
     """Run one Gen-Searcher episode: search, pick references, write a grounded prompt (and render it)."""
     import anyio
@@ -57,10 +64,13 @@ def run_command(
     from policy.episode import EpisodeConfig
 
     console = Console(stderr=True)
+    _configure_logging(console, verbose)
     if policy not in ("model", "baseline"):
         raise typer.BadParameter("--policy must be 'model' or 'baseline'")
     if policy == "model" and not (model_url and model):
         raise typer.BadParameter("--model-url and --model are required unless --policy baseline")
+    if mcp_url and not mcp_url.startswith(("http://", "https://")):
+        raise typer.BadParameter("--mcp-url must be the server's streamable HTTP URL, e.g. http://127.0.0.1:8000/mcp")
     system_prompt = None
     if system_prompt_file is not None:
         system_prompt = system_prompt_file.read_text(encoding="utf-8")
@@ -81,6 +91,19 @@ def run_command(
         console,
     )
     raise typer.Exit(code)
+
+
+def _configure_logging(console: Console, verbose: bool) -> None:
+    """Warnings only by default, so library request logs do not drown the progress lines.
+
+    Configured before the in-process server is built: its own logging setup then leaves ours alone.
+    """
+    import logging
+
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console, show_path=False, show_time=verbose)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s", handlers=[handler])
 
 
 @contextlib.asynccontextmanager
@@ -118,7 +141,7 @@ async def _run(
     from policy.baseline import run_baseline
     from policy.chat import OpenAIChatModel, Sampling
     from policy.driver import run_episode
-    from policy.mcp_tools import ToolSessionError
+    from policy.mcp_client import McpConnectionError
 
     progress = _progress_printer(console)
     try:
@@ -141,8 +164,8 @@ async def _run(
             rendered = None
             if render and run.result.ok:
                 rendered = await _render(tools, run.result, out_dir, console)
-    except ToolSessionError as exc:
-        console.print(f"[red]tool server: {exc}[/red]")
+    except McpConnectionError as exc:
+        console.print(f"[red]tool server: {escape(str(exc))}[/red]")
         return 2
     trace = run.trace()
     answer = {**run.result.to_dict(), "saved_references": saved, "render": rendered}
@@ -151,17 +174,19 @@ async def _run(
     colour = "green" if run.result.ok else "red"
     console.print(
         f"[{colour}]{run.result.termination}[/{colour}] after {run.result.model_calls} model call(s), "
-        f"{run.result.tool_calls} tool call(s), {run.wall_s:.1f}s; output in {out_dir}"
+        f"{run.result.tool_calls} tool call(s), {run.wall_s:.1f}s; output in {escape(str(out_dir))}"
     )
     if run.result.ok:
-        console.print(f"[bold]gen_prompt:[/bold] {run.result.gen_prompt}")
+        console.print(f"[bold]gen_prompt:[/bold] {escape(run.result.gen_prompt or '')}")
+    elif run.result.detail:
+        console.print(f"[red]{escape(run.result.detail)}[/red]")
     return 0 if run.result.ok else 1
 
 
 async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> list[str]:
     import anyio
 
-    from policy.mcp_tools import ToolSessionError
+    from policy.mcp_client import McpCallError, McpConnectionError
 
     saved: list[str] = []
     if not result.references:
@@ -171,8 +196,8 @@ async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path
     for index, ref in enumerate(result.references, start=1):
         try:
             data, media_type = await tools.read_image(ref.store_id)
-        except ToolSessionError as exc:
-            console.print(f"[yellow]could not fetch {ref.img_id}: {exc}[/yellow]")
+        except (McpCallError, McpConnectionError) as exc:
+            console.print(f"[yellow]could not fetch {ref.img_id}: {escape(str(exc))}[/yellow]")
             continue
         name = f"{index:02d}_{ref.img_id}.{_EXTENSIONS.get(media_type, 'bin')}"
         await (folder / name).write_bytes(data)
@@ -183,6 +208,7 @@ async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path
 async def _render(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> dict[str, Any] | None:
     import anyio
 
+    from policy.mcp_client import McpCallError
     from policy.protocol import ToolCall
 
     if "render" not in await tools.list_tool_names():
@@ -193,12 +219,22 @@ async def _render(tools: McpTools, result: EpisodeResult, out_dir: Path, console
             ToolCall("render", {"prompt": result.gen_prompt, "reference_image_ids": result.generator_image_ids})
         )
     if rendered.is_error or not isinstance(rendered.structured, dict) or "id" not in rendered.structured:
-        console.print(f"[yellow]render failed: {rendered.text}[/yellow]")
+        console.print(f"[yellow]render failed: {escape(rendered.text)}[/yellow]")
         return {"error": rendered.text}
-    data, media_type = await tools.read_image(rendered.structured["id"])
+    try:
+        data, media_type = await tools.read_image(rendered.structured["id"])
+    except McpCallError as exc:
+        console.print(f"[yellow]could not fetch the rendered image: {escape(str(exc))}[/yellow]")
+        return {**rendered.structured, "error": str(exc)}
     name = f"render.{_EXTENSIONS.get(media_type, 'png')}"
     await anyio.Path(out_dir / name).write_bytes(data)
     return {**rendered.structured, "file": name}
+
+
+_FAILED_TURN = {
+    "too_long": "(cut off at the token limit)",
+    "repeated_response": "(the same reply as before)",
+}
 
 
 def _progress_printer(console: Console):  # type: ignore[no-untyped-def]
@@ -208,17 +244,17 @@ def _progress_printer(console: Console):  # type: ignore[no-untyped-def]
             detail = ""
             if what == "tool_calls":
                 detail = ", ".join(f"{c['name']}({_short(c['arguments'])})" for c in data.get("tool_calls", []))
-            elif what == "format_error":
-                detail = data.get("error", "")
+            elif what in ("format_error", "too_long", "repeated_response"):
+                detail = _FAILED_TURN.get(what) or data.get("detail") or data.get("error", "")
             forced = " (forced final)" if data.get("forced") else ""
-            console.print(f"[cyan]model {data['call']}{forced}[/cyan] {data['elapsed_s']:.1f}s → {what} {detail}")
+            colour = "yellow" if what in _FAILED_TURN or what == "format_error" else "cyan"
+            line = f"model {data['call']}{forced}"
+            console.print(f"[{colour}]{line}[/{colour}] {data['elapsed_s']:.1f}s → {what} {escape(detail)}")
         elif kind == "tool_end":
             status = "[red]error[/red]" if data["result"]["is_error"] else "ok"
             images = len(data["result"]["images"])
             extra = f", {images} image(s)" if images else ""
-            console.print(f"  [magenta]{data['name']}[/magenta] {data['elapsed_s']:.2f}s {status}{extra}")
-        elif kind == "continue":
-            console.print(f"  [yellow]{data['reason']}[/yellow]")
+            console.print(f"  [magenta]{escape(data['name'])}[/magenta] {data['elapsed_s']:.2f}s {status}{extra}")
 
     return show
 

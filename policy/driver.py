@@ -9,16 +9,16 @@ episode with the ``error`` termination.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import anyio
-
 from policy.chat import ChatModel, ChatModelError
+from policy.concurrency import gather_ordered
 from policy.episode import Continue, Episode, EpisodeConfig, EpisodeResult, Finished, RunTools, ToolResult
-from policy.mcp_tools import ToolSessionError
+from policy.mcp_client import McpConnectionError
 from policy.protocol import ToolCall
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
@@ -93,7 +93,7 @@ async def run_episode(
         if isinstance(action, RunTools):
             try:
                 results = await _run_tools(action.calls, tools, episode.config.parallel_tool_calls, steps, notify)
-            except ToolSessionError as exc:
+            except McpConnectionError as exc:
                 action = episode.fail(str(exc))
                 break
             episode.on_tool_results(results)
@@ -117,38 +117,28 @@ async def _run_tools(
     steps: list[dict[str, Any]],
     notify: ProgressFn,
 ) -> list[ToolResult]:
-    records: list[dict[str, Any] | None] = [None] * len(calls)
-    results: list[ToolResult | None] = [None] * len(calls)
     batch_start = time.perf_counter()
+    concurrent = parallel and len(calls) > 1
 
-    async def one(index: int, call: ToolCall) -> None:
+    async def one(call: ToolCall) -> tuple[ToolResult, dict[str, Any]]:
         notify("tool_start", {"name": call.name, "arguments": call.arguments})
         t0 = time.perf_counter()
         result = await tools.call(call)
-        results[index] = result
-        records[index] = {
+        record = {
             "name": call.name,
             "arguments": call.arguments,
             "started_s": round(t0 - batch_start, 4),
             "elapsed_s": _since(t0),
             "result": result.to_dict(),
         }
-        notify("tool_end", records[index])
+        notify("tool_end", record)
+        return result, record
 
-    if parallel and len(calls) > 1:
-        try:
-            async with anyio.create_task_group() as group:
-                for index, call in enumerate(calls):
-                    group.start_soon(one, index, call)
-        except BaseExceptionGroup as errors:
-            raise errors.exceptions[0] from None
-    else:
-        for index, call in enumerate(calls):
-            await one(index, call)
+    done = await gather_ordered([functools.partial(one, call) for call in calls], concurrent=concurrent)
     steps.append(
-        {"type": "tools", "parallel": parallel and len(calls) > 1, "elapsed_s": _since(batch_start), "calls": records}
+        {"type": "tools", "parallel": concurrent, "elapsed_s": _since(batch_start), "calls": [r for _, r in done]}
     )
-    return [r for r in results if r is not None]
+    return [result for result, _ in done]
 
 
 def _since(t0: float) -> float:

@@ -408,6 +408,7 @@ class Episode:
         self.format_errors += 1
         event["kind"] = "format_error"
         event["error"] = exc.kind
+        event["detail"] = str(exc)
         if forced:
             reason = Termination.ANSWER_PARSE_FAILED if answer_attempt else Termination.MAX_TURNS
             return self._finish(reason, detail=str(exc))

@@ -1,35 +1,29 @@
-"""The policy's only way to the tools: one MCP client session, reused for a whole episode (or longer).
+"""The policy's only way to the tools: an MCP client session, reused for a whole episode (or longer).
 
-Opening a session costs a handshake (tens of milliseconds over HTTP); an
-episode makes up to ten calls, so the session is opened once and shared, also
-by concurrent calls. Tool errors (``is_error`` results and JSON-RPC errors such
-as bad arguments) become :class:`~policy.episode.ToolResult` errors that the
-model sees; only a broken connection raises :class:`ToolSessionError`.
+:class:`McpTools` adapts :class:`~policy.mcp_client.McpConnection` (the one
+session implementation, shared with the verl bridge) to the episode: tool
+errors (``is_error`` results, and requests the server rejects such as bad
+arguments) become :class:`~policy.episode.ToolResult` errors that the model
+sees; only a session that cannot be (re)established raises
+:class:`~policy.mcp_client.McpConnectionError`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import os
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import anyio
-import httpx2
 import mcp_types
-from mcp import Client, MCPError
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
+from policy.concurrency import gather_ordered
 from policy.episode import ToolImage, ToolResult
+from policy.mcp_client import DEFAULT_TOKEN_ENV, McpCallError, McpConnection, McpConnectionError, token_from_env
 from policy.protocol import ToolCall
 
-TOKEN_ENV = "GEN_SEARCHER_TOKEN"  # the same variable the server CLI reads for --token
-
-
-class ToolSessionError(RuntimeError):
-    """The MCP session itself failed (server unreachable, connection lost)."""
+__all__ = ["McpCallError", "McpConnectionError", "McpTools", "convert_result"]
 
 
 def convert_result(name: str, result: mcp_types.CallToolResult) -> ToolResult:
@@ -83,11 +77,15 @@ def _str_or_none(value: Any) -> str | None:
 
 
 class McpTools:
-    """Calls tools over one open MCP ``Client``. Build it with :meth:`connect`."""
+    """The episode's tools over one :class:`~policy.mcp_client.McpConnection`.
 
-    def __init__(self, client: Client, *, call_timeout_s: float | None = None) -> None:
-        self._client = client
-        self._call_timeout_s = call_timeout_s
+    Build it with :meth:`connect` (a session of its own for the ``async with``
+    block) or around a connection shared with others (e.g. from a
+    :class:`~policy.mcp_client.ConnectionPool`).
+    """
+
+    def __init__(self, connection: McpConnection) -> None:
+        self.connection = connection
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -96,72 +94,51 @@ class McpTools:
         target: Any,
         *,
         token: str | None = None,
-        token_env: str = TOKEN_ENV,
+        token_env: str | None = DEFAULT_TOKEN_ENV,
         call_timeout_s: float | None = 300.0,
+        max_attempts: int = 2,
     ) -> AsyncIterator[McpTools]:
         """Open one session to ``target``: a streamable-HTTP URL or an in-process server object.
 
         For URLs, a bearer token is sent when given or found in ``token_env``.
+        The session is opened before the block runs (an unreachable server
+        raises :class:`McpConnectionError` here) and reconnects after failures.
         """
-        async with contextlib.AsyncExitStack() as stack:
-            server: Any = target
-            if isinstance(target, str):
-                token = token or os.environ.get(token_env) or None
-                headers = {"Authorization": f"Bearer {token}"} if token else None
-                http: httpx2.AsyncClient = await stack.enter_async_context(create_mcp_http_client(headers=headers))
-                server = streamable_http_client(target, http_client=http)
-            try:
-                client = await stack.enter_async_context(Client(server))
-            except MCPError as exc:
-                raise ToolSessionError(f"could not open an MCP session: {exc}") from None
-            except Exception as exc:  # transport errors arrive as assorted types (or groups of them)
-                raise ToolSessionError(f"could not open an MCP session: {_describe(exc)}") from None
-            yield cls(client, call_timeout_s=call_timeout_s)
+        connection = McpConnection(
+            target, token=token or token_from_env(token_env), timeout_s=call_timeout_s, max_attempts=max_attempts
+        )
+        try:
+            await connection.open()
+            yield cls(connection)
+        finally:
+            await connection.aclose()
 
     async def list_tool_names(self) -> list[str]:
-        listing = await self._client.list_tools()
-        return [tool.name for tool in listing.tools]
+        return [tool.name for tool in await self.connection.list_tools()]
 
     async def call(self, call: ToolCall) -> ToolResult:
-        """Run one tool call; errors the tool reports come back as error results."""
+        """Run one tool call; errors the tool or server reports come back as error results.
+
+        Raises :class:`McpConnectionError` only when the session cannot be (re)established.
+        """
         try:
-            result = await self._client.call_tool(call.name, call.arguments, read_timeout_seconds=self._call_timeout_s)
-        except MCPError as exc:
-            return ToolResult.error(call.name, exc.error.message)
-        except Exception as exc:
-            raise ToolSessionError(f"the MCP session failed during {call.name}: {_describe(exc)}") from exc
+            result = await self.connection.call_tool(call.name, call.arguments)
+        except McpCallError as exc:
+            return ToolResult.error(call.name, str(exc))
         return convert_result(call.name, result)
 
     async def call_many(self, calls: Sequence[ToolCall], *, parallel: bool = True) -> list[ToolResult]:
         """Run calls on the shared session, concurrently when ``parallel``; results keep call order."""
-        if not parallel or len(calls) <= 1:
-            return [await self.call(c) for c in calls]
-        results: list[ToolResult | None] = [None] * len(calls)
-
-        async def run(index: int, c: ToolCall) -> None:
-            results[index] = await self.call(c)
-
-        try:
-            async with anyio.create_task_group() as group:
-                for index, c in enumerate(calls):
-                    group.start_soon(run, index, c)
-        except BaseExceptionGroup as group_error:
-            raise group_error.exceptions[0] from None
-        return [r for r in results if r is not None]
+        return await gather_ordered([functools.partial(self.call, c) for c in calls], concurrent=parallel)
 
     async def read_image(self, store_id: str) -> tuple[bytes, str]:
-        """Fetch the full-size image ``store_id`` through the ``image://`` resource."""
-        try:
-            result = await self._client.read_resource(f"image://{store_id}")
-        except MCPError as exc:
-            raise ToolSessionError(f"could not read image://{store_id}: {exc.error.message}") from None
+        """Fetch the full-size image ``store_id`` through the ``image://`` resource.
+
+        Raises :class:`McpCallError` when the server has no such image.
+        """
+        uri = f"image://{store_id}"
+        result = await self.connection.read_resource(uri)
         for item in result.contents:
             if isinstance(item, mcp_types.BlobResourceContents):
                 return base64.b64decode(item.blob), item.mime_type or "application/octet-stream"
-        raise ToolSessionError(f"image://{store_id} returned no binary content")
-
-
-def _describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise McpCallError(f"{uri} returned no binary content")

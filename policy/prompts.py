@@ -12,70 +12,48 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-# Flat JSON schemas (plain types only), matching the tool server's arguments.
+def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """One tool in the OpenAI function format, with a flat JSON schema (plain types only)."""
+    parameters = {"type": "object", "properties": properties, "required": required}
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+
+
+# Matching the tool server's arguments.
 TOOL_SPECS: tuple[dict[str, Any], ...] = (
-    {
-        "type": "function",
-        "function": {
-            "name": "search",
-            "description": (
-                "Web text search. Use it to establish facts: who or what the subject is, what it looks like, "
-                "when and where it appeared. Several different queries may be sent at once."
-            ),
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "queries": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "1 to 5 distinct search queries.",
-                    },
-                    "top_k": {"type": "integer", "description": "Results per query, 1 to 10 (default 5)."},
-                },
-                "required": ["queries"],
+    _function(
+        "search",
+        "Web text search. Use it to establish facts: who or what the subject is, what it looks like, "
+        "when and where it appeared. Several different queries may be sent at once.",
+        {
+            "queries": {"type": "array", "items": {"type": "string"}, "description": "1 to 5 distinct search queries."},
+            "top_k": {"type": "integer", "description": "Results per query, 1 to 10 (default 5)."},
+        },
+        ["queries"],
+    ),
+    _function(
+        "image_search",
+        "Image search. Returns candidate photos, each shown to you with an id IMG_###, a title and "
+        "its source page. Use one call per distinct visual subject.",
+        {
+            "query": {"type": "string", "description": "What the picture should show."},
+            "top_k": {"type": "integer", "description": "Number of images, 1 to 10 (default 5)."},
+        },
+        ["query"],
+    ),
+    _function(
+        "browse",
+        "Read one web page and report what it says about a goal. Use it on a promising search hit "
+        "when the snippet is not enough.",
+        {
+            "url": {"type": "string", "description": "The page address (http or https)."},
+            "goal": {"type": "string", "description": "What you want to learn from the page."},
+            "offset": {
+                "type": "integer",
+                "description": "Where to continue a long page (the offset a previous browse result gave).",
             },
         },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "image_search",
-            "description": (
-                "Image search. Returns candidate photos, each shown to you with an id IMG_###, a title and "
-                "its source page. Use one call per distinct visual subject."
-            ),
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "description": "What the picture should show."},
-                    "top_k": {"type": "integer", "description": "Number of images, 1 to 10 (default 5)."},
-                },
-                "required": ["query"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "browse",
-            "description": (
-                "Read one web page and report what it says about a goal. Use it on a promising search hit "
-                "when the snippet is not enough."
-            ),
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "url": {"type": "string", "description": "The page address (http or https)."},
-                    "goal": {"type": "string", "description": "What you want to learn from the page."},
-                    "offset": {
-                        "type": "integer",
-                        "description": "Where to continue a long page (the offset a previous browse result gave).",
-                    },
-                },
-                "required": ["url", "goal"],
-            },
-        },
-    },
+        ["url", "goal"],
+    ),
 )
 
 TOOL_NAMES: frozenset[str] = frozenset(spec["function"]["name"] for spec in TOOL_SPECS)

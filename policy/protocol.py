@@ -21,6 +21,7 @@ from typing import Any
 import json5
 
 IMG_ID_PATTERN = re.compile(r"^IMG_\d{3,}$")
+IMG_ID_IN_TEXT = re.compile(r"\bIMG_\d{3,}\b")
 
 _THINK = re.compile(r"^(?:.*?<think>)?(.*?)</think>", re.DOTALL)
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
@@ -192,7 +193,8 @@ def parse_answer(
 ) -> Answer:
     """Validate the JSON inside ``<answer>``.
 
-    ``gen_prompt`` must be a non-empty string; ``reference_images`` a list of
+    ``gen_prompt`` must be a non-empty string that names references only by
+    ordinal (no IMG ids: the generator never sees them); ``reference_images`` a list of
     ``min_references``..``max_references`` objects ``{"img_id": "IMG_###", "note": str}``,
     each id seen in this episode, no duplicates, in ascending id order (the
     ordinals in ``gen_prompt`` follow that order).
@@ -207,6 +209,13 @@ def parse_answer(
     prompt = data.get("gen_prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise AnswerError("gen_prompt", "The answer needs a non-empty string gen_prompt.")
+    named = IMG_ID_IN_TEXT.search(prompt)
+    if named:
+        raise AnswerError(
+            "gen_prompt_img_id",
+            f"gen_prompt mentions {named.group(0)}, but the generator never sees IMG ids; name references by "
+            "position in your list (the first reference image, the second reference image, …).",
+        )
     refs = data.get("reference_images")
     if not isinstance(refs, list):
         raise AnswerError("references_shape", "reference_images must be a list of {img_id, note} objects.")

@@ -59,6 +59,15 @@ class RendererUnavailable(RenderError):
     """The renderer cannot serve at the moment (not configured, down, or failing)."""
 
 
+def error_for_http_status(status: int, message: str) -> RenderError:
+    """The error a client raises for a remote renderer's HTTP error answer."""
+    if status in (400, 404, 413, 422):
+        return InvalidRenderRequest(message)
+    if status in (429, 503):
+        return RendererBusy(message)
+    return RendererUnavailable(message)
+
+
 def size_for_aspect(aspect: str) -> tuple[int, int]:
     """(width, height) of a preset such as ``"16:9"``."""
     try:
@@ -137,7 +146,7 @@ class RenderRequest:
         if not isinstance(steps, int) or isinstance(steps, bool) or not MIN_STEPS <= steps <= MAX_STEPS:
             raise InvalidRenderRequest(f"steps must be an integer from {MIN_STEPS} to {MAX_STEPS}")
         if not isinstance(self.num_images, int) or not 1 <= self.num_images <= MAX_IMAGES:
-            raise InvalidRenderRequest(f"num_images must be from 1 to {MAX_IMAGES}")
+            raise InvalidRenderRequest(f"num_images (num_images_per_prompt, n) must be from 1 to {MAX_IMAGES}")
         if not 0.0 <= float(self.true_cfg_scale) <= 30.0:
             raise InvalidRenderRequest("true_cfg_scale must be between 0 and 30")
         if self.guidance_scale is not None and not 0.0 <= float(self.guidance_scale) <= 30.0:

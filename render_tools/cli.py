@@ -32,13 +32,13 @@ def render_server(
     dtype: str = typer.Option(None, "--dtype", help="bfloat16 | float16 | float32 (default bf16 on GPU)"),
     lora: str = typer.Option(None, "--lora", help="LoRA fused into the text-to-image model"),
     edit_lora: str = typer.Option(None, "--edit-lora", help="LoRA fused into the edit model (e.g. Lightning)"),
-    lora_scale: float = typer.Option(1.0, "--lora-scale"),
+    lora_scale: float = typer.Option(None, "--lora-scale", help="strength of the fused LoRA  [default: 1.0]"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the transformer blocks"),
     cpu_offload: bool = typer.Option(False, "--cpu-offload", help="model CPU offload for small GPUs"),
     allow_private_networks: bool = typer.Option(
         False, "--allow-private-networks", help="let image_urls reach private addresses"
     ),
-    config: Path = typer.Option(None, "--config", help="TOML settings file (fetch limits, API key)"),
+    config: Path = typer.Option(None, "--config", help="TOML settings file (fetch limits, API key, [render] defaults)"),
 ) -> None:
     """Serve POST /generate, the OpenAI images API and GET /health, one worker per device.
 
@@ -50,28 +50,34 @@ def render_server(
 
     from mcp_server.settings import load_settings
     from render_tools.diffusers_renderer import DiffusersOptions, QwenImageEngine
+    from render_tools.factory import model_source_problem
     from render_tools.server import create_app
     from render_tools.workers import PoolConfig, WorkerPool
     from search_tools.fetch import Fetcher
 
     if not model and not edit_model:
         raise typer.BadParameter("give --model and/or --edit-model")
+    for flag, source in (("--model", model), ("--edit-model", edit_model)):
+        problem = model_source_problem(source) if source else None
+        if problem:
+            raise typer.BadParameter(problem, param_hint=flag)
     settings = load_settings(config)
     fetch_settings = settings.fetch.model_copy(
         update={"allow_private_networks": allow_private_networks or settings.fetch.allow_private_networks}
     )
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else default_devices()
     on_gpu = any(d.startswith("cuda") for d in device_list)
-    options = DiffusersOptions(
-        model=model,
-        edit_model=edit_model,
-        dtype=dtype,
-        lora=lora,
-        edit_lora=edit_lora,
-        lora_scale=lora_scale,
-        compile=compile_,
-        cpu_offload=cpu_offload,
+    given = {"dtype": dtype, "lora": lora, "edit_lora": edit_lora, "lora_scale": lora_scale}
+    render_settings = settings.render.model_copy(
+        update={
+            "model": model,
+            "edit_model": edit_model,
+            **{name: value for name, value in given.items() if value is not None},
+            "compile": compile_ or settings.render.compile,
+            "cpu_offload": cpu_offload or settings.render.cpu_offload,
+        }
     )
+    options = DiffusersOptions.from_settings(render_settings)
     pool = WorkerPool(
         lambda device: QwenImageEngine(options, device),
         PoolConfig(
@@ -86,7 +92,7 @@ def render_server(
         pool,
         fetcher=Fetcher.from_settings(fetch_settings),
         api_keys=[api_key.get_secret_value()] if api_key else [],
-        model_name=edit_model or model,
+        model_name=" + ".join(source for source in (model, edit_model) if source),
     )
     logging.basicConfig(level=settings.server.log_level.upper())
     uvicorn.run(app, host=host, port=port, log_level=settings.server.log_level.lower())

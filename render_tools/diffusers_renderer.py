@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import anyio
@@ -51,6 +51,12 @@ class DiffusersOptions:
     lora_scale: float = 1.0
     compile: bool = False
     cpu_offload: bool = False
+
+    @classmethod
+    def from_settings(cls, render_settings: Any) -> DiffusersOptions:
+        """The options named in ``Settings.render`` (the same fields, the same names)."""
+        names = [f.name for f in fields(cls)]
+        return cls(**{name: getattr(render_settings, name) for name in names})
 
 
 def resolve_device(device: str | None) -> str:

@@ -17,11 +17,10 @@ import httpx
 
 from render_tools.base import (
     InvalidRenderRequest,
-    RenderError,
-    RendererBusy,
     RendererUnavailable,
     RenderRequest,
     RenderResult,
+    error_for_http_status,
 )
 from render_tools.imaging import decode_base64, decode_image, png_data_url
 
@@ -44,14 +43,6 @@ def generate_payload(request: RenderRequest) -> dict[str, Any]:
     if request.guidance_scale is not None:
         payload["guidance_scale"] = request.guidance_scale
     return payload
-
-
-def error_for_status(status: int, message: str) -> RenderError:
-    if status in (400, 404, 413, 422):
-        return InvalidRenderRequest(message)
-    if status in (429, 503):
-        return RendererBusy(message)
-    return RendererUnavailable(message)
 
 
 class HttpRenderer:
@@ -89,12 +80,12 @@ class HttpRenderer:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise error_for_status(
+            raise error_for_http_status(
                 response.status_code, f"render server answered HTTP {response.status_code} without a JSON body"
             )
         if not body.get("success") or response.status_code >= 400:
             message = str(body.get("message") or f"HTTP {response.status_code}")
-            raise error_for_status(response.status_code, f"render server: {message}")
+            raise error_for_http_status(response.status_code, f"render server: {message}")
         encoded = body.get("images") or [body.get("image")]
         if not all(isinstance(item, str) for item in encoded):
             raise RendererUnavailable("render server answered success without an image")

@@ -16,8 +16,8 @@ from typing import Any
 import anyio
 import httpx
 
-from render_tools.base import RendererUnavailable, RenderRequest, RenderResult
-from render_tools.http_client import MAX_RESPONSE_IMAGE_BYTES, error_for_status
+from render_tools.base import RendererUnavailable, RenderRequest, RenderResult, error_for_http_status
+from render_tools.http_client import MAX_RESPONSE_IMAGE_BYTES
 from render_tools.imaging import decode_base64, decode_image, png_bytes
 
 
@@ -39,10 +39,9 @@ class OpenAIImagesRenderer:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.extra_params = extra_params
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers, transport=transport
-        )
+        # The key goes only to the API itself, never to the (often third-party) hosts of result URLs.
+        self._api_headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0), transport=transport)
 
     def _fields(self, request: RenderRequest) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -72,16 +71,21 @@ class OpenAIImagesRenderer:
             if request.is_edit:
                 files = await anyio.to_thread.run_sync(_png_parts, request)
                 data = {key: str(value) for key, value in fields.items()}
-                response = await self._client.post(f"{self.base_url}/images/edits", data=data, files=files)
+                response = await self._client.post(
+                    f"{self.base_url}/images/edits", data=data, files=files, headers=self._api_headers
+                )
             else:
-                response = await self._client.post(f"{self.base_url}/images/generations", json=fields)
+                response = await self._client.post(
+                    f"{self.base_url}/images/generations", json=fields, headers=self._api_headers
+                )
         except httpx.TimeoutException:
             raise RendererUnavailable(f"images API at {self.base_url} timed out") from None
         except httpx.HTTPError as exc:
             raise RendererUnavailable(f"cannot reach the images API at {self.base_url}: {exc}") from None
         body = _json_or_none(response)
         if response.status_code >= 400:
-            raise error_for_status(response.status_code, f"images API: {_error_message(body, response.status_code)}")
+            message = _error_message(body, response.status_code)
+            raise error_for_http_status(response.status_code, f"images API: {message}")
         items = body.get("data") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
             raise RendererUnavailable("images API answered without data")
@@ -103,7 +107,7 @@ class OpenAIImagesRenderer:
 
     async def _download(self, url: str) -> bytes:
         try:
-            async with self._client.stream("GET", url) as response:
+            async with self._client.stream("GET", url, follow_redirects=True) as response:
                 response.raise_for_status()
                 chunks, size = [], 0
                 async for chunk in response.aiter_bytes():

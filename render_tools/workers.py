@@ -179,7 +179,7 @@ class WorkerPool:
     async def submit(self, request: RenderRequest) -> RenderResult:
         """Queue a validated request and wait for its result."""
         if not any(w.state != "quarantined" for w in self.workers):
-            raise AllWorkersDown("every render worker is failing and out of service; retry later")
+            raise AllWorkersDown(self._down_message())
         job = _Job(request)
         self._queue.put(job)
         try:
@@ -285,7 +285,9 @@ class WorkerPool:
         status.consecutive_failures += 1
         status.last_error = f"{during} failed: {type(exc).__name__}: {_first_line(exc)}"
         status.state = "reloading"
-        logger.error("render worker %s: %s", status.device, status.last_error, exc_info=exc)
+        # A RenderError already says what is wrong (e.g. a model that cannot be loaded): no traceback.
+        trace = None if isinstance(exc, RenderError) else exc
+        logger.error("render worker %s: %s", status.device, status.last_error, exc_info=trace)
 
     def _maybe_quarantine(self, status: WorkerStatus) -> None:
         if status.consecutive_failures >= self.config.max_consecutive_failures:
@@ -298,7 +300,13 @@ class WorkerPool:
                 self.config.quarantine_s,
             )
             if all(w.state == "quarantined" for w in self.workers):
-                self._fail_waiting("every render worker is failing and out of service; retry later")
+                self._fail_waiting(self._down_message())
+
+    def _down_message(self) -> str:
+        """Why nothing renders, with each worker's last error (a bad model path shows up here)."""
+        errors = sorted({f"{w.device}: {w.last_error}" for w in self.workers if w.last_error})
+        detail = f" ({'; '.join(errors)})" if errors else ""
+        return f"every render worker is failing and out of service{detail}; retry later"
 
     def _retry_or_fail(self, jobs: list[_Job], status: WorkerStatus, exc: BaseException) -> None:
         for job in reversed(jobs):

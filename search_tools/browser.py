@@ -2,7 +2,9 @@
 
 Results are cached through the shared cache: the extracted page per URL (so
 continuing with ``offset`` or asking another goal does not refetch), and the
-browse result per (url, goal, offset, mode).
+browse result per (url, goal, offset, mode). Both keys include the fetcher's
+guard settings, so a page read while private networks were allowed (or robots
+ignored) is never served by a server with a stricter guard sharing the cache.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class Browser:
             fetched = await self.fetcher.fetch(url, accept=SUPPORTED_TYPES)
             return (await extract(fetched)).to_dict()
 
-        return ExtractedPage.from_dict(await self.cache.get_or_compute("browse_page", [url], compute))
+        key = [url, self.fetcher.guard_key]
+        return ExtractedPage.from_dict(await self.cache.get_or_compute("browse_page", key, compute))
 
     async def browse(self, url: str, goal: str, offset: int = 0) -> dict[str, Any]:
         """The ``browse`` tool's structured result; raises ``FetchError``, ``ExtractionError``, ``BrowseError``,
@@ -91,7 +94,8 @@ class Browser:
         async def compute() -> dict[str, Any]:
             return await self._compute(url, goal, offset)
 
-        return await self.cache.get_or_compute("browse", [url, goal, offset, self.mode], compute)
+        key = [url, goal, offset, self.mode, self.fetcher.guard_key]
+        return await self.cache.get_or_compute("browse", key, compute)
 
     async def _compute(self, url: str, goal: str, offset: int) -> dict[str, Any]:
         page = await self.page(url)

@@ -65,8 +65,7 @@ async def extract(page: FetchedPage) -> ExtractedPage:
     if media_type in HTML_TYPES:
         return await anyio.to_thread.run_sync(extract_html, _decoded(page), page.url)
     if media_type in TEXT_TYPES:
-        text = page.body.decode(page.charset or "utf-8", errors="replace")
-        return ExtractedPage(page.url, None, _tidy(text), None, media_type)
+        return await anyio.to_thread.run_sync(extract_text, page.body, page.charset, page.url, media_type)
     if media_type in PDF_TYPES:
         return await anyio.to_thread.run_sync(extract_pdf, page.body, page.url)
     raise UnsupportedContentType(
@@ -87,6 +86,15 @@ def _decoded(page: FetchedPage) -> bytes | str:
 def _tidy(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def extract_text(data: bytes, charset: str | None, url: str, media_type: str) -> ExtractedPage:
+    """Plain text as is (line ends normalised, runs of blank lines collapsed)."""
+    try:
+        text = data.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = data.decode("utf-8", errors="replace")
+    return ExtractedPage(url, None, _tidy(text), None, media_type)
 
 
 def extract_html(html: bytes | str, url: str) -> ExtractedPage:

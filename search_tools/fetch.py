@@ -22,7 +22,7 @@ import anyio
 import httpcore
 import httpx
 
-from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip
+from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
 from search_tools.robots import RobotsCache
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -104,13 +104,38 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return seen
 
 
+def check_peer(peer: Any, policy: AddressPolicy, host: str) -> None:
+    """Refuse a connection whose socket ended up on an internal address.
+
+    ``peer`` is the socket's remote ``(address, port, ...)``. The address was
+    vetted before connecting, so this only fires when something between us and
+    the network (a NAT rule, a transparent proxy, a rebinding trick) landed the
+    connection elsewhere; the port is the peer's own, so an exception bound to
+    one port cannot be borrowed by a connection that arrived at another.
+    """
+    if not peer:
+        raise AddressRefused(f"refused: cannot verify the address connected to for {host}")
+    try:
+        ip = ipaddress.ip_address(str(peer[0]).split("%")[0])
+        peer_port = int(peer[1]) if len(peer) > 1 else None
+    except (ValueError, TypeError):
+        raise AddressRefused(f"refused: unreadable peer address {peer!r} for {host}") from None
+    if policy.allow_private or policy.is_excepted(ip, peer_port):
+        return
+    reason = classify(ip)
+    if reason is not None:
+        raise AddressRefused(f"refused: the connection for {host} reached {ip}, which is {reason}")
+
+
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """Resolves, vets and pins the address of every TCP connection httpcore opens."""
 
-    def __init__(self, policy: AddressPolicy, resolver: Resolver) -> None:
+    def __init__(
+        self, policy: AddressPolicy, resolver: Resolver, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
         self._policy = policy
         self._resolver = resolver
-        self._inner = httpcore.AnyIOBackend()
+        self._inner = inner if inner is not None else httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -139,12 +164,9 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
                 continue
-            peer = stream.get_extra_info("server_addr")
             try:
-                if peer is None:
-                    raise AddressRefused(f"refused: cannot verify the address connected to for {host}")
-                check_ip(ipaddress.ip_address(str(peer[0]).split("%")[0]), self._policy, port, host)
-            except (AddressRefused, ValueError) as exc:
+                check_peer(stream.get_extra_info("server_addr"), self._policy, host)
+            except AddressRefused as exc:
                 await stream.aclose()
                 raise BlockedAddress(str(exc)) from None
             return stream
@@ -189,6 +211,17 @@ def _media_type(header: str | None) -> tuple[str, str | None]:
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"') or None
     return parts[0].lower(), charset
+
+
+def _translate(exc: httpx.HTTPError, url: httpx.URL) -> FetchError:
+    """The caller's error for an httpx failure while fetching ``url``."""
+    if isinstance(exc, httpx.TimeoutException):
+        return FetchTimeout(f"timed out fetching {url}")
+    if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():
+        return InvalidUrl(f"redirect from {url}: refused an invalid redirect target ({exc})")  # httpx parses it
+    if isinstance(exc, httpx.DecodingError):
+        return ConnectionFailed(f"could not decode the response from {url}: {exc}")
+    return ConnectionFailed(f"could not fetch {url}: {exc or type(exc).__name__}")
 
 
 class Fetcher:
@@ -243,6 +276,13 @@ class Fetcher:
             resolver=resolver,
             robots_ttl_s=getattr(fetch_settings, "robots_ttl_s", 3600.0),
         )
+
+    @property
+    def guard_key(self) -> str:
+        """The settings that decide what this fetcher may read, for cache keys: a page cached under a
+        looser guard (private networks allowed, robots off) is never served under a stricter one."""
+        allowed = ",".join(sorted(f"{net}:{port or '*'}" for net, port in self._policy.allowed))
+        return f"private={int(self._policy.allow_private)};allowed={allowed};robots={int(self.respect_robots)}"
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -300,6 +340,7 @@ class Fetcher:
     async def _fetch(
         self, raw_url: str, accept: Collection[str] | None, max_bytes: int, headers: dict[str, str], *, robots: bool
     ) -> FetchedPage:
+        """One GET, following redirects by hand: every hop is validated, robots-checked and host-limited."""
         url = self._validate(raw_url)
         hops: list[str] = []
         while True:
@@ -311,48 +352,47 @@ class Fetcher:
                 try:
                     async with self._client.stream("GET", url, headers=headers) as response:
                         location = response.headers.get("location")
-                        if response.status_code in _REDIRECTS and location:
-                            if len(hops) >= self.max_redirects:
-                                raise TooManyRedirects(
-                                    f"more than {self.max_redirects} redirects starting from {raw_url}"
-                                )
-                            hops.append(str(url))
-                            try:
-                                url = self._validate(url.join(location))
-                            except FetchError as exc:
-                                raise type(exc)(f"redirect from {hops[-1]}: {exc}") from None
-                            continue
-                        if response.status_code >= 300:
-                            raise HttpStatusError(str(url), response.status_code, response.reason_phrase)
-                        media_type, charset = _media_type(response.headers.get("content-type"))
-                        if accept is not None and media_type and media_type not in accept:
-                            raise UnsupportedContentType(
-                                f"unsupported content type {media_type} at {url} "
-                                f"(supported: {', '.join(sorted(accept))})"
-                            )
-                        declared = response.headers.get("content-length")
-                        if declared and declared.isdigit() and int(declared) > max_bytes:
-                            raise TooLarge(f"{url} is {int(declared)} bytes, over the limit of {max_bytes} bytes")
-                        body = await self._read_capped(response, max_bytes, url)
-                        return FetchedPage(
-                            url=str(url),
-                            status=response.status_code,
-                            media_type=media_type,
-                            charset=charset,
-                            body=body,
-                            redirects=tuple(hops),
-                            headers={k.lower(): v for k, v in response.headers.items()},
-                        )
-                except httpx.TimeoutException:
-                    raise FetchTimeout(f"timed out fetching {url}") from None
-                except httpx.RemoteProtocolError as exc:
-                    if "location header" in str(exc).lower():  # httpx parses Location itself
-                        raise InvalidUrl(f"redirect from {url}: refused an invalid redirect target ({exc})") from None
-                    raise ConnectionFailed(f"could not fetch {url}: {exc}") from None
-                except httpx.DecodingError as exc:
-                    raise ConnectionFailed(f"could not decode the response from {url}: {exc}") from None
+                        if response.status_code not in _REDIRECTS or not location:
+                            return await self._page(response, url, accept, max_bytes, tuple(hops))
                 except httpx.HTTPError as exc:
-                    raise ConnectionFailed(f"could not fetch {url}: {exc or type(exc).__name__}") from None
+                    raise _translate(exc, url) from None
+            if len(hops) >= self.max_redirects:
+                raise TooManyRedirects(f"more than {self.max_redirects} redirects starting from {raw_url}")
+            hops.append(str(url))
+            try:
+                url = self._validate(url.join(location))
+            except FetchError as exc:
+                raise type(exc)(f"redirect from {hops[-1]}: {exc}") from None
+
+    async def _page(
+        self,
+        response: httpx.Response,
+        url: httpx.URL,
+        accept: Collection[str] | None,
+        max_bytes: int,
+        hops: tuple[str, ...],
+    ) -> FetchedPage:
+        """The final response: status, declared type and size checked before the capped body is read."""
+        if response.status_code >= 300:
+            raise HttpStatusError(str(url), response.status_code, response.reason_phrase)
+        media_type, charset = _media_type(response.headers.get("content-type"))
+        if accept is not None and media_type and media_type not in accept:
+            raise UnsupportedContentType(
+                f"unsupported content type {media_type} at {url} (supported: {', '.join(sorted(accept))})"
+            )
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise TooLarge(f"{url} is {int(declared)} bytes, over the limit of {max_bytes} bytes")
+        body = await self._read_capped(response, max_bytes, url)
+        return FetchedPage(
+            url=str(url),
+            status=response.status_code,
+            media_type=media_type,
+            charset=charset,
+            body=body,
+            redirects=hops,
+            headers={k.lower(): v for k, v in response.headers.items()},
+        )
 
     @staticmethod
     async def _read_capped(response: httpx.Response, max_bytes: int, url: httpx.URL) -> bytes:

@@ -72,6 +72,17 @@ def make_thumbnail(data: bytes, max_side: int = 512, quality: int = 85) -> bytes
         return out.getvalue()
 
 
+def _png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _decode_rgb(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as img:
+        return img.convert("RGB")
+
+
 class ImageStore:
     """Images in a folder, addressed by content hash, bounded by ``max_total_bytes``."""
 
@@ -91,10 +102,8 @@ class ImageStore:
         return await anyio.to_thread.run_sync(self._put_sync, data, media_type, meta or {})
 
     async def put_pil(self, image: Image.Image, meta: dict[str, Any] | None = None) -> StoredImage:
-        """Store a PIL image losslessly as PNG."""
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return await self.put(buf.getvalue(), "image/png", meta)
+        """Store a PIL image losslessly as PNG (encoded in a worker thread)."""
+        return await self.put(await anyio.to_thread.run_sync(_png_bytes, image), "image/png", meta)
 
     async def get(self, image_id: str) -> StoredImage:
         return await anyio.to_thread.run_sync(self._get_sync, image_id)
@@ -105,9 +114,7 @@ class ImageStore:
 
     async def open_pil(self, image_id: str) -> Image.Image:
         data, _ = await self.read_bytes(image_id)
-        img = Image.open(io.BytesIO(data))
-        img.load()
-        return img.convert("RGB")
+        return await anyio.to_thread.run_sync(_decode_rgb, data)
 
     async def thumbnail(self, image_id: str) -> bytes:
         data, _ = await self.read_bytes(image_id)

@@ -347,31 +347,31 @@ class LocalIndex:
             raise IndexNotFoundError(f"not a Gen-Searcher index: {self.path}") from None
         return conn
 
-    def check(self) -> dict[str, str]:
-        """The index's metadata; raises IndexNotFoundError for a missing or foreign file."""
+    def _fetch(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:  # type: ignore[type-arg]
+        """All rows of one read-only query (a connection per call: safe from any worker thread)."""
         conn = self._connect()
         try:
-            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
+
+    def check(self) -> dict[str, str]:
+        """The index's metadata; raises IndexNotFoundError for a missing or foreign file."""
+        return dict(self._fetch("SELECT key, value FROM meta"))
 
     def search(self, query: str, k: int) -> list[WebHit]:
         match = fts_query(query)
         if match is None:
             return []
-        conn = self._connect()
-        try:
-            # Rank first, then build snippets for the top k only (SQLite would otherwise
-            # compute a snippet for every matching row before sorting).
-            rows = conn.execute(
-                f"SELECT url, title, snippet(docs, 2, '', '', '…', 40), substr(text, 1, 300) FROM docs"
-                f" WHERE docs MATCH ?1 AND rowid IN"
-                f" (SELECT rowid FROM docs WHERE docs MATCH ?1 ORDER BY bm25(docs, {_DOC_WEIGHTS}) LIMIT ?2)"
-                f" ORDER BY bm25(docs, {_DOC_WEIGHTS})",
-                (match, k),
-            ).fetchall()
-        finally:
-            conn.close()
+        # Rank first, then build snippets for the top k only (SQLite would otherwise
+        # compute a snippet for every matching row before sorting).
+        rows = self._fetch(
+            f"SELECT url, title, snippet(docs, 2, '', '', '…', 40), substr(text, 1, 300) FROM docs"
+            f" WHERE docs MATCH ?1 AND rowid IN"
+            f" (SELECT rowid FROM docs WHERE docs MATCH ?1 ORDER BY bm25(docs, {_DOC_WEIGHTS}) LIMIT ?2)"
+            f" ORDER BY bm25(docs, {_DOC_WEIGHTS})",
+            (match, k),
+        )
         hits = []
         for position, (url, title, snippet, text) in enumerate(rows, start=1):
             snippet = _collapse(snippet or "") or _collapse(text)
@@ -382,15 +382,11 @@ class LocalIndex:
         match = fts_query(query)
         if match is None:
             return []
-        conn = self._connect()
-        try:
-            rows = conn.execute(
-                f"SELECT image_url, page_url, width, height, alt, caption, page_title FROM images"
-                f" WHERE images MATCH ? ORDER BY bm25(images, {_IMAGE_WEIGHTS}) LIMIT ?",
-                (match, k * 4),
-            ).fetchall()
-        finally:
-            conn.close()
+        rows = self._fetch(
+            f"SELECT image_url, page_url, width, height, alt, caption, page_title FROM images"
+            f" WHERE images MATCH ? ORDER BY bm25(images, {_IMAGE_WEIGHTS}) LIMIT ?",
+            (match, k * 4),
+        )
         hits: list[ImageHit] = []
         seen: set[str] = set()
         for image_url, page_url, width, height, alt, caption, page_title in rows:

@@ -61,15 +61,19 @@ class RobotsCache:
         if entry is not None:
             return entry
         lock = self._locks.setdefault(origin, anyio.Lock())
-        async with lock:  # single flight per origin
-            entry = self._fresh(origin)
-            if entry is None:
-                entry = await self._load(origin)
-                self._entries[origin] = entry
-                self._entries.move_to_end(origin)
-                while len(self._entries) > self._max:
-                    old, _ = self._entries.popitem(last=False)
-                    self._locks.pop(old, None)
+        try:
+            async with lock:  # single flight per origin
+                entry = self._fresh(origin)
+                if entry is None:
+                    entry = await self._load(origin)
+                    self._entries[origin] = entry
+                    self._entries.move_to_end(origin)
+                    while len(self._entries) > self._max:
+                        old, _ = self._entries.popitem(last=False)
+                        self._locks.pop(old, None)
+        finally:
+            if origin not in self._entries:  # the load failed: keep no lock for an origin we hold nothing for
+                self._locks.pop(origin, None)
         return entry
 
     def _fresh(self, origin: str) -> _Entry | None:

@@ -66,16 +66,22 @@ def _url_ok(url: Any) -> bool:
     return parts.scheme in {"http", "https"} and bool(parts.netloc) or parts.scheme == "file"
 
 
-def assert_web_hits(backend: SearchBackend, hits: Any, k: int) -> list[WebHit]:
-    """Assert the shape of one web search answer."""
-    where = f"{backend.name}.search"
+def _numbered_hits(where: str, hits: Any, k: int, kind: type) -> list[tuple[int, Any]]:
+    """Assert what web and image answers share (a list of at most k ``kind``, positions 1..n)."""
     assert isinstance(hits, list), f"{where} must return a list, got {type(hits).__name__}"
     assert len(hits) <= k, f"{where} returned {len(hits)} hits for k={k}"
     for index, hit in enumerate(hits, start=1):
-        assert isinstance(hit, WebHit), f"{where} hit {index} is {type(hit).__name__}, not WebHit"
+        assert isinstance(hit, kind), f"{where} hit {index} is {type(hit).__name__}, not {kind.__name__}"
         assert hit.position == index, (
             f"{where} positions must be 1..n in order; hit {index} has position {hit.position}"
         )
+    return list(enumerate(hits, start=1))
+
+
+def assert_web_hits(backend: SearchBackend, hits: Any, k: int) -> list[WebHit]:
+    """Assert the shape of one web search answer."""
+    where = f"{backend.name}.search"
+    for index, hit in _numbered_hits(where, hits, k, WebHit):
         assert isinstance(hit.title, str) and hit.title.strip(), f"{where} hit {index} has no title"
         assert _url_ok(hit.url), f"{where} hit {index} url is not absolute: {hit.url!r}"
         assert isinstance(hit.snippet, str), f"{where} hit {index} snippet must be a string"
@@ -86,13 +92,7 @@ def assert_web_hits(backend: SearchBackend, hits: Any, k: int) -> list[WebHit]:
 def assert_image_hits(backend: SearchBackend, hits: Any, k: int) -> list[ImageHit]:
     """Assert the shape of one image search answer."""
     where = f"{backend.name}.image_search"
-    assert isinstance(hits, list), f"{where} must return a list, got {type(hits).__name__}"
-    assert len(hits) <= k, f"{where} returned {len(hits)} hits for k={k}"
-    for index, hit in enumerate(hits, start=1):
-        assert isinstance(hit, ImageHit), f"{where} hit {index} is {type(hit).__name__}, not ImageHit"
-        assert hit.position == index, (
-            f"{where} positions must be 1..n in order; hit {index} has position {hit.position}"
-        )
+    for index, hit in _numbered_hits(where, hits, k, ImageHit):
         assert _url_ok(hit.image_url), f"{where} hit {index} image_url is not absolute: {hit.image_url!r}"
         assert _url_ok(hit.page_url), f"{where} hit {index} page_url is not absolute: {hit.page_url!r}"
         assert isinstance(hit.title, str), f"{where} hit {index} title must be a string"

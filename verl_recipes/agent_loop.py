@@ -14,7 +14,11 @@ end-of-turn token that is masked out, so the context the model sees next matches
 inference. A turn that hits the token limit is closed the same way.
 
 The episode's outcome is returned in ``extra_fields["gen_searcher"]`` (termination,
-answer, the generator's store ids) for :mod:`verl_recipes.reward`.
+answer, the generator's store ids) for :mod:`verl_recipes.reward`. With
+``score_in_loop`` (what ``gen-searcher train grpo`` sets) the loop calls that reward
+itself and returns ``reward_score``, which verl then uses instead of its reward
+workers: an episode whose render or judgement failed gets a zero loss mask, so the
+``grpo_masked`` estimator leaves it out rather than training on a score of 0.
 
 Settings come from the agent-loop YAML (``actor_rollout_ref.rollout.agent.agent_loop_config_path``;
 extra keys there are passed to the constructor), else from the environment; see
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -36,10 +41,10 @@ from verl.utils.profiler import simple_timer
 
 from policy.chat import Sampling
 from policy.episode import Continue, Episode, EpisodeConfig, Finished, RunTools, Termination, ToolResult
+from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
 from policy.mcp_tools import convert_result
 from policy.protocol import ToolCall
 from verl_recipes.mcp_convert import decode_image
-from verl_recipes.mcp_session import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,14 @@ class LoopSettings(BaseModel):
         Sampling.max_tokens, description="tokens per model turn (the inference driver's default); None: the budget left"
     )
     system_prompt_file: str | None = None
-    mask_invalid: bool = Field(False, description="zero the loss mask of episodes that end without a valid answer")
+    mask_invalid: bool = Field(
+        False, description="zero the loss mask of episodes without a valid answer (grpo_masked then skips them)"
+    )
+    score_in_loop: bool = Field(
+        False,
+        description="compute the reward at the end of the episode (reward_kwargs from the trainer config), so that "
+        "a failed render or judgement is masked instead of scored 0 by verl",
+    )
 
     def episode_config(self) -> EpisodeConfig:
         system_prompt = Path(self.system_prompt_file).read_text(encoding="utf-8") if self.system_prompt_file else None
@@ -124,6 +136,7 @@ class GenSearcherAgentLoop(AgentLoopBase):
         self.settings = LoopSettings(**own)
         self.response_length = self.rollout_config.response_length
         self._end_ids = self._end_token_ids()
+        self._turn_end = self._turn_end_id()
 
     def _end_token_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -175,12 +188,48 @@ class GenSearcherAgentLoop(AgentLoopBase):
     # -- the episode -------------------------------------------------------------
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
-        extra_info = kwargs.get("extra_info") or {}
-        episode = Episode(task_prompt(kwargs.get("raw_prompt"), extra_info), self.settings.episode_config())
-        metrics: dict[str, Any] = {}
-        request_id = uuid4().hex
-        mm_kwargs = self._get_mm_processor_kwargs()
+        episode_config = await asyncio.to_thread(self.settings.episode_config)  # may read the system prompt file
+        episode = Episode(task_prompt(kwargs.get("raw_prompt"), kwargs.get("extra_info") or {}), episode_config)
+        turn = _Turn(
+            request_id=uuid4().hex,
+            params=self._turn_params(sampling_params),
+            want_logprobs=bool(sampling_params.get("logprobs")),
+            mm_kwargs=self._get_mm_processor_kwargs(),
+        )
+        context = await self._start(episode)
+        while not episode.done:
+            if self.response_length - len(context.mask) <= 0:
+                episode.fail("the rollout response_length budget is used up")
+                break
+            generated = await self._model_turn(context, turn)
+            if generated is None:
+                episode.fail("generation was aborted")
+                break
+            seen = len(episode.messages)
+            action = episode.on_model_output(*generated)
+            context.chat.append({"role": "assistant", "content": episode.messages[seen]["content"]})
+            if isinstance(action, Finished):
+                break
+            message = await self._reply(episode, action, turn.metrics)
+            if message is None:
+                break
+            if not await self._add_message(context, message):
+                episode.fail("the rollout response_length budget is used up")
+                break
+        summary = self._summary(episode, context)
+        reward = await self._score(summary, kwargs) if self.settings.score_in_loop else None
+        if reward is not None and reward["failed"]:
+            summary["loss_masked"] = True  # a failed render or judgement teaches nothing (and leaves the group)
+        return self._output(summary, context, turn, reward)
 
+    def _turn_params(self, sampling_params: dict[str, Any]) -> dict[str, Any]:
+        params = dict(sampling_params)
+        if self.settings.max_turn_tokens:
+            params["max_tokens"] = self.settings.max_turn_tokens
+        return params
+
+    async def _start(self, episode: Episode) -> _Context:
+        """The episode's opening messages as prompt tokens."""
         chat: list[dict[str, Any]] = []
         images: list[Any] = []
         for message in episode.messages:
@@ -189,106 +238,159 @@ class GenSearcherAgentLoop(AgentLoopBase):
             images.extend(found)
         self._assert_mm_supported(bool(images))
         prompt_ids = await self.ct_build_initial_tokens(chat, images=images or None)
-        prompt_length = len(prompt_ids)
-        tokens = list(prompt_ids)
-        mask: list[int] = []
-        logprobs: list[float] = []
-        want_logprobs = bool(sampling_params.get("logprobs"))
-        params = dict(sampling_params)
-        if self.settings.max_turn_tokens:
-            params["max_tokens"] = self.settings.max_turn_tokens
-        turn_end = self._turn_end_id()
+        return _Context(tokens=list(prompt_ids), prompt_length=len(prompt_ids), chat=chat, images=images)
 
-        while not episode.done:
-            budget = self.response_length - len(mask)
-            if budget <= 0:
-                episode.fail("the rollout response_length budget is used up")
-                break
-            turn_params = dict(params)
-            turn_params["max_tokens"] = min(int(params.get("max_tokens", budget)), budget)
-            with simple_timer("generate_sequences", metrics):
-                output = await self.server_manager.generate(
-                    request_id=request_id,
-                    prompt_ids=tokens,
-                    sampling_params=turn_params,
-                    image_data=images or None,
-                    video_data=None,
-                    mm_processor_kwargs=mm_kwargs,
-                )
-            if output.stop_reason == "aborted":
-                episode.fail("generation was aborted")
-                break
-            generated = list(output.token_ids)
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
-            truncated = not generated or generated[-1] not in self._end_ids
-            keep = self._kept_length(generated, text)
-            kept_logprobs = list(output.log_probs[:keep]) if (want_logprobs and output.log_probs) else None
-            merged, mask, lp = await self.ct_merge_assistant_token(
-                tokens, generated[:keep], mask, logprobs if kept_logprobs is not None else None,
-                assistant_logprobs=kept_logprobs,
+    async def _model_turn(self, context: _Context, turn: _Turn) -> tuple[str, bool] | None:
+        """Generate one model turn into ``context``; returns (text, truncated), or None if generation was aborted.
+
+        Tokens after a hallucinated ``<tool_response>`` are dropped (the episode cuts the text there),
+        and a turn that does not end with an end-of-turn token is closed by one that carries no loss.
+        """
+        budget = self.response_length - len(context.mask)
+        params = dict(turn.params)
+        params["max_tokens"] = min(int(turn.params.get("max_tokens", budget)), budget)
+        with simple_timer("generate_sequences", turn.metrics):
+            output = await self.server_manager.generate(
+                request_id=turn.request_id,
+                prompt_ids=context.tokens,
+                sampling_params=params,
+                image_data=context.images or None,
+                video_data=None,
+                mm_processor_kwargs=turn.mm_kwargs,
             )
-            tokens = merged.token_ids
-            if lp is not None:
-                logprobs = lp
-            if not tokens or tokens[-1] not in self._end_ids:  # close the turn (not model-written: no loss)
-                tokens = tokens + [turn_end]
-                mask = mask + [0]
-                if logprobs:
-                    logprobs = logprobs + [0.0]
+        if output.stop_reason == "aborted":
+            return None
+        generated = list(output.token_ids)
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        truncated = not generated or generated[-1] not in self._end_ids
+        keep = self._kept_length(generated, text)
+        kept_logprobs = list(output.log_probs[:keep]) if (turn.want_logprobs and output.log_probs) else None
+        merged, context.mask, lp = await self.ct_merge_assistant_token(
+            context.tokens,
+            generated[:keep],
+            context.mask,
+            context.logprobs if kept_logprobs is not None else None,
+            assistant_logprobs=kept_logprobs,
+        )
+        context.tokens = merged.token_ids
+        if lp is not None:
+            context.logprobs = lp
+        if not context.tokens or context.tokens[-1] not in self._end_ids:
+            context.tokens = context.tokens + [self._turn_end]
+            context.mask = context.mask + [0]
+            if context.logprobs:
+                context.logprobs = context.logprobs + [0.0]
+        return text, truncated
 
-            seen = len(episode.messages)
-            action = episode.on_model_output(text, truncated)
-            chat.append({"role": "assistant", "content": episode.messages[seen]["content"]})
-            if isinstance(action, Finished):
-                break
-            if isinstance(action, RunTools):
-                with simple_timer("tool_calls", metrics):
-                    try:
-                        results = await self._run_tools(action.calls)
-                    except McpConnectionError as exc:
-                        episode.fail(f"tool session failed: {exc}")
-                        break
-                message = episode.on_tool_results(results)
-            else:
-                assert isinstance(action, Continue)
-                message = action.message
-            converted, new_images = chat_message(message)
-            self._assert_mm_supported(bool(new_images))
-            previous = list(chat)
-            chat.append(converted)
-            merged, new_mask, new_lp = await self.ct_merge_context_msg(
-                previous, chat, tokens, mask, logprobs if logprobs else None
-            )
-            if len(new_mask) >= self.response_length:
-                episode.fail("the rollout response_length budget is used up")
-                break
-            tokens, mask = merged.token_ids, new_mask
-            if logprobs:
-                logprobs = new_lp or []
-            images.extend(new_images)
+    async def _reply(self, episode: Episode, action: Any, metrics: dict[str, Any]) -> dict[str, Any] | None:
+        """The next user message: tool results or the episode's notice; None when the tool session failed."""
+        if isinstance(action, RunTools):
+            with simple_timer("tool_calls", metrics):
+                try:
+                    results = await self._run_tools(action.calls)
+                except McpConnectionError as exc:
+                    episode.fail(f"tool session failed: {exc}")
+                    return None
+            return episode.on_tool_results(results)
+        assert isinstance(action, Continue)
+        return action.message
 
+    async def _add_message(self, context: _Context, message: dict[str, Any]) -> bool:
+        """Append a user message (no loss on its tokens); False when it does not fit the response budget."""
+        converted, new_images = chat_message(message)
+        self._assert_mm_supported(bool(new_images))
+        previous = list(context.chat)
+        context.chat.append(converted)
+        merged, new_mask, new_lp = await self.ct_merge_context_msg(
+            previous, context.chat, context.tokens, context.mask, context.logprobs if context.logprobs else None
+        )
+        if len(new_mask) >= self.response_length:
+            return False
+        context.tokens, context.mask = merged.token_ids, new_mask
+        if context.logprobs:
+            context.logprobs = new_lp or []
+        context.images.extend(new_images)
+        return True
+
+    def _summary(self, episode: Episode, context: _Context) -> dict[str, Any]:
+        """The episode's outcome as plain JSON, for the reward (``extra_fields["gen_searcher"]``)."""
         result = episode.result
         assert result is not None
         summary = result.to_dict()
         summary["answer"] = result.answer.to_dict() if result.answer else None
         summary["valid"] = result.ok
         summary["prompt"] = episode.prompt
-        summary["image_count"] = len(images)
+        summary["image_count"] = len(context.images)
+        summary["loss_masked"] = self.settings.mask_invalid and not result.ok
         log.debug("episode ended: %s after %d model calls", summary["termination"], summary["model_calls"])
-        if self.settings.mask_invalid and not result.ok:
-            mask = [0] * len(mask)
-        response_ids = tokens[prompt_length:]
-        return AgentLoopOutput(
-            prompt_ids=tokens[:prompt_length],
-            response_ids=response_ids[: self.response_length],
-            response_mask=mask[: self.response_length],
-            response_logprobs=logprobs[: self.response_length] if logprobs else None,
-            multi_modal_data={"images": images} if images else {},
-            mm_processor_kwargs=mm_kwargs,
-            num_turns=len(chat) - 1,
-            metrics=metrics,
-            extra_fields={EXTRA_KEY: summary},
+        return summary
+
+    async def _score(self, summary: dict[str, Any], sample: dict[str, Any]) -> dict[str, float]:
+        """The dual reward, computed here rather than by verl's reward workers (``score_in_loop``).
+
+        verl gives a reward function no way to drop a sample, but it takes an agent loop's own
+        ``reward_score``; scoring here lets a failed render or judgement zero the episode's loss
+        mask, which ``grpo_masked`` then leaves out of the group. The settings are the same
+        ``reward.custom_reward_function.reward_kwargs`` verl would pass to the function.
+        """
+        from omegaconf import DictConfig, OmegaConf
+
+        from verl_recipes.reward import compute_score
+
+        reward_kwargs = self.config.reward.custom_reward_function.get("reward_kwargs") or {}
+        if isinstance(reward_kwargs, DictConfig):
+            reward_kwargs = OmegaConf.to_container(reward_kwargs, resolve=True)
+        reward_model = sample.get("reward_model") or {}
+        extra_info = {**(sample.get("extra_info") or {}), EXTRA_KEY: summary}
+        return await compute_score(
+            sample.get("data_source"), "", reward_model.get("ground_truth"), extra_info, **dict(reward_kwargs)
         )
+
+    def _output(
+        self, summary: dict[str, Any], context: _Context, turn: _Turn, reward: dict[str, float] | None
+    ) -> AgentLoopOutput:
+        mask = context.mask
+        if summary["loss_masked"]:
+            mask = [0] * len(mask)  # no loss; grpo_masked also leaves it out of the group (verl_recipes.advantage)
+        extra_fields: dict[str, Any] = {EXTRA_KEY: summary}
+        if reward is not None:
+            extra_fields["reward_extra_info"] = reward  # where verl's own reward step would put it
+        limit = self.response_length
+        return AgentLoopOutput(
+            prompt_ids=context.tokens[: context.prompt_length],
+            response_ids=context.tokens[context.prompt_length :][:limit],
+            response_mask=mask[:limit],
+            response_logprobs=context.logprobs[:limit] if context.logprobs else None,
+            multi_modal_data={"images": context.images} if context.images else {},
+            mm_processor_kwargs=turn.mm_kwargs,
+            num_turns=len(context.chat) - 1,
+            metrics=turn.metrics,
+            reward_score=reward["score"] if reward is not None else None,
+            extra_fields=extra_fields,
+        )
+
+
+@dataclass
+class _Context:
+    """One episode's token context as it grows: prompt + response tokens, loss mask, logprobs, chat, images."""
+
+    tokens: list[int]
+    prompt_length: int
+    chat: list[dict[str, Any]]
+    images: list[Any]
+    mask: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Turn:
+    """What every generation request of one episode shares."""
+
+    request_id: str
+    params: dict[str, Any]
+    want_logprobs: bool
+    mm_kwargs: dict[str, Any] | None
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def termination_counts(summaries: list[dict[str, Any]]) -> dict[str, int]:

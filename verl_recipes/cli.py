@@ -5,28 +5,70 @@ verl, torch and pyarrow are imported inside the commands, so ``gen-searcher --he
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import anyio
 import typer
 
+if TYPE_CHECKING:
+    from verl_recipes.data import ConversionReport
+    from verl_recipes.launch import LaunchPlan
+
+T = TypeVar("T")
+
 data_app = typer.Typer(help="Convert the published Gen-Searcher data to verl parquet.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the policy with verl: SFT, then multi-turn GRPO.", no_args_is_help=True)
 
-ImagesRoot = Annotated[Path, typer.Option("--images-root", help="folder the records' image paths are relative to")]
+ImagesRoot = Annotated[
+    Path,
+    typer.Option("--images-root", exists=True, file_okay=False, help="folder the records' image paths are relative to"),
+]
 Out = Annotated[Path, typer.Option("--out", help="parquet file to write")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Hydra overrides for verl (key=value, +key=value, ~key)")]  # noqa: UP045
 DryRun = Annotated[bool, typer.Option("--dry-run", help="check the config and print the command without running it")]
 
 
-def _report(report: object) -> None:
-    typer.echo(report.summary())  # type: ignore[attr-defined]
+class Invalid(str, Enum):
+    """What happens to episodes that end without a valid answer."""
+
+    zero = "zero"
+    mask = "mask"
+
+
+def _or_exit(action: Callable[[], T], errors: type[Exception] | tuple[type[Exception], ...], code: int = 1) -> T:
+    """``action()``, or its error as one line on stderr and exit ``code``."""
+    try:
+        return action()
+    except errors as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code) from None
+
+
+def _read_text(path: Path) -> str:
+    def read() -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    return _or_exit(read, ValueError)
+
+
+def _convert(convert: Callable[[], ConversionReport], out: Path) -> None:
+    """Run a converter; print its report (rows kept, skipped and why) or its error."""
+    from verl_recipes.data import ConversionError
+
+    report = _or_exit(convert, ConversionError)
+    typer.echo(report.summary())
+    typer.echo(f"wrote {out}")
 
 
 @data_app.command("sft")
 def data_sft(
-    src: Annotated[Path, typer.Argument(help="published SFT data (.json or .jsonl)")],
+    src: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="published SFT data (.json or .jsonl)")],
     images_root: ImagesRoot,
     out: Out,
     system_prompt: Annotated[
@@ -35,52 +77,38 @@ def data_sft(
     require_answer: Annotated[bool, typer.Option(help="skip trajectories whose last turn has no <answer>")] = True,
 ) -> None:
     """Multi-turn trajectories -> verl MultiTurnSFTDataset parquet (images embedded)."""
-    from verl_recipes.data import ConversionError, convert_sft
+    from verl_recipes.data import convert_sft
 
-    prompt = system_prompt
-    if system_prompt not in ("ours", "keep"):
-        prompt = Path(system_prompt).read_text(encoding="utf-8")
-    try:
-        report = convert_sft(src, images_root, out, system_prompt=prompt, require_answer=require_answer)
-    except ConversionError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    _report(report)
-    typer.echo(f"wrote {out}")
+    prompt = system_prompt if system_prompt in ("ours", "keep") else _read_text(Path(system_prompt))
+    _convert(lambda: convert_sft(src, images_root, out, system_prompt=prompt, require_answer=require_answer), out)
 
 
 @data_app.command("rl")
 def data_rl(
-    src: Annotated[Path, typer.Argument(help="published RL data (.json or .jsonl): id, prompt, gt_image")],
+    src: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="published RL data (.json or .jsonl): id, prompt, gt_image")
+    ],
     images_root: ImagesRoot,
     out: Out,
     data_source: Annotated[str, typer.Option(help="data_source column (reward logs group by it)")] = "knowgen",
-    system_prompt_file: Annotated[Optional[Path], typer.Option(help="replace the policy's system prompt")] = None,  # noqa: UP045
+    system_prompt_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="replace the policy's system prompt (give `train grpo` the same file)"),
+    ] = None,
 ) -> None:
     """Image requests with ground-truth images -> verl RL parquet for the gen_searcher agent loop."""
-    from verl_recipes.data import ConversionError, convert_rl
+    from verl_recipes.data import convert_rl
 
-    prompt = system_prompt_file.read_text(encoding="utf-8") if system_prompt_file else None
-    try:
-        report = convert_rl(src, images_root, out, data_source=data_source, system_prompt=prompt)
-    except ConversionError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    _report(report)
-    typer.echo(f"wrote {out}")
+    prompt = _read_text(system_prompt_file) if system_prompt_file else None
+    _convert(lambda: convert_rl(src, images_root, out, data_source=data_source, system_prompt=prompt), out)
 
 
-def _launch(plan_factory: object, dry_run: bool) -> None:
+def _launch(plan_factory: Callable[[], LaunchPlan], dry_run: bool) -> None:
+    """Print the plan as a shell script (runnable as is); unless ``dry_run``, run it."""
     from verl_recipes.launch import LaunchError, run
 
-    try:
-        plan = plan_factory()  # type: ignore[operator]
-    except LaunchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    for path, content in plan.files.items():
-        typer.echo(f"# {path}\n{content}")
-    typer.echo(plan.shell())
+    plan = _or_exit(plan_factory, LaunchError, code=2)
+    typer.echo(plan.script())
     if not dry_run:
         raise typer.Exit(run(plan))
 
@@ -119,16 +147,20 @@ def train_grpo(
     ] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="judge model name")] = None,  # noqa: UP045
     run_dir: Annotated[Path, typer.Option(help="where the generated agent-loop config goes")] = Path("gen-searcher-run"),
-    invalid: Annotated[str, typer.Option(help="episodes without an answer: 'zero' reward or 'mask' (no loss)")] = "zero",
+    invalid: Annotated[
+        Invalid, typer.Option(help="episodes without an answer: 'zero' reward, or 'mask' (no loss, left out of GRPO groups)")
+    ] = Invalid.zero,
     max_calls: Annotated[int, typer.Option(help="model calls per episode before the forced answer")] = 9,
+    system_prompt_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(exists=True, dir_okay=False, help="the policy's system prompt (the one given to `data rl`)"),
+    ] = None,
     dry_run: DryRun = False,
 ) -> None:
     """Multi-turn GRPO (verl main_ppo) with the gen_searcher agent loop and the dual reward."""
-    from verl_recipes.launch import LaunchError, plan_grpo
+    from verl_recipes.launch import plan_grpo
 
-    def factory() -> object:
-        if invalid not in ("zero", "mask"):
-            raise LaunchError("--invalid must be 'zero' or 'mask'")
+    def factory() -> LaunchPlan:
         return plan_grpo(
             overrides or [],
             tool_server=tool_server,
@@ -136,8 +168,11 @@ def train_grpo(
             judge_url=judge_url,
             judge_model=judge_model,
             run_dir=run_dir,
-            loop_settings={"max_calls": max_calls},
-            invalid=invalid,  # type: ignore[arg-type]
+            loop_settings={
+                "max_calls": max_calls,
+                **({"system_prompt_file": str(system_prompt_file.resolve())} if system_prompt_file else {}),
+            },
+            invalid=invalid.value,
         )
 
     _launch(factory, dry_run)
@@ -152,14 +187,9 @@ def tools_yaml(
     max_text_chars: Annotated[int, typer.Option(help="text budget per tool result")] = 8000,
 ) -> None:
     """Write verl's tool-config YAML for an MCP server (for verl's stock tool_agent loop)."""
-    from verl_recipes.mcp_session import McpConnectionError
+    from policy.mcp_client import McpConnectionError
     from verl_recipes.mcp_tool import write_tool_config
 
-    try:
-        path = anyio.run(
-            lambda: write_tool_config(out, url, names=tool or None, token_env=token_env, max_text_chars=max_text_chars)
-        )
-    except (McpConnectionError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    write = lambda: write_tool_config(out, url, names=tool or None, token_env=token_env, max_text_chars=max_text_chars)  # noqa: E731
+    path = _or_exit(lambda: anyio.run(write), (McpConnectionError, ValueError))
     typer.echo(f"wrote {path}")

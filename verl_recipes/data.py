@@ -19,7 +19,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -87,15 +87,15 @@ def read_records(path: str | Path) -> list[Any]:
                 return arrays[0]
             if "messages" in data or "prompt" in data:
                 return [data]
-    records: list[Any] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            records.append(BadRow(f"line {number} is not JSON ({exc.msg})"))
-    return records
+    return [_json_line(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _json_line(number: int, line: str) -> Any:
+    """One JSON Lines record; a line that is not JSON becomes a :class:`BadRow` (skipped and reported, not fatal)."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        return BadRow(f"line {number} is not JSON ({exc.msg})")
 
 
 def _resolve_image(ref: Any, images_root: Path) -> Path:
@@ -237,32 +237,74 @@ def rl_row(
 # ---------------------------------------------------------------- drivers
 
 
-def _write_parquet(rows: Sequence[dict[str, Any]], out: Path) -> None:
+def _schema(kind: Literal["sft", "rl"]) -> Any:
+    """The parquet schema of each kind (explicit, so every written chunk agrees, empty lists included)."""
+    import pyarrow as pa
+
+    messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    if kind == "sft":
+        return pa.schema([("messages", messages), ("images", pa.list_(pa.struct([("bytes", pa.binary())])))])
+    return pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("agent_name", pa.string()),
+            ("prompt", messages),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+            (
+                "extra_info",
+                pa.struct(
+                    [
+                        ("id", pa.string()),
+                        ("index", pa.int64()),
+                        ("prompt", pa.string()),
+                        ("gt_image", pa.string()),
+                        ("meta", pa.string()),
+                    ]
+                ),
+            ),
+        ]
+    )
+
+
+def _convert(
+    records: Iterable[Any], make: Any, out: Path, kind: Literal["sft", "rl"], chunk_rows: int = 256
+) -> ConversionReport:
+    """Convert and write in chunks (SFT rows embed their images; the whole set need not fit in memory).
+
+    The parquet is written to a temporary file and renamed into place only when at least one row was kept.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    report = ConversionReport()
+    schema = _schema(kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(pa.Table.from_pylist(list(rows)), tmp)
-    tmp.replace(out)
-
-
-def _convert(records: Iterable[Any], make: Any, out: Path) -> ConversionReport:
-    report = ConversionReport()
     rows: list[dict[str, Any]] = []
-    for index, record in enumerate(records):
-        report.total += 1
-        try:
-            rows.append(make(index, record))
-        except BadRow as exc:
-            detail = str(exc)
-            if isinstance(record, Mapping) and record.get("id") is not None:
-                detail += f" (id {str(record['id'])[:60]})"
-            report.skip(index, str(exc), detail)
-    report.kept = len(rows)
-    if not rows:
-        raise ConversionError("no usable rows:\n" + report.summary())
-    _write_parquet(rows, out)
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for index, record in enumerate(records):
+                report.total += 1
+                try:
+                    rows.append(make(index, record))
+                except BadRow as exc:
+                    detail = str(exc)
+                    if isinstance(record, Mapping) and record.get("id") is not None:
+                        detail += f" (id {str(record['id'])[:60]})"
+                    report.skip(index, str(exc), detail)
+                    continue
+                report.kept += 1
+                if len(rows) >= chunk_rows:
+                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                    rows.clear()
+            if rows:
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        if not report.kept:
+            raise ConversionError("no usable rows:\n" + report.summary())
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return report
 
 
@@ -273,6 +315,7 @@ def convert_sft(
     *,
     system_prompt: Literal["ours", "keep"] | str = "ours",
     require_answer: bool = True,
+    chunk_rows: int = 256,
 ) -> ConversionReport:
     """Published SFT trajectories -> verl multi-turn SFT parquet.
 
@@ -284,9 +327,8 @@ def convert_sft(
     prompt = {"ours": build_system_prompt(), "keep": None}.get(system_prompt, system_prompt)
     root = Path(images_root)
     records = read_records(src)
-    return _convert(
-        records, lambda i, r: sft_row(r, root, system_prompt=prompt, require_answer=require_answer), Path(out)
-    )
+    make = lambda i, r: sft_row(r, root, system_prompt=prompt, require_answer=require_answer)  # noqa: E731
+    return _convert(records, make, Path(out), "sft", chunk_rows)
 
 
 def convert_rl(
@@ -296,6 +338,7 @@ def convert_rl(
     *,
     data_source: str = "knowgen",
     system_prompt: str | None = None,
+    chunk_rows: int = 256,
 ) -> ConversionReport:
     """Published RL prompts -> verl RL parquet for the ``gen_searcher`` agent loop."""
     from policy.prompts import build_system_prompt
@@ -308,4 +351,6 @@ def convert_rl(
         records,
         lambda i, r: rl_row(r, root, index=i, system_prompt=prompt, data_source=data_source, seen_ids=seen),
         Path(out),
+        "rl",
+        chunk_rows,
     )

@@ -7,8 +7,9 @@ it. Our configs (``verl_recipes/configs/{sft,grpo}.yaml``) extend verl's own
 config is composed with Hydra, so a misspelt key fails here with Hydra's message
 instead of minutes later on a cluster.
 
-For GRPO the launcher writes the agent-loop YAML (tool server URL and loop limits)
-into the run directory and points the reward at the render server and the judge.
+For GRPO the launcher writes the agent-loop YAML (tool server URL, loop limits, and
+``score_in_loop``: the loop computes the reward itself, so failed renders or judgements
+are masked) into the run directory and points the reward at the render server and the judge.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 Kind = Literal["sft", "grpo"]
+_EOF = "GEN_SEARCHER_EOF"
 
 
 class LaunchError(ValueError):
@@ -38,9 +40,21 @@ class LaunchPlan:
     files: dict[str, str] = field(default_factory=dict)  # path -> content written before running
 
     def shell(self) -> str:
+        """The command line, quoted for a POSIX shell, with its environment variables in front."""
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
         cmd = " ".join(shlex.quote(part) for part in self.command)
         return f"{prefix} {cmd}" if prefix else cmd
+
+    def script(self) -> str:
+        """A shell script doing what :func:`run` does: write the plan's files, then run the command."""
+        lines: list[str] = []
+        for path, content in self.files.items():
+            quoted = shlex.quote(path)
+            lines.append(f"mkdir -p {shlex.quote(str(Path(path).parent))} && cat > {quoted} <<'{_EOF}'")
+            lines.append(content.rstrip("\n"))
+            lines.append(_EOF)
+        lines.append(self.shell())
+        return "\n".join(lines)
 
 
 def check_override_syntax(overrides: Sequence[str]) -> None:
@@ -71,6 +85,22 @@ def compose(kind: Kind, overrides: Sequence[str]) -> Any:
         raise LaunchError(f"invalid {kind} config: {message}") from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def check_reward_kwargs(reward_kwargs: Any) -> None:
+    """The reward's settings as the reward workers will parse them (a typo or bad value fails here)."""
+    from omegaconf import OmegaConf
+    from pydantic import ValidationError
+
+    from verl_recipes.reward import RewardSettings
+
+    try:
+        RewardSettings.from_kwargs(OmegaConf.to_container(reward_kwargs, resolve=True))  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise LaunchError(f"bad reward_kwargs: {problems}") from None
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
 
 
 def agent_loop_yaml(tool_server: str, settings: dict[str, Any] | None = None) -> str:
@@ -127,7 +157,7 @@ def plan_grpo(
     if not tool_server:
         raise LaunchError("GRPO needs the MCP tool server: --tool-server URL (or $GEN_SEARCHER_MCP_URL)")
     loops_path = (run_dir / "agent_loops.yaml").resolve()
-    settings = {"mask_invalid": invalid == "mask", **(loop_settings or {})}
+    settings = {"mask_invalid": invalid == "mask", "score_in_loop": True, **(loop_settings or {})}
     kwargs = "reward.custom_reward_function.reward_kwargs"
     generated = [
         f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops_path}",
@@ -142,6 +172,7 @@ def plan_grpo(
     config = compose("grpo", all_overrides)
     if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data rl`)")
+    check_reward_kwargs(config.reward.custom_reward_function.reward_kwargs)
     if not config.reward.custom_reward_function.reward_kwargs.judge_base_url and not os.environ.get(
         "GEN_SEARCHER_JUDGE_BASE_URL"
     ):

@@ -5,7 +5,8 @@ verl 0.9.1 has no MCP support of its own (it was removed upstream). With
 other MCP server:
 
 * the tools of one server share one client session per worker process
-  (:class:`~verl_recipes.mcp_session.ConnectionPool`), reconnecting after failures;
+  (:class:`~policy.mcp_client.ConnectionPool`, the same session code the
+  inference driver uses), reconnecting after failures;
 * image content becomes PIL images in ``ToolResponse.image``; text stays within
   ``max_text_chars``; a tool error reaches the model as a clear ``Tool error: …`` text.
 
@@ -18,18 +19,19 @@ rollout workers do. The bearer token is read from the variable named by
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mcp_types
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from verl_recipes.mcp_convert import clip_text, result_parts, tool_schema_dict
-from verl_recipes.mcp_session import (
+from policy.mcp_client import (
     DEFAULT_TOKEN_ENV,
     DEFAULT_URL_ENV,
     ConnectionPool,
@@ -37,10 +39,13 @@ from verl_recipes.mcp_session import (
     McpConnection,
     McpConnectionError,
     fetch_tools,
-    run_blocking,
+    token_from_env,
 )
+from verl_recipes.mcp_convert import clip_text, result_parts, tool_schema_dict
 
 TOOL_CLASS = "verl_recipes.mcp_tool.McpTool"
+
+T = TypeVar("T")
 
 
 def to_verl_schema(tool: mcp_types.Tool) -> OpenAIFunctionToolSchema:
@@ -99,8 +104,8 @@ class McpTool(BaseTool):
             name = config.get("tool_name")
             if not name:
                 raise ValueError("McpTool needs a tool_schema or config.tool_name")
-            token = os.environ.get(self.token_env) if self.token_env else None
-            tools = run_blocking(lambda: fetch_tools(self.server_url, token=token or None, names=[name]))
+            token = token_from_env(self.token_env)
+            tools = _run_blocking(lambda: fetch_tools(self.server_url, token=token, names=[name]))
             tool_schema = to_verl_schema(tools[0])
         super().__init__(config, tool_schema)
 
@@ -120,6 +125,28 @@ class McpTool(BaseTool):
         response, metrics = to_tool_response(result, max_text_chars=self.max_text_chars, max_images=self.max_images)
         metrics["latency_s"] = time.perf_counter() - started
         return response, 0.0, metrics
+
+
+def _run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``factory()``'s coroutine to completion on a private loop in a helper thread.
+
+    Used only where verl calls us synchronously (tool construction); the thread
+    keeps us clear of any loop already running in the caller.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(factory())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="mcp-schema-fetch", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def tool_config(
@@ -162,8 +189,7 @@ async def write_tool_config(
     import anyio
     import yaml
 
-    token = os.environ.get(token_env) if token_env else None
-    tools = await fetch_tools(server_url, token=token or None, names=names)
+    tools = await fetch_tools(server_url, token=token_from_env(token_env), names=names)
     document = tool_config(
         tools,
         server_url=server_url,

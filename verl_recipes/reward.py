@@ -17,11 +17,16 @@ For an episode with a valid answer:
 3. score ``(1 - c) * image + c * text`` with ``c = text_weight`` (0.5).
 
 Episodes without a valid answer score 0 (``invalid="zero"``) or are flagged
-``masked`` (``invalid="mask"``; the agent loop's ``mask_invalid`` removes their
-tokens from the loss). A render or judge failure is retried and then reported as
+``masked`` (``invalid="mask"``). A reward function cannot drop a sample in verl
+0.9.1, so masking is done where verl allows it: the agent loop's ``mask_invalid``
+zeroes the episode's ``response_mask`` (no loss) and the ``grpo_masked`` advantage
+estimator (:mod:`verl_recipes.advantage`) leaves such samples out of their group's
+mean and std; ``gen-searcher train grpo --invalid mask`` sets all three (a warning
+says so when an episode arrives unmasked under ``invalid="mask"``). A render or judge failure is retried and then reported as
 ``failed = 1`` with the reason in the log (``on_failure="flag"``), or raised
 (``on_failure="raise"``) -- never passed off as a bad answer. Judge calls share one
-client per worker process, which bounds concurrency and applies the rate limit.
+client per worker process (:class:`JudgeRegistry`), which bounds concurrency and
+applies the rate limit.
 
 Every result carries the same numeric keys (verl stacks them across the batch):
 ``score, image_score, text_score, valid, masked, failed, render_s, judge_s``.
@@ -35,6 +40,8 @@ import logging
 import os
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -44,11 +51,13 @@ from pydantic import BaseModel, Field, SecretStr
 
 from benchmark.judge import JudgeClient, JudgeError, JudgeSettings
 from benchmark.rubrics import judge_kscore, judge_text
-from verl_recipes.mcp_session import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
+from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
 
 log = logging.getLogger(__name__)
 
 RENDER_URL_ENV = "GEN_SEARCHER_RENDER_MCP_URL"
+#: What verl itself adds to a custom reward function's keyword arguments (with a reward-model router).
+VERL_REWARD_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 RESULT_KEYS = ("score", "image_score", "text_score", "valid", "masked", "failed", "render_s", "judge_s")
 
 
@@ -82,6 +91,10 @@ class RewardSettings(BaseModel):
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RewardSettings:
+        """Settings from ``reward_kwargs``; an unknown key (a typo) is an error, not silently ignored."""
+        unknown = sorted(set(kwargs) - set(cls.model_fields) - VERL_REWARD_KWARGS)
+        if unknown:
+            raise ValueError(f"unknown reward_kwargs: {', '.join(unknown)} (known: {', '.join(cls.model_fields)})")
         return cls(**{k: v for k, v in kwargs.items() if k in cls.model_fields})
 
     def render_url(self) -> str:
@@ -106,22 +119,59 @@ class RewardSettings(BaseModel):
         return JudgeSettings(**overrides)
 
 
-class _Judges:
-    """One judge client per (event loop, judge settings) in this process, so the rate limit is shared."""
+class JudgeRegistry:
+    """The judge clients of one process: one per (event loop, judge settings).
 
-    _clients: ClassVar[dict[tuple[int, str], JudgeClient]] = {}
-    _guard: ClassVar[threading.Lock] = threading.Lock()
+    verl calls :func:`compute_score` as a plain function for every sample, so a
+    client made per call would give each call its own rate limit. Every reward call
+    of a worker process instead goes through :attr:`shared`, one client per judge,
+    so the judge's ``rate_limit_per_s`` and ``max_concurrency`` hold for the whole
+    worker. Clients are bound to the event loop they were made on (HTTP pool,
+    semaphores), hence one map per loop; loops are held weakly, so a finished
+    loop's clients go with it. Tests use :meth:`aclose` or :meth:`reset`, or a
+    registry of their own passed to :func:`score_episode`.
+    """
 
-    @classmethod
-    def get(cls, settings: JudgeSettings) -> JudgeClient:
+    shared: ClassVar[JudgeRegistry]
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None], JudgeClient]]
+        self._by_loop = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def _key(settings: JudgeSettings) -> tuple[str, str | None]:
+        secret = settings.api_key.get_secret_value() if settings.api_key is not None else None
+        return settings.model_dump_json(), secret  # the dump masks the key, so it is part of the key apart
+
+    def get(self, settings: JudgeSettings) -> JudgeClient:
+        """The client for ``settings`` on the running event loop (made on first use)."""
         loop = asyncio.get_running_loop()
-        key = (id(loop), settings.model_dump_json())
-        with cls._guard:
-            client = cls._clients.get(key)
-            if client is None:
-                client = JudgeClient(settings)
-                cls._clients[key] = client
-            return client
+        with self._guard:
+            clients = self._by_loop.setdefault(loop, {})
+            key = self._key(settings)
+            if key not in clients:
+                clients[key] = JudgeClient(settings)
+            return clients[key]
+
+    def __len__(self) -> int:
+        with self._guard:
+            return sum(len(clients) for clients in self._by_loop.values())
+
+    async def aclose(self) -> None:
+        """Close and forget the clients of the running event loop."""
+        with self._guard:
+            clients = self._by_loop.pop(asyncio.get_running_loop(), {})
+        for client in clients.values():
+            await client.aclose()
+
+    def reset(self) -> None:
+        """Forget every client without closing it (between tests whose loops are gone)."""
+        with self._guard:
+            self._by_loop.clear()
+
+
+JudgeRegistry.shared = JudgeRegistry()
 
 
 def _empty(**values: float) -> dict[str, float]:
@@ -196,9 +246,16 @@ async def _judged(what: str, attempts: int, make: Any) -> Any:
 
 
 async def score_episode(
-    settings: RewardSettings, episode: Mapping[str, Any], ground_truth: Any
+    settings: RewardSettings,
+    episode: Mapping[str, Any],
+    ground_truth: Any,
+    *,
+    judges: JudgeRegistry | None = None,
 ) -> dict[str, float]:
-    """Render + judge one valid episode; raises :class:`RewardFailure`."""
+    """Render + judge one valid episode; raises :class:`RewardFailure`.
+
+    The judge client comes from ``judges`` (default: the process-wide :attr:`JudgeRegistry.shared`).
+    """
     answer = episode.get("answer") or {}
     gen_prompt = episode.get("gen_prompt") or answer.get("gen_prompt")
     if not isinstance(gen_prompt, str) or not gen_prompt.strip():
@@ -206,8 +263,8 @@ async def score_episode(
     prompt = str(episode.get("prompt") or "")
     references = list(episode.get("generator_image_ids") or [])[: settings.generator_references]
     notes = [str(ref.get("note", "")) for ref in (answer.get("reference_images") or [])]
-    truth = _ground_truth_image(ground_truth)
-    judge = _Judges.get(settings.judge_settings())
+    truth = await asyncio.to_thread(_ground_truth_image, ground_truth)  # a file check: off the event loop
+    judge = (judges if judges is not None else JudgeRegistry.shared).get(settings.judge_settings())
 
     async def image_part() -> tuple[float, float, float]:
         started = time.perf_counter()
@@ -257,6 +314,14 @@ async def compute_score(
     if not isinstance(episode, Mapping) or not episode.get("valid"):
         termination = episode.get("termination") if isinstance(episode, Mapping) else "no episode"
         log.info("reward sample=%s termination=%s: no valid answer (%s)", sample, termination, settings.invalid)
+        if settings.invalid == "mask" and isinstance(episode, Mapping) and not episode.get("loss_masked"):
+            warnings.warn(  # shown once per process: a configuration problem, not a per-sample one
+                "reward_kwargs.invalid=mask, but the agent loop kept this episode's loss: set mask_invalid: true in "
+                "the agent-loop config and algorithm.adv_estimator=grpo_masked (gen-searcher train grpo "
+                "--invalid mask sets both)",
+                RuntimeWarning,
+                stacklevel=1,
+            )
         return _empty(masked=1.0 if settings.invalid == "mask" else 0.0)
     try:
         result = await score_episode(settings, episode, ground_truth)

@@ -27,11 +27,9 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,11 +62,12 @@ def reference_version() -> str:
 
 @contextlib.contextmanager
 def serve_pages() -> Iterator[str]:
-    """Serve PAGES over HTTP on a free loopback port (uvicorn in a thread)."""
-    import uvicorn
+    """Serve PAGES over HTTP on a free loopback port (the test suite's loopback server)."""
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
+
+    from tests.support.loopback import serve_app
 
     files = {p.name: p.read_bytes() for p in PAGES.glob("*.html")}
 
@@ -78,21 +77,8 @@ def serve_pages() -> Iterator[str]:
             return Response("not found", status_code=404)
         return Response(body, media_type="text/html; charset=utf-8")
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(Starlette(routes=[Route("/{name}", page)]), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(Starlette(routes=[Route("/{name}", page)])) as base:
+        yield base
 
 
 _MARKUP = re.compile(r"[*_`#>\\|]+")

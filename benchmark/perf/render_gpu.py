@@ -224,6 +224,7 @@ def main() -> None:
         print(f"GPU memory after build: {torch.cuda.memory_allocated(device) / 2**30:.1f} GiB")
 
     results: dict[str, float] = {}
+    failed: list[str] = []
     compiled = False
     print(f"{'row':<24}{'steps':>6}{'refs':>6}{'batch':>7}{'s/image':>10}{'vs edit40-r1-b1':>17}")
     for case in rows:
@@ -242,6 +243,7 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001  e.g. out of memory at batch 4: report the row, keep going
             head = f"{case.name:<24}{steps:>6}{case.refs:>6}{case.batch:>7}"
             print(f"{head}   failed: {type(exc).__name__}: {str(exc)[:120]}")
+            failed.append(case.name)
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
             continue
@@ -256,6 +258,8 @@ def main() -> None:
             f"this run: {results['t2i50-b1']:.1f} s ({results['t2i50-b1'] / 18.5:.2f}x)"
         )
     print(f"total: {time.perf_counter() - started:.1f} s")
+    if failed:
+        sys.exit(f"rows that failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

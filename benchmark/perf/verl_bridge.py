@@ -49,7 +49,7 @@ async def timed(calls: int, op) -> list[float]:  # noqa: ANN001
 async def main(url: str, calls: int) -> None:
     from verl.tools.schemas import OpenAIFunctionToolSchema
 
-    from verl_recipes.mcp_session import ConnectionPool, McpConnection
+    from policy.mcp_client import ConnectionPool, McpConnection
     from verl_recipes.mcp_tool import McpTool
 
     schema = OpenAIFunctionToolSchema.model_validate({"type": "function", "function": {"name": "echo", "description": "x"}})

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmark.judge import ImageInput, Judge, user_content
+from benchmark.rubrics.values import as_bool, as_score, rationale, require_keys
 
 WEIGHTS = {"faithfulness": 0.1, "visual_correctness": 0.4, "text_accuracy": 0.4, "aesthetics": 0.1}
 TEXT_NA_SCORE = 0.5
@@ -107,49 +108,23 @@ class KScoreJudgement:
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> KScoreJudgement:
         """Validate a judge reply (``ValueError`` with the reason when it does not fit)."""
-        missing = [k for k in KEYS if k not in obj and k != "rationale"]
-        if missing:
-            raise ValueError(f"missing keys: {', '.join(missing)}")
+        require_keys(obj, [k for k in KEYS if k != "rationale"])
         values: dict[str, float] = {}
-        na = _as_bool(obj["text_accuracy_na"], "text_accuracy_na")
+        na = as_bool(obj["text_accuracy_na"], "text_accuracy_na")
         for key in DIMENSIONS:
             raw = obj[key]
             if key == "text_accuracy" and na and raw is None:
                 values[key] = 0.0
                 continue
-            values[key] = _as_score(raw, key, ALLOWED)
-        rationale = obj.get("rationale", "")
+            values[key] = as_score(raw, key, ALLOWED)
         return cls(
             faithfulness=values["faithfulness"],
             visual_correctness=values["visual_correctness"],
             text_accuracy=values["text_accuracy"],
             text_accuracy_na=na,
             aesthetics=values["aesthetics"],
-            rationale=str(rationale) if rationale is not None else "",
+            rationale=rationale(obj),
         )
-
-
-def _as_bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if value in (0, 1) and not isinstance(value, float):
-        return bool(value)
-    raise ValueError(f"{key} must be true or false, got {value!r}")
-
-
-def _as_score(value: Any, key: str, allowed: tuple[float, ...]) -> float:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be one of {allowed}, got {value!r}") from None
-    for option in allowed:
-        if abs(number - option) < 1e-9:
-            return option
-    raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
 
 
 # ---------------------------------------------------------------- the judge prompt

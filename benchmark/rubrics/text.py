@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmark.judge import ImageInput, Judge, user_content
-from benchmark.rubrics.kscore import _as_score
+from benchmark.rubrics.values import as_score, rationale, require_keys
 
 ALLOWED = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -28,10 +28,8 @@ class TextJudgement:
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> TextJudgement:
-        if "score" not in obj:
-            raise ValueError("missing key: score")
-        rationale = obj.get("rationale", "")
-        return cls(score=_as_score(obj["score"], "score", ALLOWED), rationale=str(rationale or ""))
+        require_keys(obj, ("score",))
+        return cls(score=as_score(obj["score"], "score", ALLOWED), rationale=rationale(obj))
 
 
 SYSTEM_PROMPT = """You review the plan a research agent wrote for an image generator.

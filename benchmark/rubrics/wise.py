@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from benchmark.judge import ImageInput, Judge, user_content
-from benchmark.rubrics.kscore import _as_bool, _as_score
+from benchmark.rubrics.values import as_bool, as_score, rationale, require_keys
 
 Protocol = Literal["legacy", "verified"]
 CATEGORIES = ("cultural", "time", "space", "biology", "physics", "chemistry")
@@ -62,15 +62,13 @@ class WiseLegacyJudgement:
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> WiseLegacyJudgement:
-        missing = [k for k in ("consistency", "realism", "aesthetic_quality") if k not in obj]
-        if missing:
-            raise ValueError(f"missing keys: {', '.join(missing)}")
+        require_keys(obj, ("consistency", "realism", "aesthetic_quality"))
         allowed = (0.0, 1.0, 2.0)
         return cls(
-            consistency=_as_score(obj["consistency"], "consistency", allowed),
-            realism=_as_score(obj["realism"], "realism", allowed),
-            aesthetic_quality=_as_score(obj["aesthetic_quality"], "aesthetic_quality", allowed),
-            rationale=str(obj.get("rationale") or ""),
+            consistency=as_score(obj["consistency"], "consistency", allowed),
+            realism=as_score(obj["realism"], "realism", allowed),
+            aesthetic_quality=as_score(obj["aesthetic_quality"], "aesthetic_quality", allowed),
+            rationale=rationale(obj),
         )
 
 
@@ -92,9 +90,8 @@ class WiseVerifiedJudgement:
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> WiseVerifiedJudgement:
-        if "passed" not in obj:
-            raise ValueError("missing key: passed")
-        return cls(passed=_as_bool(obj["passed"], "passed"), rationale=str(obj.get("rationale") or ""))
+        require_keys(obj, ("passed",))
+        return cls(passed=as_bool(obj["passed"], "passed"), rationale=rationale(obj))
 
 
 WiseJudgement = WiseLegacyJudgement | WiseVerifiedJudgement

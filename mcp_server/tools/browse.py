@@ -26,6 +26,7 @@ Offset = Annotated[int, Field(ge=0, description="character offset to continue a 
 
 
 def error_result(message: str) -> mcp_types.CallToolResult:
+    """A tool error: ``is_error`` with one clear text block (shared by the browse-area tools)."""
     return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
 
 

@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field, StringConstraints
 
 from mcp_server.services import Services
+from mcp_server.tools.browse import error_result
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ MAX_QUERY_CHARS = 500
 FIRST_ROUND_FACTOR = 2  # candidates asked for per wanted image
 SECOND_ROUND_FACTOR = 4  # when too few survive, ask once for this many per wanted image
 MAX_CANDIDATES = 40
+MAX_REASONS_SHOWN = 3  # why candidates were dropped, shown when none survived
+MAX_REASON_CHARS = 300
 
 DESCRIPTION = (
     "Find reference photos on the web. Returns up to top_k (1 to 10) images, each with a stable id "
@@ -43,10 +46,6 @@ Query = Annotated[
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"number of images, 1 to {MAX_TOP_K}")]
 
 
-def error_result(message: str) -> mcp_types.CallToolResult:
-    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
-
-
 def _describe_search_failure(exc: BaseException) -> str:
     from search_tools.backends.base import SearchBackendError
 
@@ -56,10 +55,17 @@ def _describe_search_failure(exc: BaseException) -> str:
     return f"image search failed: internal error ({type(exc).__name__})"
 
 
-def render_text(query: str, images: list[dict[str, Any]], dropped: int) -> str:
+def render_text(query: str, images: list[dict[str, Any]], dropped: list[str]) -> str:
     lines = [f'## Images for "{query}"']
     if not images:
-        lines.append("No usable images found" + (f" ({dropped} candidates could not be used)." if dropped else "."))
+        if not dropped:
+            lines.append("No usable images found.")
+        else:
+            noun = "candidate" if len(dropped) == 1 else "candidates"
+            lines.append(f"No usable images found ({len(dropped)} {noun} could not be used):")
+            lines += [f"- {reason[:MAX_REASON_CHARS]}" for reason in dropped[:MAX_REASONS_SHOWN]]
+            if len(dropped) > MAX_REASONS_SHOWN:
+                lines.append(f"- ... and {len(dropped) - MAX_REASONS_SHOWN} more")
     for n, image in enumerate(images, 1):
         title = image["title"] or "(untitled)"
         lines.append(f"{n}. {image['id']}: {title} ({image['width']}x{image['height']})")
@@ -98,7 +104,7 @@ async def run_image_search(services: Services, query: str, top_k: int) -> mcp_ty
         dropped += dropped_more
     images = [f.to_dict() for f in found]
     thumbnails = await _thumbnails(services, [f.image.id for f in found])
-    content: list[Any] = [mcp_types.TextContent(type="text", text=render_text(query, images, len(dropped)))]
+    content: list[Any] = [mcp_types.TextContent(type="text", text=render_text(query, images, dropped))]
     content += [
         mcp_types.ImageContent(type="image", data=base64.b64encode(thumb).decode("ascii"), mime_type="image/jpeg")
         for thumb in thumbnails

@@ -84,7 +84,10 @@ class SearchBackendError(Exception):
         self.backend = backend
         self.kind = kind
         self.message = message
-        super().__init__(f"{backend} search failed ({kind}): {message}")
+        if kind == "config":  # raised before any search ran: say what to fix, not that a search failed
+            super().__init__(f"{backend} search backend is misconfigured: {message}")
+        else:
+            super().__init__(f"{backend} search failed ({kind}): {message}")
 
 
 @runtime_checkable

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
-from search_tools.backends.http import HttpBackend, RetryableError, as_int, http_options, strip_html
+from search_tools.backends.http import HttpBackend, RetryableError, http_options
+from search_tools.backends.parsing import ImageFields, image_hits, web_hits
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
@@ -40,23 +41,7 @@ class BraveBackend(HttpBackend):
         results = web.get("results", []) if isinstance(web, dict) else None
         if not isinstance(results, list):
             raise self.bad_shape("'web.results' is not a list")
-        hits: list[WebHit] = []
-        for item in results:
-            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-                continue
-            date = item.get("age") or item.get("page_age")
-            hits.append(
-                WebHit(
-                    title=strip_html(item.get("title")) or item["url"],
-                    url=item["url"],
-                    snippet=strip_html(item.get("description")),
-                    position=len(hits) + 1,
-                    date=date if isinstance(date, str) and date else None,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        return web_hits(results, k, url="url", snippet="description", dates=("age", "page_age"))
 
     async def image_search(self, query: str, k: int) -> list[ImageHit]:
         query = check_request(self.name, query, k)
@@ -64,30 +49,20 @@ class BraveBackend(HttpBackend):
         results = data.get("results", []) if isinstance(data, dict) else None
         if not isinstance(results, list):
             raise self.bad_shape("'results' is not a list")
-        hits: list[ImageHit] = []
-        for item in results:
-            if not isinstance(item, dict):
-                continue
-            properties = item.get("properties") if isinstance(item.get("properties"), dict) else {}
-            image_url = properties.get("url")
-            if not isinstance(image_url, str) or not image_url:
-                continue
-            thumbnail = item.get("thumbnail") if isinstance(item.get("thumbnail"), dict) else {}
-            page = item.get("url")
-            hits.append(
-                ImageHit(
-                    image_url=image_url,
-                    page_url=page if isinstance(page, str) and page else image_url,
-                    title=strip_html(item.get("title")),
-                    position=len(hits) + 1,
-                    width=as_int(properties.get("width")),
-                    height=as_int(properties.get("height")),
-                    thumbnail_url=thumbnail.get("src") if isinstance(thumbnail.get("src"), str) else None,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        return image_hits(results, k, _image_fields)
+
+
+def _image_fields(item: dict[str, Any]) -> ImageFields:
+    properties = item.get("properties") if isinstance(item.get("properties"), dict) else {}
+    thumbnail = item.get("thumbnail") if isinstance(item.get("thumbnail"), dict) else {}
+    return {
+        "image_url": properties.get("url"),
+        "page_url": item.get("url"),
+        "title": item.get("title"),
+        "width": properties.get("width"),
+        "height": properties.get("height"),
+        "thumbnail_url": thumbnail.get("src"),
+    }
 
 
 def create(settings: Settings) -> BraveBackend:

@@ -15,10 +15,13 @@ import anyio
 from aiolimiter import AsyncLimiter
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
-from search_tools.backends.http import as_int, strip_html
+from search_tools.backends.parsing import ImageFields, image_hits, web_hits
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
+
+# Words of the transport errors ddgs passes on from its HTTP client.
+_NETWORK_MARKERS = ("DNSError", "ConnectError", "ConnectTimeout", "error sending request", "Connection refused")
 
 
 def _default_client(timeout_s: float) -> Any:
@@ -56,7 +59,13 @@ class DdgsBackend:
         if isinstance(exc, TimeoutException):
             return SearchBackendError(self.name, "timeout", "the search engines did not answer in time")
         if isinstance(exc, DDGSException):
-            return SearchBackendError(self.name, "unavailable", f"search failed: {exc}"[:300])
+            detail = str(exc)
+            if any(marker in detail for marker in _NETWORK_MARKERS):
+                # ddgs wraps the network error of the last engine it tried, request URL and all.
+                return SearchBackendError(
+                    self.name, "unavailable", "could not reach any search engine (network error; is this machine online?)"
+                )
+            return SearchBackendError(self.name, "unavailable", f"search failed: {detail}"[:300])
         return SearchBackendError(self.name, "unavailable", f"search failed ({type(exc).__name__})")
 
     async def _call(self, method: str, query: str, k: int) -> list[dict[str, Any]]:
@@ -84,49 +93,25 @@ class DdgsBackend:
 
     async def search(self, query: str, k: int) -> list[WebHit]:
         query = check_request(self.name, query, k)
-        hits: list[WebHit] = []
-        for row in await self._call("text", query, k):
-            url = row.get("href")
-            if not isinstance(url, str) or not url:
-                continue
-            hits.append(
-                WebHit(
-                    title=strip_html(row.get("title")) or url,
-                    url=url,
-                    snippet=strip_html(row.get("body")),
-                    position=len(hits) + 1,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        return web_hits(await self._call("text", query, k), k, url="href", snippet="body")
 
     async def image_search(self, query: str, k: int) -> list[ImageHit]:
         query = check_request(self.name, query, k)
-        hits: list[ImageHit] = []
-        for row in await self._call("images", query, k):
-            image_url = row.get("image")
-            if not isinstance(image_url, str) or not image_url:
-                continue
-            page = row.get("url")
-            thumbnail = row.get("thumbnail")
-            hits.append(
-                ImageHit(
-                    image_url=image_url,
-                    page_url=page if isinstance(page, str) and page else image_url,
-                    title=strip_html(row.get("title")),
-                    position=len(hits) + 1,
-                    width=as_int(row.get("width")),
-                    height=as_int(row.get("height")),
-                    thumbnail_url=thumbnail if isinstance(thumbnail, str) else None,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        return image_hits(await self._call("images", query, k), k, _image_fields)
 
     async def aclose(self) -> None:
         return None
+
+
+def _image_fields(row: dict[str, Any]) -> ImageFields:
+    return {
+        "image_url": row.get("image"),
+        "page_url": row.get("url"),
+        "title": row.get("title"),
+        "width": row.get("width"),
+        "height": row.get("height"),
+        "thumbnail_url": row.get("thumbnail"),
+    }
 
 
 def create(settings: Settings) -> DdgsBackend:

@@ -10,9 +10,7 @@ whose message is scrubbed of the backend's secrets.
 from __future__ import annotations
 
 import email.utils
-import html
 import random
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +23,6 @@ from search_tools.backends.base import ErrorKind, SearchBackendError
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
 
-_TAG = re.compile(r"<[^>]+>")
 _BODY_EXCERPT = 200
 _MAX_BACKOFF_S = 10.0
 
@@ -37,13 +34,6 @@ class RetryableError(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-
-
-def strip_html(text: str | None) -> str:
-    """Provider snippets often carry <strong> markup and entities; return plain text."""
-    if not text:
-        return ""
-    return " ".join(html.unescape(_TAG.sub("", text)).split())
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -60,14 +50,6 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def as_int(value: Any) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None
 
 
 def provider_url(backend: str, url: str | None) -> httpx.URL:
@@ -112,6 +94,7 @@ class HttpBackend:
         *,
         base_url: str,
         headers: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
         secrets: list[str] | None = None,
         timeout_s: float = 15.0,
         rate_limit_per_s: float = 10.0,
@@ -134,6 +117,7 @@ class HttpBackend:
             default_headers["User-Agent"] = user_agent
         self._client = httpx.AsyncClient(
             headers={**default_headers, **(headers or {})},
+            auth=auth,
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
         )

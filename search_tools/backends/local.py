@@ -6,6 +6,7 @@ want no provider. Queries run on a worker thread (sqlite blocks).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from search_tools.index import IndexNotFoundError, LocalIndex
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class LocalBackend:
@@ -30,6 +33,12 @@ class LocalBackend:
                 "no index configured (set GEN_SEARCHER_SEARCH__INDEX to a file built by `gen-searcher index build`)",
             )
         self._index = LocalIndex(index_path)
+        if not self._index.path.is_file():
+            # Not fatal (the index may be built after the server starts); every search says so until then.
+            logger.warning(
+                "local search index not found: %s (build one with `gen-searcher index build SRC_DIR --out FILE.db`)",
+                self._index.path,
+            )
 
     @property
     def index_path(self) -> Path:

@@ -6,6 +6,7 @@ otherwise it answers 403 and this backend says so.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -13,7 +14,8 @@ from urllib.parse import urljoin
 import httpx
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
-from search_tools.backends.http import HttpBackend, RetryableError, as_int, http_options, provider_url, strip_html
+from search_tools.backends.http import HttpBackend, RetryableError, http_options, provider_url
+from search_tools.backends.parsing import ImageFields, image_hits, web_hits
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
@@ -38,8 +40,16 @@ class SearxngBackend(HttpBackend):
         if not base_url:
             raise SearchBackendError(self.name, "config", "no instance URL (set SEARXNG_URL)")
         parsed = provider_url(self.name, base_url)
-        secrets = [parsed.password] if parsed.password else []
-        super().__init__(base_url=base_url, secrets=secrets, **options)
+        auth = None
+        secrets: list[str] = []
+        if parsed.userinfo:
+            # Credentials in the URL become Basic auth, so request URLs (which httpx logs and
+            # errors may name) never carry them.
+            auth = httpx.BasicAuth(parsed.username, parsed.password)
+            basic = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode()
+            secrets = [secret for secret in (parsed.password, basic, str(parsed)) if secret]
+            base_url = str(parsed.copy_with(username=None, password=None))
+        super().__init__(base_url=base_url, auth=auth, secrets=secrets, **options)
 
     def http_error(self, response: httpx.Response) -> SearchBackendError | RetryableError:
         if response.status_code == 403:
@@ -60,52 +70,27 @@ class SearxngBackend(HttpBackend):
 
     async def search(self, query: str, k: int) -> list[WebHit]:
         query = check_request(self.name, query, k)
-        hits: list[WebHit] = []
-        for item in await self._results(query, "general"):
-            url = item.get("url")
-            if not isinstance(url, str) or not url:
-                continue
-            date = item.get("publishedDate")
-            hits.append(
-                WebHit(
-                    title=strip_html(item.get("title")) or url,
-                    url=url,
-                    snippet=strip_html(item.get("content")),
-                    position=len(hits) + 1,
-                    date=date if isinstance(date, str) and date else None,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        rows = await self._results(query, "general")
+        return web_hits(rows, k, url="url", snippet="content", dates=("publishedDate",))
 
     async def image_search(self, query: str, k: int) -> list[ImageHit]:
         query = check_request(self.name, query, k)
-        hits: list[ImageHit] = []
-        seen: set[str] = set()
-        for item in await self._results(query, "images"):
-            image_url = _absolute(item.get("img_src"), self.base_url)
-            if image_url is None or image_url in seen:
-                continue
-            seen.add(image_url)
-            width = height = None
-            resolution = item.get("resolution")
-            if isinstance(resolution, str) and (match := _RESOLUTION.match(resolution)):
-                width, height = as_int(match.group(1)), as_int(match.group(2))
-            hits.append(
-                ImageHit(
-                    image_url=image_url,
-                    page_url=_absolute(item.get("url"), self.base_url) or image_url,
-                    title=strip_html(item.get("title")),
-                    position=len(hits) + 1,
-                    width=width,
-                    height=height,
-                    thumbnail_url=_absolute(item.get("thumbnail_src"), self.base_url),
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        rows = await self._results(query, "images")
+        return image_hits(rows, k, self._image_fields)
+
+    def _image_fields(self, item: dict[str, Any]) -> ImageFields:
+        width = height = None
+        resolution = item.get("resolution")
+        if isinstance(resolution, str) and (match := _RESOLUTION.match(resolution)):
+            width, height = match.group(1), match.group(2)
+        return {
+            "image_url": _absolute(item.get("img_src"), self.base_url),
+            "page_url": _absolute(item.get("url"), self.base_url),
+            "title": item.get("title"),
+            "width": width,
+            "height": height,
+            "thumbnail_url": _absolute(item.get("thumbnail_src"), self.base_url),
+        }
 
 
 def create(settings: Settings) -> SearxngBackend:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
-from search_tools.backends.http import HttpBackend, as_int, http_options, strip_html
+from search_tools.backends.http import HttpBackend, http_options
+from search_tools.backends.parsing import ImageFields, image_hits, web_hits
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
@@ -26,23 +27,7 @@ class SerperBackend(HttpBackend):
         organic = data.get("organic", []) if isinstance(data, dict) else None
         if not isinstance(organic, list):
             raise self.bad_shape("'organic' is not a list")
-        hits: list[WebHit] = []
-        for item in organic:
-            if not isinstance(item, dict) or not isinstance(item.get("link"), str):
-                continue
-            date = item.get("date")
-            hits.append(
-                WebHit(
-                    title=strip_html(item.get("title")) or item["link"],
-                    url=item["link"],
-                    snippet=strip_html(item.get("snippet")),
-                    position=len(hits) + 1,
-                    date=date if isinstance(date, str) and date else None,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        return web_hits(organic, k, url="link", snippet="snippet", dates=("date",))
 
     async def image_search(self, query: str, k: int) -> list[ImageHit]:
         query = check_request(self.name, query, k)
@@ -50,26 +35,18 @@ class SerperBackend(HttpBackend):
         images = data.get("images", []) if isinstance(data, dict) else None
         if not isinstance(images, list):
             raise self.bad_shape("'images' is not a list")
-        hits: list[ImageHit] = []
-        for item in images:
-            if not isinstance(item, dict) or not isinstance(item.get("imageUrl"), str):
-                continue
-            page = item.get("link") if isinstance(item.get("link"), str) else item["imageUrl"]
-            thumbnail = item.get("thumbnailUrl")
-            hits.append(
-                ImageHit(
-                    image_url=item["imageUrl"],
-                    page_url=page,
-                    title=strip_html(item.get("title")),
-                    position=len(hits) + 1,
-                    width=as_int(item.get("imageWidth")),
-                    height=as_int(item.get("imageHeight")),
-                    thumbnail_url=thumbnail if isinstance(thumbnail, str) else None,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+        return image_hits(images, k, _image_fields)
+
+
+def _image_fields(item: dict[str, Any]) -> ImageFields:
+    return {
+        "image_url": item.get("imageUrl"),
+        "page_url": item.get("link"),
+        "title": item.get("title"),
+        "width": item.get("imageWidth"),
+        "height": item.get("imageHeight"),
+        "thumbnail_url": item.get("thumbnailUrl"),
+    }
 
 
 def create(settings: Settings) -> SerperBackend:

@@ -23,10 +23,7 @@ def tiny_qwen_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_qwen_image(tmp_path_factory.mktemp("tiny") / "qwen-image")
 
 
-def test_knowgen_with_the_diffusers_renderer(tmp_path: Path, tiny_qwen_image: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEN_SEARCHER_CONFIG", "GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
+def test_knowgen_with_the_diffusers_renderer(tmp_path: Path, tiny_qwen_image: Path) -> None:
     data = make_knowgen(tmp_path / "data", 2)
     judge = ScriptedJudge(default=kscore_reply(0.5, 0.5, 0, 1, na=True))
     out = tmp_path / "run"

@@ -190,3 +190,53 @@ async def test_rubrics_accept_any_judge_implementing_the_protocol() -> None:
     result = await judge_kscore(judge, prompt="x", image=b"", gt_image=b"")
     assert result.score == pytest.approx(0.1 + 0.4 + 0.2 + 0.05)
     assert judge.seen and judge.seen[0].startswith("You grade images")
+
+
+async def test_malformed_completion_is_retried_and_reasoning_output_is_read() -> None:
+    """A 200 without choices is retried; a reply split into reasoning and content parts (vLLM) still parses."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.support.loopback import serve_app
+
+    seen: list[dict] = []
+
+    async def chat(request: Request) -> JSONResponse:
+        seen.append(await request.json())
+        if len(seen) == 1:
+            return JSONResponse({"choices": []})
+        message = {"role": "assistant", "reasoning_content": "the sky is {blue}",
+                   "content": [{"type": "text", "text": '{"score": 0.5, "rationale": "half"}'}]}
+        return JSONResponse({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+
+    with serve_app(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])) as base:
+        async with JudgeClient(fast_settings(base + "/v1")) as client:
+            result = await judge_text(client, gen_prompt="p", reference_notes=[], gt_image=png_bytes())
+    assert result == TextJudgement(0.5, "half")
+    assert len(seen) == 2
+
+
+async def test_retry_after_is_honoured() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.support.loopback import serve_app
+
+    times: list[float] = []
+
+    async def chat(request: Request) -> JSONResponse:
+        import time
+
+        times.append(time.monotonic())
+        if len(times) == 1:
+            return JSONResponse({"error": {"message": "slow down"}}, status_code=429, headers={"Retry-After": "0.4"})
+        return JSONResponse({"choices": [{"message": {"role": "assistant", "content": '{"score": 1}'}}]})
+
+    with serve_app(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])) as base:
+        async with JudgeClient(fast_settings(base + "/v1", backoff_max_s=5)) as client:
+            assert await client.complete([{"role": "user", "content": "x"}]) == '{"score": 1}'
+    assert len(times) == 2 and times[1] - times[0] >= 0.38  # not the 0.01 s exponential backoff

@@ -71,10 +71,7 @@ def _reference_colours(body: dict) -> list[tuple[int, int, int]]:
 
 
 @pytest.mark.parametrize("policy", ["baseline", "model"])
-def test_policy_generation_renders_with_references(tmp_path: Path, tool_server: ToolServer, policy: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY", "GEN_SEARCHER_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+def test_policy_generation_renders_with_references(tmp_path: Path, tool_server: ToolServer, policy: str) -> None:
     data = make_knowgen(tmp_path / "data", 1)
     renderer = RecordingRenderer()
     chat = ScriptedJudge()  # any OpenAI-compatible scripted server can play the policy model
@@ -113,9 +110,7 @@ def test_policy_generation_renders_with_references(tmp_path: Path, tool_server: 
     assert json.loads((out / "summary.json").read_text())["overall"] == pytest.approx(100)
 
 
-def test_policy_without_answer_is_a_failed_generation(tmp_path: Path, tool_server: ToolServer,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GEN_SEARCHER_CONFIG", raising=False)
+def test_policy_without_answer_is_a_failed_generation(tmp_path: Path, tool_server: ToolServer) -> None:
     data = make_knowgen(tmp_path / "data", 1)
     chat = ScriptedJudge(default="I will not follow the format.")
     out = tmp_path / "run"
@@ -132,10 +127,9 @@ def test_policy_without_answer_is_a_failed_generation(tmp_path: Path, tool_serve
     assert summary["counts"]["failed_generation"] == 1 and summary["overall"] == 0
 
 
-def test_unreachable_tool_server_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_tool_server_is_a_clear_error(tmp_path: Path) -> None:
     from tests.support.loopback import free_port
 
-    monkeypatch.delenv("GEN_SEARCHER_CONFIG", raising=False)
     data = make_knowgen(tmp_path / "data", 1)
     result = CliRunner().invoke(app, [
         "bench", "knowgen", "--data", str(data), "--out", str(tmp_path / "run"), "--policy", "baseline",
@@ -143,4 +137,4 @@ def test_unreachable_tool_server_is_a_clear_error(tmp_path: Path, monkeypatch: p
         "http://127.0.0.1:9", "--judge-url", "http://127.0.0.1:9/v1", "--no-progress",
     ])
     assert result.exit_code == 2, result.output
-    assert "tool server: could not open an MCP session" in result.output
+    assert "error: tool server:" in result.output and "127.0.0.1" in result.output

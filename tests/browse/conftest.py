@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gzip
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
@@ -32,6 +34,7 @@ from starlette.routing import Route
 from search_tools.fetch import Fetcher
 from search_tools.netguard import AddressPolicy
 from tests.browse import content
+from tests.support.env import clear_settings_environment
 from tests.support.loopback import serve_app
 
 ROBOTS = (
@@ -271,11 +274,20 @@ def browse_settings(tmp_path: Path, web: Web, **sections: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("GEN_SEARCHER_") or name in (
-            "OPENAI_API_KEY",
-            "SERPER_API_KEY",
-            "BRAVE_API_KEY",
-            "SEARXNG_URL",
-        ):
-            monkeypatch.delenv(name, raising=False)
+    clear_settings_environment(monkeypatch)
+
+
+@contextlib.asynccontextmanager
+async def tool_client(settings: Any) -> AsyncIterator[Client]:
+    """An in-process MCP client session on the real tool server built from ``settings``."""
+    from mcp_server.server import build_server
+    from mcp_server.services import open_services
+
+    async with open_services(settings) as services:
+        async with Client(build_server(services)) as client:
+            yield client
+
+
+def text_of(result: Any) -> str:
+    """The text blocks of a tool result, joined."""
+    return "\n".join(block.text for block in result.content if getattr(block, "type", "") == "text")

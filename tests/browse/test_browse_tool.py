@@ -3,43 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from mcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_server.server import build_server
-from mcp_server.services import open_services
 from tests.browse import content
-from tests.browse.conftest import Web, browse_settings
+from tests.browse.conftest import Web, browse_settings, text_of, tool_client
 from tests.support.loopback import serve_app
 
 pytestmark = pytest.mark.anyio
 API_KEY = "sk-test-secret-0123456789"
 
 
-@contextlib.asynccontextmanager
-async def mcp_client(settings: Any) -> AsyncIterator[Client]:
-    async with open_services(settings) as services:
-        async with Client(build_server(services)) as client:
-            yield client
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(block.text for block in result.content if getattr(block, "type", "") == "text")
-
-
 async def test_browse_returns_the_article_without_boilerplate(tmp_path: Path, web: Web) -> None:
-    async with mcp_client(browse_settings(tmp_path, web)) as client:
+    async with tool_client(browse_settings(tmp_path, web)) as client:
         result = await client.call_tool("browse", {"url": web.url("/article"), "goal": "when was it first lit"})
         assert not result.is_error, text_of(result)
         data = result.structured_content
@@ -53,7 +37,7 @@ async def test_browse_returns_the_article_without_boilerplate(tmp_path: Path, we
 
 
 async def test_long_pages_continue_from_next_offset(tmp_path: Path, web: Web) -> None:
-    async with mcp_client(browse_settings(tmp_path, web)) as client:
+    async with tool_client(browse_settings(tmp_path, web)) as client:
         pieces: list[str] = []
         offset: int | None = 0
         calls = 0
@@ -76,7 +60,7 @@ async def test_long_pages_continue_from_next_offset(tmp_path: Path, web: Web) ->
 
 
 async def test_results_are_cached(tmp_path: Path, web: Web) -> None:
-    async with mcp_client(browse_settings(tmp_path, web)) as client:
+    async with tool_client(browse_settings(tmp_path, web)) as client:
         before = web.hits["/tides.txt"]
         first = await client.call_tool("browse", {"url": web.url("/tides.txt"), "goal": "high water"})
         second = await client.call_tool("browse", {"url": web.url("/tides.txt"), "goal": "high water"})
@@ -86,8 +70,24 @@ async def test_results_are_cached(tmp_path: Path, web: Web) -> None:
         assert web.hits["/tides.txt"] - before == 1  # one fetch; the page is cached for other goals too
 
 
+async def test_a_page_cached_under_a_looser_guard_is_not_served_under_a_stricter_one(
+    tmp_path: Path, web: Web
+) -> None:
+    by_name = f"http://localhost:{web.port}/article"  # the guard refuses the name; only 127.0.0.1:PORT is excepted
+    loose = browse_settings(tmp_path, web, fetch={"allow_private_networks": True, "respect_robots": False})
+    async with tool_client(loose) as client:
+        for url in (by_name, web.url("/private/page")):
+            opened = await client.call_tool("browse", {"url": url, "goal": "keepers"})
+            assert not opened.is_error, text_of(opened)
+    async with tool_client(browse_settings(tmp_path, web)) as client:  # same cache file, guard and robots back on
+        refused = await client.call_tool("browse", {"url": by_name, "goal": "keepers"})
+        assert refused.is_error and "refused: localhost is a local host name" in text_of(refused)
+        disallowed = await client.call_tool("browse", {"url": web.url("/private/page"), "goal": "keepers"})
+        assert disallowed.is_error and "robots.txt" in text_of(disallowed)
+
+
 async def test_pdf_and_text(tmp_path: Path, web: Web) -> None:
-    async with mcp_client(browse_settings(tmp_path, web)) as client:
+    async with tool_client(browse_settings(tmp_path, web)) as client:
         pdf = await client.call_tool("browse", {"url": web.url("/log.pdf"), "goal": "weather"})
         assert not pdf.is_error and "Fog from dawn" in pdf.structured_content["content"]
         text = await client.call_tool("browse", {"url": web.url("/tides.txt"), "goal": "tides"})
@@ -122,7 +122,7 @@ async def test_every_failure_is_a_clear_tool_error_and_the_server_keeps_serving(
         "": "url is empty",
     }
     before = sum(web.internal_hits.values())
-    async with mcp_client(browse_settings(tmp_path, web, fetch={"timeout_s": 1.0})) as client:
+    async with tool_client(browse_settings(tmp_path, web, fetch={"timeout_s": 1.0})) as client:
         for url, expected in cases.items():
             result = await client.call_tool("browse", {"url": url, "goal": "anything"})
             message = text_of(result)
@@ -206,7 +206,7 @@ def summary_settings(tmp_path: Path, web: Web, chat_base: str) -> Any:
 async def test_long_pages_are_summarized_in_concurrent_chunks_then_merged(tmp_path: Path, web: Web) -> None:
     chat = ScriptedChat()
     with serve_app(chat.app()) as chat_base:
-        async with mcp_client(summary_settings(tmp_path, web, chat_base)) as client:
+        async with tool_client(summary_settings(tmp_path, web, chat_base)) as client:
             result = await client.call_tool("browse", {"url": web.url("/long"), "goal": "how many ships"})
     assert not result.is_error, text_of(result)
     data = result.structured_content
@@ -224,7 +224,7 @@ async def test_long_pages_are_summarized_in_concurrent_chunks_then_merged(tmp_pa
 async def test_a_page_with_nothing_relevant_says_so(tmp_path: Path, web: Web) -> None:
     chat = ScriptedChat()
     with serve_app(chat.app()) as chat_base:
-        async with mcp_client(summary_settings(tmp_path, web, chat_base)) as client:
+        async with tool_client(summary_settings(tmp_path, web, chat_base)) as client:
             result = await client.call_tool("browse", {"url": web.url("/article"), "goal": "volcano eruptions"})
     assert not result.is_error
     assert result.structured_content["content"] == "The page contains nothing relevant to the goal: volcano eruptions"
@@ -235,7 +235,7 @@ async def test_summary_model_failures_are_clear_and_never_show_the_key(tmp_path:
     chat = ScriptedChat()
     chat.fail_with = 503
     with serve_app(chat.app()) as chat_base:
-        async with mcp_client(summary_settings(tmp_path, web, chat_base)) as client:
+        async with tool_client(summary_settings(tmp_path, web, chat_base)) as client:
             result = await client.call_tool("browse", {"url": web.url("/article"), "goal": "history"})
             assert result.is_error and "summary model answered HTTP 503" in text_of(result)
             assert API_KEY not in text_of(result)
@@ -249,7 +249,7 @@ async def test_summaries_cover_a_bounded_window_and_continue_from_next_offset(tm
     with serve_app(chat.app()) as chat_base:
         settings = summary_settings(tmp_path, web, chat_base)
         settings.summary.max_chunks = 2
-        async with mcp_client(settings) as client:
+        async with tool_client(settings) as client:
             first = await client.call_tool("browse", {"url": web.url("/long"), "goal": "ships"})
             data = first.structured_content
             assert data["summarized"] and data["next_offset"] is not None and data["next_offset"] <= 3000
@@ -264,13 +264,35 @@ async def test_summaries_cover_a_bounded_window_and_continue_from_next_offset(tm
 
 
 async def test_replay_mode_serves_recorded_pages_and_never_fetches(tmp_path: Path, web: Web) -> None:
-    async with mcp_client(browse_settings(tmp_path, web)) as client:
+    async with tool_client(browse_settings(tmp_path, web)) as client:
         recorded = await client.call_tool("browse", {"url": web.url("/article"), "goal": "keepers"})
         assert not recorded.is_error
     before = (web.hits["/article"], web.hits["/tides.txt"])
-    async with mcp_client(browse_settings(tmp_path, web, cache={"mode": "replay"})) as client:
+    async with tool_client(browse_settings(tmp_path, web, cache={"mode": "replay"})) as client:
         replayed = await client.call_tool("browse", {"url": web.url("/article"), "goal": "keepers"})
         assert replayed.structured_content == recorded.structured_content
         missing = await client.call_tool("browse", {"url": web.url("/tides.txt"), "goal": "tides"})
         assert missing.is_error and "replay" in text_of(missing)
     assert (web.hits["/article"], web.hits["/tides.txt"]) == before
+
+
+async def test_configured_from_the_environment_as_documented(
+    tmp_path: Path, web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GEN_SEARCHER_FETCH__ALLOW_PRIVATE_NETWORKS lifts the guard; the summary key falls back to OPENAI_API_KEY."""
+    by_name = {"url": f"http://localhost:{web.port}/article", "goal": "when was it first lit"}
+    async with tool_client(browse_settings(tmp_path, web)) as client:
+        refused = await client.call_tool("browse", by_name)
+        assert refused.is_error and "refused: localhost is a local host name" in text_of(refused)
+    chat = ScriptedChat()
+    with serve_app(chat.app()) as chat_base:
+        monkeypatch.setenv("GEN_SEARCHER_FETCH__ALLOW_PRIVATE_NETWORKS", "true")
+        monkeypatch.setenv("GEN_SEARCHER_SUMMARY__BASE_URL", chat_base + "/v1")
+        monkeypatch.setenv("GEN_SEARCHER_SUMMARY__MODEL", "scripted")
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        async with tool_client(browse_settings(tmp_path / "env", web)) as client:
+            result = await client.call_tool("browse", by_name)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["summarized"] is True
+    assert result.structured_content["content"].startswith("NOTE 1")  # the scripted model accepted the key
+    assert len(chat.requests) == 1

@@ -44,6 +44,11 @@ async def test_plain_text_is_returned_as_is() -> None:
     assert doc.title is None
 
 
+async def test_plain_text_in_a_charset_python_does_not_know_is_read_as_utf8() -> None:
+    doc = await extract(page("Tide at 06:12, café open.".encode(), "text/plain", charset="x-no-such-charset"))
+    assert doc.text == "Tide at 06:12, café open."
+
+
 async def test_pdf_text_and_title() -> None:
     data = content.pdf_bytes(["Log of the keeper (1884).", "Fog from dawn."], title="Keeper's Log")
     doc = await extract(page(data, "application/pdf"))

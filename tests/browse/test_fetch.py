@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import anyio
+import httpcore
+import httpx
 import pytest
 
 from search_tools.fetch import (
@@ -12,13 +15,17 @@ from search_tools.fetch import (
     ConnectionFailed,
     Fetcher,
     FetchTimeout,
+    GuardedNetworkBackend,
+    GuardedTransport,
     HttpStatusError,
     InvalidUrl,
     RobotsDisallowed,
     TooLarge,
     TooManyRedirects,
     UnsupportedContentType,
+    check_peer,
 )
+from search_tools.netguard import AddressPolicy, AddressRefused
 from tests.browse.conftest import Web, make_fetcher
 
 pytestmark = pytest.mark.anyio
@@ -124,7 +131,6 @@ async def test_a_name_resolving_to_the_allowed_address_connects_to_that_address(
 
 
 async def test_allow_private_networks_lifts_the_guard(web: Web) -> None:
-    from search_tools.netguard import AddressPolicy
 
     f = make_fetcher(web, policy=AddressPolicy(allow_private=True), respect_robots=False)
     try:
@@ -167,7 +173,6 @@ async def test_a_robots_server_error_disallows_the_site(web: Web) -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from search_tools.netguard import AddressPolicy
     from tests.support.loopback import serve_app
 
     async def broken(request):  # type: ignore[no-untyped-def]
@@ -245,3 +250,92 @@ async def test_per_host_concurrency_is_bounded(web: Web) -> None:
     finally:
         await f.aclose()
     assert web.in_flight[1] == 2
+
+
+class RoutedBackend(httpcore.AsyncNetworkBackend):
+    """The network beneath the guard, with a routing rule: connections asked for one address land on another.
+
+    It plays what the guard cannot see from the resolver (a NAT rule, a transparent
+    proxy): the sockets are real, connected to the loopback servers of the test web.
+    """
+
+    def __init__(self, routes: dict[str, tuple[str, int]]) -> None:
+        self.routes = routes
+        self.asked: list[str] = []
+        self._real = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        self.asked.append(host)
+        target_host, target_port = self.routes.get(host, (host, port))
+        return await self._real.connect_tcp(target_host, target_port, **kwargs)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._real.sleep(seconds)
+
+
+def guarded_client(backend: GuardedNetworkBackend) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=GuardedTransport(backend), trust_env=False, timeout=3.0)
+
+
+async def test_the_address_actually_connected_to_is_checked(web: Web) -> None:
+    internal_port = int(web.internal_base.rsplit(":", 1)[1])
+    policy = AddressPolicy.from_strings(False, [f"127.0.0.1:{web.port}"])
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]  # public: passes the check before connecting
+
+    # the connection lands on the internal service instead; the request asks for the allowed port,
+    # so only the peer's own port tells the two apart
+    routed = RoutedBackend({"93.184.216.34": ("127.0.0.1", internal_port)})
+    before = sum(web.internal_hits.values())
+    async with guarded_client(GuardedNetworkBackend(policy, resolver, inner=routed)) as client:
+        with pytest.raises(BlockedAddress, match=r"connection for public\.test reached 127\.0\.0\.1, .*loopback"):
+            await client.get(f"http://public.test:{web.port}/secret")
+    assert routed.asked == ["93.184.216.34"]
+    assert sum(web.internal_hits.values()) == before  # closed before a byte of the request was sent
+
+    # the same route onto the one excepted address:port is let through, so the check reads the real peer
+    routed_ok = RoutedBackend({"93.184.216.34": ("127.0.0.1", web.port)})
+    async with guarded_client(GuardedNetworkBackend(policy, resolver, inner=routed_ok)) as client:
+        response = await client.get(f"http://public.test:{web.port}/article")
+        assert response.status_code == 200 and b"Bellmoor" in response.content
+
+
+def test_peer_checks_on_a_real_socket(web: Web) -> None:
+    import socket
+
+    policy = AddressPolicy.from_strings(False, [f"127.0.0.1:{web.port}"])
+    internal_port = int(web.internal_base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", internal_port)) as sock:
+        with pytest.raises(AddressRefused, match="reached 127.0.0.1, which is a loopback address"):
+            check_peer(sock.getpeername(), policy, "example.test")
+    with socket.create_connection(("127.0.0.1", web.port)) as sock:
+        check_peer(sock.getpeername(), policy, "example.test")  # the excepted address:port
+    check_peer(("93.184.216.34", 443), policy, "example.test")
+    check_peer(("::ffff:127.0.0.1", 80, 0, 0), AddressPolicy(allow_private=True), "example.test")
+    with pytest.raises(AddressRefused, match="cannot verify"):
+        check_peer(None, policy, "example.test")
+    with pytest.raises(AddressRefused, match="IPv4-mapped"):
+        check_peer(("::ffff:127.0.0.1", 80, 0, 0), policy, "example.test")
+
+
+async def test_dns_rebinding_is_refused(web: Web) -> None:
+    """The first lookup answers a public address, every later one a private address."""
+    lookups: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["93.184.216.34"] if len(lookups) == 1 else ["10.0.0.7"]
+
+    policy = AddressPolicy.from_strings(False, [f"127.0.0.1:{web.port}"])
+    routed = RoutedBackend({"93.184.216.34": ("127.0.0.1", web.port)})  # "the internet" is the test web
+    backend = GuardedNetworkBackend(policy, rebinding, inner=routed)
+    async with guarded_client(backend) as first:
+        response = await first.get(f"http://rebind.test:{web.port}/article")
+        assert b"Bellmoor" in response.content
+    async with guarded_client(backend) as second:  # a fresh connection looks the name up again
+        with pytest.raises(BlockedAddress, match=r"rebind\.test resolves to 10\.0\.0\.7, which is a private address"):
+            await second.get(f"http://rebind.test:{web.port}/article")
+    assert lookups == ["rebind.test", "rebind.test"]
+    assert routed.asked == ["93.184.216.34"]  # the connection went to the vetted answer, never by name
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 from mcp_server.server import build_server
 from mcp_server.services import open_services
 from search_tools.images import image_id_for
-from tests.browse.conftest import IMAGES, Web, browse_settings
+from tests.browse.conftest import IMAGES, Web, browse_settings, text_of, tool_client
 from tests.support.tool_server import write_index
 
 pytestmark = pytest.mark.anyio
@@ -57,13 +58,8 @@ def gallery(web: Web) -> dict[str, str]:
 async def mcp_client(tmp_path: Path, web: Web) -> AsyncIterator[Client]:
     index = write_index(tmp_path, gallery(web), base_url=web.base)
     settings = browse_settings(tmp_path, web, search={"backend": "local", "index": str(index)})
-    async with open_services(settings) as services:
-        async with Client(build_server(services)) as client:
-            yield client
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(block.text for block in result.content if getattr(block, "type", "") == "text")
+    async with tool_client(settings) as client:
+        yield client
 
 
 async def test_image_search_returns_stored_images_with_thumbnails(tmp_path: Path, web: Web) -> None:
@@ -117,7 +113,16 @@ async def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(tmp_pa
             assert result.is_error and "image_search" in text_of(result)
         none = await client.call_tool("image_search", {"query": "zebra giraffe", "top_k": 2})
         assert not none.is_error and none.structured_content["images"] == []
-        assert "No usable images" in text_of(none)
+        assert "No usable images found." in text_of(none)
+        only_bad = await client.call_tool("image_search", {"query": "beacon", "top_k": 1})  # only BAD say "beacon"
+        assert not only_bad.is_error and only_bad.structured_content["images"] == []
+        lines = text_of(only_bad).splitlines()
+        assert re.fullmatch(r"No usable images found \((\d+) candidates could not be used\):", lines[1]), lines
+        reasons = [line for line in lines[2:] if not line.startswith("- ... and")]
+        assert 1 <= len(reasons) <= 3
+        for line in reasons:  # each names the candidate and why it was dropped
+            name = line.split(": ", 1)[0].rsplit("/", 1)[-1]
+            assert name in BAD and ": " in line, line
         with pytest.raises(MCPError, match="unknown image id"):
             await client.read_resource("image://img_0123456789abcdef")
         with pytest.raises(MCPError):

@@ -141,6 +141,19 @@ async def test_store_dedupes_by_content(tmp_path: Path) -> None:
         await store.get("img_0000000000000000")
 
 
+async def test_pil_images_round_trip_losslessly_as_rgb(tmp_path: Path) -> None:
+    from PIL import Image
+
+    store = ImageStore(tmp_path)
+    original = Image.new("RGBA", (70, 80), (10, 120, 230, 255))
+    original.putpixel((3, 4), (250, 5, 5, 255))
+    record = await store.put_pil(original, {"source": "render"})
+    assert (record.width, record.height, record.media_type) == (70, 80, "image/png")
+    opened = await store.open_pil(record.id)
+    assert opened.mode == "RGB" and opened.size == (70, 80)
+    assert opened.getpixel((3, 4)) == (250, 5, 5) and opened.getpixel((0, 0)) == (10, 120, 230)
+
+
 async def test_concurrent_writes_of_one_image_are_atomic(tmp_path: Path) -> None:
     store = ImageStore(tmp_path)
     data = content.jpeg_bytes((640, 480), (10, 200, 30))

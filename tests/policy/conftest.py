@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tests.support.env import clear_settings_environment
 from tests.support.loopback import serve_app
 from tests.support.tool_server import ToolServer, run_tool_server
 
@@ -220,13 +221,4 @@ def chat(chat_server: ScriptedChat, site: Site) -> ScriptedChat:
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's own keys and GEN_SEARCHER_* settings must not leak into these tests."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("GEN_SEARCHER_") or name in (
-            "OPENAI_API_KEY",
-            "SERPER_API_KEY",
-            "BRAVE_API_KEY",
-            "SEARXNG_URL",
-        ):
-            monkeypatch.delenv(name, raising=False)
+    clear_settings_environment(monkeypatch)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from policy.episode import message_text
+
 
 def tool_call(name: str, think: str = "next step", **arguments: Any) -> str:
     return f"<think>{think}</think>\n<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
@@ -16,10 +18,7 @@ def answer(*ids: str, prompt: str = "The Quorvath Bridge as in the first referen
 
 
 def last_user_text(request: dict[str, Any]) -> str:
-    content = request["messages"][-1]["content"]
-    if isinstance(content, str):
-        return content
-    return "".join(part["text"] for part in content if part["type"] == "text")
+    return message_text(request["messages"][-1])
 
 
 def image_urls(message: dict[str, Any]) -> list[str]:

@@ -45,7 +45,8 @@ async def test_baseline_without_images_reports_an_error(tool_server: ToolServer)
 
 
 def test_cli_run_with_model_over_http(tmp_path: Path, chat: ScriptedChat, tool_server: ToolServer) -> None:
-    chat.load(tool_call("image_search", query="Quorvath Bridge", top_k=2), answer("IMG_001"))
+    # The query holds console markup: progress lines show it as text instead of failing on it.
+    chat.load(tool_call("image_search", query="Quorvath Bridge [/b]", top_k=2), answer("IMG_001"))
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app,
@@ -63,6 +64,9 @@ def test_cli_run_with_model_over_http(tmp_path: Path, chat: ScriptedChat, tool_s
     assert saved.size == (160, 120)  # the full image from image://, not the thumbnail
     trace = json.loads((out / "trace.json").read_text())
     assert trace["model"] == "scripted" and trace["steps"][1]["calls"][0]["name"] == "image_search"
+    # Live progress: one line per model turn and tool call, then a summary.
+    assert "model 1" in result.output and "Quorvath Bridge [/b]" in result.output
+    assert "answered after 2 model call(s), 1 tool call(s)" in result.output
 
 
 def test_cli_run_baseline_in_process(tmp_path: Path, site: Site) -> None:
@@ -91,6 +95,8 @@ def test_cli_run_baseline_in_process(tmp_path: Path, site: Site) -> None:
 def test_cli_run_requires_a_model_unless_baseline() -> None:
     result = CliRunner().invoke(app, ["run", "anything", "--no-render"])
     assert result.exit_code != 0 and "--model-url" in result.output
+    result = CliRunner().invoke(app, ["run", "anything", "--policy", "baseline", "--mcp-url", "localhost:8000"])
+    assert result.exit_code != 0 and "--mcp-url must be" in " ".join(result.output.split())
 
 
 def contract_server(render_calls: list[dict[str, object]]) -> MCPServer:

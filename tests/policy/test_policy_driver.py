@@ -270,12 +270,12 @@ async def test_model_server_failure_ends_with_error_and_key_stays_secret(
 
 
 async def test_mcp_session_with_bearer_token(tmp_path, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from policy.mcp_tools import ToolSessionError
+    from policy.mcp_client import McpConnectionError
     from policy.protocol import ToolCall
     from tests.support.tool_server import run_tool_server
 
     with run_tool_server(tmp_path, auth_tokens=["tok-abc"]) as server:
-        with pytest.raises(ToolSessionError):
+        with pytest.raises(McpConnectionError):
             async with McpTools.connect(server.url):
                 pass
         monkeypatch.setenv("GEN_SEARCHER_TOKEN", "tok-abc")

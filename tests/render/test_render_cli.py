@@ -11,10 +11,28 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from render_tools.diffusers_renderer import DiffusersOptions
+from mcp_server.cli import app
 from tests.support.loopback import free_port
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "give --model and/or --edit-model"),
+        (["--model", "/no/such/qwen-image"], "'/no/such/qwen-image' is not a folder"),
+        (["--edit-model", "./"], "has no model_index.json"),
+    ],
+)
+def test_render_server_refuses_a_model_it_cannot_load_before_starting(arguments: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["render-server", *arguments], terminal_width=400)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
 
 
 def test_render_server_command_serves_a_model_folder(tmp_path: Path, tiny_models: DiffusersOptions) -> None:
@@ -42,6 +60,7 @@ def test_render_server_command_serves_a_model_folder(tmp_path: Path, tiny_models
         health = httpx.get(base + "/health").json()
         assert health["queue"] == {"depth": 0, "capacity": 4}
         assert [w["device"] for w in health["workers"]] == ["cpu"]
+        assert health["model"] == f"{tiny_models.model} + {tiny_models.edit_model}"
         answer = httpx.post(
             base + "/generate",
             json={"prompt": "a fox", "width": 64, "height": 64, "num_inference_steps": 2},

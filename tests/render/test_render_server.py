@@ -6,7 +6,7 @@ import base64
 import contextlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -14,10 +14,11 @@ import httpx
 import pytest
 from PIL import Image
 from starlette.applications import Starlette
-from starlette.responses import Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from render_tools.base import InvalidRenderRequest, Renderer, RendererBusy, RendererUnavailable, RenderRequest
+from render_tools.diffusers_renderer import DiffusersOptions, QwenImageEngine
 from render_tools.http_client import HttpRenderer
 from render_tools.imaging import png_bytes, png_data_url
 from render_tools.openai_images import OpenAIImagesRenderer
@@ -90,23 +91,39 @@ async def test_generate_text_and_references_under_concurrent_requests(gated_fact
     assert all(w["images"] > 0 for w in health["workers"]), "both workers should have served"
 
 
+@contextlib.asynccontextmanager
+async def held_worker(
+    client: httpx.AsyncClient, controls: EngineControls, first: dict, queued: list[dict]
+) -> AsyncIterator[list[httpx.Response]]:
+    """Hold ``first`` on the (only) worker, queue ``queued`` behind it, and let the worker go on exit.
+
+    Yields the list that collects the responses, in the order they arrive.
+    """
+    responses: list[httpx.Response] = []
+
+    async def post(body: dict) -> None:
+        responses.append(await client.post("/generate", json=body))
+
+    controls.gate.clear()
+    async with anyio.create_task_group() as tg:
+        try:
+            tg.start_soon(post, first)
+            await wait_until(controls.started.is_set)
+            for body in queued:
+                tg.start_soon(post, body)
+            await wait_until(lambda: httpx.get(client.base_url.join("/health")).json()["queue"]["depth"] == len(queued))
+            yield responses
+        finally:
+            controls.gate.set()
+
+
 @pytest.mark.anyio
 async def test_waiting_requests_with_equal_settings_are_batched(gated_factory, controls: EngineControls) -> None:
-    controls.gate.clear()
     with render_server(gated_factory, max_batch=4) as base:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-            results: list[Any] = []
-
-            async def post(prompt: str, seed: int) -> None:
-                results.append(await client.post("/generate", json={"prompt": prompt, "seed": seed, **SMALL}))
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(post, "first", 1)
-                await wait_until(controls.started.is_set)  # the worker holds the first request
-                for i in range(3):
-                    tg.start_soon(post, f"queued {i}", 10 + i)
-                await wait_until(lambda: httpx.get(base + "/health").json()["queue"]["depth"] == 3)
-                controls.gate.set()
+            queued = [{"prompt": f"queued {i}", "seed": 10 + i, **SMALL} for i in range(3)]
+            async with held_worker(client, controls, {"prompt": "first", "seed": 1, **SMALL}, queued) as results:
+                pass
     assert all(r.status_code == 200 for r in results)
     assert controls.batch_sizes == [1, 3]
     assert sorted(r.json()["seed"] for r in results) == [1, 10, 11, 12]
@@ -114,22 +131,12 @@ async def test_waiting_requests_with_equal_settings_are_batched(gated_factory, c
 
 @pytest.mark.anyio
 async def test_a_batch_that_fails_is_retried_one_request_at_a_time(gated_factory, controls: EngineControls) -> None:
-    controls.gate.clear()
     controls.max_ok_batch = 1  # batches of more than one run out of memory
     with render_server(gated_factory, max_batch=4) as base:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-            results: list[Any] = []
-
-            async def post(seed: int) -> None:
-                results.append(await client.post("/generate", json={"prompt": f"p{seed}", "seed": seed, **SMALL}))
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(post, 1)
-                await wait_until(controls.started.is_set)
-                for seed in (2, 3, 4):
-                    tg.start_soon(post, seed)
-                await wait_until(lambda: httpx.get(base + "/health").json()["queue"]["depth"] == 3)
-                controls.gate.set()
+            bodies = [{"prompt": f"p{seed}", "seed": seed, **SMALL} for seed in (1, 2, 3, 4)]
+            async with held_worker(client, controls, bodies[0], bodies[1:]) as results:
+                pass
             (worker,) = (await client.get("/health")).json()["workers"]
     assert [r.status_code for r in results] == [200] * 4
     assert controls.batch_sizes == [1, 3, 1, 1, 1]
@@ -138,21 +145,10 @@ async def test_a_batch_that_fails_is_retried_one_request_at_a_time(gated_factory
 
 @pytest.mark.anyio
 async def test_full_queue_answers_503_and_the_server_recovers(gated_factory, controls: EngineControls) -> None:
-    controls.gate.clear()
     with render_server(gated_factory, queue_size=1) as base:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-            statuses: list[int] = []
-
-            async def post(seed: int) -> None:
-                statuses.append(
-                    (await client.post("/generate", json={"prompt": "x", "seed": seed, **SMALL})).status_code
-                )
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(post, 1)
-                await wait_until(controls.started.is_set)
-                tg.start_soon(post, 2)
-                await wait_until(lambda: httpx.get(base + "/health").json()["queue"]["depth"] == 1)
+            bodies = [{"prompt": "x", "seed": seed, **SMALL} for seed in (1, 2)]
+            async with held_worker(client, controls, bodies[0], bodies[1:]) as results:
                 full = await client.post("/generate", json={"prompt": "x", "seed": 3, **SMALL})
                 assert full.status_code == 503
                 assert full.json() == {"success": False, "message": full.json()["message"]}
@@ -160,8 +156,7 @@ async def test_full_queue_answers_503_and_the_server_recovers(gated_factory, con
                 assert full.headers["retry-after"]
                 oai = await client.post("/v1/images/generations", json={"prompt": "x", "size": "64x64"})
                 assert oai.status_code == 503 and "queue is full" in oai.json()["error"]["message"]
-                controls.gate.set()
-            assert statuses == [200, 200]
+            assert [r.status_code for r in results] == [200, 200]
             again = await client.post("/generate", json={"prompt": "x", "seed": 4, **SMALL})
             assert again.status_code == 200
 
@@ -286,11 +281,47 @@ async def test_a_worker_that_keeps_failing_is_taken_out_then_comes_back(
 
 
 @pytest.mark.anyio
+async def test_a_worker_that_cannot_load_is_reported_then_readmitted(gated_factory, controls: EngineControls) -> None:
+    controls.fail_loads = 2
+    pool = WorkerPool(gated_factory, PoolConfig(max_consecutive_failures=2, quarantine_s=3.0))
+    with serve_app(create_app(pool)) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            await wait_until(lambda: httpx.get(base + "/health").json()["status"] == "down")
+            health = await client.get("/health")
+            (worker,) = health.json()["workers"]
+            assert health.status_code == 503 and worker["state"] == "quarantined"
+            assert worker["failures"] == 2 and "load failed" in worker["last_error"]
+            refused = await client.post("/generate", json={"prompt": "x", **SMALL})
+            assert refused.status_code == 503
+            assert "out of service (cpu: load failed: RuntimeError: CUDA error" in refused.json()["message"]
+            await wait_until(lambda: httpx.get(base + "/health").json()["status"] == "ok")
+            back = await client.post("/generate", json={"prompt": "x", **SMALL})
+            assert back.status_code == 200, back.text
+    assert controls.loads == 3
+
+
+@pytest.mark.anyio
+async def test_a_model_folder_that_does_not_load_is_named_in_health_and_answers(tmp_path) -> None:
+    broken = tmp_path / "broken-pipeline"
+    broken.mkdir()
+    (broken / "model_index.json").write_text('{"_class_name": "QwenImagePipeline"}')
+    options = DiffusersOptions(model=str(broken))
+    pool = WorkerPool(lambda device: QwenImageEngine(options, device), PoolConfig(max_consecutive_failures=1))
+    with serve_app(create_app(pool)) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            await wait_until(lambda: httpx.get(base + "/health").json()["status"] == "down")
+            (worker,) = (await client.get("/health")).json()["workers"]
+            assert f"cannot load QwenImagePipeline from {str(broken)!r}" in worker["last_error"]
+            answer = await client.post("/generate", json={"prompt": "x", **SMALL})
+            assert answer.status_code == 503 and "cannot load QwenImagePipeline" in answer.json()["message"]
+            assert "Traceback" not in answer.text
+
+
+@pytest.mark.anyio
 async def test_http_client_against_the_server(gated_factory, references) -> None:
     with render_server(gated_factory) as base:
-        renderer = HttpRenderer(base)
-        assert isinstance(renderer, Renderer)
-        try:
+        async with contextlib.aclosing(HttpRenderer(base)) as renderer:
+            assert isinstance(renderer, Renderer)
             text = await renderer.render(RenderRequest(prompt="a fox", width=64, height=96, seed=21, steps=2))
             assert text.image.size == (64, 96) and text.seed == 21
             edit = await renderer.render(
@@ -301,8 +332,6 @@ async def test_http_client_against_the_server(gated_factory, references) -> None
             assert [im.size for im in edit.images] == [(64, 64), (64, 64)] and edit.seed == 22
             with pytest.raises(InvalidRenderRequest, match="multiple of 32"):
                 await renderer.render(RenderRequest(prompt="x", width=80, height=64, steps=2))
-        finally:
-            await renderer.aclose()
 
 
 @pytest.mark.anyio
@@ -342,22 +371,55 @@ async def test_openai_images_client_against_the_server(gated_factory, references
                 await client.aclose()
 
 
+def _provider_app(png: bytes, seen: dict[str, Any]) -> Starlette:
+    """A hosted images API that answers with result URLs (the OpenAI ``url`` format)."""
+
+    async def generations(request):
+        seen["api_auth"] = request.headers.get("authorization")
+        seen["body"] = await request.json()
+        if seen["body"]["prompt"] == "forbidden":
+            return JSONResponse({"error": {"message": "your request was rejected by the safety system"}}, 400)
+        return JSONResponse({"created": 1, "data": [{"url": f"{request.base_url}files/1"}]})
+
+    async def redirect(request):
+        return RedirectResponse("/files/1.png", status_code=302)
+
+    async def file(request):
+        seen["file_auth"] = request.headers.get("authorization")
+        return Response(png, media_type="image/png")
+
+    return Starlette(
+        routes=[
+            Route("/v1/images/generations", generations, methods=["POST"]),
+            Route("/files/1", redirect),
+            Route("/files/1.png", file),
+        ]
+    )
+
+
+@pytest.mark.anyio
+async def test_openai_images_client_against_a_provider_that_answers_urls(references) -> None:
+    seen: dict[str, Any] = {}
+    with serve_app(_provider_app(png_bytes(references[0]), seen)) as base:
+        renderer = OpenAIImagesRenderer(base + "/v1", model="gpt-image-1", api_key="sk-provider-key")
+        async with contextlib.aclosing(renderer):
+            result = await renderer.render(RenderRequest(prompt="a fox", width=64, height=64, steps=2))
+            assert result.image.size == references[0].size
+            assert seen["api_auth"] == "Bearer sk-provider-key"
+            assert seen["file_auth"] is None  # the key never travels to the host of a result URL
+            assert set(seen["body"]) == {"prompt", "n", "size", "model"}  # no fields a provider would reject
+            with pytest.raises(InvalidRenderRequest, match="images API: your request was rejected"):
+                await renderer.render(RenderRequest(prompt="forbidden", width=64, height=64, steps=2))
+
+
 @pytest.mark.anyio
 async def test_http_client_reports_a_busy_server(gated_factory, controls: EngineControls) -> None:
-    controls.gate.clear()
     with render_server(gated_factory, queue_size=1) as base:
-        renderer = HttpRenderer(base)
-        try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(2):
-                    tg.start_soon(renderer.render, RenderRequest(prompt="x", width=64, height=64, steps=2))
-                    await anyio.sleep(0.2)
-                await wait_until(lambda: httpx.get(base + "/health").json()["queue"]["depth"] == 1)
-                with pytest.raises(RendererBusy, match="queue is full"):
-                    await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=2))
-                controls.gate.set()
-        finally:
-            await renderer.aclose()
+        async with contextlib.aclosing(HttpRenderer(base)) as renderer:
+            async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+                async with held_worker(client, controls, {"prompt": "x", **SMALL}, [{"prompt": "y", **SMALL}]):
+                    with pytest.raises(RendererBusy, match="queue is full"):
+                        await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=2))
 
 
 @pytest.mark.anyio

@@ -131,6 +131,25 @@ async def test_without_a_renderer_the_tool_is_not_offered(tmp_path: Path) -> Non
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("render", "reason"),
+    [
+        ({"backend": "diffusers"}, "needs GEN_SEARCHER_RENDER__MODEL"),
+        ({"backend": "diffusers", "model": "/no/such/qwen-image"}, "__MODEL: '/no/such/qwen-image' is not a folder"),
+        ({"backend": "diffusers", "edit_model": "."}, "GEN_SEARCHER_RENDER__EDIT_MODEL: '.' has no model_index.json"),
+    ],
+)
+async def test_an_incomplete_render_configuration_leaves_the_other_tools_serving(
+    tmp_path: Path, render: dict[str, Any], reason: str
+) -> None:
+    async with session(tmp_path, render) as (client, services):
+        assert services.renderer is None
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert "render" not in names and "search" in names
+    assert reason in unavailable_tools(tool_server_settings(tmp_path, render=render))["render"]
+
+
+@pytest.mark.anyio
 async def test_render_tool_through_a_render_server(tmp_path: Path, gated_factory, controls) -> None:
     with render_server(gated_factory) as base:
         async with session(tmp_path, {"backend": "http", "url": base}) as (client, services):

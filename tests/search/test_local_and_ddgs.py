@@ -135,6 +135,15 @@ async def test_ddgs_conformance_with_library_shaped_results() -> None:
         (RatelimitException("202 Ratelimit"), "rate_limited", "rate limited"),
         (TimeoutException("timed out"), "timeout", "did not answer in time"),
         (DDGSException("https://html.duckduckgo.com/html 403 Forbidden"), "unavailable", "403 Forbidden"),
+        (
+            # What ddgs raises offline: the last engine's transport error, request URL included.
+            DDGSException(
+                "DNSError: DNSError('error sending request for url (https://www.mojeek.com/search?q=x) > "
+                "error resolving DNS')"
+            ),
+            "unavailable",
+            "could not reach any search engine (network error",
+        ),
         (RuntimeError("library bug"), "unavailable", "RuntimeError"),
     ],
 )
@@ -143,6 +152,7 @@ async def test_ddgs_error_mapping(fail: BaseException, kind: str, text: str) -> 
     error = await check_failure(backend)
     assert error.kind == kind
     assert text in str(error)
+    assert "mojeek" not in str(error)
 
 
 @pytest.mark.anyio

@@ -260,6 +260,26 @@ async def test_searxng_url_credentials_never_leak(make_settings) -> None:  # typ
 
 
 @pytest.mark.anyio
+async def test_searxng_url_credentials_become_basic_auth(servers, make_settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    url, state = servers["searxng"]
+    state.reset()
+    backend = create_backend(
+        make_settings(searxng_url=url.replace("http://", "http://admin:pa55w0rd-zz@"), search={"backend": "searxng"})
+    )
+    with caplog.at_level("DEBUG"):
+        hits = await backend.search("eiffel tower", 3)
+        images = await backend.image_search("eiffel tower", 3)
+    await backend.aclose()
+    assert hits and images
+    # Credentials travel as a header, never in the request URL that httpx logs, nor in absolutized hit URLs.
+    assert state.requests[-1]["headers"]["authorization"] == "Basic YWRtaW46cGE1NXcwcmQteno="
+    shown = caplog.text + json.dumps([hit.to_dict() for hit in [*hits, *images]])
+    assert "pa55w0rd-zz" not in shown and "admin:" not in shown
+    assert any("HTTP Request" in record.getMessage() for record in caplog.records)  # the log was really checked
+    state.reset()
+
+
+@pytest.mark.anyio
 async def test_unreachable_provider(make_settings) -> None:  # type: ignore[no-untyped-def]
     backend = create_backend(
         make_settings(

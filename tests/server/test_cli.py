@@ -107,3 +107,47 @@ def test_serve_flags_beat_environment_and_file(tmp_path: Path, monkeypatch: pyte
     assert (from_env.server.host, from_env.server.port, from_env.server.stateless) == ("10.0.0.1", 9200, False)
     flagged = _settings(config, host="0.0.0.0", port=9300, stateless=True)
     assert (flagged.server.host, flagged.server.port, flagged.server.stateless) == ("0.0.0.0", 9300, True)
+
+
+@pytest.mark.parametrize("command", [["call", "search", '{"queries": ["x"]}'], ["tools"], ["serve", "--port", "1"]])
+@pytest.mark.parametrize(
+    ("search_env", "message"),
+    [
+        (
+            {"GEN_SEARCHER_SEARCH__BACKEND": "nosuch"},
+            "nosuch search backend is misconfigured: unknown search backend 'nosuch'; known backends: auto,",
+        ),
+        (
+            {"GEN_SEARCHER_SEARCH__BACKEND": "local"},
+            "local search backend is misconfigured: no index configured (set GEN_SEARCHER_SEARCH__INDEX",
+        ),
+    ],
+)
+def test_a_misconfigured_backend_is_one_clear_line(
+    tmp_path: Path, index_db: Path, command: list[str], search_env: dict[str, str], message: str
+) -> None:
+    env = {**_env(tmp_path, index_db), "GEN_SEARCHER_SEARCH__INDEX": "", **search_env}
+    result = runner.invoke(app, command, env=env)
+    assert result.exit_code == 2, result.output
+    assert f"error: {message}" in result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_a_missing_index_file_is_reported_per_query(tmp_path: Path, index_db: Path) -> None:
+    env = {**_env(tmp_path, index_db), "GEN_SEARCHER_SEARCH__INDEX": str(tmp_path / "not-built.db")}
+    result = runner.invoke(app, ["call", "search", '{"queries": ["x"]}'], env=env)
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["structuredContent"]["results"][0]["error"]
+    assert error.startswith("local search failed (unavailable): local search index not found:")
+    assert "gen-searcher index build" in error
+
+
+@pytest.mark.parametrize("command", [["tools"], ["call", "search", '{"queries": ["x"]}']])
+def test_an_unreachable_url_is_one_clear_line(command: list[str]) -> None:
+    from tests.support.loopback import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/mcp"
+    result = runner.invoke(app, [*command, "--url", url])
+    assert result.exit_code == 2
+    assert f"error: could not reach {url} (ConnectError" in result.stderr
+    assert "Traceback" not in result.output

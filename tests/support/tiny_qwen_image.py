@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-_SPECIAL_TOKENS = [
+SPECIAL_TOKENS = [
     "<|endoftext|>",
     "<|im_start|>",
     "<|im_end|>",
@@ -49,25 +49,32 @@ TEXT_HIDDEN = 32
 SIZE_MULTIPLE = 32
 
 
-def build_tokenizer():  # -> Qwen2Tokenizer
-    """A byte-level BPE Qwen2 tokenizer (vocabulary of a few hundred) with the Qwen-VL special tokens."""
+def train_byte_level_bpe(corpus: list[str], vocab_size: int):  # -> tokenizers.Tokenizer
+    """A byte-level BPE trained on ``corpus``, with the Qwen-VL special tokens first in its vocabulary."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=_SPECIAL_TOKENS,
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    return bpe
+
+
+def build_tokenizer():  # -> Qwen2Tokenizer
+    """A byte-level BPE Qwen2 tokenizer (vocabulary of a few hundred) with the Qwen-VL special tokens."""
+    from transformers import Qwen2Tokenizer
+
+    bpe = train_byte_level_bpe(_CORPUS, vocab_size=400)
     model_state = json.loads(bpe.to_str())["model"]
     vocab: dict[str, int] = dict(model_state["vocab"])
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model_state["merges"]]
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
-    tokenizer.add_special_tokens({"additional_special_tokens": _SPECIAL_TOKENS[1:]})
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
     tokenizer.model_max_length = 4096
     return tokenizer
 
@@ -124,7 +131,9 @@ def _build_text_encoder(tokenizer):
     return Qwen2_5_VLForConditionalGeneration(config).eval()
 
 
-def build_processor(tokenizer, *, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112):
+def build_processor(
+    tokenizer, *, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112, chat_template: str | None = None
+):
     """A Qwen2-VL processor (image + video processors) around ``tokenizer``."""
     from transformers import Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
@@ -136,6 +145,7 @@ def build_processor(tokenizer, *, min_pixels: int = 56 * 56, max_pixels: int = 1
         image_processor=Qwen2VLImageProcessor(**pixels),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(**pixels),
+        chat_template=chat_template,
     )
 
 

@@ -5,6 +5,8 @@
   ``save_pretrained`` and loaded back through verl's own ``hf_tokenizer``/``hf_processor``;
 * ``toy_mcp``: a small MCP server on 127.0.0.1 whose tools exercise the bridge's edge
   cases (nested schemas, images, errors, long text) and which can demand a bearer token;
+* ``recording_render``: an MCP server whose ``render`` tool records its arguments and
+  whose ``image://`` resource serves a fixed PNG (the reward without a diffusion model);
 * ``tool_server``: the real Gen-Searcher tool server (local backend over a tiny web);
 * ``ppo_config``: verl's own ``ppo_trainer`` config composed with Hydra.
 """
@@ -25,16 +27,8 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from tests.support.loopback import serve_app
-
-SPECIAL = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
+from tests.support.tiny_qwen_image import SPECIAL_TOKENS as SPECIAL
+from tests.support.tiny_qwen_image import build_processor, train_byte_level_bpe
 
 CORPUS = [
     "<think>I should search for the bridge first.</think>",
@@ -74,21 +68,11 @@ CHAT_TEMPLATE = (
 
 def build_tiny_vl(folder: Path) -> Path:
     """Write a tiny tokenizer + Qwen2-VL processor to ``folder`` (nothing downloaded)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2VLProcessor
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    from tokenizers import decoders
+    from transformers import PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe = train_byte_level_bpe(CORPUS, vocab_size=600)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(CORPUS, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         eos_token="<|im_end|>",
@@ -96,13 +80,7 @@ def build_tiny_vl(folder: Path) -> Path:
         additional_special_tokens=SPECIAL[1:],
     )
     tokenizer.chat_template = CHAT_TEMPLATE
-    pixels = {"min_pixels": 28 * 28, "max_pixels": 56 * 56}
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(**pixels),
-        chat_template=CHAT_TEMPLATE,
-    )
+    processor = build_processor(tokenizer, min_pixels=28 * 28, max_pixels=56 * 56, chat_template=CHAT_TEMPLATE)
     folder.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -232,6 +210,35 @@ def toy_mcp() -> Iterator[ToyServer]:
         yield state
 
 
+@pytest.fixture
+def recording_render() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A small MCP server with a `render` tool that records its arguments and an `image://` resource."""
+    from mcp.server.mcpserver import MCPServer
+
+    calls: list[dict[str, Any]] = []
+    server = MCPServer(name="render-recorder")
+
+    @server.tool(description="Render an image.")
+    def render(
+        prompt: str,
+        reference_image_ids: list[str] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        steps: int | None = None,
+    ) -> mcp_types.CallToolResult:
+        calls.append({"prompt": prompt, "refs": reference_image_ids, "width": width, "steps": steps, "seed": seed})
+        image = {"id": "img_00000000000000aa", "width": 64, "height": 48, "uri": "image://img_00000000000000aa"}
+        return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text="rendered")], structured_content=image)
+
+    @server.resource("image://{id}", name="image", mime_type="image/png")
+    def image(id: str) -> bytes:  # noqa: A002 - the URI template names it
+        return png_bytes((1, 2, 3), (64, 48))
+
+    with serve_app(server.streamable_http_app()) as base:
+        yield base + "/mcp", calls
+
+
 # ---------------------------------------------------------------- the real tool server
 
 PAGES = {
@@ -298,6 +305,23 @@ def compose_verl(config_name: str, overrides: list[str]) -> Any:
     config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
     with initialize_config_dir(config_dir=config_dir, version_base=None):
         return compose(config_name, overrides=overrides)
+
+
+def agent_loop_kwargs(tiny_vl: Any, server_manager: Any, config: Any, **extra: Any) -> dict[str, Any]:
+    """The constructor arguments verl's ``AgentLoopWorker`` gives an agent loop, for ``config`` (a ppo_trainer config)."""
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    return {
+        "trainer_config": DictConfigWrap(config),
+        "server_manager": server_manager,
+        "tokenizer": tiny_vl.tokenizer,
+        "processor": tiny_vl.processor,
+        "dataset_cls": RLHFDataset,
+        "data_config": DictConfigWrap(config.data),
+        "hf_model_type": "qwen2_vl",
+        **extra,
+    }
 
 
 @pytest.fixture(autouse=True)

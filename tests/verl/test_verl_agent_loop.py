@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.loopback import free_port
-from tests.verl.conftest import ScriptedGenerator, compose_verl
+from tests.verl.conftest import ScriptedGenerator, agent_loop_kwargs, compose_verl
 
 pytestmark = pytest.mark.anyio
 
@@ -22,27 +22,17 @@ ANSWER = (
 )
 
 
-def make_loop(tiny_vl: Any, generator: ScriptedGenerator, url: str, **settings: Any) -> Any:
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
-    from verl.utils.dataset.rl_dataset import RLHFDataset
-
+def make_loop(
+    tiny_vl: Any, generator: ScriptedGenerator, url: str, config_overrides: tuple[str, ...] = (), **settings: Any
+) -> Any:
     from verl_recipes.agent_loop import GenSearcherAgentLoop
 
     config = compose_verl(
         "ppo_trainer",
-        ["actor_rollout_ref.rollout.prompt_length=8192", "actor_rollout_ref.rollout.response_length=8192"],
+        ["actor_rollout_ref.rollout.prompt_length=8192", "actor_rollout_ref.rollout.response_length=8192",
+         *config_overrides],
     )
-    return GenSearcherAgentLoop(
-        trainer_config=DictConfigWrap(config),
-        server_manager=generator,
-        tokenizer=tiny_vl.tokenizer,
-        processor=tiny_vl.processor,
-        dataset_cls=RLHFDataset,
-        data_config=DictConfigWrap(config.data),
-        hf_model_type="qwen2_vl",
-        tool_server_url=url,
-        **settings,
-    )
+    return GenSearcherAgentLoop(**agent_loop_kwargs(tiny_vl, generator, config, tool_server_url=url, **settings))
 
 
 def trained_text(tokenizer: Any, output: Any) -> str:
@@ -120,6 +110,7 @@ async def test_format_error_hallucination_and_too_long(tiny_vl: Any, tool_server
     assert "too long" in generator.prompt_text(3)
     assert all(r["sampling_params"]["max_tokens"] <= 60 for r in generator.requests)
     assert set(output.response_mask) == {0}  # mask_invalid: an episode without an answer trains nothing
+    assert summary["loss_masked"] is True  # what the reward checks before flagging it masked
 
 
 async def test_hallucinated_tool_response_is_cut_from_the_trained_tokens(tiny_vl: Any, tool_server: Any) -> None:
@@ -158,8 +149,7 @@ async def test_loop_built_from_the_launchers_agent_loop_config(tiny_vl: Any, too
     """The YAML `gen-searcher train grpo` writes is instantiated the way verl's AgentLoopWorker does it."""
     import hydra
     from omegaconf import OmegaConf
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
-    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from verl.experimental.agent_loop.agent_loop import ToolListWrap
 
     from verl_recipes.launch import agent_loop_yaml
 
@@ -168,21 +158,12 @@ async def test_loop_built_from_the_launchers_agent_loop_config(tiny_vl: Any, too
     (entry,) = OmegaConf.load(path)
     config = compose_verl("ppo_trainer", ["actor_rollout_ref.rollout.response_length=8192"])
     generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, ANSWER])
-    loop = hydra.utils.instantiate(
-        config=entry,
-        trainer_config=DictConfigWrap(config=config),
-        server_manager=generator,
-        tokenizer=tiny_vl.tokenizer,
-        processor=tiny_vl.processor,
-        hf_model_type="qwen2_vl",
-        dataset_cls=RLHFDataset,
-        data_config=DictConfigWrap(config.data),
-        tools=ToolListWrap([]),
-    )
+    loop = hydra.utils.instantiate(config=entry, **agent_loop_kwargs(tiny_vl, generator, config, tools=ToolListWrap([])))
     assert loop.settings.max_calls == 1 and loop.settings.tool_server_url == tool_server.url
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
     assert output.extra_fields["gen_searcher"]["termination"] == "forced_answer"
     assert 1 in output.response_mask  # a valid answer keeps its loss even with mask_invalid
+    assert output.extra_fields["gen_searcher"]["loss_masked"] is False
 
 
 async def test_parallel_tool_calls_in_one_turn(tiny_vl: Any, tool_server: Any) -> None:
@@ -198,3 +179,46 @@ async def test_parallel_tool_calls_in_one_turn(tiny_vl: Any, tool_server: Any) -
     second = generator.prompt_text(1).split(PROMPT, 1)[1]
     assert second.count("<tool_response>") == 2 and "lantern festival" in second and "IMG_001: " in second
     assert len(generator.requests[1]["images"]) == 1
+
+
+async def test_reward_in_the_loop_masks_failed_judgements(
+    tiny_vl: Any, tool_server: Any, recording_render: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """score_in_loop: verl takes the loop's reward_score; a failed judgement zeroes the loss mask instead of scoring 0."""
+    from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
+    from tests.verl.conftest import png_bytes
+
+    monkeypatch.setenv("GEN_SEARCHER_JUDGE_BACKOFF_INITIAL_S", "0")
+    monkeypatch.setenv("GEN_SEARCHER_JUDGE_BACKOFF_MAX_S", "0")
+    render_url, calls = recording_render
+    truth = tmp_path / "gt.png"
+    truth.write_bytes(png_bytes((40, 160, 120)))
+    sample = {
+        "raw_prompt": [],
+        "extra_info": {"prompt": PROMPT, "id": "k1"},
+        "data_source": "knowgen",
+        "reward_model": {"style": "judge", "ground_truth": str(truth)},
+    }
+
+    async def episode(judge: ScriptedJudge) -> Any:
+        with serve_judge(judge) as judge_url:
+            kwargs = {"render_mcp_url": render_url, "judge_base_url": judge_url, "judge_model": "m", "judge_attempts": 1}
+            overrides = tuple(f"+reward.custom_reward_function.reward_kwargs.{k}={v}" for k, v in kwargs.items())
+            generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, ANSWER])
+            loop = make_loop(tiny_vl, generator, tool_server.url, overrides, score_in_loop=True)
+            return await loop.run({"temperature": 1.0}, **sample)
+
+    good = ScriptedJudge()
+    good.when("Grade the CANDIDATE", kscore_reply(1.0, 1.0, 1.0, 1.0))
+    good.when("Generation prompt:", json.dumps({"score": 0.5}))
+    output = await episode(good)
+    summary = output.extra_fields["gen_searcher"]
+    assert output.reward_score == pytest.approx(0.75)  # (1 - 0.5) * 1.0 + 0.5 * 0.5
+    assert output.extra_fields["reward_extra_info"]["text_score"] == 0.5
+    assert calls[-1]["refs"] == summary["generator_image_ids"] and calls[-1]["prompt"] == summary["gen_prompt"]
+    assert 1 in output.response_mask and summary["loss_masked"] is False
+
+    output = await episode(ScriptedJudge(default="not json"))
+    summary = output.extra_fields["gen_searcher"]
+    assert output.extra_fields["reward_extra_info"]["failed"] == 1.0 and output.reward_score == 0.0
+    assert set(output.response_mask) == {0} and summary["loss_masked"] is True  # grpo_masked leaves it out

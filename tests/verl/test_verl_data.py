@@ -89,6 +89,30 @@ def test_sft_converter_rejects_bad_rows_and_verl_loads_the_rest(sft_input: tuple
     assert "TOOLTEXT" not in trained and "Quorvath Bridge." not in trained  # user and tool turns carry no loss
 
 
+def test_sft_rows_are_written_in_chunks_that_verl_reads_back(tmp_path: Path, tiny_vl: Any) -> None:
+    """Chunks of one row each, the first without images: one schema for all, every row loads."""
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    from verl_recipes.data import convert_sft
+
+    (tmp_path / "a.png").write_bytes(png_bytes((200, 40, 40)))
+    text_only = sft_record([])
+    text_only["messages"][1]["content"] = "Draw the Quorvath Bridge."
+    text_only["messages"][3]["content"] = "<tool_response>\nno images\n</tool_response>"
+    records = [text_only, sft_record(["a.png", "a.png"]), text_only]
+    src = tmp_path / "sft.json"
+    src.write_text(json.dumps(records))
+    out = tmp_path / "sft.parquet"
+    report = convert_sft(src, tmp_path, out, chunk_rows=1)
+    assert (report.kept, report.skipped) == (3, 0) and not (tmp_path / "sft.parquet.tmp").exists()
+    config = OmegaConf.create({"max_length": 4096, "pad_mode": "no_padding", "truncation": "error"})
+    dataset = MultiTurnSFTDataset(str(out), tiny_vl.tokenizer, config, processor=tiny_vl.processor)
+    assert len(dataset) == 3
+    assert dataset[1]["multi_modal_inputs"]["image_grid_thw"].shape[0] == 2
+    assert "<|vision_start|>" not in tiny_vl.tokenizer.decode(dataset[2]["input_ids"])
+
+
 def test_sft_converter_can_keep_the_published_system_prompt(sft_input: tuple[Path, Path], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 

@@ -36,12 +36,12 @@ def test_grpo_config_has_the_published_settings(tmp_path: Path) -> None:
     plan = grpo_plan(tmp_path, "trainer.total_epochs=3", "+ray_kwargs.ray_init.address=auto")
     config = compose("grpo", plan.overrides)
     actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
-    assert config.algorithm.adv_estimator == "grpo" and not config.algorithm.use_kl_in_reward
+    assert config.algorithm.adv_estimator == "grpo_masked" and not config.algorithm.use_kl_in_reward
     assert rollout.n == 6 and config.data.train_batch_size == 8 and actor.ppo_mini_batch_size == 8
     assert actor.optim.lr == 1e-6 and (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.28)
     assert actor.use_kl_loss is False and rollout.name == "vllm" and rollout.multi_turn.enable
     assert rollout.agent.default_agent_loop == "gen_searcher"
-    assert config.actor_rollout_ref.model.external_lib == "verl_recipes.freeze_vision"
+    assert config.actor_rollout_ref.model.external_lib == "verl_recipes.verl_plugins"
     assert config.trainer.total_epochs == 3  # the user's override wins
     kwargs = config.reward.custom_reward_function.reward_kwargs
     assert kwargs.render_mcp_url == TOOLS and kwargs.judge_base_url == JUDGE and kwargs.judge_model == "gpt-4.1"
@@ -54,7 +54,8 @@ def test_grpo_config_has_the_published_settings(tmp_path: Path) -> None:
     assert inspect.iscoroutinefunction(compute_score)
     from verl_recipes.reward import RewardSettings
 
-    assert set(kwargs) <= set(RewardSettings.model_fields)
+    assert set(kwargs) == set(RewardSettings.model_fields)  # each settable without a `+`
+    assert RewardSettings.from_kwargs(dict(kwargs)).text_weight == 0.5
 
 
 def test_grpo_plan_writes_the_agent_loop_config(tmp_path: Path) -> None:
@@ -72,6 +73,7 @@ def test_grpo_plan_writes_the_agent_loop_config(tmp_path: Path) -> None:
     assert entry["name"] == "gen_searcher" and get_class(entry["_target_"]).__name__ == "GenSearcherAgentLoop"
     settings = {k: v for k, v in entry.items() if k not in {"name", "_target_"}}
     assert LoopSettings(**settings).max_calls == 5 and settings["mask_invalid"] is True
+    assert settings["score_in_loop"] is True  # failed renders/judgements are masked, not scored 0
     assert settings["tool_server_url"] == TOOLS
     assert "reward.custom_reward_function.reward_kwargs.invalid=mask" in plan.overrides
     assert plan.env == {"GEN_SEARCHER_MCP_URL": TOOLS}
@@ -84,6 +86,12 @@ def test_bad_overrides_fail_before_anything_runs(tmp_path: Path) -> None:
         grpo_plan(tmp_path, "actor_rollout_ref.rollout.nn=6")
     with pytest.raises(LaunchError, match="bad override"):
         grpo_plan(tmp_path, "trainer.logger=[console")
+    # The reward's settings are checked as its workers will parse them: typos and bad values fail now.
+    kwargs = "reward.custom_reward_function.reward_kwargs"
+    with pytest.raises(LaunchError, match="unknown reward_kwargs: text_weigth"):
+        grpo_plan(tmp_path, f"+{kwargs}.text_weigth=0.3")
+    with pytest.raises(LaunchError, match="text_weight"):
+        grpo_plan(tmp_path, f"{kwargs}.text_weight=2")
     with pytest.raises(LaunchError, match="judge"):
         from verl_recipes.launch import plan_grpo
 
@@ -111,19 +119,47 @@ def test_sft_config_and_command() -> None:
     assert "--nnodes=2" in multi.command and "--node-rank=1" in multi.command and "--master-addr=10.0.0.1" in multi.command
 
 
-def test_cli_dry_run_prints_the_command(tmp_path: Path) -> None:
+def test_cli_dry_run_prints_a_script_that_runs_as_is(tmp_path: Path) -> None:
+    import shlex
+    import subprocess
+
     from mcp_server.cli import app
 
     runner = CliRunner()
-    args = ["train", "grpo", "data.train_files=/d/rl.parquet", "--tool-server", TOOLS, "--judge-url", JUDGE,
-            "--run-dir", str(tmp_path), "--dry-run"]
+    run_dir = tmp_path / "run dir"  # a space: the printed paths must be quoted
+    overrides = ["data.train_files=/d/rl.parquet", "trainer.experiment_name='my run'", "trainer.logger=[console,wandb]"]
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text("OUR OWN SYSTEM PROMPT")
+    args = ["train", "grpo", *overrides, "--tool-server", TOOLS, "--judge-url", JUDGE, "--run-dir", str(run_dir),
+            "--invalid", "mask", "--system-prompt-file", str(prompt_file), "--dry-run"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "verl.trainer.main_ppo" in result.output and "GEN_SEARCHER_MCP_URL=" in result.output
-    assert not (tmp_path / "agent_loops.yaml").exists()  # a dry run writes nothing
+    assert not run_dir.exists()  # a dry run writes nothing
+    *setup, command = result.output.strip().splitlines()
+
+    # The setup lines, run by a shell, write the agent-loop config the command points at.
+    subprocess.run(["bash", "-euc", "\n".join(setup)], check=True)
+    (entry,) = yaml.safe_load((run_dir / "agent_loops.yaml").read_text())
+    assert entry["tool_server_url"] == TOOLS and entry["mask_invalid"] is True
+    from verl_recipes.agent_loop import LoopSettings
+
+    settings = LoopSettings(**{k: v for k, v in entry.items() if k not in {"name", "_target_"}})
+    assert settings.episode_config().system_prompt == "OUR OWN SYSTEM PROMPT"  # the loop's prompt, as `data rl`'s
+
+    # The command line splits back into exactly the environment and argv the launcher runs.
+    from verl_recipes.launch import plan_grpo
+
+    plan = plan_grpo(
+        overrides, tool_server=TOOLS, judge_url=JUDGE, run_dir=run_dir, invalid="mask",
+        loop_settings={"max_calls": 9, "system_prompt_file": str(prompt_file)},
+    )
+    assert shlex.split(command) == [f"GEN_SEARCHER_MCP_URL={TOOLS}", *plan.command]
+
     result = runner.invoke(app, ["train", "grpo", "data.train_files=/d", "actor.nope=1", "--tool-server", TOOLS,
                                  "--judge-url", JUDGE, "--dry-run"])
     assert result.exit_code == 2 and "actor.nope" in result.output
+    result = runner.invoke(app, ["train", "grpo", "data.train_files=/d", "--tool-server", TOOLS, "--invalid", "drop"])
+    assert result.exit_code == 2 and "drop" in result.output
 
 
 def test_vision_tower_is_frozen_and_the_engine_swapped(tiny_vl: Any, monkeypatch: pytest.MonkeyPatch) -> None:

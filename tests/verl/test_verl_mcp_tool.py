@@ -101,7 +101,7 @@ async def test_schema_fetched_from_server_when_yaml_has_none(toy_mcp: ToyServer,
 
 
 async def test_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
-    from verl_recipes.mcp_session import McpConnection, McpConnectionError
+    from policy.mcp_client import McpConnection, McpConnectionError
 
     port = free_port()
     state = ToyServer(url=f"http://127.0.0.1:{port}/mcp", token=None)
@@ -120,7 +120,7 @@ async def test_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
 
 
 async def test_bearer_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from verl_recipes.mcp_session import ConnectionPool, McpConnectionError
+    from policy.mcp_client import ConnectionPool, McpConnectionError
     from verl_recipes.mcp_tool import McpTool
 
     secret = "s3cr3t-token-value"

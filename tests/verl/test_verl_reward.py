@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def ground_truth(tmp_path: Path) -> Path:
 
 
 async def found_image(server: Any) -> str:
-    from verl_recipes.mcp_session import McpConnection
+    from policy.mcp_client import McpConnection
 
     conn = McpConnection(server.url)
     result = await conn.call_tool("image_search", {"query": "Quorvath Bridge", "top_k": 1})
@@ -107,6 +108,29 @@ async def test_render_and_judge_combine_into_the_score(render_server: Any, groun
     assert "Quorvath" in request_text(by_kind["kscore"])
 
 
+async def test_only_the_first_references_go_to_the_generator(recording_render: Any, ground_truth: Path) -> None:
+    from verl_recipes.reward import compute_score
+
+    url, calls = recording_render
+    ids = [f"img_{i:016x}" for i in range(5)]
+    judge = ScriptedJudge()
+    judge.when(KSCORE, kscore_reply(1.0, 1.0, 1.0, 1.0))
+    judge.when(TEXT, json.dumps({"score": 1.0}))
+    with serve_judge(judge) as judge_url:
+        info = {"gen_searcher": {**episode(None), "generator_image_ids": ids}}
+        settings = {"render_mcp_url": url, "judge_base_url": judge_url, "judge_model": "m", "render_steps": 8, "render_seed": 7}
+        result = await compute_score("knowgen", "", str(ground_truth), info, **settings)
+        assert result["score"] == pytest.approx(1.0) and result["failed"] == 0.0
+        await compute_score("knowgen", "", str(ground_truth), info, **settings, generator_references=1)
+    assert [c["refs"] for c in calls] == [ids[:3], ids[:1]]
+    assert calls[0]["steps"] == 8 and calls[0]["seed"] == 7 and calls[0]["width"] is None
+    assert calls[0]["prompt"] == episode(None)["gen_prompt"]
+    from tests.support.scripted_judge import image_urls
+
+    kscore_request = next(r for r in judge.requests if KSCORE in str(r))
+    assert len(image_urls(kscore_request)) == 2  # the image read back through image:// and the ground truth
+
+
 async def test_default_weight_is_one_half(render_server: Any, ground_truth: Path) -> None:
     from verl_recipes.reward import compute_score
 
@@ -125,6 +149,23 @@ async def test_episodes_without_an_answer_are_zero_or_masked(ground_truth: Path)
     assert zero["score"] == 0.0 and zero["masked"] == 0.0 and zero["valid"] == 0.0
     masked = await compute_score("knowgen", "", str(ground_truth), {}, invalid="mask")
     assert masked["score"] == 0.0 and masked["masked"] == 1.0
+    # The reward cannot mask by itself: it says so when the agent loop kept the episode's loss.
+    failed = {**episode(None, valid=False), "loss_masked": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": failed}, invalid="mask")
+    with pytest.warns(RuntimeWarning, match="mask_invalid"):
+        await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": episode(None, valid=False)}, invalid="mask")
+
+
+async def test_unknown_reward_kwargs_are_refused(ground_truth: Path) -> None:
+    from verl_recipes.reward import compute_score
+
+    with pytest.raises(ValueError, match="unknown reward_kwargs: text_weigth"):
+        await compute_score("knowgen", "", str(ground_truth), {}, text_weigth=0.3)
+    # What verl itself adds with a reward-model router is accepted.
+    result = await compute_score("knowgen", "", str(ground_truth), {}, reward_router_address="127.0.0.1:1")
+    assert result["score"] == 0.0
 
 
 async def test_judge_failure_is_retried_then_flagged_not_scored(render_server: Any, ground_truth: Path) -> None:
@@ -166,12 +207,66 @@ async def test_missing_ground_truth_is_a_failure_not_a_zero(tmp_path: Path) -> N
     assert result["failed"] == 1.0
 
 
-async def test_judge_client_is_shared_and_rate_limited() -> None:
-    from verl_recipes.reward import RewardSettings, _Judges
+async def test_judge_registry_shares_one_client_per_judge(tmp_path: Path) -> None:
+    from verl_recipes.reward import JudgeRegistry, RewardSettings
 
     settings = RewardSettings(judge_base_url="http://127.0.0.1:9/v1", judge_model="m", judge_rate_limit_per_s=2.0)
     judge_settings = settings.judge_settings()
     assert judge_settings.rate_limit_per_s == 2.0 and judge_settings.model == "m"
-    first, second = _Judges.get(judge_settings), _Judges.get(settings.judge_settings())
-    assert first is second  # every reward call of this worker goes through one client (one rate limit)
-    assert _Judges.get(RewardSettings(judge_model="other").judge_settings()) is not first
+    registry = JudgeRegistry()
+    first = registry.get(judge_settings)
+    assert registry.get(settings.judge_settings()) is first  # every reward call of a worker: one client
+    assert registry.get(RewardSettings(judge_model="other").judge_settings()) is not first
+    assert len(registry) == 2
+    await registry.aclose()
+    assert len(registry) == 0 and registry.get(judge_settings) is not first
+    registry.reset()
+    assert len(registry) == 0
+
+
+class CountingJudge(ScriptedJudge):
+    """A scripted judge that records how many requests it was serving at once."""
+
+    in_flight: int = 0
+    peak: int = 0
+
+    async def _chat(self, request: Any) -> Any:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            return await super()._chat(request)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_concurrent_reward_calls_share_the_judges_concurrency_cap(ground_truth: Path) -> None:
+    """Reward calls each look their client up; the registry makes them share one cap (per-call clients would not)."""
+    import anyio
+
+    from benchmark.rubrics import judge_text
+    from verl_recipes.reward import JudgeRegistry, RewardSettings
+
+    judge = CountingJudge(default=json.dumps({"score": 0.5}), delay_s=0.25)
+    with serve_judge(judge) as judge_url:
+        settings = RewardSettings(judge_base_url=judge_url, judge_model="m", judge_max_concurrency=1)
+
+        async def calls(registry_for_call: Any) -> None:
+            async def one() -> None:
+                client = registry_for_call().get(settings.judge_settings())
+                await judge_text(client, gen_prompt="a bridge", reference_notes=[], gt_image=ground_truth)
+
+            async with anyio.create_task_group() as group:
+                for _ in range(3):
+                    group.start_soon(one)
+
+        shared = JudgeRegistry()
+        await calls(lambda: shared)
+        assert judge.peak == 1 and len(judge.requests) == 3
+        await shared.aclose()
+        judge.peak = 0
+        fresh = [JudgeRegistry() for _ in range(3)]
+        unused = list(fresh)
+        await calls(lambda: unused.pop())
+        for registry in fresh:
+            await registry.aclose()
+        assert judge.peak > 1  # the contrast: separate clients ignore each other's cap

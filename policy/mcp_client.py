@@ -1,30 +1,48 @@
-"""One reusable MCP client session per server per process (streamable HTTP).
+"""The one MCP client session of the project: long-lived, reconnecting, optionally shared.
 
-Opening an MCP session costs about 65 ms; a rollout makes thousands of tool
-calls, so each worker keeps one session per server and reuses it, reconnecting
-after a transport failure. The bearer token, if any, comes from the environment
-and never appears in errors or logs.
+Opening an MCP session costs a handshake (about 65 ms over HTTP here); an
+episode makes up to ten tool calls and a training rollout thousands, so a
+session is opened once and reused by every call (concurrent calls included).
+Both the inference driver (:mod:`policy.mcp_tools`) and the verl bridge
+(``verl_recipes``) use :class:`McpConnection`; verl, which builds one tool object
+per tool per worker, shares sessions through :class:`ConnectionPool`.
+
+Errors: a request the server answers with an error (unknown tool, bad
+arguments) or that times out raises :class:`McpCallError` and keeps the session; a broken
+transport drops the session, the call is retried on a fresh one, and
+:class:`McpConnectionError` is raised only when that fails too. The bearer
+token never appears in errors, logs or ``repr``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx2
 import mcp_types
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOKEN_ENV = "GEN_SEARCHER_TOKEN"
+DEFAULT_TOKEN_ENV = "GEN_SEARCHER_TOKEN"  # the same variable the server CLI reads for --token
 DEFAULT_URL_ENV = "GEN_SEARCHER_MCP_URL"
 
-_JSONRPC_INVALID_PARAMS = -32602
-_JSONRPC_METHOD_NOT_FOUND = -32601
+# JSON-RPC error codes that mean the session is gone (the SDK's "Connection closed";
+# the HTTP transport's "Session terminated" after a server restart; a garbled
+# stream): the session is dropped and the call retried on a new one. Any other
+# error is about the request itself (bad arguments, unknown tool or resource,
+# time-out) and keeps the session.
+_SESSION_LOST = frozenset({mcp_types.CONNECTION_CLOSED, mcp_types.INVALID_REQUEST, mcp_types.PARSE_ERROR})
+
+T = TypeVar("T")
 
 
 class McpConnectionError(RuntimeError):
@@ -32,7 +50,7 @@ class McpConnectionError(RuntimeError):
 
 
 class McpCallError(RuntimeError):
-    """The server rejected the request itself (unknown tool, malformed arguments)."""
+    """The server answered the request with an error (unknown tool, bad arguments, time-out); the session is fine."""
 
 
 def redact_url(url: str) -> str:
@@ -46,34 +64,39 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-class McpConnection:
-    """One long-lived MCP client session to one server, reconnecting after failures.
+def _target_name(target: Any) -> str:
+    return redact_url(target) if isinstance(target, str) else f"in-process {type(target).__name__}"
 
-    The session is owned by a background task on the caller's event loop (anyio
-    requires a session to be opened and closed by the same task); calls from any
-    task of that loop share it. A call that fails on the transport drops the
-    session and is retried on a new one, up to ``max_attempts`` tries in all.
-    Errors the server reports for the request itself (unknown tool, bad
-    arguments) raise :class:`McpCallError` and keep the session.
+
+class McpConnection:
+    """One long-lived MCP client session to one server, opened on first use, reconnecting after failures.
+
+    ``target`` is a streamable-HTTP URL (``http(s)://…/mcp``) or an in-process
+    server object (what ``mcp.Client`` accepts). The session is owned by a
+    background task on the caller's event loop (anyio requires a session to be
+    opened and closed by the same task); calls from any task of that loop share
+    it. A call that fails on the transport drops the session and is retried on a
+    new one, up to ``max_attempts`` tries in all. Close it with :meth:`aclose`
+    (it reopens on the next call).
     """
 
     def __init__(
         self,
-        url: str,
+        target: Any,
         *,
         token: str | None = None,
-        timeout_s: float = 300.0,
+        timeout_s: float | None = 300.0,
         connect_timeout_s: float = 30.0,
         max_attempts: int = 2,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"MCP server URL must be http(s)://…, got {redact_url(url)!r}")
-        self.url = url
+        if isinstance(target, str) and not target.startswith(("http://", "https://")):
+            raise ValueError(f"MCP server URL must be http(s)://…, got {redact_url(target)!r}")
+        self.target = target
         self._token = token
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.max_attempts = max(1, max_attempts)
-        #: Sessions opened so far (a healthy worker opens one).
+        #: Sessions opened so far (a healthy connection opens one).
         self.sessions_opened = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -81,37 +104,47 @@ class McpConnection:
         self._owner: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
+    @property
+    def name(self) -> str:
+        """The server, for messages: its URL without credentials, or the in-process server's type."""
+        return _target_name(self.target)
+
     def __repr__(self) -> str:
-        return f"McpConnection({redact_url(self.url)!r}, sessions_opened={self.sessions_opened})"
+        return f"McpConnection({self.name!r}, sessions_opened={self.sessions_opened})"
 
     # -- lifecycle
 
     async def _own_session(self, ready: asyncio.Future[Any], stop: asyncio.Event) -> None:
-        import httpx2
         from mcp import Client
-        from mcp.client.streamable_http import streamable_http_client
 
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
-        timeout = httpx2.Timeout(self.connect_timeout_s, read=self.timeout_s)
         try:
-            async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
-                transport = streamable_http_client(self.url, http_client=http)
-                async with Client(transport, read_timeout_seconds=self.timeout_s) as client:
-                    self.sessions_opened += 1
-                    if not ready.done():
-                        ready.set_result(client)
-                    await stop.wait()
+            async with contextlib.AsyncExitStack() as stack:
+                server: Any = self.target
+                if isinstance(self.target, str):  # over HTTP, with the bearer token when there is one
+                    headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+                    timeout = httpx2.Timeout(self.connect_timeout_s, read=self.timeout_s)
+                    http = await stack.enter_async_context(create_mcp_http_client(headers=headers, timeout=timeout))
+                    server = streamable_http_client(self.target, http_client=http)
+                client = await stack.enter_async_context(Client(server, read_timeout_seconds=self.timeout_s))
+                self.sessions_opened += 1
+                if not ready.done():
+                    ready.set_result(client)
+                await stop.wait()
         except asyncio.CancelledError:
             if not ready.done():
-                ready.set_exception(McpConnectionError(f"connection to {redact_url(self.url)} was cancelled"))
+                ready.set_exception(McpConnectionError(f"connection to {self.name} was cancelled"))
             raise
         except Exception as exc:  # noqa: BLE001 - transport failures (often exception groups) end up here
-            log.debug("MCP session to %s ended: %s", redact_url(self.url), type(exc).__name__)
+            log.debug("MCP session to %s ended: %s", self.name, type(exc).__name__)
             if not ready.done():
-                ready.set_exception(McpConnectionError(_describe_failure(self.url, exc)))
+                ready.set_exception(McpConnectionError(_describe_failure(self.name, exc)))
 
     def _alive(self) -> bool:
         return self._client is not None and self._owner is not None and not self._owner.done()
+
+    async def open(self) -> None:
+        """Open the session now (calls open it on demand); raises :class:`McpConnectionError`."""
+        await self._session()
 
     async def _session(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -134,7 +167,7 @@ class McpConnection:
             except TimeoutError:
                 await self._drop()
                 raise McpConnectionError(
-                    f"MCP server {redact_url(self.url)} did not answer within {self.connect_timeout_s:g} s"
+                    f"MCP server {self.name} did not answer within {self.connect_timeout_s:g} s"
                 ) from None
             except McpConnectionError:
                 await self._drop()
@@ -160,7 +193,7 @@ class McpConnection:
 
     # -- calls
 
-    async def _with_session(self, what: str, op: Any) -> Any:
+    async def _with_session(self, what: str, op: Callable[[Any], Awaitable[T]]) -> T:
         from mcp.shared.exceptions import MCPError
 
         failure: BaseException | None = None
@@ -169,21 +202,20 @@ class McpConnection:
             try:
                 return await op(client)
             except MCPError as exc:
-                if exc.code in (_JSONRPC_INVALID_PARAMS, _JSONRPC_METHOD_NOT_FOUND):
-                    raise McpCallError(f"{what} rejected by the server: {exc.error.message}") from None
+                if exc.code not in _SESSION_LOST:
+                    raise McpCallError(f"{what} failed on the server: {exc.error.message}") from None
                 failure = exc
             except (McpCallError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - transport failures of many kinds
                 failure = exc
-            log.warning("MCP %s failed on %s (%s); reconnecting", what, redact_url(self.url), type(failure).__name__)
+            log.warning("MCP %s failed on %s (%s); reconnecting", what, self.name, type(failure).__name__)
             await self._drop()
         assert failure is not None
-        raise McpConnectionError(
-            f"{what} failed after {self.max_attempts} attempts: {_describe_failure(self.url, failure)}"
-        )
+        detail = _describe_failure(self.name, failure)
+        raise McpConnectionError(f"{what} failed after {self.max_attempts} attempt(s): {detail}")
 
-    async def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None) -> mcp_types.CallToolResult:
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> mcp_types.CallToolResult:
         """Call ``name``; returns the result (``is_error`` results included) or raises."""
         args = dict(arguments or {})
         return await self._with_session(
@@ -194,6 +226,8 @@ class McpConnection:
         return await self._with_session(f"read {uri}", lambda client: client.read_resource(uri))
 
     async def list_tools(self) -> list[mcp_types.Tool]:
+        """All the server's tools, in the server's order (following pagination)."""
+
         async def op(client: Any) -> list[mcp_types.Tool]:
             tools: list[mcp_types.Tool] = []
             cursor: str | None = None
@@ -207,28 +241,24 @@ class McpConnection:
         return await self._with_session("list_tools", op)
 
 
-def _describe_failure(url: str, exc: BaseException) -> str:
-    leaves: list[BaseException] = []
+def _describe_failure(name: str, exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    detail = str(exc).strip()
+    return f"MCP server {name}: {type(exc).__name__}" + (f": {detail[:300]}" if detail else "")
 
-    def walk(e: BaseException) -> None:
-        if isinstance(e, BaseExceptionGroup):
-            for sub in e.exceptions:
-                walk(sub)
-        else:
-            leaves.append(e)
 
-    walk(exc)
-    first = leaves[0] if leaves else exc
-    detail = str(first).strip()
-    return f"MCP server {redact_url(url)}: {type(first).__name__}" + (f": {detail[:300]}" if detail else "")
+def token_from_env(token_env: str | None = DEFAULT_TOKEN_ENV) -> str | None:
+    """The bearer token held by ``token_env`` (``None`` when unset, empty or no variable named)."""
+    return (os.environ.get(token_env) or None) if token_env else None
 
 
 class ConnectionPool:
-    """Connections shared by key within one process.
+    """Connections shared by key, so that several callers in one process use one session per server.
 
     verl builds one ``BaseTool`` object per tool per worker; the tools of one
-    server must still share one session, so the pool is process-wide (the
-    ``shared`` class attribute). Tests and embedders can make their own pool.
+    server must still share one session, so verl code uses the process-wide
+    :attr:`shared` pool. Tests and embedders can make their own pool.
     """
 
     shared: ClassVar[ConnectionPool]
@@ -245,12 +275,13 @@ class ConnectionPool:
         timeout_s: float = 300.0,
         max_attempts: int = 2,
     ) -> McpConnection:
+        """The pool's connection for these settings, created (not yet opened) on first request."""
         key = (url, token_env, timeout_s, max_attempts)
         with self._guard:
             conn = self._connections.get(key)
             if conn is None:
-                token = os.environ.get(token_env) if token_env else None
-                conn = McpConnection(url, token=token or None, timeout_s=timeout_s, max_attempts=max_attempts)
+                token = token_from_env(token_env)
+                conn = McpConnection(url, token=token, timeout_s=timeout_s, max_attempts=max_attempts)
                 self._connections[key] = conn
             return conn
 
@@ -265,33 +296,11 @@ class ConnectionPool:
 ConnectionPool.shared = ConnectionPool()
 
 
-def run_blocking(factory: Any) -> Any:
-    """Run ``factory()``'s coroutine to completion on a private loop in a helper thread.
-
-    Used only where verl calls us synchronously (tool construction); the thread
-    keeps us clear of any loop already running in the caller.
-    """
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(factory())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="mcp-schema-fetch", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 async def fetch_tools(
-    url: str, *, token: str | None = None, names: Iterable[str] | None = None, timeout_s: float = 60.0
+    target: Any, *, token: str | None = None, names: Iterable[str] | None = None, timeout_s: float = 60.0
 ) -> list[mcp_types.Tool]:
     """List the server's tools (in the server's order), optionally only ``names`` (each must exist)."""
-    conn = McpConnection(url, token=token, timeout_s=timeout_s, max_attempts=1)
+    conn = McpConnection(target, token=token, timeout_s=timeout_s, max_attempts=1)
     try:
         tools = await conn.list_tools()
     finally:
@@ -302,5 +311,5 @@ async def fetch_tools(
     by_name = {t.name: t for t in tools}
     missing = [n for n in wanted if n not in by_name]
     if missing:
-        raise ValueError(f"server {redact_url(url)} has no tool(s) {missing}; it offers {sorted(by_name)}")
+        raise ValueError(f"server {conn.name} has no tool(s) {missing}; it offers {sorted(by_name)}")
     return [by_name[n] for n in wanted]

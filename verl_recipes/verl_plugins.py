@@ -1,0 +1,15 @@
+"""What verl must import in each of its processes for the GRPO recipe (``model.external_lib``).
+
+verl imports ``actor_rollout_ref.model.external_lib`` wherever it builds the model
+config: in the trainer process (where advantages are computed) and in every
+worker (where the FSDP engine is built). Importing this module
+
+* swaps in the FSDP engines that freeze the vision tower (:mod:`verl_recipes.freeze_vision`);
+* registers the ``grpo_masked`` advantage estimator (:mod:`verl_recipes.advantage`).
+"""
+
+from __future__ import annotations
+
+from verl_recipes import advantage, freeze_vision
+
+__all__ = ["advantage", "freeze_vision"]
