@@ -17,16 +17,18 @@ For an episode with a valid answer:
 3. score ``(1 - c) * image + c * text`` with ``c = text_weight`` (0.5).
 
 Episodes without a valid answer score 0 (``invalid="zero"``) or are flagged
-``masked`` (``invalid="mask"``). A reward function cannot drop a sample in verl
-0.9.1, so masking is done where verl allows it: the agent loop's ``mask_invalid``
-zeroes the episode's ``response_mask`` (no loss) and the ``grpo_masked`` advantage
-estimator (:mod:`verl_recipes.advantage`) leaves such samples out of their group's
-mean and std; ``gen-searcher train grpo --invalid mask`` sets all three (a warning
-says so when an episode arrives unmasked under ``invalid="mask"``). A render or judge failure is retried and then reported as
-``failed = 1`` with the reason in the log (``on_failure="flag"``), or raised
-(``on_failure="raise"``) -- never passed off as a bad answer. Judge calls share one
-client per worker process (:class:`JudgeRegistry`), which bounds concurrency and
-applies the rate limit.
+``masked`` (``invalid="mask"``). A render or judge failure is retried and then
+reported as ``failed = 1`` with the reason in the log (``on_failure="flag"``), or
+raised (``on_failure="raise"``). A reward function cannot drop a sample in verl
+0.9.1, so masking happens where verl allows it: the ``gen_searcher`` agent loop
+calls this function itself (``score_in_loop``) and zeroes the ``response_mask`` of
+a failed or (with ``mask_invalid``) answerless episode, and the ``grpo_masked``
+advantage estimator (:mod:`verl_recipes.advantage`) leaves such samples out of
+their group's mean and std; ``gen-searcher train grpo`` sets this up (a warning
+says so when an episode arrives unmasked under ``invalid="mask"``). Called by
+verl's reward workers instead, a failure still reads ``failed = 1`` in the metrics
+but its score 0 enters GRPO. Judge calls share one client per worker process
+(:class:`JudgeRegistry`), which bounds concurrency and applies the rate limit.
 
 Every result carries the same numeric keys (verl stacks them across the batch):
 ``score, image_score, text_score, valid, masked, failed, render_s, judge_s``.

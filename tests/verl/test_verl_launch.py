@@ -46,7 +46,12 @@ def test_grpo_config_has_the_published_settings(tmp_path: Path) -> None:
     kwargs = config.reward.custom_reward_function.reward_kwargs
     assert kwargs.render_mcp_url == TOOLS and kwargs.judge_base_url == JUDGE and kwargs.judge_model == "gpt-4.1"
     assert kwargs.text_weight == 0.5
-    # verl validates these sections into its dataclasses exactly like this when it starts.
+    # verl validates the config like this when it starts.
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    assert not need_critic(config) and not need_reference_policy(config)  # GRPO without KL: no critic, no reference
     rollout_config = omega_conf_to_dataclass(rollout)
     assert rollout_config.multi_turn.enable and rollout_config.n == 6
     # The reward verl loads from the config is our async compute_score, and it accepts every reward kwarg.
