@@ -36,6 +36,12 @@ class SearchSettings(BaseModel):
     serper_url: str = "https://google.serper.dev"
     brave_url: str = "https://api.search.brave.com/res/v1"
 
+    @field_validator("index", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # GEN_SEARCHER_SEARCH__INDEX= (empty) means no index, not the current folder.
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 class CacheSettings(BaseModel):
     path: Path = Field(default_factory=lambda: _default_cache_dir() / "cache.db")

@@ -88,3 +88,10 @@ def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Log
     for shown in (repr(settings), str(settings), dumped, caplog.text, Metrics().render().decode()):
         for secret in ("serper-key-123456", "brave-key-123456", "token-abcdef", "summary-key-123456"):
             assert secret not in shown
+
+
+def test_an_empty_index_variable_means_no_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEN_SEARCHER_SEARCH__INDEX", "")
+    assert load_settings().search.index is None
+    monkeypatch.setenv("GEN_SEARCHER_SEARCH__INDEX", "/data/web.db")
+    assert load_settings().search.index == Path("/data/web.db")
