@@ -132,7 +132,8 @@ class Settings(BaseSettings):
 
     serper_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("SERPER_API_KEY", "serper_api_key"))
     brave_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("BRAVE_API_KEY", "brave_api_key"))
-    searxng_url: str | None = Field(None, validation_alias=AliasChoices("SEARXNG_URL", "searxng_url"))
+    # A secret too: an instance URL may carry credentials (https://user:password@host).
+    searxng_url: SecretStr | None = Field(None, validation_alias=AliasChoices("SEARXNG_URL", "searxng_url"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
 
     @field_validator("auth_tokens", "allowed_hosts", mode="before")

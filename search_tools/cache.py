@@ -200,11 +200,7 @@ class StoreCache:
         """Store a value (ignored unless the mode is readwrite)."""
         if self.mode != "readwrite":
             return
-        key = cache_key(namespace, key_parts)
-        text = json.dumps(value, ensure_ascii=False)
-        expires_at = self._expires_at(ttl_s)
-        await self._save(key, namespace, text, expires_at)
-        self._remember(key, text, expires_at)
+        await self._store(cache_key(namespace, key_parts), namespace, json.dumps(value, ensure_ascii=False), ttl_s)
 
     async def get_or_compute(
         self,
@@ -235,27 +231,18 @@ class StoreCache:
                 raise flight.error
             self._event(namespace, True)
             return json.loads(flight.text)  # type: ignore[arg-type]
+        return json.loads(await self._lead(key, namespace, key_parts, compute, ttl_s))
+
+    async def _lead(
+        self, key: str, namespace: str, key_parts: Any, compute: Callable[[], Awaitable[Any]], ttl_s: float | None
+    ) -> str:
+        """Answer ``key`` for every caller that arrives meanwhile (they wait on the flight)."""
         flight = self._flights[key] = _Flight()
         try:
             text = await self._lookup(key)
-            if text is not None:
-                self._event(namespace, True)
-            else:
-                self._event(namespace, False)
-                if self.mode == "replay":
-                    raise CacheMissError(namespace, key_parts)
-                value = await compute()
-                try:
-                    text = json.dumps(value, ensure_ascii=False)
-                except (TypeError, ValueError) as exc:
-                    raise TypeError(f"cache values must be JSON-serializable ({namespace}): {exc}") from None
-                if self.mode == "readwrite":
-                    expires_at = self._expires_at(ttl_s)
-                    try:
-                        await self._save(key, namespace, text, expires_at)
-                    except Exception as exc:
-                        logger.warning("cache write failed (%s: %s)", self.backend_name, type(exc).__name__)
-                    self._remember(key, text, expires_at)
+            self._event(namespace, text is not None)
+            if text is None:
+                text = await self._compute(key, namespace, key_parts, compute, ttl_s)
             flight.text = text
         except Exception as exc:
             flight.error = exc
@@ -266,7 +253,36 @@ class StoreCache:
         finally:
             del self._flights[key]
             flight.done.set()
-        return json.loads(text)
+        return text
+
+    async def _compute(
+        self, key: str, namespace: str, key_parts: Any, compute: Callable[[], Awaitable[Any]], ttl_s: float | None
+    ) -> str:
+        """A miss: compute the value (never in replay mode) and store it when the mode writes."""
+        if self.mode == "replay":
+            raise CacheMissError(namespace, key_parts)
+        value = await compute()
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"cache values must be JSON-serializable ({namespace}): {exc}") from None
+        if self.mode == "readwrite":
+            await self._store(key, namespace, text, ttl_s, tolerate_failure=True)
+        return text
+
+    async def _store(
+        self, key: str, namespace: str, text: str, ttl_s: float | None, *, tolerate_failure: bool = False
+    ) -> None:
+        """Write through to the store and the memory layer; a failed write is logged when tolerated
+        (the computed answer is still served and remembered), else raised."""
+        expires_at = self._expires_at(ttl_s)
+        try:
+            await self._save(key, namespace, text, expires_at)
+        except Exception as exc:
+            if not tolerate_failure:
+                raise
+            logger.warning("cache write failed (%s: %s)", self.backend_name, type(exc).__name__)
+        self._remember(key, text, expires_at)
 
 
 class SQLiteCache(StoreCache):

@@ -15,13 +15,24 @@ import anyio
 from aiolimiter import AsyncLimiter
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
-from search_tools.backends.parsing import ImageFields, image_hits, web_hits
+from search_tools.backends.parsing import image_hits, web_hits
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
 
 # Words of the transport errors ddgs passes on from its HTTP client.
 _NETWORK_MARKERS = ("DNSError", "ConnectError", "ConnectTimeout", "error sending request", "Connection refused")
+
+
+# ddgs image rows are flat: our field -> their key.
+_IMAGE_FIELDS = {
+    "image_url": "image",
+    "page_url": "url",
+    "title": "title",
+    "width": "width",
+    "height": "height",
+    "thumbnail_url": "thumbnail",
+}
 
 
 def _default_client(timeout_s: float) -> Any:
@@ -63,7 +74,9 @@ class DdgsBackend:
             if any(marker in detail for marker in _NETWORK_MARKERS):
                 # ddgs wraps the network error of the last engine it tried, request URL and all.
                 return SearchBackendError(
-                    self.name, "unavailable", "could not reach any search engine (network error; is this machine online?)"
+                    self.name,
+                    "unavailable",
+                    "could not reach any search engine (network error; is this machine online?)",
                 )
             return SearchBackendError(self.name, "unavailable", f"search failed: {detail}"[:300])
         return SearchBackendError(self.name, "unavailable", f"search failed ({type(exc).__name__})")
@@ -97,21 +110,10 @@ class DdgsBackend:
 
     async def image_search(self, query: str, k: int) -> list[ImageHit]:
         query = check_request(self.name, query, k)
-        return image_hits(await self._call("images", query, k), k, _image_fields)
+        return image_hits(await self._call("images", query, k), k, _IMAGE_FIELDS)
 
     async def aclose(self) -> None:
         return None
-
-
-def _image_fields(row: dict[str, Any]) -> ImageFields:
-    return {
-        "image_url": row.get("image"),
-        "page_url": row.get("url"),
-        "title": row.get("title"),
-        "width": row.get("width"),
-        "height": row.get("height"),
-        "thumbnail_url": row.get("thumbnail"),
-    }
 
 
 def create(settings: Settings) -> DdgsBackend:

@@ -184,6 +184,8 @@ class HttpBackend:
                 raise RetryableError(
                     self.error("unavailable", f"could not reach {origin(url)} ({type(exc).__name__})")
                 ) from None
+            except httpx.RequestError as exc:  # e.g. a body that does not decode as its Content-Encoding
+                raise self.error("bad_response", f"unreadable answer from {origin(url)} ({type(exc).__name__})") from None
         if response.status_code >= 400 or response.status_code < 200:
             failure = self.http_error(response)
             raise failure

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from search_tools.backends.base import ImageHit, WebHit
@@ -73,8 +73,11 @@ def web_hits(
 ImageFields = dict[str, Any]
 
 
-def image_hits(rows: Iterable[Any], k: int, extract: Callable[[dict[str, Any]], ImageFields]) -> list[ImageHit]:
-    """Image hits from rows; ``extract`` maps one row (a dict) to raw ``ImageFields``.
+def image_hits(
+    rows: Iterable[Any], k: int, extract: Callable[[dict[str, Any]], ImageFields] | Mapping[str, str]
+) -> list[ImageHit]:
+    """Image hits from rows. ``extract`` maps one row (a dict) to raw ``ImageFields``; for flat
+    rows it can simply name the row's key of each field (``{"image_url": "imageUrl", ...}``).
 
     Rows without an image URL and repeats of an image URL are skipped; the page
     URL falls back to the image URL.
@@ -84,7 +87,10 @@ def image_hits(rows: Iterable[Any], k: int, extract: Callable[[dict[str, Any]], 
     for row in rows:
         if not isinstance(row, dict):
             continue
-        fields = extract(row)
+        if isinstance(extract, Mapping):
+            fields = {name: row.get(key) for name, key in extract.items()}
+        else:
+            fields = extract(row)
         image_url = text_field(fields.get("image_url"))
         if image_url is None or image_url in seen:
             continue

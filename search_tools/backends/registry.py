@@ -40,7 +40,7 @@ def resolve_auto(settings: Settings) -> str:
         return "serper"
     if settings.brave_api_key is not None and settings.brave_api_key.get_secret_value():
         return "brave"
-    if settings.searxng_url:
+    if settings.searxng_url is not None and settings.searxng_url.get_secret_value():
         return "searxng"
     return "ddgs"
 

@@ -94,4 +94,5 @@ class SearxngBackend(HttpBackend):
 
 
 def create(settings: Settings) -> SearxngBackend:
-    return SearxngBackend(settings.searxng_url, **http_options(settings))
+    url = settings.searxng_url.get_secret_value() if settings.searxng_url else None
+    return SearxngBackend(url, **http_options(settings))

@@ -6,10 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
 from search_tools.backends.http import HttpBackend, http_options
-from search_tools.backends.parsing import ImageFields, image_hits, web_hits
+from search_tools.backends.parsing import image_hits, web_hits
 
 if TYPE_CHECKING:
     from mcp_server.settings import Settings
+
+
+_IMAGE_FIELDS = {
+    "image_url": "imageUrl",
+    "page_url": "link",
+    "title": "title",
+    "width": "imageWidth",
+    "height": "imageHeight",
+    "thumbnail_url": "thumbnailUrl",
+}
 
 
 class SerperBackend(HttpBackend):
@@ -35,18 +45,7 @@ class SerperBackend(HttpBackend):
         images = data.get("images", []) if isinstance(data, dict) else None
         if not isinstance(images, list):
             raise self.bad_shape("'images' is not a list")
-        return image_hits(images, k, _image_fields)
-
-
-def _image_fields(item: dict[str, Any]) -> ImageFields:
-    return {
-        "image_url": item.get("imageUrl"),
-        "page_url": item.get("link"),
-        "title": item.get("title"),
-        "width": item.get("imageWidth"),
-        "height": item.get("imageHeight"),
-        "thumbnail_url": item.get("thumbnailUrl"),
-    }
+        return image_hits(images, k, _IMAGE_FIELDS)
 
 
 def create(settings: Settings) -> SerperBackend:

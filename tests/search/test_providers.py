@@ -207,6 +207,14 @@ async def test_garbage_json(provider: Provider, backend) -> None:  # type: ignor
 
 
 @pytest.mark.anyio
+async def test_undecodable_body(provider: Provider, backend) -> None:  # type: ignore[no-untyped-def]
+    provider.state.always = Failure(200, headers={"Content-Encoding": "gzip"}, body="not gzip at all")
+    error = await check_failure(backend, secrets=[provider.key] if provider.key else [])
+    assert error.kind == "bad_response"
+    assert "unreadable answer from http://127.0.0.1:" in str(error) and "DecodingError" in str(error)
+
+
+@pytest.mark.anyio
 async def test_wrongly_shaped_json(provider: Provider, backend) -> None:  # type: ignore[no-untyped-def]
     provider.state.wrong_shape = True
     error = await check_failure(backend)
@@ -266,6 +274,7 @@ async def test_searxng_url_credentials_become_basic_auth(servers, make_settings,
     backend = create_backend(
         make_settings(searxng_url=url.replace("http://", "http://admin:pa55w0rd-zz@"), search={"backend": "searxng"})
     )
+    caplog.set_level("DEBUG", logger="httpx")  # the CLI quiets httpx; this test reads its request log
     with caplog.at_level("DEBUG"):
         hits = await backend.search("eiffel tower", 3)
         images = await backend.image_search("eiffel tower", 3)

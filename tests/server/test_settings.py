@@ -75,18 +75,22 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.allowed_hosts == ["search.internal", "lb.example:8443"]
 
 
+SECRETS = ("serper-key-123456", "brave-key-123456", "token-abcdef", "summary-key-123456", "searx-pw-123456")
+
+
 def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("SERPER_API_KEY", "serper-key-123456")
     monkeypatch.setenv("BRAVE_API_KEY", "brave-key-123456")
     monkeypatch.setenv("GEN_SEARCHER_AUTH_TOKENS", "token-abcdef")
     monkeypatch.setenv("GEN_SEARCHER_SUMMARY__API_KEY", "summary-key-123456")
+    monkeypatch.setenv("SEARXNG_URL", "https://me:searx-pw-123456@searx.example")
     settings = load_settings()
     assert settings.serper_api_key is not None and settings.serper_api_key.get_secret_value() == "serper-key-123456"
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("test").info("settings: %s / %r", settings, settings)
     dumped = settings.model_dump_json()
     for shown in (repr(settings), str(settings), dumped, caplog.text, Metrics().render().decode()):
-        for secret in ("serper-key-123456", "brave-key-123456", "token-abcdef", "summary-key-123456"):
+        for secret in SECRETS:
             assert secret not in shown
 
 
