@@ -22,7 +22,17 @@ def free_port() -> int:
 def serve_app(app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """Serve ``app`` with uvicorn on loopback; yields the base URL (no trailing slash)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        # Idle keep-alive connections outlive any pause inside a test, so a client never
+        # reuses a connection the server has just closed (a spurious ReadError).
+        timeout_keep_alive=120,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
