@@ -41,8 +41,8 @@ from verl.utils.profiler import simple_timer
 
 from policy.chat import Sampling
 from policy.episode import Continue, Episode, EpisodeConfig, Finished, RunTools, Termination, ToolResult
-from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
-from policy.mcp_tools import convert_result
+from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpConnectionError
+from policy.mcp_tools import McpTools
 from policy.protocol import ToolCall
 from verl_recipes.mcp_convert import decode_image
 
@@ -157,17 +157,11 @@ class GenSearcherAgentLoop(AgentLoopBase):
     # -- tools -----------------------------------------------------------------
 
     async def _run_tools(self, calls: tuple[ToolCall, ...]) -> list[ToolResult]:
+        """The calls' results in call order, as the inference driver gets them (errors are results the model sees)."""
         conn = ConnectionPool.shared.get(
             self.settings.server_url(), token_env=self.settings.token_env, timeout_s=self.settings.tool_timeout_s
         )
-
-        async def one(call: ToolCall) -> ToolResult:
-            try:
-                return convert_result(call.name, await conn.call_tool(call.name, call.arguments))
-            except McpCallError as exc:  # the server rejected the arguments: the model sees why
-                return ToolResult.error(call.name, str(exc))
-
-        return list(await asyncio.gather(*(one(c) for c in calls)))
+        return await McpTools(conn).call_many(calls, parallel=self.settings.parallel_tool_calls)
 
     # -- tokens ----------------------------------------------------------------
 

@@ -48,21 +48,50 @@ async def make_ref() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awai
 
 
 async def run(impl: str, urls: list[str], concurrency: int, rounds: int) -> dict:
+    """Read every URL once (the quality sample), then ``rounds`` times concurrently (the timing).
+
+    A page that fails (a connect timeout, an extraction error) is counted, not fatal:
+    ``failed`` counts the timed pass, ``warmup_failed`` the first one (such a page has
+    empty output, so it scores as missing), ``errors`` the kinds seen in both
+    (see :func:`measurement`).
+    """
     read, close = await (make_ours() if impl == "ours" else make_ref())
+    errors: dict[str, int] = {}
+
+    async def attempt(url: str) -> str | None:
+        try:
+            return await read(url)
+        except Exception as exc:  # noqa: BLE001 - one bad page must not end the whole measurement
+            kind = type(exc).__name__
+            errors[kind] = errors.get(kind, 0) + 1
+            return None
+
     try:
-        outputs = {url: await read(url) for url in urls}  # warm-up pass, also the quality sample
+        sample = {url: await attempt(url) for url in urls}
         limit = asyncio.Semaphore(concurrency)
 
-        async def one(url: str) -> None:
+        async def one(url: str) -> bool:
             async with limit:
-                await read(url)
+                return await attempt(url) is not None
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(url) for _ in range(rounds) for url in urls))
+        done = await asyncio.gather(*(one(url) for _ in range(rounds) for url in urls))
         elapsed = time.perf_counter() - started
     finally:
         await close()
-    return {"impl": impl, "pages": len(urls) * rounds, "seconds": elapsed, "outputs": outputs}
+    return {"impl": impl, **measurement(sample, done, errors, elapsed)}
+
+
+def measurement(sample: dict[str, str | None], timed: list[bool], errors: dict[str, int], seconds: float) -> dict:
+    """What a side reports: ``sample`` maps each URL to its text (None: failed), ``timed`` says which timed reads worked."""
+    return {
+        "pages": len(timed),
+        "failed": timed.count(False),
+        "warmup_failed": sum(text is None for text in sample.values()),
+        "errors": errors,
+        "seconds": seconds,
+        "outputs": {url: text or "" for url, text in sample.items()},
+    }
 
 
 def main() -> None:

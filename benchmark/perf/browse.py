@@ -14,6 +14,8 @@ are served on 127.0.0.1. Two comparisons run over the same pages:
 
 For each it prints pages/s and, per tool, the share of annotated snippets it
 gets right: "keep" snippets present in the output and "drop" snippets absent.
+A page that fails (say a connect timeout) does not end the run: it is counted
+in the "failed" column, left out of pages/s, and scored as missing output.
 Targets: quality at least the reference's, throughput at least 2x.
 
 The reference lives in its own virtual environment (``.venv-ref-fetch``,
@@ -147,27 +149,40 @@ async def run_mcp(
 async def _drive(
     client: Any, tool: str, args_for: Any, urls: list[str], concurrency: int, rounds: int
 ) -> dict[str, Any]:
+    """The MCP twin of ``_browse_worker.run``: same passes, same failure counting, same result shape."""
     import anyio
 
-    outputs: dict[str, str] = {}
-    for url in urls:  # warm-up pass, also the quality sample
-        result = await client.call_tool(tool, args_for(url))
-        if result.is_error:
-            raise RuntimeError(f"{tool} failed on {url}: {result.content[0].text}")
-        outputs[url] = "\n".join(b.text for b in result.content if getattr(b, "type", "") == "text")
+    from benchmark.perf._browse_worker import measurement
+
+    errors: dict[str, int] = {}
+
+    async def attempt(url: str) -> str | None:
+        try:
+            result = await client.call_tool(tool, args_for(url))
+        except Exception as exc:  # noqa: BLE001 - one bad page must not end the whole measurement
+            kind = type(exc).__name__
+        else:
+            text = "\n".join(b.text for b in result.content if getattr(b, "type", "") == "text")
+            if not result.is_error:
+                return text
+            kind = "tool error"
+        errors[kind] = errors.get(kind, 0) + 1
+        return None
+
+    sample = {url: await attempt(url) for url in urls}  # warm-up pass, also the quality sample
     limiter = anyio.CapacityLimiter(concurrency)
+    timed: list[bool] = []
 
     async def one(url: str) -> None:
         async with limiter:
-            await client.call_tool(tool, args_for(url))
+            timed.append(await attempt(url) is not None)
 
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for _ in range(rounds):
             for url in urls:
                 tg.start_soon(one, url)
-    elapsed = time.perf_counter() - started
-    return {"pages": len(urls) * rounds, "seconds": elapsed, "outputs": outputs}
+    return measurement(sample, timed, errors, time.perf_counter() - started)
 
 
 def mcp_comparison(urls: list[str], concurrency: int, rounds: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -207,17 +222,29 @@ def mcp_comparison(urls: list[str], concurrency: int, rounds: int) -> tuple[dict
 def report(title: str, rows: list[tuple[str, dict[str, Any]]], annotations: dict[str, Any], base: str) -> None:
     """One table; the first row is ours, every other row a reference it is compared with."""
     print(f"\n== {title} ==")
-    print(f"{'tool':<44}{'pages/s':>9}{'keep':>8}{'drop':>8}{'overall':>9}")
+    print(f"{'tool':<44}{'pages/s':>9}{'failed':>10}{'keep':>8}{'drop':>8}{'overall':>9}")
     figures = []
     for label, result in rows:
-        rate = result["pages"] / result["seconds"]
+        rate = (result["pages"] - result["failed"]) / result["seconds"]  # pages read, not pages tried
         quality = score(result["outputs"], annotations, base)
         figures.append((label, rate, quality))
-        print(f"{label:<44}{rate:>9.1f}{quality['keep']:>8.1%}{quality['drop']:>8.1%}{quality['overall']:>9.1%}")
+        failed = f"{result['failed']}/{result['pages']}"
+        print(
+            f"{label:<44}{rate:>9.1f}{failed:>10}"
+            f"{quality['keep']:>8.1%}{quality['drop']:>8.1%}{quality['overall']:>9.1%}"
+        )
+    for label, result in rows:
+        if result["errors"]:
+            kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(result["errors"].items()))
+            print(
+                f"  {label}: {result['warmup_failed']} of {len(result['outputs'])} sample pages failed "
+                f"(scored as missing), {result['failed']} timed; errors: {kinds}"
+            )
     _, ours_rate, ours_q = figures[0]
     for label, rate, quality in figures[1:]:
+        ratio = f"{ours_rate / rate:.2f}x" if rate else "n/a (every page failed)"
         print(
-            f"vs {label}: throughput {ours_rate / rate:.2f}x (target >= 2x), "
+            f"vs {label}: throughput {ratio} (target >= 2x), "
             f"quality {ours_q['overall']:.1%} vs {quality['overall']:.1%} (target: >= reference)"
         )
 

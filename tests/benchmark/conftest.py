@@ -7,15 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from benchmark.judge import JudgeClient
-from tests.benchmark.helpers import ENV_DROP, RenderServer, fast_settings
+from tests.benchmark.helpers import RenderServer, fast_settings
+from tests.support.env import clear_settings_environment
 from tests.support.loopback import serve_app
 from tests.support.scripted_judge import ScriptedJudge, serve_judge
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_DROP:
-        monkeypatch.delenv(name, raising=False)
+    """A developer's own judge, render or provider settings must not change what a test run does."""
+    clear_settings_environment(monkeypatch)
 
 
 @pytest.fixture

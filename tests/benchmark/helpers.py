@@ -139,11 +139,6 @@ def wise_data_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "wise"
 
 
-#: Settings from the environment that would change what a test run does; every benchmark test runs without them.
-ENV_DROP = ("GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY", "GEN_SEARCHER_JUDGE_BASE_URL", "GEN_SEARCHER_JUDGE_MODEL",
-            "GEN_SEARCHER_RENDER__BACKEND", "GEN_SEARCHER_RENDER__URL", "GEN_SEARCHER_CONFIG", "GEN_SEARCHER_WISE_DIR")
-
-
 def bench(*args: str) -> tuple[int, str]:
     """``gen-searcher bench ARGS`` in process; returns the exit code and the output (stdout and stderr)."""
     from typer.testing import CliRunner

@@ -14,7 +14,6 @@ import pytest
 
 from benchmark.journal import Journal, read_rows
 from tests.benchmark.helpers import (
-    ENV_DROP,
     RenderServer,
     bench,
     make_knowgen,
@@ -261,7 +260,7 @@ def test_killed_run_resumes_without_lost_or_duplicated_rows(tmp_path: Path) -> N
     render_server = RenderServer(delay_s=0.25)
     judge = ScriptedJudge(default=kscore_reply(1, 1, 1, 1))
     out = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    env = dict(os.environ)  # the autouse fixture has cleared the developer's settings and keys
     with serve_app(render_server.app()) as render_url, serve_judge(judge) as judge_url:
         cmd = [sys.executable, "-c", "from mcp_server.cli import app; app()", "bench",
                *knowgen_args(data, out, render_url, judge_url, "--concurrency", "2")]
@@ -336,7 +335,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     data = make_knowgen(tmp_path / "data", 10)
     render_server = RenderServer(delay_s=0.2)
     out = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    env = dict(os.environ)  # the autouse fixture has cleared the developer's settings and keys
     with serve_app(render_server.app()) as render_url, serve_judge(ScriptedJudge(default=kscore_reply(1, 1, 1, 1))) as judge_url:
         cmd = [sys.executable, "-c", "from mcp_server.cli import app; app()", "bench",
                *knowgen_args(data, out, render_url, judge_url, "--concurrency", "1")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -11,15 +10,14 @@ from PIL import Image
 
 from render_tools.base import RenderRequest, RenderResult
 from render_tools.diffusers_renderer import DiffusersOptions, QwenImageEngine
+from tests.support.env import clear_settings_environment
 from tests.support.tiny_qwen_image import build_tiny_qwen_image, build_tiny_qwen_image_edit
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own GEN_SEARCHER_* or OPENAI_API_KEY must not leak into these tests."""
-    for name in list(os.environ):
-        if name.startswith("GEN_SEARCHER_") or name == "OPENAI_API_KEY":
-            monkeypatch.delenv(name, raising=False)
+    """A developer's own GEN_SEARCHER_* or provider variables must not leak into these tests."""
+    clear_settings_environment(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 
 from mcp_server.settings import Settings, load_settings
 from search_tools.index import build_index
+from tests.support.env import clear_settings_environment
 from tests.support.loopback import free_port
 
 EIFFEL_HTML = """<!doctype html>
@@ -111,15 +112,7 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(autouse=True)
 def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose their backend explicitly; a developer's real keys must not leak in."""
-    for name in ("SERPER_API_KEY", "BRAVE_API_KEY", "SEARXNG_URL", "GEN_SEARCHER_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    for name in (
-        "GEN_SEARCHER_SEARCH__BACKEND",
-        "GEN_SEARCHER_SEARCH__INDEX",
-        "GEN_SEARCHER_CACHE__URL",
-        "GEN_SEARCHER_CACHE__MODE",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    clear_settings_environment(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -7,20 +7,14 @@ from pathlib import Path
 import pytest
 
 from mcp_server.settings import Settings
+from tests.support.env import clear_settings_environment
 from tests.support.tool_server import tool_server_settings, write_index
-
-ENV_PREFIXES = ("GEN_SEARCHER_",)
-PROVIDER_VARS = ("SERPER_API_KEY", "BRAVE_API_KEY", "SEARXNG_URL", "OPENAI_API_KEY")
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's own GEN_SEARCHER_* or provider variables must not leak into these tests."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(ENV_PREFIXES) or name in PROVIDER_VARS:
-            monkeypatch.delenv(name, raising=False)
+    clear_settings_environment(monkeypatch)
 
 
 @pytest.fixture

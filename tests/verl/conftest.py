@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from tests.support.env import clear_settings_environment
 from tests.support.loopback import serve_app
 from tests.support.tiny_qwen_image import SPECIAL_TOKENS as SPECIAL
 from tests.support.tiny_qwen_image import build_processor, train_byte_level_bpe
@@ -326,8 +327,8 @@ def agent_loop_kwargs(tiny_vl: Any, server_manager: Any, config: Any, **extra: A
 
 @pytest.fixture(autouse=True)
 def _no_mcp_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEN_SEARCHER_MCP_URL", "GEN_SEARCHER_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    """A developer's own MCP URL, token or other settings must not leak into these tests."""
+    clear_settings_environment(monkeypatch)
 
 
 # ---------------------------------------------------------------- a scripted token generator

@@ -167,17 +167,20 @@ async def test_loop_built_from_the_launchers_agent_loop_config(tiny_vl: Any, too
 
 
 async def test_parallel_tool_calls_in_one_turn(tiny_vl: Any, tool_server: Any) -> None:
-    both = (
-        '<think>Both at once.</think><tool_call>{"name": "search", "arguments": {"queries": ["Velmora"]}}</tool_call>'
+    """Results come back in call order; a call the server refuses is an error the model reads, not the episode's end."""
+    calls = (
+        '<think>All at once.</think><tool_call>{"name": "browse", "arguments": {"url": "http://127.0.0.1:9/"}}</tool_call>'
+        '<tool_call>{"name": "search", "arguments": {"queries": ["Velmora"]}}</tool_call>'
         '<tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", "top_k": 1}}</tool_call>'
     )
-    generator = ScriptedGenerator(tiny_vl.tokenizer, [both, ANSWER])
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [calls, ANSWER])
     loop = make_loop(tiny_vl, generator, tool_server.url, parallel_tool_calls=True)
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
     summary = output.extra_fields["gen_searcher"]
-    assert summary["termination"] == "answered" and summary["tool_calls"] == 2 and summary["model_calls"] == 2
-    second = generator.prompt_text(1).split(PROMPT, 1)[1]
-    assert second.count("<tool_response>") == 2 and "lantern festival" in second and "IMG_001: " in second
+    assert summary["termination"] == "answered" and summary["tool_calls"] == 3 and summary["model_calls"] == 2
+    browsed, searched, images = generator.prompt_text(1).split(PROMPT, 1)[1].split("<tool_response>")[1:]
+    assert browsed.strip().startswith("Error from browse:") and "goal" in browsed  # the server's reason
+    assert "lantern festival" in searched and "IMG_001: " in images
     assert len(generator.requests[1]["images"]) == 1
 
 
