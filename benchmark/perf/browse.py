@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmark/perf/browse.py [--concurrency 8] [--rounds 5] [--skip-mcp]
 
-The annotated pages of ``benchmark/perf/data/pages`` (see ``make_pages.py``)
+The annotated pages built by ``benchmark/perf/data/make_pages.py`` into a temporary folder
 are served on 127.0.0.1. Two comparisons run over the same pages:
 
 1. pipeline: our fetch + extraction (no summary model) and the reference's
@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = Path(__file__).resolve().parent / "data" / "pages"
 REF_VENV = ROOT / ".venv-ref-fetch"
 REF_PYTHON = REF_VENV / "bin" / "python"
 WORKER = Path(__file__).resolve().parent / "_browse_worker.py"
@@ -63,15 +62,15 @@ def reference_version() -> str:
 
 
 @contextlib.contextmanager
-def serve_pages() -> Iterator[str]:
-    """Serve PAGES over HTTP on a free loopback port (the test suite's loopback server)."""
+def serve_pages(pages: Path) -> Iterator[str]:
+    """Serve the pages in ``pages`` over HTTP on a free loopback port (the test suite's loopback server)."""
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
 
     from tests.support.loopback import serve_app
 
-    files = {p.name: p.read_bytes() for p in PAGES.glob("*.html")}
+    files = {p.name: p.read_bytes() for p in pages.glob("*.html")}
 
     async def page(request: Any) -> Response:
         body = files.get(request.path_params["name"])
@@ -256,13 +255,20 @@ def main() -> None:
     parser.add_argument("--skip-mcp", action="store_true", help="only the pipeline comparison")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    from benchmark.perf.data.make_pages import build_pages
+
     ensure_reference_venv()
-    annotations = json.loads((PAGES / "annotations.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="browse-pages-") as tmp:
+        compare(Path(tmp), build_pages(Path(tmp)), args)
+
+
+def compare(pages: Path, annotations: dict[str, Any], args: argparse.Namespace) -> None:
+    """Serve the page set on loopback and print both comparisons."""
     print(
         f"{len(annotations)} annotated pages, concurrency {args.concurrency}, {args.rounds} rounds; "
         f"reference mcp-server-fetch {reference_version()}"
     )
-    with serve_pages() as base:
+    with serve_pages(pages) as base:
         urls = [f"{base}/{name}" for name in annotations]
         ours = run_worker(Path(sys.executable), "ours", urls, args.concurrency, args.rounds)
         ref = run_worker(REF_PYTHON, "ref", urls, args.concurrency, args.rounds)

@@ -1,6 +1,9 @@
-"""Write the annotated page set of ``benchmark/perf/browse.py`` (run once; the output is committed).
+"""Build the annotated page set of ``benchmark/perf/browse.py``.
 
-    .venv/bin/python benchmark/perf/data/make_pages.py
+The benchmark calls ``build_pages`` into a temporary folder on every run (the
+output is deterministic, so runs compare); to look at the pages themselves:
+
+    .venv/bin/python benchmark/perf/data/make_pages.py OUT_DIR
 
 Ten pages in five common layouts (news article, blog in div soup, reference
 page with infobox and navbox, recipe, documentation), each wrapped in the
@@ -17,7 +20,6 @@ import html
 import json
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "pages"
 
 TOPICS = [
     {
@@ -278,22 +280,27 @@ def keeps(topic: dict) -> list[str]:
     return out
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def build_pages(out: Path) -> dict[str, dict]:
+    """Write the pages and ``annotations.json`` into ``out``; return the annotations."""
+    out.mkdir(parents=True, exist_ok=True)
     annotations = {}
     for topic in TOPICS:
         name = f"{topic['slug']}.html"
-        (OUT / name).write_text(LAYOUTS[topic["layout"]](topic), encoding="utf-8")
+        (out / name).write_text(LAYOUTS[topic["layout"]](topic), encoding="utf-8")
         annotations[name] = {
             "layout": topic["layout"],
             "keep": keeps(topic),
             "drop": [BOILERPLATE[k] for k in DROPS[topic["layout"]]] + ["Footer link 2.3", "Example Media"],
         }
-    (OUT / "annotations.json").write_text(
+    (out / "annotations.json").write_text(
         json.dumps(annotations, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    print(f"wrote {len(TOPICS)} pages and annotations.json to {OUT}")
+    return annotations
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "browse-pages")
+    build_pages(target)
+    print(f"wrote {len(TOPICS)} pages and annotations.json to {target}")
