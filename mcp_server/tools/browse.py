@@ -10,6 +10,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from mcp_server.services import Services
+from mcp_server.tools.results import error_result
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +24,6 @@ DESCRIPTION = (
 Url = Annotated[str, Field(description="the http(s) URL of the page")]
 Goal = Annotated[str, Field(description="what you want to learn from the page")]
 Offset = Annotated[int, Field(ge=0, description="character offset to continue a long page from (0 = start)")]
-
-
-def error_result(message: str) -> mcp_types.CallToolResult:
-    """A tool error: ``is_error`` with one clear text block (shared by the browse-area tools)."""
-    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
 
 
 def describe_failure(exc: BaseException) -> str:

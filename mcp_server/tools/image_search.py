@@ -7,7 +7,6 @@ thumbnails, while full images stay in the store (``image://{id}``).
 
 from __future__ import annotations
 
-import base64
 import io
 import logging
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field, StringConstraints
 
 from mcp_server.services import Services
-from mcp_server.tools.browse import error_result
+from mcp_server.tools.results import error_result, jpeg_content
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +104,7 @@ async def run_image_search(services: Services, query: str, top_k: int) -> mcp_ty
     images = [f.to_dict() for f in found]
     thumbnails = await _thumbnails(services, [f.image.id for f in found])
     content: list[Any] = [mcp_types.TextContent(type="text", text=render_text(query, images, dropped))]
-    content += [
-        mcp_types.ImageContent(type="image", data=base64.b64encode(thumb).decode("ascii"), mime_type="image/jpeg")
-        for thumb in thumbnails
-    ]
+    content += [jpeg_content(thumb) for thumb in thumbnails]
     return mcp_types.CallToolResult(content=content, structured_content={"query": query, "images": images})
 
 

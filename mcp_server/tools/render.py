@@ -8,7 +8,6 @@ goes into the image store; the caller gets its id, a JPEG thumbnail and the
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from mcp_server.services import Services
+from mcp_server.tools.results import error_result, jpeg_content
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,6 @@ def _decode_reference(data: bytes, image_id: str) -> Any:
     from render_tools.imaging import decode_image
 
     return decode_image(data, what=f"image {image_id}", max_bytes=256 * 1024 * 1024)
-
-
-def error_result(message: str) -> mcp_types.CallToolResult:
-    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
 
 
 async def run_render(
@@ -132,9 +128,7 @@ async def run_render(
     return mcp_types.CallToolResult(
         content=[
             mcp_types.TextContent(type="text", text=text),
-            mcp_types.ImageContent(
-                type="image", data=base64.b64encode(thumbnail).decode("ascii"), mime_type="image/jpeg"
-            ),
+            jpeg_content(thumbnail),
             mcp_types.ResourceLink(
                 type="resource_link",
                 uri=stored.uri,
