@@ -240,7 +240,9 @@ def make_fetcher(web: Web, **kwargs: Any) -> Fetcher:
     options: dict[str, Any] = dict(
         user_agent="Gen-Searcher/0.1 (+https://github.com/gen-searcher/gen-searcher; test)",
         policy=AddressPolicy.from_strings(False, [f"127.0.0.1:{web.port}"]),
-        timeout_s=3.0,
+        # Generous, so a loaded CI machine never turns a normal fetch (robots.txt included)
+        # into a timeout; the timeout tests pass their own short limit.
+        timeout_s=20.0,
         max_bytes=1024 * 1024,
     )
     options.update(kwargs)
@@ -264,7 +266,7 @@ def browse_settings(tmp_path: Path, web: Web, **sections: Any) -> Any:
         "server": {"log_level": "WARNING"},
         "cache": {"path": str(tmp_path / "cache.db"), "url": None},
         "images": {"dir": str(tmp_path / "images")},
-        "fetch": {"allowed_addresses": [f"127.0.0.1:{web.port}"], "timeout_s": 3.0, "max_bytes": 1024 * 1024},
+        "fetch": {"allowed_addresses": [f"127.0.0.1:{web.port}"], "timeout_s": 20.0, "max_bytes": 1024 * 1024},
         "summary": {"base_url": None, "model": None, "text_budget": 1500},
     }
     for key, value in sections.items():

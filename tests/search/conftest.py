@@ -97,7 +97,7 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
         sections = {
             "cache": {"path": tmp_path / "cache.db"},
             "images": {"dir": tmp_path / "images"},
-            "search": {"retry_backoff_s": 0.01, "timeout_s": 2.0, "rate_limit_per_s": 1000.0},
+            "search": {"retry_backoff_s": 0.01, "timeout_s": 10.0, "rate_limit_per_s": 1000.0},  # generous under load
         }
         for key, value in overrides.items():
             if isinstance(value, dict) and key in sections:
