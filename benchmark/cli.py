@@ -41,6 +41,11 @@ bench_app = typer.Typer(
 )
 
 
+def register(app: typer.Typer) -> None:
+    """``gen-searcher bench`` (entry point of the ``gen_searcher.commands`` group)."""
+    app.add_typer(bench_app, name="bench")
+
+
 def _dataset(read: Callable[..., T], *args: Any) -> T:
     """``read(*args)`` with a :class:`~benchmark.datasets.DatasetError` turned into a clean exit."""
     from benchmark.datasets import DatasetError
@@ -63,11 +68,16 @@ def _check_ground_truth(items: list[Item], judging: bool) -> None:
         return
     missing = missing_ground_truth(items)
     if missing and len(missing) == len(items):
-        raise fail(f"none of the {len(items)} ground-truth images exist (first: {missing[0].gt_image}); "
-                   "pass --images-root, the folder that gt_image paths are relative to")
+        raise fail(
+            f"none of the {len(items)} ground-truth images exist (first: {missing[0].gt_image}); "
+            "pass --images-root, the folder that gt_image paths are relative to"
+        )
     if missing:
-        typer.echo(f"warning: {len(missing)} of {len(items)} ground-truth images are missing "
-                   f"(first: {missing[0].gt_image}); those items stay unjudged until the files exist", err=True)
+        typer.echo(
+            f"warning: {len(missing)} of {len(items)} ground-truth images are missing "
+            f"(first: {missing[0].gt_image}); those items stay unjudged until the files exist",
+            err=True,
+        )
 
 
 def _start(
@@ -86,7 +96,7 @@ def _start(
 
     ``gen`` says how to make the images; ``None`` means they exist already (``bench score``).
     """
-    from benchmark.runner import RunPaths, write_run_config
+    from benchmark.resumable_run import RunPaths, write_run_config
     from benchmark.wiring import existing_images, generator_factory, judge_settings
 
     settings = judge_settings(judge) if run.stage.judges else None
@@ -95,8 +105,13 @@ def _start(
         make_generator = existing_images() if gen is None else generator_factory(gen, out / "traces")
     policy = {"policy": "external"} if gen is None else {"policy": gen.policy, "policy_model": gen.policy_model}
     concurrency = 8 if gen is None else gen.concurrency
-    config = {"benchmark": benchmark, "wise_protocol": wise_protocol, **run_config, **policy,
-              "judge_model": settings.model if settings else None}
+    config = {
+        "benchmark": benchmark,
+        "wise_protocol": wise_protocol,
+        **run_config,
+        **policy,
+        "judge_model": settings.model if settings else None,
+    }
     if not run.stage.generates:
         config = {k: v for k, v in config.items() if k not in ("policy", "policy_model")}
     paths = RunPaths(out)
@@ -108,8 +123,11 @@ def _start(
         import anyio
 
         try:
-            anyio.run(lambda: _stages(benchmark, items, paths, failures, wise_protocol, make_generator, settings,
-                                      concurrency, run))
+            anyio.run(
+                lambda: _stages(
+                    benchmark, items, paths, failures, wise_protocol, make_generator, settings, concurrency, run
+                )
+            )
         except KeyboardInterrupt:
             typer.echo("interrupted: finished items are saved; rerun the same command to resume", err=True)
             raise typer.Exit(130) from None
@@ -132,7 +150,7 @@ async def _stages(
 
     from benchmark.judge import JudgeClient
     from benchmark.progress import RunProgress
-    from benchmark.runner import run_stages
+    from benchmark.resumable_run import run_stages
 
     console = Console(stderr=True)
     async with contextlib.AsyncExitStack() as stack:
@@ -158,8 +176,9 @@ async def _stages(
             console.print(f"  ... and {len(counts.errors) - 5} more (see report.md)")
 
 
-def _report(benchmark: str, items: list[Item], out: Path, failures: str, wise_protocol: str | None,
-            run_config: dict[str, Any]) -> None:
+def _report(
+    benchmark: str, items: list[Item], out: Path, failures: str, wise_protocol: str | None, run_config: dict[str, Any]
+) -> None:
     from benchmark.report import summarize, write_report
 
     summary = summarize(benchmark, items, out, failures, wise_protocol)  # type: ignore[arg-type]
@@ -174,12 +193,20 @@ def _judge_item(benchmark: str, wise_protocol: str | None) -> Any:
     from benchmark.rubrics import judge_kscore, judge_wise
 
     if benchmark == "wise":
+
         async def judge_one(client: Any, item: Any, image: Path) -> Any:
-            return await judge_wise(client, protocol=wise_protocol, prompt=item.prompt,  # type: ignore[arg-type]
-                                    explanation=item.explanation, image=image)
+            return await judge_wise(
+                client,
+                protocol=wise_protocol,
+                prompt=item.prompt,  # type: ignore[arg-type]
+                explanation=item.explanation,
+                image=image,
+            )
     else:
+
         async def judge_one(client: Any, item: Any, image: Path) -> Any:
             return await judge_kscore(client, prompt=item.prompt, image=image, gt_image=item.gt_image)
+
     return judge_one
 
 
@@ -220,8 +247,11 @@ def wise(
     protocol: Annotated[WiseProtocol, typer.Option("--protocol", help="legacy (WiScore) or verified (pass/fail).")],
     data: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--data", help="WISE json files: a folder (or one file), or the folder holding legacy/ and "
-                     "verified/ (default: $GEN_SEARCHER_WISE_DIR)."),
+        typer.Option(
+            "--data",
+            help="WISE json files: a folder (or one file), or the folder holding legacy/ and "
+            "verified/ (default: $GEN_SEARCHER_WISE_DIR).",
+        ),
     ] = None,
     out: OutOpt,
     drop_failures: Annotated[

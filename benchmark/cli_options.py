@@ -134,9 +134,9 @@ class RunOptions:
     """Which part of the run to do now."""
 
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None  # noqa: UP045
-    stage: Annotated[
-        Stage, typer.Option("--stage", help="Run only this stage (all = generate, judge, report).")
-    ] = Stage.all
+    stage: Annotated[Stage, typer.Option("--stage", help="Run only this stage (all = generate, judge, report).")] = (
+        Stage.all
+    )
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run failed items again instead of skipping them.")
     ] = False
@@ -154,7 +154,9 @@ def bundled(command: Callable[..., Any]) -> Callable[..., Any]:
             bundles[param.name] = hint
             field_hints = get_type_hints(hint, include_extras=True)
             params += [
-                inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=field_hints[f.name])
+                inspect.Parameter(
+                    f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=field_hints[f.name]
+                )
                 for f in dataclasses.fields(hint)
             ]
         else:

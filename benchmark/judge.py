@@ -61,7 +61,9 @@ class JudgeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GEN_SEARCHER_JUDGE_", extra="ignore", populate_by_name=True)
 
-    base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible API root (before /chat/completions)")
+    base_url: str = Field(
+        "https://api.openai.com/v1", description="OpenAI-compatible API root (before /chat/completions)"
+    )
     model: str = "gpt-4.1"
     api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY")

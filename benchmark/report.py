@@ -116,9 +116,7 @@ def summarize_wise(
 ) -> dict[str, Any]:
     scored, counts, problems = _collect(items, gens, judges, failures)
     cls = WiseLegacyJudgement if protocol == "legacy" else WiseVerifiedJudgement
-    judgements = [
-        (item, cls.from_dict(j) if j is not None else cls.zero("failed generation")) for item, j in scored
-    ]
+    judgements = [(item, cls.from_dict(j) if j is not None else cls.zero("failed generation")) for item, j in scored]
     summary: dict[str, Any] = {
         "benchmark": "wise",
         "protocol": protocol,
@@ -191,8 +189,11 @@ def _header(title: str, summary: dict[str, Any], run: dict[str, Any]) -> list[st
     meta = [
         ("benchmark", summary["benchmark"] + (f" ({summary['protocol']})" if summary.get("protocol") else "")),
         ("failure treatment", _FAILURE_TEXT[summary["failures"]]),
-        ("items", f"{c['items']} (scored {c['scored']}, failed generations {c['failed_generation']}, "
-                  f"unjudged {c['unjudged']}, pending {c['pending']})"),
+        (
+            "items",
+            f"{c['items']} (scored {c['scored']}, failed generations {c['failed_generation']}, "
+            f"unjudged {c['unjudged']}, pending {c['pending']})",
+        ),
     ]
     for key in ("policy", "judge_model", "data"):
         if run.get(key):
@@ -230,22 +231,28 @@ def knowgen_markdown(summary: dict[str, Any], run: dict[str, Any]) -> str:
     lines += ["", "## Categories", ""]
     lines += _table(
         ["category", "group", *head],
-        [[c, m["group"], m["n"], *(m[d] for d in dims), m["text_n"], m["score"]]
-         for c, m in summary["categories"].items()],
+        [
+            [c, m["group"], m["n"], *(m[d] for d in dims), m["text_n"], m["score"]]
+            for c, m in summary["categories"].items()
+        ],
     )
     d = summary["dimensions"]
     lines += ["", "## Dimensions (all scored items)", ""]
     lines += _table(["dimension", "mean"], [[DIMENSION_LABELS[k], d[k]] for k in dims])
-    lines += ["", "Text accuracy is averaged over the items that need text "
-              f"({d['text_n']} of {d['n']}); an item needing none scores 0.5 on it."]
+    lines += [
+        "",
+        "Text accuracy is averaged over the items that need text "
+        f"({d['text_n']} of {d['n']}); an item needing none scores 0.5 on it.",
+    ]
     lines += _problems(summary)
     return "\n".join(lines) + "\n"
 
 
 def wise_markdown(summary: dict[str, Any], run: dict[str, Any]) -> str:
     protocol = summary["protocol"]
-    lines = _header(f"WISE report ({'WiScore, legacy protocol' if protocol == 'legacy' else 'WISE Verified'})",
-                    summary, run)
+    lines = _header(
+        f"WISE report ({'WiScore, legacy protocol' if protocol == 'legacy' else 'WISE Verified'})", summary, run
+    )
     label = "WiScore" if protocol == "legacy" else "WISE Verified"
     if summary["overall"] is None:
         return "\n".join([*lines, *_overall(summary, label, "")]) + "\n"
@@ -260,16 +267,24 @@ def wise_markdown(summary: dict[str, Any], run: dict[str, Any]) -> str:
     extra = ["consistency", "realism", "aesthetic_quality"] if protocol == "legacy" else []
     lines += _table(
         ["category", "weight", "n", "score", *(k.replace("_", " ") for k in extra)],
-        [[c, summary["weights"][c], m["n"], m["score"], *(m[k] for k in extra)]
-         for c, m in summary["categories"].items()],
+        [
+            [c, summary["weights"][c], m["n"], m["score"], *(m[k] for k in extra)]
+            for c, m in summary["categories"].items()
+        ],
         digits=3,
     )
     if len(summary["categories"]) < len(CATEGORIES):
-        lines += ["", f"Only {len(summary['categories'])} of {len(CATEGORIES)} categories have scored items; "
-                  "the overall renormalises the weights over them, so it is not comparable with a full run."]
+        lines += [
+            "",
+            f"Only {len(summary['categories'])} of {len(CATEGORIES)} categories have scored items; "
+            "the overall renormalises the weights over them, so it is not comparable with a full run.",
+        ]
     if extra:
-        lines += ["", "Consistency, realism and aesthetic quality are the judge's means on its 0-2 scale; "
-                  "score is the WiScore, (0.7 consistency + 0.2 realism + 0.1 aesthetic quality) / 2."]
+        lines += [
+            "",
+            "Consistency, realism and aesthetic quality are the judge's means on its 0-2 scale; "
+            "score is the WiScore, (0.7 consistency + 0.2 realism + 0.1 aesthetic quality) / 2.",
+        ]
     else:
         lines += ["", "Score is the share of images that passed."]
     lines += _problems(summary)
@@ -281,8 +296,9 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     if not problems:
         return []
     lines = ["", "## Failures", ""]
-    lines += _table(["id", "stage", "error"], [[p["id"], p["stage"], p["error"].replace("|", "/")[:200]]
-                                                for p in problems[:200]])
+    lines += _table(
+        ["id", "stage", "error"], [[p["id"], p["stage"], p["error"].replace("|", "/")[:200]] for p in problems[:200]]
+    )
     if len(problems) > 200:
         lines.append(f"... and {len(problems) - 200} more (see the journals)")
     return lines
@@ -339,8 +355,9 @@ def _group_chart(plt: Any, groups: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / len(groups)
     for i, (g, m) in enumerate(groups.items()):
-        bars = ax.bar([x + i * width for x in range(len(keys))], [m[k] for k in keys], width, label=g,
-                      color=_GROUP_COLOURS.get(g))
+        bars = ax.bar(
+            [x + i * width for x in range(len(keys))], [m[k] for k in keys], width, label=g, color=_GROUP_COLOURS.get(g)
+        )
         ax.bar_label(bars, fmt="%.1f", padding=1, fontsize=7)
     ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(keys))])
     ax.set_xticklabels(labels)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from benchmark.datasets import Item
     from benchmark.generate import Generator
     from benchmark.judge import JudgeSettings
+    from render_tools.settings import RenderConfig
 
 #: ``() -> async context manager yielding a Generator``; called only when the generate stage runs.
 GeneratorFactory = Callable[[], contextlib.AbstractAsyncContextManager["Generator"]]
@@ -39,11 +40,11 @@ def judge_settings(options: JudgeOptions) -> JudgeSettings:
     return settings
 
 
-def _settings(options: GenerationOptions) -> Any:
-    from mcp_server.settings import load_settings
+def _settings(options: GenerationOptions) -> RenderConfig:
+    from render_tools.settings import RenderConfig
 
     try:
-        settings = load_settings(options.config)
+        settings = RenderConfig.load(options.config)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(f"bad settings: {exc}") from None
     updates = {
@@ -86,10 +87,9 @@ def existing_images() -> GeneratorFactory:
 @contextlib.asynccontextmanager
 async def _generator(options: GenerationOptions, settings: Any, render: Any, traces: Path) -> AsyncIterator[Generator]:
     """The generator for ``--policy`` with everything it holds open."""
+    from benchmark.generate import DirectGenerator, PolicyGenerator
     from render_tools.base import RenderError
     from render_tools.factory import create_renderer
-
-    from benchmark.generate import DirectGenerator, PolicyGenerator
 
     try:
         renderer = create_renderer(settings.render, openai_api_key=settings.openai_api_key)
@@ -109,7 +109,7 @@ async def _generator(options: GenerationOptions, settings: Any, render: Any, tra
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(renderer.aclose)
         try:
-            tools = await stack.enter_async_context(_tools(options.mcp_url, settings))
+            tools = await stack.enter_async_context(_tools(options.mcp_url, options.config))
         except McpConnectionError as exc:
             raise fail(f"tool server: {exc}") from None
         chat = None
@@ -122,20 +122,13 @@ async def _generator(options: GenerationOptions, settings: Any, render: Any, tra
 
 
 @contextlib.asynccontextmanager
-async def _tools(mcp_url: str | None, settings: Any) -> AsyncIterator[Any]:
-    """An MCP tool session: the server at ``mcp_url``, or one built in-process from ``settings``."""
+async def _tools(mcp_url: str | None, config_file: Path | None) -> AsyncIterator[Any]:
+    """An MCP tool session: the server at ``mcp_url``, or a local one started over stdio."""
+    from policy.mcp_client import local_server
     from policy.mcp_tools import McpTools
 
-    if mcp_url:
-        async with McpTools.connect(mcp_url) as tools:
-            yield tools
-        return
-    from mcp_server.server import build_server
-    from mcp_server.services import open_services
-
-    async with open_services(settings) as services:
-        async with McpTools.connect(build_server(services)) as tools:
-            yield tools
+    async with McpTools.connect(mcp_url or local_server(config_file)) as tools:
+        yield tools
 
 
 def _decode_rgb(data: bytes) -> Any:
@@ -151,10 +144,9 @@ def _episode_runner(tools: Any, chat: Any, model_name: str | None, traces: Path)
     """``run(item) -> (EpisodeResult, {store_id: reference image})``; writes the episode trace to ``traces``."""
     import anyio
 
+    from benchmark.generate import safe_name
     from policy.baseline import run_baseline
     from policy.driver import run_episode
-
-    from benchmark.generate import safe_name
 
     async def run(item: Item) -> tuple[Any, dict[str, Any]]:
         if chat is None:

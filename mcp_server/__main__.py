@@ -1,5 +1,5 @@
-"""``python -m mcp_server`` runs the ``gen-searcher`` command line."""
+"""``python -m mcp_server`` runs the tool server's commands (serve, tools, call)."""
 
-from mcp_server.cli import app
+from mcp_server.cli import server_app
 
-app(prog_name="gen-searcher")
+server_app()(prog_name="gen-searcher")

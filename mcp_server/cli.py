@@ -1,8 +1,8 @@
-"""The ``gen-searcher`` command line.
+"""The tool server's commands: ``serve``, ``tools`` and ``call``.
 
-Sub-commands live next to the code they drive and are attached here. Keep
-imports of heavy libraries (torch, diffusers, verl) inside command functions
-so that ``gen-searcher --help`` stays fast.
+They register on the ``gen-searcher`` root through the ``gen_searcher.commands``
+entry points (see :mod:`gen_searcher_core.commands`). Heavy imports stay inside
+the command functions so that ``gen-searcher --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,15 +14,6 @@ from typing import Annotated, Any, Optional
 
 import anyio
 import typer
-
-# Tracebacks never show local variables: a frame may hold a provider key.
-app = typer.Typer(
-    name="gen-searcher",
-    help="Search-grounded image generation tools.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
-
 
 ConfigOption = Annotated[
     Optional[Path],  # noqa: UP045 (typer needs Optional here)
@@ -60,7 +51,7 @@ def _settings(config: Path | None, **server: Any) -> Any:
 def _exit_on_setup_error(run: Any, *args: Any) -> Any:
     """Run ``run(*args)``; a misconfigured search backend or an unreachable ``--url`` ends the
     command with one clear line and exit status 2 instead of a traceback."""
-    from mcp_server.runner import RemoteServerError
+    from mcp_server.launcher import RemoteServerError
     from search_tools.backends.base import SearchBackendError
 
     try:
@@ -72,30 +63,30 @@ def _exit_on_setup_error(run: Any, *args: Any) -> Any:
         raise typer.Exit(2) from None
 
 
-@app.command()
 def serve(
-    transport: Annotated[Transport, typer.Option(help="stdio for a launching MCP client, http for a network server")] = (
-        Transport.http
-    ),
+    transport: Annotated[
+        Transport, typer.Option(help="stdio for a launching MCP client, http for a network server")
+    ] = (Transport.http),
     host: Annotated[Optional[str], typer.Option(help="bind address [default: 127.0.0.1]", show_default=False)] = None,  # noqa: UP045
     port: Annotated[Optional[int], typer.Option(help="port [default: 8000]", show_default=False)] = None,  # noqa: UP045
     config: ConfigOption = None,
     stateless: Annotated[
         Optional[bool],  # noqa: UP045
-        typer.Option("--stateless/--stateful", help="streamable HTTP without sessions (RL workers)", show_default=False),
+        typer.Option(
+            "--stateless/--stateful", help="streamable HTTP without sessions (RL workers)", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Run the MCP tool server (streamable HTTP at /mcp, SSE at /sse, /healthz, /metrics)."""
     settings = _settings(config, host=host, port=port, stateless=stateless)
-    from mcp_server.runner import serve_http, serve_stdio
+    from mcp_server.launcher import serve_http, serve_stdio
 
     _exit_on_setup_error(serve_stdio if transport is Transport.stdio else serve_http, settings)
 
 
-@app.command()
 def tools(url: UrlOption = None, config: ConfigOption = None, token: TokenOption = None) -> None:
     """List the tools and their input schemas as JSON."""
-    from mcp_server.runner import list_tools_json, unavailable_tools
+    from mcp_server.launcher import list_tools_json, unavailable_tools
 
     settings = _settings(config)
     listing = _exit_on_setup_error(anyio.run, list_tools_json, settings, url, token)
@@ -105,7 +96,6 @@ def tools(url: UrlOption = None, config: ConfigOption = None, token: TokenOption
             typer.echo(f"note: tool {name!r} is not offered: {reason}", err=True)
 
 
-@app.command()
 def call(
     tool: Annotated[str, typer.Argument(help="tool name, e.g. search")],
     arguments: Annotated[str, typer.Argument(help='JSON object, e.g. \'{"queries": ["eiffel tower"]}\'')] = "{}",
@@ -122,7 +112,7 @@ def call(
     if not isinstance(parsed, dict):
         typer.echo(f"error: arguments must be a JSON object, got {type(parsed).__name__}", err=True)
         raise typer.Exit(2)
-    from mcp_server.runner import call_tool_json
+    from mcp_server.launcher import call_tool_json
 
     settings = _settings(config)
     result = _exit_on_setup_error(anyio.run, call_tool_json, settings, tool, parsed, url, token)
@@ -131,20 +121,21 @@ def call(
         raise typer.Exit(1)
 
 
-# Sub-command registration (one line per area).
-from search_tools.index_cli import index_app  # noqa: E402  (search area)
+def register_serve(app: typer.Typer) -> None:
+    app.command("serve")(serve)
 
-app.add_typer(index_app, name="index")
-from policy.cli import run_command  # noqa: E402  (policy area)
 
-app.command("run")(run_command)
-from benchmark.cli import bench_app  # noqa: E402  (bench area)
+def register_tools(app: typer.Typer) -> None:
+    app.command("tools")(tools)
 
-app.add_typer(bench_app, name="bench")
-from render_tools.cli import render_server  # noqa: E402  (render area)
 
-app.command("render-server")(render_server)
-from verl_recipes.cli import data_app, train_app  # noqa: E402  (verl area)
+def register_call(app: typer.Typer) -> None:
+    app.command("call")(call)
 
-app.add_typer(data_app, name="data")
-app.add_typer(train_app, name="train")
+
+def server_app() -> typer.Typer:
+    """Only the tool server's commands (``python -m mcp_server``)."""
+    app = typer.Typer(name="gen-searcher", no_args_is_help=True, pretty_exceptions_show_locals=False)
+    for register in (register_serve, register_tools, register_call):
+        register(app)
+    return app

@@ -15,8 +15,8 @@ from mcp_server.services import Services
 from mcp_server.settings import Settings
 from mcp_server.tools import browse as browse_tool
 from mcp_server.tools import image_search as image_search_tool
-from mcp_server.tools import search as search_tool
 from mcp_server.tools import render as render_tool
+from mcp_server.tools import search as search_tool
 
 SERVER_INSTRUCTIONS = (
     "Gen-Searcher tools: search the web, find reference images, read pages, and render images "

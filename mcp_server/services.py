@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 
 from mcp_server.metrics import Metrics
 from mcp_server.settings import Settings
-from search_tools.browser import Browser, open_browser
+from render_tools.base import Renderer
+from render_tools.factory import create_tool_renderer
+from search_tools.browse import Browser, open_browser
 from search_tools.cache import Cache, open_cache
 from search_tools.fetch import Fetcher
 from search_tools.images import ImageStore
-from search_tools.service import SearchService, open_search
-from render_tools.base import Renderer
-from render_tools.factory import create_tool_renderer
+from search_tools.search_service import SearchService, open_search
 
 
 @dataclass(kw_only=True)
@@ -51,11 +51,13 @@ async def open_services(settings: Settings, *, metrics: Metrics | None = None) -
             thumbnail_side=settings.images.thumbnail_side,
         )
         services = Services(settings=settings, images=images, metrics=metrics)
-        services.cache = open_cache(settings, metrics=metrics)
+        services.cache = open_cache(settings.cache, metrics=metrics)
         stack.push_async_callback(services.cache.aclose)
-        services.search = open_search(settings, services.cache, metrics=metrics)
+        services.search = open_search(settings.backend_config(), services.cache, metrics=metrics)
         stack.push_async_callback(services.search.aclose)
-        services.fetcher, services.browser = await open_browser(settings, stack, services.cache)
+        services.fetcher, services.browser = await open_browser(
+            settings.fetch, settings.summary, stack, services.cache, summary_api_key=settings.openai_api_key
+        )
         services.renderer = create_tool_renderer(settings.render, openai_api_key=settings.openai_api_key)
         if services.renderer is not None:
             stack.push_async_callback(services.renderer.aclose)

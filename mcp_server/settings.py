@@ -1,4 +1,4 @@
-"""One settings tree for every part of Gen-Searcher.
+"""The tool server's settings tree, composed from the sections each area owns.
 
 Precedence, highest first: environment (``GEN_SEARCHER_<SECTION>__<KEY>``),
 the TOML file given by ``--config`` or ``GEN_SEARCHER_CONFIG``, then defaults.
@@ -9,116 +9,48 @@ Provider keys are read from their customary variables (``SERPER_API_KEY``,
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import platformdirs
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import NoDecode
 
-USER_AGENT = "Gen-Searcher/0.1 (+https://github.com/gen-searcher/gen-searcher; search-grounded image generation bot)"
+from gen_searcher_core.config import ConfigRoot
+from render_tools.settings import RenderSettings
+from search_tools.settings import (
+    USER_AGENT,
+    BackendConfig,
+    CacheSettings,
+    FetchSettings,
+    ImageSettings,
+    ProviderKeys,
+    SearchSettings,
+    SummarySettings,
+)
 
-
-def _default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("gen-searcher"))
-
-
-class SearchSettings(BaseModel):
-    backend: str = Field("auto", description="auto | serper | searxng | brave | ddgs | local | a plugin's name")
-    index: Path | None = Field(None, description="SQLite FTS5 index file of the local backend")
-    timeout_s: float = 15.0
-    rate_limit_per_s: float = Field(10.0, description="provider calls per second per backend")
-    max_retries: int = 3
-    retry_backoff_s: float = Field(0.5, description="first retry delay; doubles per retry (with jitter)")
-    retry_after_max_s: float = Field(30.0, description="longest provider Retry-After honoured; longer fails at once")
-    serper_url: str = "https://google.serper.dev"
-    brave_url: str = "https://api.search.brave.com/res/v1"
-
-    @field_validator("index", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        # GEN_SEARCHER_SEARCH__INDEX= (empty) means no index, not the current folder.
-        return None if isinstance(value, str) and not value.strip() else value
-
-
-class CacheSettings(BaseModel):
-    path: Path = Field(default_factory=lambda: _default_cache_dir() / "cache.db")
-    url: str | None = Field(None, description="redis://host:port/db to share one cache among servers")
-    ttl_s: int = 7 * 24 * 3600
-    mode: Literal["readwrite", "readonly", "replay", "off"] = "readwrite"
-
-
-class FetchSettings(BaseModel):
-    allow_private_networks: bool = False
-    max_bytes: int = 5 * 1024 * 1024
-    timeout_s: float = 20.0
-    max_redirects: int = 5
-    respect_robots: bool = True
-    per_host_concurrency: int = 4
-    user_agent: str = USER_AGENT
-    allowed_addresses: list[str] = Field(
-        default_factory=list,
-        description="internal networks reachable despite the guard: '10.1.2.0/24', '127.0.0.1:8080', '[::1]:8080'",
-    )
-    robots_ttl_s: float = 3600.0
-
-
-class SummarySettings(BaseModel):
-    base_url: str | None = None
-    model: str | None = None
-    api_key: SecretStr | None = None
-    chunk_chars: int = 12_000
-    max_chunks: int = Field(8, description="chunks summarized per browse call; longer pages continue via next_offset")
-    max_concurrency: int = 8
-    text_budget: int = Field(8_000, description="characters returned per browse call without a summary model")
-    timeout_s: float = 120.0
-
-
-class ImageSettings(BaseModel):
-    dir: Path = Field(default_factory=lambda: _default_cache_dir() / "images")
-    max_total_bytes: int = 2 * 1024**3
-    max_pixels: int = 40_000_000
-    min_side: int = 64
-    thumbnail_side: int = 512
-
-
-class RenderSettings(BaseModel):
-    backend: Literal["none", "diffusers", "http", "openai"] = "none"
-    model: str | None = Field(None, description="Qwen-Image id or folder (diffusers: text-only; openai: model name)")
-    edit_model: str | None = Field(None, description="Qwen-Image-Edit-2509 id or folder (renders with references)")
-    url: str | None = Field(None, description="render server (http) or images API base URL (openai, e.g. .../v1)")
-    api_key: SecretStr | None = None
-    device: str | None = Field(None, description="diffusers device; default cuda when present, else cpu")
-    timeout_s: float = 600.0
-    dtype: str | None = Field(None, description="bfloat16 | float16 | float32; default bf16 on GPU, fp32 on CPU")
-    lora: str | None = Field(None, description="LoRA for the text-only model (folder, id or .safetensors)")
-    edit_lora: str | None = Field(None, description="LoRA for the edit model (e.g. a Lightning LoRA)")
-    lora_scale: float = 1.0
-    compile: bool = Field(False, description="torch.compile the transformer blocks")
-    cpu_offload: bool = Field(False, description="model CPU offload for small GPUs")
-    steps: int | None = Field(None, description="render tool default steps; none: 50 text-only, 40 edit")
-    true_cfg_scale: float = 4.0
-    openai_extra_params: bool = Field(False, description="send seed/steps/CFG to the images API (our server)")
+__all__ = [
+    "USER_AGENT",
+    "CacheSettings",
+    "FetchSettings",
+    "ImageSettings",
+    "RenderSettings",
+    "SearchSettings",
+    "ServerSettings",
+    "Settings",
+    "SummarySettings",
+    "load_settings",
+]
 
 
 class ServerSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="bind address of the HTTP transports")
+    port: int = Field(8000, description="port of the HTTP transports")
     stateless: bool = Field(False, description="streamable HTTP without sessions (replicas behind a load balancer)")
     json_response: bool = Field(False, description="streamable HTTP answers plain JSON instead of an SSE stream")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="GEN_SEARCHER_",
-        env_nested_delimiter="__",
-        extra="ignore",
-        populate_by_name=True,
-    )
-
+class Settings(ConfigRoot):
     server: ServerSettings = Field(default_factory=ServerSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
@@ -127,8 +59,12 @@ class Settings(BaseSettings):
     images: ImageSettings = Field(default_factory=ImageSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
 
-    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="bearer tokens accepted by the HTTP transports (comma-separated)"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host/Origin values accepted besides loopback (comma-separated)"
+    )
 
     serper_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("SERPER_API_KEY", "serper_api_key"))
     brave_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("BRAVE_API_KEY", "brave_api_key"))
@@ -143,20 +79,18 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file arrives as init kwargs (see load_settings); environment wins over it.
-        return (env_settings, init_settings)
-
     def summary_api_key(self) -> SecretStr | None:
+        """The summary model's key: its own, else ``OPENAI_API_KEY``."""
         return self.summary.api_key or self.openai_api_key
+
+    def provider_keys(self) -> ProviderKeys:
+        return ProviderKeys(
+            serper_api_key=self.serper_api_key, brave_api_key=self.brave_api_key, searxng_url=self.searxng_url
+        )
+
+    def backend_config(self) -> BackendConfig:
+        """What the search backend factory needs from this tree."""
+        return BackendConfig(search=self.search, keys=self.provider_keys(), user_agent=self.fetch.user_agent)
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
@@ -165,17 +99,4 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     ``overrides`` are merged over the file's values (per section) and, like the
     file, lose to environment variables.
     """
-    path = config_file or os.environ.get("GEN_SEARCHER_CONFIG")
-    data: dict[str, Any] = {}
-    if path:
-        config_path = Path(path)
-        if not config_path.is_file():
-            raise FileNotFoundError(f"config file not found: {config_path}")
-        with config_path.open("rb") as fh:
-            data = tomllib.load(fh)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return Settings(**data)
+    return Settings.load(config_file, **overrides)

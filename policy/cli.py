@@ -1,8 +1,8 @@
 """``gen-searcher run``: one episode from the command line, with live progress.
 
-This module is glue: when no ``--mcp-url`` is given it starts the tool server
-in-process (``open_services`` + ``build_server``) and talks to it through an MCP
-client session exactly as it would over HTTP. The policy package proper never
+When no ``--mcp-url`` is given it starts this installation's tool server as a
+subprocess over stdio (``gen-searcher serve --transport stdio``) and talks to it
+through an MCP client session exactly as it would over HTTP: the policy never
 imports tool code.
 """
 
@@ -36,7 +36,8 @@ def run_command(
     mcp_url: Annotated[
         str | None,
         typer.Option(
-            envvar="GEN_SEARCHER_MCP_URL", help="Tool server (streamable HTTP /mcp URL); in-process when omitted."
+            envvar="GEN_SEARCHER_MCP_URL",
+            help="Tool server (streamable HTTP /mcp URL); a local one over stdio when omitted.",
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
@@ -52,7 +53,7 @@ def run_command(
     temperature: Annotated[float, typer.Option()] = 0.7,
     top_p: Annotated[float, typer.Option()] = 0.95,
     max_tokens: Annotated[int, typer.Option(help="Token limit of one model turn.")] = 4096,
-    config: Annotated[Path | None, typer.Option(help="Tool-server settings (TOML) for the in-process server.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Tool-server settings (TOML) for the local server.")] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also show informational logs (HTTP requests…).")
     ] = False,
@@ -114,13 +115,10 @@ async def _tools(mcp_url: str | None, config: Path | None) -> AsyncIterator[McpT
         async with McpTools.connect(mcp_url) as tools:
             yield tools
         return
-    from mcp_server.server import build_server
-    from mcp_server.services import open_services
-    from mcp_server.settings import load_settings
+    from policy.mcp_client import local_server
 
-    async with open_services(load_settings(config)) as services:
-        async with McpTools.connect(build_server(services)) as tools:
-            yield tools
+    async with McpTools.connect(local_server(config)) as tools:
+        yield tools
 
 
 async def _run(
@@ -262,3 +260,8 @@ def _progress_printer(console: Console):  # type: ignore[no-untyped-def]
 def _short(arguments: dict[str, Any], limit: int = 80) -> str:
     text = json.dumps(arguments, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def register(app: typer.Typer) -> None:
+    """``gen-searcher run`` (entry point of the ``gen_searcher.commands`` group)."""
+    app.command("run")(run_command)

@@ -20,13 +20,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import mcp_types
+from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -65,7 +68,24 @@ def redact_url(url: str) -> str:
 
 
 def _target_name(target: Any) -> str:
-    return redact_url(target) if isinstance(target, str) else f"in-process {type(target).__name__}"
+    if isinstance(target, str):
+        return redact_url(target)
+    if isinstance(target, StdioServerParameters):
+        return "the local tool server (stdio)"
+    return f"in-process {type(target).__name__}"
+
+
+def local_server(config_file: Path | None = None) -> StdioServerParameters:
+    """This installation's tool server as a subprocess over stdio (``gen-searcher serve --transport stdio``).
+
+    The policy reaches tools only over MCP; without a server URL, commands start
+    one this way. It inherits the environment, so ``GEN_SEARCHER_*`` settings and
+    provider keys apply as they would to ``gen-searcher serve``.
+    """
+    args = ["-m", "mcp_server", "serve", "--transport", "stdio"]
+    if config_file is not None:
+        args += ["--config", str(config_file)]
+    return StdioServerParameters(command=sys.executable, args=args, env=dict(os.environ))
 
 
 class McpConnection:

@@ -98,7 +98,8 @@ class McpTools:
         call_timeout_s: float | None = 300.0,
         max_attempts: int = 2,
     ) -> AsyncIterator[McpTools]:
-        """Open one session to ``target``: a streamable-HTTP URL or an in-process server object.
+        """Open one session to ``target``: a streamable-HTTP URL, stdio server parameters
+        (:func:`policy.mcp_client.local_server`) or an in-process server object.
 
         For URLs, a bearer token is sent when given or found in ``token_env``.
         The session is opened before the block runs (an unreachable server

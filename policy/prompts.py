@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+
 def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     """One tool in the OpenAI function format, with a flat JSON schema (plain types only)."""
     parameters = {"type": "object", "properties": properties, "required": required}

@@ -3,9 +3,9 @@
 from render_tools.base import (
     ASPECT_PRESETS,
     InvalidRenderRequest,
-    RenderError,
     Renderer,
     RendererBusy,
+    RenderError,
     RendererUnavailable,
     RenderRequest,
     RenderResult,

@@ -7,6 +7,11 @@ from pathlib import Path
 import typer
 
 
+def register(app: typer.Typer) -> None:
+    """``gen-searcher render-server`` (entry point of the ``gen_searcher.commands`` group)."""
+    app.command("render-server")(render_server)
+
+
 def default_devices() -> list[str]:
     import torch
 
@@ -46,9 +51,11 @@ def render_server(
     """
     import logging
 
+    from gen_searcher_core.commands import require_modules
+
+    require_modules("render", "torch", "diffusers", "transformers")
     import uvicorn
 
-    from mcp_server.settings import load_settings
     from render_tools.diffusers_renderer import DiffusersOptions, QwenImageEngine
     from render_tools.factory import model_source_problem
     from render_tools.server import create_app
@@ -61,7 +68,9 @@ def render_server(
         problem = model_source_problem(source) if source else None
         if problem:
             raise typer.BadParameter(problem, param_hint=flag)
-    settings = load_settings(config)
+    from render_tools.settings import RenderConfig
+
+    settings = RenderConfig.load(config)
     fetch_settings = settings.fetch.model_copy(
         update={"allow_private_networks": allow_private_networks or settings.fetch.allow_private_networks}
     )

@@ -30,8 +30,8 @@ from starlette.routing import Route
 
 from render_tools.base import (
     InvalidRenderRequest,
-    RenderError,
     RendererBusy,
+    RenderError,
     RenderRequest,
     RenderResult,
 )
@@ -176,7 +176,7 @@ class RenderApp:
                 return await handler(request)
             except RenderError as exc:
                 return error(_status_for(exc), str(exc))
-            except Exception:  # noqa: BLE001  never leak a traceback to a caller
+            except Exception:
                 logger.exception("render server: unexpected error on %s", request.url.path)
                 return error(500, "internal error")
 

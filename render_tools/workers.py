@@ -24,8 +24,8 @@ import anyio
 
 from render_tools.base import (
     InvalidRenderRequest,
-    RenderError,
     RendererBusy,
+    RenderError,
     RendererUnavailable,
     RenderRequest,
     RenderResult,
@@ -330,7 +330,7 @@ class WorkerPool:
 def _close_quietly(engine: Engine) -> None:
     try:
         engine.close()
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("closing a render engine failed", exc_info=True)
 
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import anyio
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import CacheSettings
 
 logger = logging.getLogger(__name__)
 
@@ -372,9 +372,9 @@ class RedisCache(StoreCache):
         await self._client.aclose()
 
 
-def open_cache(settings: Settings, *, metrics: CacheMetrics | None = None) -> StoreCache:
-    """The cache the settings ask for: Redis when ``cache.url`` is set, else SQLite at ``cache.path``."""
-    options: dict[str, Any] = {"mode": settings.cache.mode, "default_ttl_s": settings.cache.ttl_s, "metrics": metrics}
-    if settings.cache.url:
-        return RedisCache(settings.cache.url, **options)
-    return SQLiteCache(settings.cache.path, **options)
+def open_cache(settings: CacheSettings, *, metrics: CacheMetrics | None = None) -> StoreCache:
+    """The cache the settings ask for: Redis when ``url`` is set, else SQLite at ``path``."""
+    options: dict[str, Any] = {"mode": settings.mode, "default_ttl_s": settings.ttl_s, "metrics": metrics}
+    if settings.url:
+        return RedisCache(settings.url, **options)
+    return SQLiteCache(settings.path, **options)

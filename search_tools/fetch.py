@@ -24,6 +24,7 @@ import httpx
 
 from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
 from search_tools.robots import RobotsCache
+from search_tools.settings import FetchSettings
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -261,20 +262,18 @@ class Fetcher:
         )
 
     @classmethod
-    def from_settings(cls, fetch_settings: Any, resolver: Resolver = system_resolver) -> Fetcher:
-        """Build from ``Settings.fetch``."""
+    def from_settings(cls, fetch_settings: FetchSettings, resolver: Resolver = system_resolver) -> Fetcher:
+        """Build from the ``[fetch]`` section."""
         return cls(
             user_agent=fetch_settings.user_agent,
-            policy=AddressPolicy.from_strings(
-                fetch_settings.allow_private_networks, getattr(fetch_settings, "allowed_addresses", ())
-            ),
+            policy=AddressPolicy.from_strings(fetch_settings.allow_private_networks, fetch_settings.allowed_addresses),
             max_bytes=fetch_settings.max_bytes,
             timeout_s=fetch_settings.timeout_s,
             max_redirects=fetch_settings.max_redirects,
             respect_robots=fetch_settings.respect_robots,
             per_host_concurrency=fetch_settings.per_host_concurrency,
             resolver=resolver,
-            robots_ttl_s=getattr(fetch_settings, "robots_ttl_s", 3600.0),
+            robots_ttl_s=fetch_settings.robots_ttl_s,
         )
 
     @property
@@ -325,7 +324,7 @@ class Fetcher:
         try:
             check_host(url.host, self._policy, url.port or (443 if url.scheme == "https" else 80))
         except AddressRefused as exc:
-            raise BlockedAddress(f"{exc} (URL {str(raw)})") from None
+            raise BlockedAddress(f"{exc} (URL {raw!s})") from None
         return url
 
     def _host_limit(self, host: str) -> anyio.Semaphore:

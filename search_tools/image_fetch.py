@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from search_tools.fetch import Fetcher, FetchError
 from search_tools.images import ImageStore, StoredImage
+from search_tools.settings import ImageSettings
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ class ImageCollector:
         self._limiter = anyio.CapacityLimiter(concurrency)
 
     @classmethod
-    def from_settings(cls, fetcher: Fetcher, store: ImageStore, settings: Any) -> ImageCollector:
-        return cls(fetcher, store, min_side=settings.images.min_side, max_pixels=settings.images.max_pixels)
+    def from_settings(cls, fetcher: Fetcher, store: ImageStore, settings: ImageSettings) -> ImageCollector:
+        return cls(fetcher, store, min_side=settings.min_side, max_pixels=settings.max_pixels)
 
     async def download(self, image_url: str, *, title: str = "", page_url: str = "") -> FoundImage:
         """Fetch, validate and store one image; raises ``FetchError`` or ``ImageRejected``."""

@@ -57,3 +57,8 @@ def query(
         raise typer.Exit(1) from None
     for hit in hits:
         typer.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
+
+
+def register(app: typer.Typer) -> None:
+    """``gen-searcher index`` (entry point of the ``gen_searcher.commands`` group)."""
+    app.add_typer(index_app, name="index")

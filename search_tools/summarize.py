@@ -8,11 +8,11 @@ is reported as such instead of as an invented summary.
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import httpx
 from pydantic import SecretStr
+
+from search_tools.settings import SummarySettings
 
 NOTHING_RELEVANT = "NOTHING_RELEVANT"
 _SYSTEM = (
@@ -88,15 +88,17 @@ class ChatSummarizer:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ChatSummarizer | None:
-        """A summarizer when ``settings.summary`` names a server and a model, else None."""
-        s = settings.summary
+    def from_settings(cls, s: SummarySettings, *, api_key: SecretStr | None = None) -> ChatSummarizer | None:
+        """A summarizer when the section names a server and a model, else None.
+
+        ``api_key`` is the fallback when the section has no key of its own (``OPENAI_API_KEY``).
+        """
         if not s.base_url or not s.model:
             return None
         return cls(
             base_url=s.base_url,
             model=s.model,
-            api_key=settings.summary_api_key(),
+            api_key=s.api_key or api_key,
             chunk_chars=s.chunk_chars,
             max_chunks=s.max_chunks,
             max_concurrency=s.max_concurrency,

@@ -63,7 +63,7 @@ def _url_ok(url: Any) -> bool:
     if not isinstance(url, str):
         return False
     parts = urlsplit(url)
-    return parts.scheme in {"http", "https"} and bool(parts.netloc) or parts.scheme == "file"
+    return (parts.scheme in {"http", "https"} and bool(parts.netloc)) or parts.scheme == "file"
 
 
 def _numbered_hits(where: str, hits: Any, k: int, kind: type) -> list[tuple[int, Any]]:

@@ -19,15 +19,40 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+from gen_searcher_core.commands import require_modules
+
 data_app = typer.Typer(help="Convert the published Gen-Searcher data to verl parquet.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the policy with verl: SFT, then multi-turn GRPO.", no_args_is_help=True)
+
+
+@data_app.callback()
+def _data_needs_train_extra() -> None:
+    require_modules("train", "pyarrow")
+
+
+@train_app.callback()
+def _train_needs_train_extra() -> None:
+    require_modules("train", "verl")
+
+
+def register_data(app: typer.Typer) -> None:
+    """``gen-searcher data`` (entry point of the ``gen_searcher.commands`` group)."""
+    app.add_typer(data_app, name="data")
+
+
+def register_train(app: typer.Typer) -> None:
+    """``gen-searcher train`` (entry point of the ``gen_searcher.commands`` group)."""
+    app.add_typer(train_app, name="train")
+
 
 ImagesRoot = Annotated[
     Path,
     typer.Option("--images-root", exists=True, file_okay=False, help="folder the records' image paths are relative to"),
 ]
 Out = Annotated[Path, typer.Option("--out", help="parquet file to write")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="Hydra overrides for verl (key=value, +key=value, ~key)")]  # noqa: UP045
+Overrides = Annotated[
+    list[str] | None, typer.Argument(help="Hydra overrides for verl (key=value, +key=value, ~key)")
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="check the config and print the command without running it")]
 
 
@@ -86,7 +111,8 @@ def data_sft(
 @data_app.command("rl")
 def data_rl(
     src: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="published RL data (.json or .jsonl): id, prompt, gt_image")
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="published RL data (.json or .jsonl): id, prompt, gt_image"),
     ],
     images_root: ImagesRoot,
     out: Out,
@@ -143,12 +169,16 @@ def train_grpo(
         Optional[str], typer.Option(help="MCP server with the render tool (default: the tool server)")  # noqa: UP045
     ] = None,
     judge_url: Annotated[
-        Optional[str], typer.Option(help="OpenAI-compatible judge API root (…/v1)", envvar="GEN_SEARCHER_JUDGE_BASE_URL")  # noqa: UP045
+        str | None,
+        typer.Option(help="OpenAI-compatible judge API root (…/v1)", envvar="GEN_SEARCHER_JUDGE_BASE_URL"),
     ] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="judge model name")] = None,  # noqa: UP045
-    run_dir: Annotated[Path, typer.Option(help="where the generated agent-loop config goes")] = Path("gen-searcher-run"),
+    run_dir: Annotated[Path, typer.Option(help="where the generated agent-loop config goes")] = Path(
+        "gen-searcher-run"
+    ),
     invalid: Annotated[
-        Invalid, typer.Option(help="episodes without an answer: 'zero' reward, or 'mask' (no loss, left out of GRPO groups)")
+        Invalid,
+        typer.Option(help="episodes without an answer: 'zero' reward, or 'mask' (no loss, left out of GRPO groups)"),
     ] = Invalid.zero,
     max_calls: Annotated[int, typer.Option(help="model calls per episode before the forced answer")] = 9,
     system_prompt_file: Annotated[

@@ -200,7 +200,11 @@ def rl_row(
     if not isinstance(record, Mapping):
         raise BadRow("record is not an object")
     raw_id = record.get("id")
-    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()) or isinstance(raw_id, bool | float | list | dict):
+    if (
+        raw_id is None
+        or (isinstance(raw_id, str) and not raw_id.strip())
+        or isinstance(raw_id, bool | float | list | dict)
+    ):
         raise BadRow("missing id")
     item_id = str(raw_id).strip()
     if item_id in seen_ids:

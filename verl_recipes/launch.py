@@ -132,12 +132,27 @@ def plan_sft(
     if nnodes > 1:
         if not master_addr:
             raise LaunchError("a multi-node SFT run needs --master-addr")
-        dist = [f"--nnodes={nnodes}", f"--node-rank={node_rank}", f"--master-addr={master_addr}", f"--master-port={master_port}"]
+        dist = [
+            f"--nnodes={nnodes}",
+            f"--node-rank={node_rank}",
+            f"--master-addr={master_addr}",
+            f"--master-port={master_port}",
+        ]
     else:
         dist = ["--standalone", "--nnodes=1"]
     command = [
-        sys.executable, "-m", "torch.distributed.run", *dist, f"--nproc-per-node={nproc_per_node}",
-        "-m", "verl.trainer.sft_trainer", "--config-path", str(CONFIG_DIR), "--config-name", "sft", *overrides,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *dist,
+        f"--nproc-per-node={nproc_per_node}",
+        "-m",
+        "verl.trainer.sft_trainer",
+        "--config-path",
+        str(CONFIG_DIR),
+        "--config-name",
+        "sft",
+        *overrides,
     ]
     return LaunchPlan(kind="sft", command=command, overrides=list(overrides))
 
@@ -178,7 +193,13 @@ def plan_grpo(
     ):
         raise LaunchError("GRPO needs a judge: --judge-url URL (or $GEN_SEARCHER_JUDGE_BASE_URL)")
     command = [
-        sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(CONFIG_DIR), "--config-name", "grpo",
+        sys.executable,
+        "-m",
+        "verl.trainer.main_ppo",
+        "--config-path",
+        str(CONFIG_DIR),
+        "--config-name",
+        "grpo",
         *all_overrides,
     ]
     return LaunchPlan(

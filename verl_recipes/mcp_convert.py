@@ -52,9 +52,7 @@ def _plain(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int = 0) -
     for combo in ("anyOf", "oneOf", "allOf"):
         if combo in schema:
             branches = [
-                _plain(b, root, depth + 1)
-                for b in schema[combo]
-                if isinstance(b, Mapping) and b.get("type") != "null"
+                _plain(b, root, depth + 1) for b in schema[combo] if isinstance(b, Mapping) and b.get("type") != "null"
             ]
             types: list[str] = []
             enum: list[Any] = []

@@ -116,7 +116,9 @@ class McpTool(BaseTool):
             self.server_url, token_env=self.token_env, timeout_s=self.timeout_s, max_attempts=self.max_attempts
         )
 
-    async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs: Any) -> tuple[ToolResponse, float, dict]:
+    async def execute(
+        self, instance_id: str, parameters: dict[str, Any], **kwargs: Any
+    ) -> tuple[ToolResponse, float, dict]:
         started = time.perf_counter()
         try:
             result = await self.connection.call_tool(self.name, parameters)

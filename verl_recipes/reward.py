@@ -87,7 +87,9 @@ class RewardSettings(BaseModel):
     judge_attempts: int = Field(2, ge=1, description="whole-judgement tries (each with the client's own retries)")
     judge_base_url: str | None = None
     judge_model: str | None = None
-    judge_api_key_env: str | None = Field(None, description="variable holding the judge's key (default: JudgeSettings')")
+    judge_api_key_env: str | None = Field(
+        None, description="variable holding the judge's key (default: JudgeSettings')"
+    )
     judge_rate_limit_per_s: float | None = None
     judge_max_concurrency: int | None = None
 
@@ -200,9 +202,7 @@ def _ground_truth_image(ground_truth: Any) -> Any:
     raise RewardFailure("the sample has no ground-truth image")
 
 
-async def render_answer(
-    settings: RewardSettings, gen_prompt: str, reference_ids: Sequence[str]
-) -> tuple[bytes, str]:
+async def render_answer(settings: RewardSettings, gen_prompt: str, reference_ids: Sequence[str]) -> tuple[bytes, str]:
     """Render through the MCP ``render`` tool and read the full image back; returns (bytes, image id)."""
     conn = ConnectionPool.shared.get(
         settings.render_url(), token_env=settings.token_env, timeout_s=settings.render_timeout_s

@@ -28,7 +28,7 @@ from benchmark.generate import DirectGenerator, RenderOptions
 from benchmark.journal import Journal
 from benchmark.judge import JudgeClient, JudgeSettings
 from benchmark.rubrics import judge_kscore
-from benchmark.runner import RunPaths, run_stages
+from benchmark.resumable_run import RunPaths, run_stages
 
 
 def _settings(url: str, concurrency: int) -> JudgeSettings:

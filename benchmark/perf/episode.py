@@ -37,11 +37,11 @@ import mcp_types
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from policy.chat import ChatReply  # noqa: E402
-from policy.driver import run_episode  # noqa: E402
-from policy.episode import EpisodeConfig, Termination, ToolResult  # noqa: E402
-from policy.mcp_tools import McpTools  # noqa: E402
-from policy.protocol import ToolCall  # noqa: E402
+from policy.chat import ChatReply
+from policy.driver import run_episode
+from policy.episode import EpisodeConfig, Termination, ToolResult
+from policy.mcp_tools import McpTools
+from policy.protocol import ToolCall
 
 TURNS = 7  # tool turns; the 8th model call answers
 THUMB = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q=="

@@ -181,8 +181,23 @@ async def run(
 ) -> None:
     import psutil
 
-    servers = {"echo": (echo[0], psutil.Process(echo[1]), "echo", ECHO_ARGS), "search": (ours[0], psutil.Process(ours[1]), "search", SEARCH_ARGS)}
-    header = ("sessions", "echo calls/s", "p50 ms", "p99 ms", "CPU us/call", "search calls/s", "p50 ms", "p99 ms", "CPU us/call", "ratio", "CPU ratio")
+    servers = {
+        "echo": (echo[0], psutil.Process(echo[1]), "echo", ECHO_ARGS),
+        "search": (ours[0], psutil.Process(ours[1]), "search", SEARCH_ARGS),
+    }
+    header = (
+        "sessions",
+        "echo calls/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU us/call",
+        "search calls/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU us/call",
+        "ratio",
+        "CPU ratio",
+    )
     rows = [header]
     worst = 0.0
     for count in sessions:
@@ -196,7 +211,10 @@ async def run(
                 figures = await measure(url, tool, arguments, count, seconds)
                 figures["cpu_us"] = 1e6 * (sum(process.cpu_times()[:2]) - cpu_before) / max(1, figures["calls"] + count)
                 runs[name].append(figures)
-        med = {name: {key: statistics.median(run[key] for run in values) for key in values[0]} for name, values in runs.items()}
+        med = {
+            name: {key: statistics.median(run[key] for run in values) for key in values[0]}
+            for name, values in runs.items()
+        }
         ratio = med["echo"]["calls_per_s"] / med["search"]["calls_per_s"]
         cpu_ratio = med["search"]["cpu_us"] / med["echo"]["cpu_us"]
         worst = max(worst, ratio)
@@ -212,7 +230,9 @@ async def run(
         "CPU us/call = server process CPU per call, CPU ratio = search / echo)"
     )
     print(table(rows))
-    print(f"machine load average (1/5/15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(
+        f"machine load average (1/5/15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+    )
     print(f"worst throughput ratio: {worst:.2f}x ({'within' if worst <= 1.3 else 'OVER'} the 1.3x target)")
     calls, errors = await burst(ours[0], base_url)
     print(f"burst of 48 identical concurrent searches: {calls:.0f} backend call(s), {errors} error(s) (target: 1)")

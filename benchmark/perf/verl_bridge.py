@@ -37,7 +37,7 @@ def echo_app():  # -> Starlette
     return server.streamable_http_app()
 
 
-async def timed(calls: int, op) -> list[float]:  # noqa: ANN001
+async def timed(calls: int, op) -> list[float]:
     times = []
     for i in range(calls):
         started = time.perf_counter()
@@ -52,7 +52,9 @@ async def main(url: str, calls: int) -> None:
     from policy.mcp_client import ConnectionPool, McpConnection
     from verl_recipes.mcp_tool import McpTool
 
-    schema = OpenAIFunctionToolSchema.model_validate({"type": "function", "function": {"name": "echo", "description": "x"}})
+    schema = OpenAIFunctionToolSchema.model_validate(
+        {"type": "function", "function": {"name": "echo", "description": "x"}}
+    )
     tool = McpTool({"type": "native", "server_url": url}, schema)
     await tool.execute("warm", {"text": "warm"})
 

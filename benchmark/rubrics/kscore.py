@@ -37,13 +37,34 @@ POP = "pop_culture_and_news"
 #: ``anime (multi-subject)``) belong to the group of their base category.
 GROUPS: dict[str, tuple[str, ...]] = {
     SCIENCE: (
-        "astronomy", "biology", "chemistry", "physics", "engineering", "medicine", "industry",
-        "architecture", "history", "geography", "religion", "politics", "culture", "art", "sports",
+        "astronomy",
+        "biology",
+        "chemistry",
+        "physics",
+        "engineering",
+        "medicine",
+        "industry",
+        "architecture",
+        "history",
+        "geography",
+        "religion",
+        "politics",
+        "culture",
+        "art",
+        "sports",
     ),
     POP: ("anime", "game", "film", "celebrities", "posters", "news"),
 }
-_ALIASES = {"games": "game", "films": "film", "movie": "film", "movies": "film", "celebrity": "celebrities",
-            "poster": "posters", "sport": "sports", "religions": "religion"}
+_ALIASES = {
+    "games": "game",
+    "films": "film",
+    "movie": "film",
+    "movies": "film",
+    "celebrity": "celebrities",
+    "poster": "posters",
+    "sport": "sports",
+    "religions": "religion",
+}
 _MULTI_WORDS = {"multi", "multiple", "subject", "subjects", "multisubject"}
 
 
@@ -163,13 +184,14 @@ async def kscore_messages(
     text = f"Request given to the image generator:\n{prompt}\n\nGrade the CANDIDATE against the REFERENCE."
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": user_content(text, [("CANDIDATE image:", candidate), ("REFERENCE image:", reference)])},
+        {
+            "role": "user",
+            "content": user_content(text, [("CANDIDATE image:", candidate), ("REFERENCE image:", reference)]),
+        },
     ]
 
 
-async def judge_kscore(
-    judge: Judge, *, prompt: str, image: ImageInput, gt_image: ImageInput
-) -> KScoreJudgement:
+async def judge_kscore(judge: Judge, *, prompt: str, image: ImageInput, gt_image: ImageInput) -> KScoreJudgement:
     """Judge one generated ``image`` for ``prompt`` against ``gt_image``; raises ``JudgeError``."""
     messages = await kscore_messages(judge, prompt=prompt, image=image, gt_image=gt_image)
     return await judge.judge_json(messages, KScoreJudgement.from_dict, repair_hint="Keys: " + ", ".join(KEYS) + ".")
@@ -198,7 +220,9 @@ class KScoreSummary:
     categories: dict[str, DimensionMeans] = field(default_factory=dict)
 
 
-def score_from_means(*, faithfulness: float, visual_correctness: float, text_accuracy: float, aesthetics: float) -> float:
+def score_from_means(
+    *, faithfulness: float, visual_correctness: float, text_accuracy: float, aesthetics: float
+) -> float:
     """The K-Score formula applied to (group) means, any scale."""
     return (
         WEIGHTS["faithfulness"] * faithfulness

@@ -28,8 +28,16 @@ LEGACY_WEIGHTS = {"cultural": 0.4, "time": 0.167, "space": 0.133, "biology": 0.1
 VERIFIED_WEIGHTS = {"cultural": 0.40, "time": 0.12, "space": 0.12, "biology": 0.12, "physics": 0.12, "chemistry": 0.12}
 WEIGHTS: dict[str, dict[str, float]] = {"legacy": LEGACY_WEIGHTS, "verified": VERIFIED_WEIGHTS}
 _CATEGORY_WORDS = {
-    "cultural": "cultural", "culture": "cultural", "time": "time", "temporal": "time", "space": "space",
-    "spatial": "space", "biology": "biology", "physics": "physics", "physical": "physics", "chemistry": "chemistry",
+    "cultural": "cultural",
+    "culture": "cultural",
+    "time": "time",
+    "temporal": "time",
+    "space": "space",
+    "spatial": "space",
+    "biology": "biology",
+    "physics": "physics",
+    "physical": "physics",
+    "chemistry": "chemistry",
 }
 
 

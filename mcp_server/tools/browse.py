@@ -28,7 +28,7 @@ Offset = Annotated[int, Field(ge=0, description="character offset to continue a 
 
 def describe_failure(exc: BaseException) -> str:
     """The caller's message for a failed browse; unexpected errors are logged and named only by type."""
-    from search_tools.browser import BrowseError
+    from search_tools.browse import BrowseError
     from search_tools.extract import ExtractionError
     from search_tools.fetch import FetchError
     from search_tools.summarize import SummaryError

@@ -81,7 +81,7 @@ async def run_image_search(services: Services, query: str, top_k: int) -> mcp_ty
     search = getattr(services, "search", None)
     if search is None or services.fetcher is None:
         return error_result("image_search is not available on this server")
-    collector = ImageCollector.from_settings(services.fetcher, services.images, services.settings)
+    collector = ImageCollector.from_settings(services.fetcher, services.images, services.settings.images)
     first_k = min(top_k * FIRST_ROUND_FACTOR, MAX_CANDIDATES)
     try:
         hits = await search.image_search(query, first_k)
@@ -150,7 +150,7 @@ def register(server: MCPServer, services: Services) -> None:
         description="A full-size image from the image store (PNG), by its id (img_ + 16 hex digits).",
         mime_type="image/png",
     )
-    async def read_image(id: str) -> bytes:  # noqa: A002 - the URI template names it
+    async def read_image(id: str) -> bytes:
         from search_tools.images import ImageNotFoundError
 
         try:

@@ -99,7 +99,7 @@ async def run_render(
         return error_result(f"invalid render request: {exc}")
     except RenderError as exc:
         return error_result(f"render failed: {exc}")
-    except Exception as exc:  # noqa: BLE001  a bug or an unexpected backend failure: no internals to the caller
+    except Exception as exc:
         logger.exception("render failed unexpectedly")
         return error_result(f"render failed: internal error ({type(exc).__name__})")
     meta: dict[str, Any] = {

@@ -11,7 +11,7 @@ from search_tools.backends.http import HttpBackend, RetryableError, http_options
 from search_tools.backends.parsing import ImageFields, image_hits, web_hits
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig
 
 _MAX_WEB_COUNT = 20
 _MAX_IMAGE_COUNT = 100
@@ -65,6 +65,6 @@ def _image_fields(item: dict[str, Any]) -> ImageFields:
     }
 
 
-def create(settings: Settings) -> BraveBackend:
-    key = settings.brave_api_key.get_secret_value() if settings.brave_api_key else ""
-    return BraveBackend(key, base_url=settings.search.brave_url, **http_options(settings))
+def create(config: BackendConfig) -> BraveBackend:
+    key = config.keys.brave_api_key.get_secret_value() if config.keys.brave_api_key else ""
+    return BraveBackend(key, base_url=config.search.brave_url, **http_options(config))

@@ -18,7 +18,7 @@ from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, che
 from search_tools.backends.parsing import image_hits, web_hits
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig
 
 # Words of the transport errors ddgs passes on from its HTTP client.
 _NETWORK_MARKERS = ("DNSError", "ConnectError", "ConnectTimeout", "error sending request", "Connection refused")
@@ -116,5 +116,5 @@ class DdgsBackend:
         return None
 
 
-def create(settings: Settings) -> DdgsBackend:
-    return DdgsBackend(timeout_s=settings.search.timeout_s, rate_limit_per_s=min(settings.search.rate_limit_per_s, 1.0))
+def create(config: BackendConfig) -> DdgsBackend:
+    return DdgsBackend(timeout_s=config.search.timeout_s, rate_limit_per_s=min(config.search.rate_limit_per_s, 1.0))

@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from search_tools.backends.base import ErrorKind, SearchBackendError
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig
 
 _BODY_EXCERPT = 200
 _MAX_BACKOFF_S = 10.0
@@ -70,16 +70,16 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.host}{port}"
 
 
-def http_options(settings: Settings) -> dict[str, Any]:
-    """The retry/limit/timeout options every HTTP backend takes from ``settings.search``."""
-    search = settings.search
+def http_options(config: BackendConfig) -> dict[str, Any]:
+    """The retry/limit/timeout options every HTTP backend takes from the search section."""
+    search = config.search
     return {
         "timeout_s": search.timeout_s,
         "rate_limit_per_s": search.rate_limit_per_s,
         "max_retries": search.max_retries,
         "retry_backoff_s": search.retry_backoff_s,
         "retry_after_max_s": search.retry_after_max_s,
-        "user_agent": settings.fetch.user_agent,
+        "user_agent": config.user_agent,
     }
 
 
@@ -185,7 +185,9 @@ class HttpBackend:
                     self.error("unavailable", f"could not reach {origin(url)} ({type(exc).__name__})")
                 ) from None
             except httpx.RequestError as exc:  # e.g. a body that does not decode as its Content-Encoding
-                raise self.error("bad_response", f"unreadable answer from {origin(url)} ({type(exc).__name__})") from None
+                raise self.error(
+                    "bad_response", f"unreadable answer from {origin(url)} ({type(exc).__name__})"
+                ) from None
         if response.status_code >= 400 or response.status_code < 200:
             failure = self.http_error(response)
             raise failure

@@ -16,7 +16,7 @@ from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, che
 from search_tools.index import IndexNotFoundError, LocalIndex
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig
 
 logger = logging.getLogger(__name__)
 
@@ -66,5 +66,5 @@ class LocalBackend:
         return None
 
 
-def create(settings: Settings) -> LocalBackend:
-    return LocalBackend(settings.search.index)
+def create(config: BackendConfig) -> LocalBackend:
+    return LocalBackend(config.search.index)

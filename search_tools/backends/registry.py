@@ -1,71 +1,76 @@
-"""Choosing a search backend by name: built-ins, ``auto``, and entry-point plugins.
+"""Choosing a search backend by name: ``auto`` and the entry-point group ``gen_searcher.search_backends``.
 
-A third-party package registers a factory ``(settings) -> SearchBackend`` under
-the entry-point group ``gen_searcher.search_backends``::
+Every backend, the five shipped ones included, registers a factory
+``(config: BackendConfig) -> SearchBackend`` under the entry-point group::
 
     [project.entry-points."gen_searcher.search_backends"]
     mysearch = "my_package.backend:create"
 
-and users select it with ``GEN_SEARCHER_SEARCH__BACKEND=mysearch``.
+and users select it with ``GEN_SEARCHER_SEARCH__BACKEND=mysearch``. Factories are
+imported only when chosen. Two packages that register one name are a
+configuration error at start, never a silent shadowing.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 from search_tools.backends.base import SearchBackend, SearchBackendError
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig, ProviderKeys
 
 ENTRY_POINT_GROUP = "gen_searcher.search_backends"
-BackendFactory = Callable[["Settings"], SearchBackend]
-
-# name -> "module:factory"; imported lazily so choosing one backend never imports the others.
-BUILTIN_BACKENDS: dict[str, str] = {
-    "serper": "search_tools.backends.serper:create",
-    "searxng": "search_tools.backends.searxng:create",
-    "brave": "search_tools.backends.brave:create",
-    "ddgs": "search_tools.backends.duckduckgo:create",
-    "local": "search_tools.backends.local:create",
-}
+BackendFactory = Callable[["BackendConfig"], SearchBackend]
+EntryPoints = Mapping[str, EntryPoint] | Iterable[EntryPoint]
 
 
-def resolve_auto(settings: Settings) -> str:
+def resolve_auto(keys: ProviderKeys) -> str:
     """auto: serper if SERPER_API_KEY, else brave if BRAVE_API_KEY, else searxng if SEARXNG_URL, else ddgs."""
-    if settings.serper_api_key is not None and settings.serper_api_key.get_secret_value():
-        return "serper"
-    if settings.brave_api_key is not None and settings.brave_api_key.get_secret_value():
-        return "brave"
-    if settings.searxng_url is not None and settings.searxng_url.get_secret_value():
-        return "searxng"
+    for name, secret in (("serper", keys.serper_api_key), ("brave", keys.brave_api_key), ("searxng", keys.searxng_url)):
+        if secret is not None and secret.get_secret_value():
+            return name
     return "ddgs"
 
 
-def plugin_entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def plugin_entry_points(found: EntryPoints | None = None) -> dict[str, list[EntryPoint]]:
+    """Registered backends by name; a name with more than one entry point is a clash."""
+    if found is None:
+        found = entry_points(group=ENTRY_POINT_GROUP)
+    listed = list(found.values()) if isinstance(found, Mapping) else list(found)
+    by_name: dict[str, list[EntryPoint]] = {}
+    for entry_point in listed:
+        providers = by_name.setdefault(entry_point.name, [])
+        if all(other.value != entry_point.value for other in providers):  # one package seen twice is no clash
+            providers.append(entry_point)
+    return by_name
 
 
 def known_backends(plugins: Iterable[str] | None = None) -> list[str]:
-    names = set(BUILTIN_BACKENDS) | set(plugin_entry_points() if plugins is None else plugins)
+    names = set(plugin_entry_points() if plugins is None else plugins)
     return ["auto", *sorted(names)]
 
 
-def _load_factory(name: str, plugins: dict[str, EntryPoint]) -> BackendFactory:
-    if name in BUILTIN_BACKENDS:
-        module_name, attr = BUILTIN_BACKENDS[name].split(":")
-        return getattr(importlib.import_module(module_name), attr)
-    entry_point = plugins.get(name)
-    if entry_point is None:
+def _load_factory(name: str, plugins: dict[str, list[EntryPoint]]) -> BackendFactory:
+    providers = plugins.get(name)
+    if not providers:
         raise SearchBackendError(
             name, "config", f"unknown search backend {name!r}; known backends: {', '.join(known_backends(plugins))}"
         )
+    if len(providers) > 1:
+        clashing = ", ".join(repr(ep.value) for ep in providers)
+        raise SearchBackendError(
+            name,
+            "config",
+            f"the search backend name {name!r} is registered more than once ({clashing}); "
+            "uninstall one of the packages or rename its entry point",
+        )
+    entry_point = providers[0]
     try:
         factory = entry_point.load()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a plugin may fail to import in any way
         raise SearchBackendError(
             name, "config", f"could not load plugin {entry_point.value!r}: {type(exc).__name__}: {exc}"
         ) from None
@@ -75,18 +80,24 @@ def _load_factory(name: str, plugins: dict[str, EntryPoint]) -> BackendFactory:
 
 
 def create_backend(
-    settings: Settings, name: str | None = None, *, plugins: dict[str, EntryPoint] | None = None
+    config: BackendConfig, name: str | None = None, *, plugins: EntryPoints | None = None
 ) -> SearchBackend:
-    """Build the backend named by ``name`` (default: ``settings.search.backend``)."""
-    chosen = (name or settings.search.backend or "auto").strip().lower()
+    """Build the backend named by ``name`` (default: ``config.search.backend``)."""
+    chosen = (name or config.search.backend or "auto").strip().lower()
     if chosen == "auto":
-        chosen = resolve_auto(settings)
-    found = plugin_entry_points() if plugins is None else plugins
+        chosen = resolve_auto(config.keys)
+    found = plugin_entry_points(None if plugins is None else _with_shipped(plugins))
     factory = _load_factory(chosen, found)
-    backend: Any = factory(settings)
+    backend: Any = factory(config)
     missing = [
         attr for attr in ("name", "capabilities", "search", "image_search", "aclose") if not hasattr(backend, attr)
     ]
     if missing:
         raise SearchBackendError(chosen, "config", f"backend object lacks {', '.join(missing)} (see SearchBackend)")
     return backend
+
+
+def _with_shipped(plugins: EntryPoints) -> list[EntryPoint]:
+    """The installed entry points plus ``plugins`` (tests and embedders pass extra ones)."""
+    extra = list(plugins.values()) if isinstance(plugins, Mapping) else list(plugins)
+    return [*entry_points(group=ENTRY_POINT_GROUP), *extra]

@@ -18,7 +18,7 @@ from search_tools.backends.http import HttpBackend, RetryableError, http_options
 from search_tools.backends.parsing import ImageFields, image_hits, web_hits
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig
 
 _RESOLUTION = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
 
@@ -93,6 +93,6 @@ class SearxngBackend(HttpBackend):
         }
 
 
-def create(settings: Settings) -> SearxngBackend:
-    url = settings.searxng_url.get_secret_value() if settings.searxng_url else None
-    return SearxngBackend(url, **http_options(settings))
+def create(config: BackendConfig) -> SearxngBackend:
+    url = config.keys.searxng_url.get_secret_value() if config.keys.searxng_url else None
+    return SearxngBackend(url, **http_options(config))

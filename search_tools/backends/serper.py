@@ -9,7 +9,7 @@ from search_tools.backends.http import HttpBackend, http_options
 from search_tools.backends.parsing import image_hits, web_hits
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig
 
 
 _IMAGE_FIELDS = {
@@ -48,6 +48,6 @@ class SerperBackend(HttpBackend):
         return image_hits(images, k, _IMAGE_FIELDS)
 
 
-def create(settings: Settings) -> SerperBackend:
-    key = settings.serper_api_key.get_secret_value() if settings.serper_api_key else ""
-    return SerperBackend(key, base_url=settings.search.serper_url, **http_options(settings))
+def create(config: BackendConfig) -> SerperBackend:
+    key = config.keys.serper_api_key.get_secret_value() if config.keys.serper_api_key else ""
+    return SerperBackend(key, base_url=config.search.serper_url, **http_options(config))

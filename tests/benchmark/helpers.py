@@ -61,7 +61,9 @@ class RenderServer:
         size = (int(body.get("width") or 64), int(body.get("height") or 64))
         buf = io.BytesIO()
         Image.new("RGB", size, color).save(buf, format="PNG")
-        return JSONResponse({"success": True, "image": base64.b64encode(buf.getvalue()).decode(), "seed": body.get("seed")})
+        return JSONResponse(
+            {"success": True, "image": base64.b64encode(buf.getvalue()).decode(), "seed": body.get("seed")}
+        )
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/generate", self._generate, methods=["POST"])])
@@ -79,8 +81,14 @@ def make_knowgen(root: Path, n: int, *, missing_gt: set[int] = frozenset(), fail
         if i not in missing_gt:
             write_png(root / gt, (i * 10 % 255, 100, 100))
         prompt = f"Prompt number {i} about {CATEGORIES[i % len(CATEGORIES)]}" + (" FAILRENDER" if i in fail else "")
-        rows.append({"id": f"kg-{i:03d}", "prompt": prompt,
-                     "meta": {"category": CATEGORIES[i % len(CATEGORIES)], "difficulty": "easy"}, "gt_image": gt})
+        rows.append(
+            {
+                "id": f"kg-{i:03d}",
+                "prompt": prompt,
+                "meta": {"category": CATEGORIES[i % len(CATEGORIES)], "difficulty": "easy"},
+                "gt_image": gt,
+            }
+        )
     path = root / "knowgen.json"
     path.write_text(json.dumps(rows))
     return path
@@ -143,7 +151,9 @@ def bench(*args: str) -> tuple[int, str]:
     """``gen-searcher bench ARGS`` in process; returns the exit code and the output (stdout and stderr)."""
     from typer.testing import CliRunner
 
-    from mcp_server.cli import app
+    from gen_searcher_core.commands import build_app
+
+    app = build_app()
 
     result = CliRunner().invoke(app, ["bench", *args])
     if result.exception and not isinstance(result.exception, SystemExit):

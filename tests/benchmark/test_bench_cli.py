@@ -16,8 +16,9 @@ from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judg
 def _wise_tree(root: Path) -> Path:
     for protocol, prompt in (("legacy", "Old prompt"), ("verified", "New prompt")):
         (root / protocol).mkdir(parents=True)
-        rows = [{"Prompt": prompt, "Explanation": "e", "Category": "Cultural knowledge", "Subcategory": "x",
-                 "prompt_id": 1}]
+        rows = [
+            {"Prompt": prompt, "Explanation": "e", "Category": "Cultural knowledge", "Subcategory": "x", "prompt_id": 1}
+        ]
         (root / protocol / "cultural.json").write_text(json.dumps(rows))
     return root
 
@@ -34,17 +35,34 @@ def test_wise_data_folder_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert wise_data_path(None, "legacy") == root / "legacy"
 
 
-def test_wise_without_data_is_a_clear_error_and_env_default_works(tmp_path: Path, render_url: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    code, output = bench("wise", "--protocol", "legacy", "--out", str(tmp_path / "r"), "--judge-url",
-                         "http://127.0.0.1:9/v1")
+def test_wise_without_data_is_a_clear_error_and_env_default_works(
+    tmp_path: Path, render_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, output = bench(
+        "wise", "--protocol", "legacy", "--out", str(tmp_path / "r"), "--judge-url", "http://127.0.0.1:9/v1"
+    )
     assert code == 2 and "no WISE data: pass --data" in output
     monkeypatch.setenv("GEN_SEARCHER_WISE_DIR", str(_wise_tree(tmp_path / "wise")))
     judge = ScriptedJudge(default=json.dumps({"passed": True}))
     with serve_judge(judge) as judge_url:
-        code, output = bench("wise", "--protocol", "verified", "--out", str(tmp_path / "r"), "--render", "http",
-                             "--render-url", render_url, "--width", "64", "--height", "64",
-                             "--judge-url", judge_url, "--no-progress")
+        code, output = bench(
+            "wise",
+            "--protocol",
+            "verified",
+            "--out",
+            str(tmp_path / "r"),
+            "--render",
+            "http",
+            "--render-url",
+            render_url,
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--judge-url",
+            judge_url,
+            "--no-progress",
+        )
     assert code == 0, output
     assert "New prompt" in json.dumps(judge.requests)  # the verified prompts, not the legacy ones
     run = json.loads((tmp_path / "r" / "run.json").read_text())
@@ -53,8 +71,25 @@ def test_wise_without_data_is_a_clear_error_and_env_default_works(tmp_path: Path
 
 
 def _args(data: Path, out: Path, render_url: str, judge_url: str, *extra: str) -> list[str]:
-    return ["knowgen", "--data", str(data), "--out", str(out), "--render", "http", "--render-url", render_url,
-            "--width", "64", "--height", "64", "--judge-url", judge_url, "--no-progress", *extra]
+    return [
+        "knowgen",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--render",
+        "http",
+        "--render-url",
+        render_url,
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--judge-url",
+        judge_url,
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_ground_truth_checks_and_recheck_on_rerun(tmp_path: Path, render_url: str) -> None:
@@ -91,8 +126,9 @@ def test_a_run_folder_holds_one_policy_and_one_judge(tmp_path: Path, render_url:
         assert bench(*_args(data, out, render_url, judge_url, "--judge-model", "judge-a"))[0] == 0
         code, output = bench(*_args(data, out, render_url, judge_url, "--judge-model", "judge-b"))
         assert code == 2 and "judge_model='judge-a' run" in output and "another --out" in output
-        code, output = bench(*_args(data, out, render_url, judge_url, "--judge-model", "judge-a",
-                                    "--policy", "baseline"))
+        code, output = bench(
+            *_args(data, out, render_url, judge_url, "--judge-model", "judge-a", "--policy", "baseline")
+        )
         assert code == 2 and "policy='none' run" in output
         # Report-only reruns name no policy or judge, and are always fine.
         code, output = bench("knowgen", "--data", str(data), "--out", str(out), "--stage", "report")
@@ -113,8 +149,16 @@ def test_commands_share_their_options() -> None:
     for command in ("knowgen", "wise"):
         code, output = bench(command, "--help")
         assert code == 0
-        for option in ("--data", "--policy", "--render-url", "--judge-url", "--concurrency", "--stage",
-                       "--retry-failed", "--limit"):
+        for option in (
+            "--data",
+            "--policy",
+            "--render-url",
+            "--judge-url",
+            "--concurrency",
+            "--stage",
+            "--retry-failed",
+            "--limit",
+        ):
             assert option in output, (command, option)
     code, output = bench("score", "--help")
     assert code == 0 and "--judge-url" in output and "--policy" not in output and "--outputs-root" in output

@@ -51,16 +51,33 @@ def test_real_wise_files_load_with_the_published_split() -> None:
 
     legacy = load_wise(WISE_DIR / "legacy")
     assert Counter(i.category for i in legacy) == {
-        "cultural": 400, "time": 167, "space": 133, "biology": 100, "physics": 100, "chemistry": 100}
+        "cultural": 400,
+        "time": 167,
+        "space": 133,
+        "biology": 100,
+        "physics": 100,
+        "chemistry": 100,
+    }
     verified = load_wise(WISE_DIR / "verified")
     assert Counter(i.category for i in verified) == {
-        "cultural": 400, "time": 120, "space": 120, "biology": 120, "physics": 120, "chemistry": 120}
+        "cultural": 400,
+        "time": 120,
+        "space": 120,
+        "biology": 120,
+        "physics": 120,
+        "chemistry": 120,
+    }
     assert legacy[0].id == "1" and legacy[0].explanation and legacy[-1].id == "1000"
 
 
 def test_knowgen_loader_validates_every_row(tmp_path: Path) -> None:
     rows = [
-        {"id": "x1", "prompt": "p", "meta": {"category": "Multi-subject Game", "difficulty": "hard"}, "gt_image": "a.png"},
+        {
+            "id": "x1",
+            "prompt": "p",
+            "meta": {"category": "Multi-subject Game", "difficulty": "hard"},
+            "gt_image": "a.png",
+        },
         {"id": "x2", "prompt": "p", "category": "Biology", "gt_image": "/abs/b.png"},
     ]
     path = tmp_path / "kg.jsonl"
@@ -80,11 +97,28 @@ def test_knowgen_loader_validates_every_row(tmp_path: Path) -> None:
 
 def test_results_loader(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
-    path.write_text(json.dumps([
-        {"id": 7, "success": True, "prompt": "p", "meta": {"category": "news"}, "output_path": "o/7.png",
-         "gt_image": "g/7.png"},
-        {"id": 8, "success": "yes", "prompt": "p", "meta": {"category": "news"}, "output_path": "", "gt_image": "g"},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "id": 7,
+                    "success": True,
+                    "prompt": "p",
+                    "meta": {"category": "news"},
+                    "output_path": "o/7.png",
+                    "gt_image": "g/7.png",
+                },
+                {
+                    "id": 8,
+                    "success": "yes",
+                    "prompt": "p",
+                    "meta": {"category": "news"},
+                    "output_path": "",
+                    "gt_image": "g",
+                },
+            ]
+        )
+    )
     with pytest.raises(DatasetError, match="row 2: success must be true or false"):
         load_results(path)
     path.write_text(json.dumps([json.loads(path.read_text())[0]]))

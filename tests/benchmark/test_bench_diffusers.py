@@ -10,7 +10,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from benchmark.journal import Journal
-from mcp_server.cli import app
+from gen_searcher_core.commands import build_app
+
+app = build_app()
 from tests.benchmark.helpers import make_knowgen
 from tests.support.scripted_judge import ScriptedJudge, image_urls, kscore_reply, serve_judge
 
@@ -27,9 +29,29 @@ def test_knowgen_with_the_diffusers_renderer(tmp_path: Path, tiny_qwen_image: Pa
     data = make_knowgen(tmp_path / "data", 2)
     judge = ScriptedJudge(default=kscore_reply(0.5, 0.5, 0, 1, na=True))
     out = tmp_path / "run"
-    args = ["bench", "knowgen", "--data", str(data), "--out", str(out), "--policy", "none",
-            "--render", "diffusers", "--render-model", str(tiny_qwen_image), "--steps", "2",
-            "--width", "64", "--height", "96", "--seed", "7", "--no-progress"]
+    args = [
+        "bench",
+        "knowgen",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--policy",
+        "none",
+        "--render",
+        "diffusers",
+        "--render-model",
+        str(tiny_qwen_image),
+        "--steps",
+        "2",
+        "--width",
+        "64",
+        "--height",
+        "96",
+        "--seed",
+        "7",
+        "--no-progress",
+    ]
     with serve_judge(judge) as judge_url:
         result = CliRunner().invoke(app, [*args, "--judge-url", judge_url])
         assert result.exit_code == 0, result.output

@@ -50,8 +50,9 @@ async def test_repair_turn_fixes_malformed_reply(judge: JudgeClient, scripted_ju
 
 
 async def test_repair_turn_also_fixes_invalid_values(judge: JudgeClient, scripted_judge: ScriptedJudge) -> None:
-    bad = json.dumps({"faithfulness": 0.7, "visual_correctness": 1, "text_accuracy": 1,
-                      "text_accuracy_na": False, "aesthetics": 1})
+    bad = json.dumps(
+        {"faithfulness": 0.7, "visual_correctness": 1, "text_accuracy": 1, "text_accuracy_na": False, "aesthetics": 1}
+    )
     scripted_judge.when("Louvre", bad, kscore_reply(0.5, 1, 1, 1))
     result = await judge_kscore(judge, prompt="Louvre", image=png_bytes(), gt_image=png_bytes())
     assert result.faithfulness == 0.5
@@ -147,12 +148,14 @@ async def test_text_rubric(judge: JudgeClient, scripted_judge: ScriptedJudge) ->
 async def test_wise_rubrics(judge: JudgeClient, scripted_judge: ScriptedJudge) -> None:
     scripted_judge.when("mooncakes", '{"consistency": 2, "realism": 1, "aesthetic_quality": 2, "rationale": "ok"}')
     scripted_judge.when("ssireum", '{"passed": false, "rationale": "boxing, not wrestling"}')
-    legacy = await judge_wise(judge, protocol="legacy", prompt="Mid-Autumn food",
-                              explanation="mooncakes", image=png_bytes())
+    legacy = await judge_wise(
+        judge, protocol="legacy", prompt="Mid-Autumn food", explanation="mooncakes", image=png_bytes()
+    )
     assert isinstance(legacy, WiseLegacyJudgement)
     assert legacy.score == pytest.approx((0.7 * 2 + 0.2 * 1 + 0.1 * 2) / 2)
-    verified = await judge_wise(judge, protocol="verified", prompt="Chuseok game",
-                                explanation="ssireum", image=png_bytes())
+    verified = await judge_wise(
+        judge, protocol="verified", prompt="Chuseok game", explanation="ssireum", image=png_bytes()
+    )
     assert verified == WiseVerifiedJudgement(False, "boxing, not wrestling")
 
 
@@ -182,8 +185,16 @@ async def test_rubrics_accept_any_judge_implementing_the_protocol() -> None:
 
         async def judge_json(self, messages, validate, *, repair_hint=""):  # type: ignore[no-untyped-def]
             self.seen.append(messages[0]["content"][:40])
-            return validate({"faithfulness": 1, "visual_correctness": 1, "text_accuracy": 0,
-                             "text_accuracy_na": True, "aesthetics": 0.5, "rationale": "offline"})
+            return validate(
+                {
+                    "faithfulness": 1,
+                    "visual_correctness": 1,
+                    "text_accuracy": 0,
+                    "text_accuracy_na": True,
+                    "aesthetics": 0.5,
+                    "rationale": "offline",
+                }
+            )
 
     judge = OfflineJudge()
     assert isinstance(judge, Judge)
@@ -207,8 +218,11 @@ async def test_malformed_completion_is_retried_and_reasoning_output_is_read() ->
         seen.append(await request.json())
         if len(seen) == 1:
             return JSONResponse({"choices": []})
-        message = {"role": "assistant", "reasoning_content": "the sky is {blue}",
-                   "content": [{"type": "text", "text": '{"score": 0.5, "rationale": "half"}'}]}
+        message = {
+            "role": "assistant",
+            "reasoning_content": "the sky is {blue}",
+            "content": [{"type": "text", "text": '{"score": 0.5, "rationale": "half"}'}],
+        }
         return JSONResponse({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
 
     with serve_app(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])) as base:

@@ -18,7 +18,9 @@ from starlette.staticfiles import StaticFiles
 from typer.testing import CliRunner
 
 from benchmark.journal import Journal
-from mcp_server.cli import app
+from gen_searcher_core.commands import build_app
+
+app = build_app()
 from tests.benchmark.helpers import make_knowgen
 from tests.support.loopback import serve_app
 from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
@@ -88,12 +90,34 @@ def test_policy_generation_renders_with_references(tmp_path: Path, tool_server: 
         serve_judge(ScriptedJudge(default=kscore_reply(1, 1, 1, 1))) as judge_url,
         serve_judge(chat) as chat_url,
     ):
-        policy_args = ["--policy", "baseline"] if policy == "baseline" else ["--policy", chat_url, "--policy-model", "p"]
-        result = CliRunner().invoke(app, [
-            "bench", "knowgen", "--data", str(data), "--out", str(out), *policy_args, "--mcp-url", tool_server.url,
-            "--render", "http", "--render-url", render_url, "--width", "64", "--height", "64",
-            "--judge-url", judge_url, "--no-progress",
-        ])
+        policy_args = (
+            ["--policy", "baseline"] if policy == "baseline" else ["--policy", chat_url, "--policy-model", "p"]
+        )
+        result = CliRunner().invoke(
+            app,
+            [
+                "bench",
+                "knowgen",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                *policy_args,
+                "--mcp-url",
+                tool_server.url,
+                "--render",
+                "http",
+                "--render-url",
+                render_url,
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--judge-url",
+                judge_url,
+                "--no-progress",
+            ],
+        )
     assert result.exit_code == 0, result.output
     row = Journal(out / "generations.jsonl").get("kg-000")
     assert row["ok"], row
@@ -115,11 +139,30 @@ def test_policy_without_answer_is_a_failed_generation(tmp_path: Path, tool_serve
     chat = ScriptedJudge(default="I will not follow the format.")
     out = tmp_path / "run"
     with serve_judge(chat) as chat_url, serve_judge(ScriptedJudge(default=kscore_reply(1, 1, 1, 1))) as judge_url:
-        result = CliRunner().invoke(app, [
-            "bench", "knowgen", "--data", str(data), "--out", str(out), "--policy", chat_url, "--policy-model", "p",
-            "--mcp-url", tool_server.url, "--render", "http", "--render-url", "http://127.0.0.1:9/unused",
-            "--judge-url", judge_url, "--no-progress",
-        ])
+        result = CliRunner().invoke(
+            app,
+            [
+                "bench",
+                "knowgen",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--policy",
+                chat_url,
+                "--policy-model",
+                "p",
+                "--mcp-url",
+                tool_server.url,
+                "--render",
+                "http",
+                "--render-url",
+                "http://127.0.0.1:9/unused",
+                "--judge-url",
+                judge_url,
+                "--no-progress",
+            ],
+        )
     assert result.exit_code == 0, result.output
     row = Journal(out / "generations.jsonl").get("kg-000")
     assert row["ok"] is False and "policy gave no answer" in row["error"]
@@ -131,10 +174,27 @@ def test_unreachable_tool_server_is_a_clear_error(tmp_path: Path) -> None:
     from tests.support.loopback import free_port
 
     data = make_knowgen(tmp_path / "data", 1)
-    result = CliRunner().invoke(app, [
-        "bench", "knowgen", "--data", str(data), "--out", str(tmp_path / "run"), "--policy", "baseline",
-        "--mcp-url", f"http://127.0.0.1:{free_port()}/mcp", "--render", "http", "--render-url",
-        "http://127.0.0.1:9", "--judge-url", "http://127.0.0.1:9/v1", "--no-progress",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "knowgen",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "run"),
+            "--policy",
+            "baseline",
+            "--mcp-url",
+            f"http://127.0.0.1:{free_port()}/mcp",
+            "--render",
+            "http",
+            "--render-url",
+            "http://127.0.0.1:9",
+            "--judge-url",
+            "http://127.0.0.1:9/v1",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "error: tool server:" in result.output and "127.0.0.1" in result.output

@@ -28,9 +28,27 @@ from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judg
 
 def knowgen_args(data: Path, out: Path, render_url: str, judge_url: str, *extra: str) -> list[str]:
     return [
-        "knowgen", "--data", str(data), "--out", str(out), "--policy", "none",
-        "--render", "http", "--render-url", render_url, "--width", "64", "--height", "64",
-        "--judge-url", judge_url, "--judge-model", "scripted", "--no-progress", *extra,
+        "knowgen",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--policy",
+        "none",
+        "--render",
+        "http",
+        "--render-url",
+        render_url,
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--judge-url",
+        judge_url,
+        "--judge-model",
+        "scripted",
+        "--no-progress",
+        *extra,
     ]
 
 
@@ -86,8 +104,18 @@ def test_knowgen_run_report_and_published_switch(tmp_path: Path, render_server: 
 
     # --protocol published drops the failed generation: pop is then anime only.
     requests_before = len(judge.requests)
-    code, output = bench("knowgen", "--data", str(data), "--out", str(out), "--stage", "report",
-                         "--protocol", "published", "--no-progress")
+    code, output = bench(
+        "knowgen",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--stage",
+        "report",
+        "--protocol",
+        "published",
+        "--no-progress",
+    )
     assert code == 0, output
     published = json.loads((out / "summary.json").read_text())
     assert published["failures"] == "drop"
@@ -99,8 +127,9 @@ def test_knowgen_run_report_and_published_switch(tmp_path: Path, render_server: 
     assert len(judge.requests) == requests_before  # the report stage calls nobody
 
 
-def test_rerun_skips_done_and_retry_failed_redoes_failures(tmp_path: Path, render_server: RenderServer,
-                                                            render_url: str) -> None:
+def test_rerun_skips_done_and_retry_failed_redoes_failures(
+    tmp_path: Path, render_server: RenderServer, render_url: str
+) -> None:
     data = make_knowgen(tmp_path / "data", 4)
     judge = ScriptedJudge(default=kscore_reply(1, 1, 1, 1))
     judge.when("Prompt number 2 ", 400, kscore_reply(0, 0, 0, 0))  # first a refusal, later a reply
@@ -134,8 +163,14 @@ def test_missing_generated_image_scores_as_failed_generation(tmp_path: Path, ren
 
 def test_bad_data_and_missing_key_fail_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps([{"id": "a", "prompt": "x", "meta": {"category": "cooking"}, "gt_image": "a.png"},
-                               {"id": "b", "meta": {"category": "art"}, "gt_image": "b.png"}]))
+    bad.write_text(
+        json.dumps(
+            [
+                {"id": "a", "prompt": "x", "meta": {"category": "cooking"}, "gt_image": "a.png"},
+                {"id": "b", "meta": {"category": "art"}, "gt_image": "b.png"},
+            ]
+        )
+    )
     code, output = bench("knowgen", "--data", str(bad), "--out", str(tmp_path / "r"), "--no-progress")
     assert code == 2
     assert "2 bad row(s)" in output and "unknown KnowGen category 'cooking'" in output and "row 2: no prompt" in output
@@ -152,12 +187,30 @@ def test_score_published_results_file(tmp_path: Path) -> None:
     write_png(tmp_path / "gt" / "b.png", (0, 0, 0))
     write_png(tmp_path / "gt" / "c.png", (0, 0, 0))
     rows = [
-        {"id": 1, "success": True, "prompt": "alpha poster", "meta": {"category": "posters", "difficulty": "hard"},
-         "output_path": "outputs/a.png", "gt_image": "gt/a.png"},
-        {"id": 2, "success": True, "prompt": "beta biology", "meta": {"category": "biology", "difficulty": "easy"},
-         "output_path": str(outputs / "b.png"), "gt_image": "gt/b.png"},
-        {"id": 3, "success": False, "prompt": "gamma film", "meta": {"category": "film", "difficulty": "easy"},
-         "output_path": "", "gt_image": "gt/c.png"},
+        {
+            "id": 1,
+            "success": True,
+            "prompt": "alpha poster",
+            "meta": {"category": "posters", "difficulty": "hard"},
+            "output_path": "outputs/a.png",
+            "gt_image": "gt/a.png",
+        },
+        {
+            "id": 2,
+            "success": True,
+            "prompt": "beta biology",
+            "meta": {"category": "biology", "difficulty": "easy"},
+            "output_path": str(outputs / "b.png"),
+            "gt_image": "gt/b.png",
+        },
+        {
+            "id": 3,
+            "success": False,
+            "prompt": "gamma film",
+            "meta": {"category": "film", "difficulty": "easy"},
+            "output_path": "",
+            "gt_image": "gt/c.png",
+        },
     ]
     results = tmp_path / "results.json"
     results.write_text(json.dumps(rows))
@@ -165,8 +218,17 @@ def test_score_published_results_file(tmp_path: Path) -> None:
     judge.when("alpha", kscore_reply(1, 0.5, 1, 1))
     out = tmp_path / "scored"
     with serve_judge(judge) as judge_url:
-        code, output = bench("score", str(results), "--out", str(out), "--judge-url", judge_url,
-                             "--judge-model", "scripted", "--no-progress")
+        code, output = bench(
+            "score",
+            str(results),
+            "--out",
+            str(out),
+            "--judge-url",
+            judge_url,
+            "--judge-model",
+            "scripted",
+            "--no-progress",
+        )
     assert code == 0, output
     assert len(judge.requests) == 2  # the failed item is not judged
     summary = json.loads((out / "summary.json").read_text())
@@ -177,8 +239,9 @@ def test_score_published_results_file(tmp_path: Path) -> None:
     assert {r["category"] for r in tables["Categories"]} == {"posters", "biology", "film"}
     assert "success: false" in {r["id"]: r for r in tables["Failures"]}["3"]["error"]
     # The published protocol drops the failure.
-    code, _ = bench("score", str(results), "--out", str(out), "--protocol", "published", "--stage", "report",
-                    "--no-progress")
+    code, _ = bench(
+        "score", str(results), "--out", str(out), "--protocol", "published", "--stage", "report", "--no-progress"
+    )
     assert code == 0
     assert json.loads((out / "summary.json").read_text())["groups"]["pop_culture_and_news"]["n"] == 1
 
@@ -230,9 +293,26 @@ def test_wise_on_real_prompts(tmp_path: Path, render_url: str, protocol: str) ->
         judge.when("mooncakes", json.dumps({"passed": False}))
     out = tmp_path / "run"
     with serve_judge(judge) as judge_url:
-        code, output = bench("wise", "--data", str(data), "--protocol", protocol, "--out", str(out),
-                             "--render", "http", "--render-url", render_url, "--width", "64", "--height", "64",
-                             "--judge-url", judge_url, "--no-progress")
+        code, output = bench(
+            "wise",
+            "--data",
+            str(data),
+            "--protocol",
+            protocol,
+            "--out",
+            str(out),
+            "--render",
+            "http",
+            "--render-url",
+            render_url,
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--judge-url",
+            judge_url,
+            "--no-progress",
+        )
     assert code == 0, output
     assert all("EXPLANATION" in r["messages"][1]["content"][0]["text"] for r in judge.requests)
     summary = json.loads((out / "summary.json").read_text())
@@ -262,8 +342,13 @@ def test_killed_run_resumes_without_lost_or_duplicated_rows(tmp_path: Path) -> N
     out = tmp_path / "run"
     env = dict(os.environ)  # the autouse fixture has cleared the developer's settings and keys
     with serve_app(render_server.app()) as render_url, serve_judge(judge) as judge_url:
-        cmd = [sys.executable, "-c", "from mcp_server.cli import app; app()", "bench",
-               *knowgen_args(data, out, render_url, judge_url, "--concurrency", "2")]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from gen_searcher_core.commands import main; main()",
+            "bench",
+            *knowgen_args(data, out, render_url, judge_url, "--concurrency", "2"),
+        ]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: len(read_rows(out / "generations.jsonl")) >= 4 or proc.poll() is not None, timeout=60)
@@ -302,8 +387,9 @@ def test_progress_output_shows_counts(tmp_path: Path, render_url: str) -> None:
     assert "1 failed" in output and "2/2" in output
 
 
-def test_transient_failures_are_not_recorded_and_a_rerun_finishes(tmp_path: Path, render_url: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_failures_are_not_recorded_and_a_rerun_finishes(
+    tmp_path: Path, render_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.support.loopback import free_port
 
     monkeypatch.setenv("GEN_SEARCHER_JUDGE_MAX_ATTEMPTS", "2")
@@ -336,9 +422,17 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     render_server = RenderServer(delay_s=0.2)
     out = tmp_path / "run"
     env = dict(os.environ)  # the autouse fixture has cleared the developer's settings and keys
-    with serve_app(render_server.app()) as render_url, serve_judge(ScriptedJudge(default=kscore_reply(1, 1, 1, 1))) as judge_url:
-        cmd = [sys.executable, "-c", "from mcp_server.cli import app; app()", "bench",
-               *knowgen_args(data, out, render_url, judge_url, "--concurrency", "1")]
+    with (
+        serve_app(render_server.app()) as render_url,
+        serve_judge(ScriptedJudge(default=kscore_reply(1, 1, 1, 1))) as judge_url,
+    ):
+        cmd = [
+            sys.executable,
+            "-c",
+            "from gen_searcher_core.commands import main; main()",
+            "bench",
+            *knowgen_args(data, out, render_url, judge_url, "--concurrency", "1"),
+        ]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             wait_for(lambda: len(read_rows(out / "generations.jsonl")) >= 2 or proc.poll() is not None, timeout=60)
@@ -356,8 +450,16 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
 
 def test_policy_option_is_validated(tmp_path: Path) -> None:
     data = make_knowgen(tmp_path / "d", 1)
-    base = ["knowgen", "--data", str(data), "--out", str(tmp_path / "r"), "--judge-url", "http://127.0.0.1:9/v1",
-            "--no-progress"]
+    base = [
+        "knowgen",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "r"),
+        "--judge-url",
+        "http://127.0.0.1:9/v1",
+        "--no-progress",
+    ]
     code, output = bench(*base, "--policy", "qwen")
     assert code == 2 and "--policy must be none, baseline or a model server URL" in output
     code, output = bench(*base, "--policy", "http://127.0.0.1:9/v1")

@@ -97,28 +97,62 @@ def test_categories_and_multi_subject_variants() -> None:
 
 def test_judgement_validation() -> None:
     ok = KScoreJudgement.from_dict(
-        {"faithfulness": "1", "visual_correctness": 0.5, "text_accuracy": None, "text_accuracy_na": "true",
-         "aesthetics": 0, "rationale": "r"}
+        {
+            "faithfulness": "1",
+            "visual_correctness": 0.5,
+            "text_accuracy": None,
+            "text_accuracy_na": "true",
+            "aesthetics": 0,
+            "rationale": "r",
+        }
     )
     assert ok == KScoreJudgement(1.0, 0.5, 0.0, True, 0.0, "r")
     with pytest.raises(ValueError, match="text_accuracy must be one of"):
-        KScoreJudgement.from_dict({"faithfulness": 1, "visual_correctness": 1, "text_accuracy": None,
-                                   "text_accuracy_na": False, "aesthetics": 1})
+        KScoreJudgement.from_dict(
+            {
+                "faithfulness": 1,
+                "visual_correctness": 1,
+                "text_accuracy": None,
+                "text_accuracy_na": False,
+                "aesthetics": 1,
+            }
+        )
     with pytest.raises(ValueError, match="text_accuracy_na must be true or false"):
-        KScoreJudgement.from_dict({"faithfulness": 1, "visual_correctness": 1, "text_accuracy": 1,
-                                   "text_accuracy_na": "maybe", "aesthetics": 1})
+        KScoreJudgement.from_dict(
+            {
+                "faithfulness": 1,
+                "visual_correctness": 1,
+                "text_accuracy": 1,
+                "text_accuracy_na": "maybe",
+                "aesthetics": 1,
+            }
+        )
 
 
 def test_wise_weights() -> None:
     legacy = aggregate_wise(
         "legacy",
-        [("Cultural knowledge", 1.0), ("time", 0.5), ("Space", 0.0), ("Biology", 1.0), ("Physical Knowledge", 0.0),
-         ("Chemistry", 0.5)],
+        [
+            ("Cultural knowledge", 1.0),
+            ("time", 0.5),
+            ("Space", 0.0),
+            ("Biology", 1.0),
+            ("Physical Knowledge", 0.0),
+            ("Chemistry", 0.5),
+        ],
     )
     assert legacy.overall == pytest.approx(0.4 * 1 + 0.167 * 0.5 + 0 + 0.1 * (1 + 0 + 0.5))
     verified = aggregate_wise(
-        "verified", [("Cultural knowledge", 1.0), ("Cultural knowledge", 0.0), ("time", 1.0), ("Space", 1.0),
-                     ("Biology", 0.0), ("Physical Knowledge", 1.0), ("Chemistry", 0.0)],
+        "verified",
+        [
+            ("Cultural knowledge", 1.0),
+            ("Cultural knowledge", 0.0),
+            ("time", 1.0),
+            ("Space", 1.0),
+            ("Biology", 0.0),
+            ("Physical Knowledge", 1.0),
+            ("Chemistry", 0.0),
+        ],
     )
     assert verified.categories["cultural"] == pytest.approx(0.5)
     assert verified.overall == pytest.approx(0.4 * 0.5 + 0.12 * 3)

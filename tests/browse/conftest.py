@@ -285,9 +285,8 @@ async def tool_client(settings: Any) -> AsyncIterator[Client]:
     from mcp_server.server import build_server
     from mcp_server.services import open_services
 
-    async with open_services(settings) as services:
-        async with Client(build_server(services)) as client:
-            yield client
+    async with open_services(settings) as services, Client(build_server(services)) as client:
+        yield client
 
 
 def text_of(result: Any) -> str:

@@ -70,9 +70,7 @@ async def test_results_are_cached(tmp_path: Path, web: Web) -> None:
         assert web.hits["/tides.txt"] - before == 1  # one fetch; the page is cached for other goals too
 
 
-async def test_a_page_cached_under_a_looser_guard_is_not_served_under_a_stricter_one(
-    tmp_path: Path, web: Web
-) -> None:
+async def test_a_page_cached_under_a_looser_guard_is_not_served_under_a_stricter_one(tmp_path: Path, web: Web) -> None:
     by_name = f"http://localhost:{web.port}/article"  # the guard refuses the name; only 127.0.0.1:PORT is excepted
     loose = browse_settings(tmp_path, web, fetch={"allow_private_networks": True, "respect_robots": False})
     async with tool_client(loose) as client:

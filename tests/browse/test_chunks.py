@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search_tools.browser import slice_text
+from search_tools.browse import slice_text
 from search_tools.summarize import chunk_spans, is_nothing, split_chunks
 from tests.browse.content import long_text
 

@@ -338,4 +338,3 @@ async def test_dns_rebinding_is_refused(web: Web) -> None:
             await second.get(f"http://rebind.test:{web.port}/article")
     assert lookups == ["rebind.test", "rebind.test"]
     assert routed.asked == ["93.184.216.34"]  # the connection went to the vetted answer, never by name
-

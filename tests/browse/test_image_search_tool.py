@@ -181,9 +181,8 @@ async def test_image_search_over_a_provider_api_skips_hostile_and_bad_candidates
     with serve_app(serper_images_app(web, requests)) as provider:
         settings = browse_settings(tmp_path, web, search={"backend": "serper", "serper_url": provider})
         settings.serper_api_key = SecretStr("serper-test-key")
-        async with open_services(settings) as services:
-            async with Client(build_server(services)) as client:
-                result = await client.call_tool("image_search", {"query": "Bellmoor lighthouse", "top_k": 3})
+        async with open_services(settings) as services, Client(build_server(services)) as client:
+            result = await client.call_tool("image_search", {"query": "Bellmoor lighthouse", "top_k": 3})
     assert not result.is_error, text_of(result)
     images = result.structured_content["images"]
     assert [Path(i["source_url"]).name for i in images] == ["cliffs.jpg", "tower.jpg", "lens.png"]

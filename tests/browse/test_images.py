@@ -34,7 +34,7 @@ def test_unusable_images_are_rejected_with_a_reason(name: str, message: str) -> 
     pil_limit = Image.MAX_IMAGE_PIXELS
     with pytest.raises(ImageRejected, match=message):
         validate_image(IMAGES[name][0], **LIMITS)
-    assert Image.MAX_IMAGE_PIXELS == pil_limit  # PIL's global guard is left alone
+    assert pil_limit == Image.MAX_IMAGE_PIXELS  # PIL's global guard is left alone
 
 
 def test_the_pixel_cap_is_per_call() -> None:

@@ -13,7 +13,9 @@ from mcp.server.mcpserver import MCPServer
 from PIL import Image
 from typer.testing import CliRunner
 
-from mcp_server.cli import app
+from gen_searcher_core.commands import build_app
+
+app = build_app()
 from policy.baseline import run_baseline
 from policy.episode import Termination
 from policy.mcp_tools import McpTools

@@ -104,7 +104,10 @@ def ref(i: str) -> str:
         ("not json", "answer_json"),
         ("[1]", "answer_shape"),
         ('{"gen_prompt": "  ", "reference_images": [%s]}' % ref("IMG_001"), "gen_prompt"),
-        ('{"gen_prompt": "the bridge of IMG_001 at dusk", "reference_images": [%s]}' % ref("IMG_001"), "gen_prompt_img_id"),
+        (
+            '{"gen_prompt": "the bridge of IMG_001 at dusk", "reference_images": [%s]}' % ref("IMG_001"),
+            "gen_prompt_img_id",
+        ),
         ('{"gen_prompt": "p", "reference_images": "IMG_001"}', "references_shape"),
         ('{"gen_prompt": "p", "reference_images": []}', "reference_count"),
         (

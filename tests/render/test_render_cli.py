@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from gen_searcher_core.commands import build_app
 from render_tools.diffusers_renderer import DiffusersOptions
-from mcp_server.cli import app
+
+app = build_app()
 from tests.support.loopback import free_port
 
 
@@ -40,7 +42,7 @@ def test_render_server_command_serves_a_model_folder(tmp_path: Path, tiny_models
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_SEARCHER_")}
     env.update(OMP_NUM_THREADS="1", GEN_SEARCHER_SERVER__LOG_LEVEL="WARNING")
     command = [
-        sys.executable, "-m", "mcp_server", "render-server",
+        sys.executable, "-m", "gen_searcher_core", "render-server",
         "--model", tiny_models.model, "--edit-model", tiny_models.edit_model,
         "--devices", "cpu", "--port", str(port), "--queue-size", "4",
     ]  # fmt: skip

@@ -173,54 +173,53 @@ def _image_server(png: bytes) -> Starlette:
 
 @pytest.mark.anyio
 async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(gated_factory, references) -> None:
-    with serve_app(_image_server(png_bytes(references[0]))) as images_base:
-        with render_server(gated_factory) as base:
-            async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-                not_png = "data:image/png;base64," + base64.b64encode(b"definitely not a picture").decode()
-                cases = [
-                    ({"prompt": "", **SMALL}, 400, "prompt must be a non-empty string"),
-                    ({"prompt": "x", "width": 100_000, "height": 64}, 400, "width 100000 is out of range"),
-                    ({"prompt": "x", "width": 72, "height": 64}, 400, "multiple of 16"),
-                    ({"prompt": "x", "num_inference_steps": "many"}, 400, "num_inference_steps must be an integer"),
-                    ({"prompt": "x", "image_urls": [not_png], **SMALL}, 400, "reference image 1 is not a valid image"),
-                    ({"prompt": "x", "image_urls": [images_base + "/ref.png"], **SMALL}, 400, "refused"),
-                    (
-                        {"prompt": "x", "image_urls": ["http://169.254.169.254/latest/meta-data"], **SMALL},
-                        400,
-                        "refused",
-                    ),
-                    (
-                        {"prompt": "x", "image_urls": ["file:///etc/passwd"], **SMALL},
-                        400,
-                        "only http(s) and data: URLs",
-                    ),
-                    ({"prompt": "x", "image_urls": [png_data_url(references[0])] * 6, **SMALL}, 400, "at most 5"),
-                    ({"prompt": "x", "image_urls": "not a list", **SMALL}, 400, "image_urls must be a list"),
-                ]
-                for body, status, message in cases:
-                    response = await client.post("/generate", json=body)
-                    assert response.status_code == status, (body, response.text)
-                    answer = response.json()
-                    assert answer["success"] is False and message in answer["message"], answer
-                    assert "Traceback" not in response.text
-                broken = await client.post(
-                    "/generate", content=b"{not json", headers={"content-type": "application/json"}
-                )
-                assert broken.status_code == 400 and "not valid JSON" in broken.json()["message"]
-                url = await client.post(
-                    "/v1/images/generations", json={"prompt": "x", "size": "64x64", "response_format": "url"}
-                )
-                assert url.status_code == 400 and "b64_json" in url.json()["error"]["message"]
-                size = await client.post("/v1/images/generations", json={"prompt": "x", "size": "huge"})
-                assert size.status_code == 400 and "size must look like" in size.json()["error"]["message"]
-                edit = await client.post(
-                    "/v1/images/edits",
-                    data={"prompt": "x"},
-                    files=[("image[]", ("a.png", b"GIF89a-broken", "image/png"))],
-                )
-                assert edit.status_code == 400 and "not a valid image" in edit.json()["error"]["message"]
-                ok = await client.post("/generate", json={"prompt": "still serving", **SMALL})
-                assert ok.status_code == 200 and ok.json()["success"]
+    with serve_app(_image_server(png_bytes(references[0]))) as images_base, render_server(gated_factory) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            not_png = "data:image/png;base64," + base64.b64encode(b"definitely not a picture").decode()
+            cases = [
+                ({"prompt": "", **SMALL}, 400, "prompt must be a non-empty string"),
+                ({"prompt": "x", "width": 100_000, "height": 64}, 400, "width 100000 is out of range"),
+                ({"prompt": "x", "width": 72, "height": 64}, 400, "multiple of 16"),
+                ({"prompt": "x", "num_inference_steps": "many"}, 400, "num_inference_steps must be an integer"),
+                ({"prompt": "x", "image_urls": [not_png], **SMALL}, 400, "reference image 1 is not a valid image"),
+                ({"prompt": "x", "image_urls": [images_base + "/ref.png"], **SMALL}, 400, "refused"),
+                (
+                    {"prompt": "x", "image_urls": ["http://169.254.169.254/latest/meta-data"], **SMALL},
+                    400,
+                    "refused",
+                ),
+                (
+                    {"prompt": "x", "image_urls": ["file:///etc/passwd"], **SMALL},
+                    400,
+                    "only http(s) and data: URLs",
+                ),
+                ({"prompt": "x", "image_urls": [png_data_url(references[0])] * 6, **SMALL}, 400, "at most 5"),
+                ({"prompt": "x", "image_urls": "not a list", **SMALL}, 400, "image_urls must be a list"),
+            ]
+            for body, status, message in cases:
+                response = await client.post("/generate", json=body)
+                assert response.status_code == status, (body, response.text)
+                answer = response.json()
+                assert answer["success"] is False and message in answer["message"], answer
+                assert "Traceback" not in response.text
+            broken = await client.post(
+                "/generate", content=b"{not json", headers={"content-type": "application/json"}
+            )
+            assert broken.status_code == 400 and "not valid JSON" in broken.json()["message"]
+            url = await client.post(
+                "/v1/images/generations", json={"prompt": "x", "size": "64x64", "response_format": "url"}
+            )
+            assert url.status_code == 400 and "b64_json" in url.json()["error"]["message"]
+            size = await client.post("/v1/images/generations", json={"prompt": "x", "size": "huge"})
+            assert size.status_code == 400 and "size must look like" in size.json()["error"]["message"]
+            edit = await client.post(
+                "/v1/images/edits",
+                data={"prompt": "x"},
+                files=[("image[]", ("a.png", b"GIF89a-broken", "image/png"))],
+            )
+            assert edit.status_code == 400 and "not a valid image" in edit.json()["error"]["message"]
+            ok = await client.post("/generate", json={"prompt": "still serving", **SMALL})
+            assert ok.status_code == 200 and ok.json()["success"]
 
 
 @pytest.mark.anyio

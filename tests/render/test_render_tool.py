@@ -29,9 +29,8 @@ SMALL = {"width": 64, "height": 64, "steps": 2}
 @contextlib.asynccontextmanager
 async def session(tmp_path: Path, render: dict[str, Any]) -> AsyncIterator[tuple[Client, Services]]:
     settings = tool_server_settings(tmp_path, render=render)
-    async with open_services(settings) as services:
-        async with Client(build_server(services)) as client:
-            yield client, services
+    async with open_services(settings) as services, Client(build_server(services)) as client:
+        yield client, services
 
 
 def diffusers_settings(models: DiffusersOptions) -> dict[str, Any]:

@@ -239,11 +239,11 @@ async def test_unreachable_redis_degrades_in_readwrite_and_fails_clearly_in_repl
 
 @pytest.mark.anyio
 async def test_open_cache_follows_settings(make_settings, redis_url: str) -> None:  # type: ignore[no-untyped-def]
-    sqlite_cache = open_cache(make_settings(cache={"mode": "readonly", "ttl_s": 60}))
+    sqlite_cache = open_cache(make_settings(cache={"mode": "readonly", "ttl_s": 60}).cache)
     assert isinstance(sqlite_cache, SQLiteCache)
     assert (sqlite_cache.mode, sqlite_cache.default_ttl_s) == ("readonly", 60)
     await sqlite_cache.aclose()
-    redis_cache = open_cache(make_settings(cache={"url": redis_url}))
+    redis_cache = open_cache(make_settings(cache={"url": redis_url}).cache)
     assert isinstance(redis_cache, RedisCache)
     await redis_cache.aclose()
 

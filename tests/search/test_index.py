@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mcp_server.cli import app
+from gen_searcher_core.commands import build_app
+
+app = build_app()
 from search_tools.index import IndexBuildError, IndexNotFoundError, LocalIndex, build_index, fts_query
 
 BASE = "http://127.0.0.1:8765/site"

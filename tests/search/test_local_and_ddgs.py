@@ -42,7 +42,7 @@ async def test_local_conformance(check, local: LocalBackend) -> None:  # type: i
 
 @pytest.mark.anyio
 async def test_local_through_settings_and_ranking(index_path: Path, make_settings) -> None:  # type: ignore[no-untyped-def]
-    backend = create_backend(make_settings(search={"backend": "local", "index": index_path}))
+    backend = create_backend(make_settings(search={"backend": "local", "index": index_path}).backend_config())
     assert isinstance(backend, LocalBackend)
     hits = await backend.search("Mona Lisa pyramid", 2)
     assert hits[0].title == "The Louvre museum"
@@ -54,7 +54,7 @@ async def test_local_through_settings_and_ranking(index_path: Path, make_setting
 @pytest.mark.anyio
 async def test_local_missing_index_errors(tmp_path: Path, make_settings) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SearchBackendError, match="GEN_SEARCHER_SEARCH__INDEX") as info:
-        create_backend(make_settings(search={"backend": "local"}))
+        create_backend(make_settings(search={"backend": "local"}).backend_config())
     assert info.value.kind == "config"
     backend = LocalBackend(tmp_path / "missing.db")
     error = await check_failure(backend)
@@ -113,7 +113,7 @@ class FakeDDGS:
 
 
 def test_auto_without_providers_is_ddgs(make_settings) -> None:  # type: ignore[no-untyped-def]
-    backend = create_backend(make_settings())
+    backend = create_backend(make_settings().backend_config())
     assert isinstance(backend, DdgsBackend)
     assert backend.capabilities == {"web", "images"}
 

@@ -73,7 +73,7 @@ def provider(request: pytest.FixtureRequest, servers: dict[str, tuple[str, Provi
 
 @pytest.fixture
 async def backend(provider: Provider, make_settings):  # type: ignore[no-untyped-def]
-    made = create_backend(make_settings(**provider.settings_overrides()))
+    made = create_backend(make_settings(**provider.settings_overrides()).backend_config())
     yield made
     await made.aclose()
 
@@ -149,7 +149,7 @@ async def test_429_honours_retry_after_then_succeeds(provider: Provider, backend
 @pytest.mark.anyio
 async def test_429_exhausted_is_a_clear_rate_limit_error(provider: Provider, make_settings) -> None:  # type: ignore[no-untyped-def]
     provider.state.always = Failure(429, {"Retry-After": "0"})
-    backend = create_backend(make_settings(**provider.settings_overrides(max_retries=2)))
+    backend = create_backend(make_settings(**provider.settings_overrides(max_retries=2)).backend_config())
     error = await check_failure(backend, secrets=[provider.key or "no-key"])
     assert error.kind == "rate_limited"
     assert str(error) == f"{provider.name} search failed (rate_limited): rate limited (HTTP 429) after retries"
@@ -188,7 +188,9 @@ async def test_5xx_exhausted(provider: Provider, backend) -> None:  # type: igno
 @pytest.mark.anyio
 async def test_timeout(provider: Provider, make_settings) -> None:  # type: ignore[no-untyped-def]
     provider.state.delay_s = 1.5
-    backend = create_backend(make_settings(**provider.settings_overrides(timeout_s=0.2, max_retries=1)))
+    backend = create_backend(
+        make_settings(**provider.settings_overrides(timeout_s=0.2, max_retries=1)).backend_config()
+    )
     started = time.monotonic()
     error = await check_failure(backend, secrets=[provider.key or "no-key"])
     assert error.kind == "timeout"
@@ -231,7 +233,7 @@ async def test_rejected_key_never_leaks(name: str, servers, make_settings) -> No
     state.reset()
     wrong_key = "sk-wrong-key-0123456789abcdef"
     provider = Provider(name, url, state, wrong_key)
-    backend = create_backend(make_settings(**provider.settings_overrides()))
+    backend = create_backend(make_settings(**provider.settings_overrides()).backend_config())
     error = await check_failure(backend, secrets=[wrong_key])
     assert error.kind == "auth"
     assert state.requests and wrong_key in json.dumps(state.requests[-1]["headers"])  # it was sent ...
@@ -245,7 +247,7 @@ async def test_searxng_without_json_format_says_how_to_fix_it(servers, make_sett
     url, state = servers["searxng"]
     state.reset()
     state.json_enabled = False
-    backend = create_backend(make_settings(searxng_url=url, search={"backend": "searxng"}))
+    backend = create_backend(make_settings(searxng_url=url, search={"backend": "searxng"}).backend_config())
     with pytest.raises(SearchBackendError, match="search.formats") as info:
         await backend.search("eiffel", 3)
     assert info.value.kind == "config"
@@ -259,7 +261,7 @@ async def test_searxng_url_credentials_never_leak(make_settings) -> None:  # typ
     backend = create_backend(
         make_settings(
             searxng_url=f"http://admin:pa55w0rd-zz@127.0.0.1:{port}", search={"backend": "searxng", "max_retries": 1}
-        )
+        ).backend_config()
     )
     error = await check_failure(backend, secrets=["pa55w0rd-zz"])
     assert error.kind == "unavailable"
@@ -272,7 +274,9 @@ async def test_searxng_url_credentials_become_basic_auth(servers, make_settings,
     url, state = servers["searxng"]
     state.reset()
     backend = create_backend(
-        make_settings(searxng_url=url.replace("http://", "http://admin:pa55w0rd-zz@"), search={"backend": "searxng"})
+        make_settings(
+            searxng_url=url.replace("http://", "http://admin:pa55w0rd-zz@"), search={"backend": "searxng"}
+        ).backend_config()
     )
     caplog.set_level("DEBUG", logger="httpx")  # the CLI quiets httpx; this test reads its request log
     with caplog.at_level("DEBUG"):
@@ -294,7 +298,7 @@ async def test_unreachable_provider(make_settings) -> None:  # type: ignore[no-u
         make_settings(
             serper_api_key=SERPER_KEY,
             search={"backend": "serper", "serper_url": f"http://127.0.0.1:{free_port()}", "max_retries": 1},
-        )
+        ).backend_config()
     )
     error = await check_failure(backend, secrets=[SERPER_KEY])
     assert error.kind == "unavailable"
@@ -303,7 +307,7 @@ async def test_unreachable_provider(make_settings) -> None:  # type: ignore[no-u
 
 @pytest.mark.anyio
 async def test_rate_limit_spaces_requests(provider: Provider, make_settings) -> None:  # type: ignore[no-untyped-def]
-    backend = create_backend(make_settings(**provider.settings_overrides(rate_limit_per_s=5.0)))
+    backend = create_backend(make_settings(**provider.settings_overrides(rate_limit_per_s=5.0)).backend_config())
     started = time.monotonic()
     for _ in range(8):
         await backend.search("eiffel", 1)
@@ -315,7 +319,7 @@ async def test_rate_limit_spaces_requests(provider: Provider, make_settings) -> 
 def test_missing_credentials_are_config_errors(make_settings) -> None:  # type: ignore[no-untyped-def]
     for name, variable in [("serper", "SERPER_API_KEY"), ("brave", "BRAVE_API_KEY"), ("searxng", "SEARXNG_URL")]:
         with pytest.raises(SearchBackendError, match=variable) as info:
-            create_backend(make_settings(search={"backend": name}))
+            create_backend(make_settings(search={"backend": name}).backend_config())
         assert info.value.kind == "config"
 
 
@@ -332,5 +336,5 @@ def test_retry_after_parsing() -> None:
 @pytest.mark.parametrize("url", ["ftp://search.example", "not a url", "http://[::1"])
 def test_bad_provider_urls_are_config_errors(url: str, make_settings) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SearchBackendError, match="must be an http") as info:
-        create_backend(make_settings(searxng_url=url, search={"backend": "searxng"}))
+        create_backend(make_settings(searxng_url=url, search={"backend": "searxng"}).backend_config())
     assert info.value.kind == "config"

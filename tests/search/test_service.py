@@ -15,7 +15,7 @@ from mcp_server.metrics import Metrics
 from search_tools.backends import SearchBackendError, WebHit, create_backend, known_backends, resolve_auto
 from search_tools.backends.local import LocalBackend
 from search_tools.cache import CacheMissError, SQLiteCache
-from search_tools.service import SearchService, normalize_query
+from search_tools.search_service import SearchService, normalize_query
 from search_tools.testing import check_backend_conformance
 
 
@@ -156,26 +156,29 @@ async def test_bad_requests_and_unsupported_capabilities(counting: CountingBacke
 
 
 def test_auto_order(make_settings) -> None:  # type: ignore[no-untyped-def]
-    assert resolve_auto(make_settings()) == "ddgs"
-    assert resolve_auto(make_settings(searxng_url="http://127.0.0.1:1")) == "searxng"
-    assert resolve_auto(make_settings(searxng_url="http://127.0.0.1:1", brave_api_key="b")) == "brave"
+    assert resolve_auto(make_settings().provider_keys()) == "ddgs"
+    assert resolve_auto(make_settings(searxng_url="http://127.0.0.1:1").provider_keys()) == "searxng"
+    assert resolve_auto(make_settings(searxng_url="http://127.0.0.1:1", brave_api_key="b").provider_keys()) == "brave"
     assert (
-        resolve_auto(make_settings(searxng_url="http://127.0.0.1:1", brave_api_key="b", serper_api_key="s")) == "serper"
+        resolve_auto(
+            make_settings(searxng_url="http://127.0.0.1:1", brave_api_key="b", serper_api_key="s").provider_keys()
+        )
+        == "serper"
     )
 
 
 def test_auto_reads_the_usual_environment_variables(make_settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("BRAVE_API_KEY", "from-env")
-    assert create_backend(make_settings()).name == "brave"
+    assert create_backend(make_settings().backend_config()).name == "brave"
     monkeypatch.setenv("SERPER_API_KEY", "from-env")
-    assert create_backend(make_settings()).name == "serper"
+    assert create_backend(make_settings().backend_config()).name == "serper"
     monkeypatch.setenv("GEN_SEARCHER_SEARCH__BACKEND", "ddgs")
-    assert create_backend(make_settings()).name == "ddgs"
+    assert create_backend(make_settings().backend_config()).name == "ddgs"
 
 
 def test_unknown_backend_lists_known_names(make_settings) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SearchBackendError) as info:
-        create_backend(make_settings(search={"backend": "bingo"}))
+        create_backend(make_settings(search={"backend": "bingo"}).backend_config())
     assert info.value.kind == "config"
     assert "unknown search backend 'bingo'; known backends: auto, brave, ddgs, local, searxng, serper" in str(
         info.value
@@ -242,7 +245,7 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.mark.anyio
 async def test_plugin_from_an_installed_distribution(installed_plugin: str, make_settings) -> None:  # type: ignore[no-untyped-def]
     assert "echo" in known_backends()
-    backend = create_backend(make_settings(search={"backend": "echo", "timeout_s": 3.5}))
+    backend = create_backend(make_settings(search={"backend": "echo", "timeout_s": 3.5}).backend_config())
     assert backend.name == "echo" and backend.timeout == 3.5  # type: ignore[attr-defined]
     # The third party proves its backend with the kit, exactly as the shipped ones do.
     await check_backend_conformance(backend, query_with_results="eiffel tower", query_without_results="nothing here")
@@ -266,10 +269,10 @@ def test_plugin_loader_errors(installed_plugin: str, make_settings) -> None:  # 
     }
     for label, (entry_point, message) in cases.items():
         with pytest.raises(SearchBackendError, match=message) as info:
-            create_backend(settings, plugins={"custom": entry_point})
+            create_backend(settings.backend_config(), plugins={"custom": entry_point})
         assert info.value.kind == "config", label
     ok = EntryPoint("custom", f"{installed_plugin}:create", "gen_searcher.search_backends")
-    assert create_backend(settings, plugins={"custom": ok}).name == "echo"
+    assert create_backend(settings.backend_config(), plugins={"custom": ok}).name == "echo"
 
 
 # ---------------------------------------------------------------- services wiring

@@ -11,7 +11,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
-from mcp_server.cli import app
+from gen_searcher_core.commands import build_app
+
+app = build_app()
 from tests.support.tool_server import run_tool_server
 
 runner = CliRunner()
@@ -27,7 +29,9 @@ def _env(tmp_path: Path, index_db: Path) -> dict[str, str]:
 
 
 def test_call_in_process_prints_the_result_as_json(tmp_path: Path, index_db: Path) -> None:
-    result = runner.invoke(app, ["call", "search", '{"queries": ["Mount Fuji"], "top_k": 2}'], env=_env(tmp_path, index_db))
+    result = runner.invoke(
+        app, ["call", "search", '{"queries": ["Mount Fuji"], "top_k": 2}'], env=_env(tmp_path, index_db)
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload.get("isError") in (None, False)
@@ -72,7 +76,9 @@ def test_tools_and_call_against_a_running_server(tmp_path: Path, index_db: Path)
     with run_tool_server(tmp_path, index=index_db, auth_tokens=["cli-token"]) as ts:
         listed = runner.invoke(app, ["tools", "--url", ts.url, "--token", "cli-token"])
         called = runner.invoke(
-            app, ["call", "search", '{"queries": ["Sydney Opera House"]}', "--url", ts.url], env={"GEN_SEARCHER_TOKEN": "cli-token"}
+            app,
+            ["call", "search", '{"queries": ["Sydney Opera House"]}', "--url", ts.url],
+            env={"GEN_SEARCHER_TOKEN": "cli-token"},
         )
         assert ts.services.metrics.value("gen_searcher_tool_calls_total", {"tool": "search", "outcome": "ok"}) == 1
     assert listed.exit_code == 0, listed.output

@@ -27,9 +27,13 @@ def _eiffel(result) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    ("stateless", "json_response"), [(False, False), (True, False), (True, True)], ids=["stateful", "stateless", "stateless-json"]
+    ("stateless", "json_response"),
+    [(False, False), (True, False), (True, True)],
+    ids=["stateful", "stateless", "stateless-json"],
 )
-async def test_search_over_streamable_http(tmp_path: Path, index_db: Path, stateless: bool, json_response: bool) -> None:
+async def test_search_over_streamable_http(
+    tmp_path: Path, index_db: Path, stateless: bool, json_response: bool
+) -> None:
     with run_tool_server(tmp_path, index=index_db, stateless=stateless, server={"json_response": json_response}) as ts:
         async with Client(ts.url) as client:
             _eiffel(await client.call_tool("search", SEARCH))
@@ -157,7 +161,9 @@ async def test_garbage_requests_get_errors_and_the_server_keeps_serving(tmp_path
             not_json = await http.post(ts.url, content=b"{not json", headers=headers)
             wrong_type = await http.post(ts.url, content=b"{}", headers={**headers, "Content-Type": "text/plain"})
             no_session = await http.post(
-                ts.url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers={**headers, "mcp-session-id": "nope"}
+                ts.url,
+                json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                headers={**headers, "mcp-session-id": "nope"},
             )
         assert 400 <= not_json.status_code < 500
         assert wrong_type.status_code == 400

@@ -26,12 +26,14 @@ def test_defaults() -> None:
     assert settings.auth_tokens == [] and settings.allowed_hosts == []
 
 
-def test_toml_overrides_defaults_and_environment_overrides_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_toml_overrides_defaults_and_environment_overrides_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = _toml(
         tmp_path,
         '[search]\nbackend = "local"\nindex = "/data/from-toml.db"\n'
         '[cache]\nttl_s = 60\nmode = "readonly"\n'
-        '[server]\nport = 9001\n',
+        "[server]\nport = 9001\n",
     )
     from_file = load_settings(config)
     assert from_file.search.backend == "local" and from_file.search.index == Path("/data/from-toml.db")

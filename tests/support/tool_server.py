@@ -31,7 +31,6 @@ from mcp_server.services import Services
 from mcp_server.settings import Settings, load_settings
 from tests.support.loopback import serve_app
 
-
 TINY_CORPUS: dict[str, str] = {
     "eiffel-tower.md": "# Eiffel Tower\n\nThe Eiffel Tower is a wrought-iron lattice tower in Paris, France. "
     "It was completed in 1889 and is 330 metres tall.",

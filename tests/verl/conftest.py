@@ -109,7 +109,16 @@ def tiny_model_config(tokenizer: Any) -> Any:
             "pad_token_id": ids["<|endoftext|>"],
             "tie_word_embeddings": True,
         },
-        vision_config={"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+        vision_config={
+            "depth": 1,
+            "embed_dim": 16,
+            "hidden_size": 32,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -171,7 +180,9 @@ def toy_app(state: ToyServer) -> Any:
         return " ".join([text] * times)
 
     @server.tool(description="Draw swatches.")
-    def swatches(colours: list[str], style: Style | None = None, mode: Literal["fast", "slow"] = "fast") -> mcp_types.CallToolResult:
+    def swatches(
+        colours: list[str], style: Style | None = None, mode: Literal["fast", "slow"] = "fast"
+    ) -> mcp_types.CallToolResult:
         state.calls.append("swatches")
         palette = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
         content: list[Any] = [mcp_types.TextContent(type="text", text=f"{len(colours)} swatches ({mode})")]
@@ -230,10 +241,12 @@ def recording_render() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     ) -> mcp_types.CallToolResult:
         calls.append({"prompt": prompt, "refs": reference_image_ids, "width": width, "steps": steps, "seed": seed})
         image = {"id": "img_00000000000000aa", "width": 64, "height": 48, "uri": "image://img_00000000000000aa"}
-        return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text="rendered")], structured_content=image)
+        return mcp_types.CallToolResult(
+            content=[mcp_types.TextContent(type="text", text="rendered")], structured_content=image
+        )
 
     @server.resource("image://{id}", name="image", mime_type="image/png")
-    def image(id: str) -> bytes:  # noqa: A002 - the URI template names it
+    def image(id: str) -> bytes:
         return png_bytes((1, 2, 3), (64, 48))
 
     with serve_app(server.streamable_http_app()) as base:

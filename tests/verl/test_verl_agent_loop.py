@@ -29,8 +29,11 @@ def make_loop(
 
     config = compose_verl(
         "ppo_trainer",
-        ["actor_rollout_ref.rollout.prompt_length=8192", "actor_rollout_ref.rollout.response_length=8192",
-         *config_overrides],
+        [
+            "actor_rollout_ref.rollout.prompt_length=8192",
+            "actor_rollout_ref.rollout.response_length=8192",
+            *config_overrides,
+        ],
     )
     return GenSearcherAgentLoop(**agent_loop_kwargs(tiny_vl, generator, config, tool_server_url=url, **settings))
 
@@ -88,7 +91,10 @@ async def test_clean_multi_hop_episode(tiny_vl: Any, tool_server: Any) -> None:
     assert len(output.response_logprobs) == len(output.response_ids)
     assert all(lp == 0.0 for lp, m in zip(output.response_logprobs, output.response_mask, strict=True) if not m)
     # The token stream is the prompt of the last request plus the final answer turn.
-    assert output.prompt_ids + output.response_ids[: len(generator.requests[2]["prompt_ids"]) - len(output.prompt_ids)] == generator.requests[2]["prompt_ids"]
+    assert (
+        output.prompt_ids + output.response_ids[: len(generator.requests[2]["prompt_ids"]) - len(output.prompt_ids)]
+        == generator.requests[2]["prompt_ids"]
+    )
 
 
 async def test_format_error_hallucination_and_too_long(tiny_vl: Any, tool_server: Any) -> None:
@@ -158,7 +164,9 @@ async def test_loop_built_from_the_launchers_agent_loop_config(tiny_vl: Any, too
     (entry,) = OmegaConf.load(path)
     config = compose_verl("ppo_trainer", ["actor_rollout_ref.rollout.response_length=8192"])
     generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, ANSWER])
-    loop = hydra.utils.instantiate(config=entry, **agent_loop_kwargs(tiny_vl, generator, config, tools=ToolListWrap([])))
+    loop = hydra.utils.instantiate(
+        config=entry, **agent_loop_kwargs(tiny_vl, generator, config, tools=ToolListWrap([]))
+    )
     assert loop.settings.max_calls == 1 and loop.settings.tool_server_url == tool_server.url
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
     assert output.extra_fields["gen_searcher"]["termination"] == "forced_answer"
@@ -205,7 +213,12 @@ async def test_reward_in_the_loop_masks_failed_judgements(
 
     async def episode(judge: ScriptedJudge) -> Any:
         with serve_judge(judge) as judge_url:
-            kwargs = {"render_mcp_url": render_url, "judge_base_url": judge_url, "judge_model": "m", "judge_attempts": 1}
+            kwargs = {
+                "render_mcp_url": render_url,
+                "judge_base_url": judge_url,
+                "judge_model": "m",
+                "judge_attempts": 1,
+            }
             overrides = tuple(f"+reward.custom_reward_function.reward_kwargs.{k}={v}" for k, v in kwargs.items())
             generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, ANSWER])
             loop = make_loop(tiny_vl, generator, tool_server.url, overrides, score_in_loop=True)

@@ -19,7 +19,10 @@ def sft_record(images: list[str]) -> dict[str, Any]:
         "messages": [
             {"role": "system", "content": "published system prompt"},
             {"role": "user", "content": "Draw the Quorvath Bridge. <image>"},
-            {"role": "assistant", "content": '<think>look</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath"}}</tool_call>'},
+            {
+                "role": "assistant",
+                "content": '<think>look</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath"}}</tool_call>',
+            },
             {"role": "user", "content": "<tool_response>\nIMG_001: bridge TOOLTEXT\n<image>\n</tool_response>"},
             {"role": "assistant", "content": ANSWER},
         ],
@@ -53,7 +56,9 @@ def sft_input(tmp_path: Path) -> tuple[Path, Path]:
     return src, root
 
 
-def test_sft_converter_rejects_bad_rows_and_verl_loads_the_rest(sft_input: tuple[Path, Path], tmp_path: Path, tiny_vl: Any) -> None:
+def test_sft_converter_rejects_bad_rows_and_verl_loads_the_rest(
+    sft_input: tuple[Path, Path], tmp_path: Path, tiny_vl: Any
+) -> None:
     from omegaconf import OmegaConf
     from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 
@@ -161,7 +166,14 @@ def test_rl_converter_and_verl_rl_dataset(tmp_path: Path, tiny_vl: Any) -> None:
         "record is not an object": 1,
     }
 
-    config = OmegaConf.create({"max_prompt_length": 8192, "prompt_key": "prompt", "filter_overlong_prompts": True, "filter_overlong_prompts_workers": 1})
+    config = OmegaConf.create(
+        {
+            "max_prompt_length": 8192,
+            "prompt_key": "prompt",
+            "filter_overlong_prompts": True,
+            "filter_overlong_prompts_workers": 1,
+        }
+    )
     dataset = RLHFDataset(str(out), tiny_vl.tokenizer, config, processor=tiny_vl.processor)
     assert len(dataset) == 2
     row = dataset[0]
@@ -175,17 +187,23 @@ def test_rl_converter_and_verl_rl_dataset(tmp_path: Path, tiny_vl: Any) -> None:
 
 
 def test_cli_reports_and_fails_when_nothing_is_usable(tmp_path: Path) -> None:
-    from mcp_server.cli import app
+    from gen_searcher_core.commands import build_app
+
+    app = build_app()
 
     src = tmp_path / "rl.json"
     src.write_text(json.dumps([{"id": "x", "prompt": "p", "gt_image": "missing.png"}]))
-    result = CliRunner().invoke(app, ["data", "rl", str(src), "--images-root", str(tmp_path), "--out", str(tmp_path / "o.parquet")])
+    result = CliRunner().invoke(
+        app, ["data", "rl", str(src), "--images-root", str(tmp_path), "--out", str(tmp_path / "o.parquet")]
+    )
     assert result.exit_code != 0
     assert "no usable rows" in result.output and "image file missing" in result.output
     assert not (tmp_path / "o.parquet").exists()
 
     (tmp_path / "ok.png").write_bytes(png_bytes((1, 2, 3)))
     src.write_text(json.dumps([{"id": "x", "prompt": "p", "gt_image": "ok.png"}, {"id": "y"}]))
-    result = CliRunner().invoke(app, ["data", "rl", str(src), "--images-root", str(tmp_path), "--out", str(tmp_path / "o.parquet")])
+    result = CliRunner().invoke(
+        app, ["data", "rl", str(src), "--images-root", str(tmp_path), "--out", str(tmp_path / "o.parquet")]
+    )
     assert result.exit_code == 0, result.output
     assert "1 of 2 rows kept, 1 skipped" in result.output and "missing prompt" in result.output

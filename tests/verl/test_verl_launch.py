@@ -55,7 +55,9 @@ def test_grpo_config_has_the_published_settings(tmp_path: Path) -> None:
     rollout_config = omega_conf_to_dataclass(rollout)
     assert rollout_config.multi_turn.enable and rollout_config.n == 6
     # The reward verl loads from the config is our async compute_score, and it accepts every reward kwarg.
-    compute_score = load_extern_object(config.reward.custom_reward_function.path, config.reward.custom_reward_function.name)
+    compute_score = load_extern_object(
+        config.reward.custom_reward_function.path, config.reward.custom_reward_function.name
+    )
     assert inspect.iscoroutinefunction(compute_score)
     from verl_recipes.reward import RewardSettings
 
@@ -71,7 +73,7 @@ def test_grpo_plan_writes_the_agent_loop_config(tmp_path: Path) -> None:
     plan = grpo_plan(tmp_path, invalid="mask", loop_settings={"max_calls": 5})
     assert plan.command[1:5] == ["-m", "verl.trainer.main_ppo", "--config-path", plan.command[4]]
     assert "--config-name" in plan.command and "grpo" in plan.command
-    (path, content), = plan.files.items()
+    ((path, content),) = plan.files.items()
     assert Path(path) == (tmp_path / "agent_loops.yaml").resolve()
     assert f"actor_rollout_ref.rollout.agent.agent_loop_config_path={path}" in plan.overrides
     (entry,) = yaml.safe_load(content)
@@ -121,22 +123,40 @@ def test_sft_config_and_command() -> None:
     assert config.model.external_lib == "verl_recipes.freeze_vision"
     assert config.model.path == "/ckpt/qwen3-vl-8b" and config.trainer.n_gpus_per_node == 4
     multi = plan_sft(["data.train_files=x"], nnodes=2, node_rank=1, master_addr="10.0.0.1")
-    assert "--nnodes=2" in multi.command and "--node-rank=1" in multi.command and "--master-addr=10.0.0.1" in multi.command
+    assert (
+        "--nnodes=2" in multi.command and "--node-rank=1" in multi.command and "--master-addr=10.0.0.1" in multi.command
+    )
 
 
 def test_cli_dry_run_prints_a_script_that_runs_as_is(tmp_path: Path) -> None:
     import shlex
     import subprocess
 
-    from mcp_server.cli import app
+    from gen_searcher_core.commands import build_app
+
+    app = build_app()
 
     runner = CliRunner()
     run_dir = tmp_path / "run dir"  # a space: the printed paths must be quoted
     overrides = ["data.train_files=/d/rl.parquet", "trainer.experiment_name='my run'", "trainer.logger=[console,wandb]"]
     prompt_file = tmp_path / "prompt.txt"
     prompt_file.write_text("OUR OWN SYSTEM PROMPT")
-    args = ["train", "grpo", *overrides, "--tool-server", TOOLS, "--judge-url", JUDGE, "--run-dir", str(run_dir),
-            "--invalid", "mask", "--system-prompt-file", str(prompt_file), "--dry-run"]
+    args = [
+        "train",
+        "grpo",
+        *overrides,
+        "--tool-server",
+        TOOLS,
+        "--judge-url",
+        JUDGE,
+        "--run-dir",
+        str(run_dir),
+        "--invalid",
+        "mask",
+        "--system-prompt-file",
+        str(prompt_file),
+        "--dry-run",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert not run_dir.exists()  # a dry run writes nothing
@@ -155,13 +175,29 @@ def test_cli_dry_run_prints_a_script_that_runs_as_is(tmp_path: Path) -> None:
     from verl_recipes.launch import plan_grpo
 
     plan = plan_grpo(
-        overrides, tool_server=TOOLS, judge_url=JUDGE, run_dir=run_dir, invalid="mask",
+        overrides,
+        tool_server=TOOLS,
+        judge_url=JUDGE,
+        run_dir=run_dir,
+        invalid="mask",
         loop_settings={"max_calls": 9, "system_prompt_file": str(prompt_file)},
     )
     assert shlex.split(command) == [f"GEN_SEARCHER_MCP_URL={TOOLS}", *plan.command]
 
-    result = runner.invoke(app, ["train", "grpo", "data.train_files=/d", "actor.nope=1", "--tool-server", TOOLS,
-                                 "--judge-url", JUDGE, "--dry-run"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "grpo",
+            "data.train_files=/d",
+            "actor.nope=1",
+            "--tool-server",
+            TOOLS,
+            "--judge-url",
+            JUDGE,
+            "--dry-run",
+        ],
+    )
     assert result.exit_code == 2 and "actor.nope" in result.output
     result = runner.invoke(app, ["train", "grpo", "data.train_files=/d", "--tool-server", TOOLS, "--invalid", "drop"])
     assert result.exit_code == 2 and "drop" in result.output

@@ -78,7 +78,11 @@ async def test_tool_errors_and_text_budget(toy_mcp: ToyServer, tmp_path: Path) -
     path = await write_tool_config(tmp_path / "tools.yaml", toy_mcp.url, max_text_chars=500)
     tools = {tool.name: tool for tool in load_tools(path)}
     response, _, metrics = await tools["broken"].execute("i", {})
-    assert metrics["is_error"] and response.text.startswith("Tool error: ") and response.text.endswith("the broken tool is broken")
+    assert (
+        metrics["is_error"]
+        and response.text.startswith("Tool error: ")
+        and response.text.endswith("the broken tool is broken")
+    )
     response, _, metrics = await tools["long_text"].execute("i", {"chars": 20_000})
     assert metrics["truncated"] and len(response.text) <= 500
     assert "truncated 19" in response.text
@@ -93,7 +97,10 @@ async def test_schema_fetched_from_server_when_yaml_has_none(toy_mcp: ToyServer,
     from verl_recipes.mcp_tool import load_tools
 
     path = tmp_path / "tools.yaml"
-    entry = {"class_name": "verl_recipes.mcp_tool.McpTool", "config": {"type": "native", "server_url": toy_mcp.url, "tool_name": "echo"}}
+    entry = {
+        "class_name": "verl_recipes.mcp_tool.McpTool",
+        "config": {"type": "native", "server_url": toy_mcp.url, "tool_name": "echo"},
+    }
     path.write_text(yaml.safe_dump({"tools": [entry]}))
     (tool,) = load_tools(path)
     assert tool.name == "echo"
@@ -130,10 +137,14 @@ async def test_bearer_token_comes_from_the_environment(monkeypatch: pytest.Monke
         schema = {"type": "function", "function": {"name": "echo", "description": "Repeat."}}
         from verl.tools.schemas import OpenAIFunctionToolSchema
 
-        tool = McpTool({"type": "native", "server_url": state.url, "token_env": "TOY_TOKEN", "max_attempts": 1},
-                       OpenAIFunctionToolSchema.model_validate(schema))
+        tool = McpTool(
+            {"type": "native", "server_url": state.url, "token_env": "TOY_TOKEN", "max_attempts": 1},
+            OpenAIFunctionToolSchema.model_validate(schema),
+        )
         response, _, metrics = await tool.execute("i", {"text": "x"})
-        assert metrics["is_error"] and response.text.startswith("Tool error: MCP server") and secret not in response.text
+        assert (
+            metrics["is_error"] and response.text.startswith("Tool error: MCP server") and secret not in response.text
+        )
 
         monkeypatch.setenv("TOY_TOKEN", secret)
         pool = ConnectionPool()
@@ -143,11 +154,17 @@ async def test_bearer_token_comes_from_the_environment(monkeypatch: pytest.Monke
         assert secret not in repr(conn)
         await pool.aclose()
         with pytest.raises(McpConnectionError) as caught:
-            await ConnectionPool().get(state.url, token_env="NO_SUCH_VAR", max_attempts=1).call_tool("echo", {"text": "x"})
+            await (
+                ConnectionPool()
+                .get(state.url, token_env="NO_SUCH_VAR", max_attempts=1)
+                .call_tool("echo", {"text": "x"})
+            )
         assert secret not in str(caught.value)
 
 
-async def test_verl_tool_agent_loop_uses_the_bridge_against_the_real_server(tool_server: Any, tiny_vl: Any, tmp_path: Path) -> None:
+async def test_verl_tool_agent_loop_uses_the_bridge_against_the_real_server(
+    tool_server: Any, tiny_vl: Any, tmp_path: Path
+) -> None:
     """verl's stock ``tool_agent`` loop, fed by a scripted generator, calls our server through the bridge."""
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
     from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
@@ -197,18 +214,26 @@ async def test_verl_tool_agent_loop_uses_the_bridge_against_the_real_server(tool
     response_text = tiny_vl.tokenizer.decode(
         [t for t, m in zip(output.response_ids, mask, strict=True) if m], skip_special_tokens=True
     )
-    assert "image_search" in response_text and "copper-green" in response_text and "Quorvath Bridge at dusk" not in response_text
+    assert (
+        "image_search" in response_text
+        and "copper-green" in response_text
+        and "Quorvath Bridge at dusk" not in response_text
+    )
 
 
 def test_tools_yaml_command(toy_mcp: ToyServer, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from mcp_server.cli import app
+    from gen_searcher_core.commands import build_app
+
+    app = build_app()
 
     out = tmp_path / "tools.yaml"
     result = CliRunner().invoke(app, ["train", "tools-yaml", "--url", toy_mcp.url, "--out", str(out), "--tool", "echo"])
     assert result.exit_code == 0, result.output
     (entry,) = yaml.safe_load(out.read_text())["tools"]
     assert entry["tool_schema"]["function"]["name"] == "echo" and entry["config"]["token_env"] == "GEN_SEARCHER_TOKEN"
-    result = CliRunner().invoke(app, ["train", "tools-yaml", "--url", f"http://127.0.0.1:{free_port()}/mcp", "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["train", "tools-yaml", "--url", f"http://127.0.0.1:{free_port()}/mcp", "--out", str(out)]
+    )
     assert result.exit_code == 1 and "error:" in result.output

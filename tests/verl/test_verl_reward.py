@@ -92,7 +92,10 @@ async def test_render_and_judge_combine_into_the_score(render_server: Any, groun
     judge.when(TEXT, json.dumps({"score": 0.75, "rationale": "mostly there"}))
     with serve_judge(judge) as judge_url:
         result = await compute_score(
-            "knowgen", "", str(ground_truth), {"gen_searcher": episode(store_id), "id": "k1"},
+            "knowgen",
+            "",
+            str(ground_truth),
+            {"gen_searcher": episode(store_id), "id": "k1"},
             **kwargs(render_server, judge_url, text_weight=0.25),
         )
     assert set(result) == set(RESULT_KEYS)
@@ -118,7 +121,13 @@ async def test_only_the_first_references_go_to_the_generator(recording_render: A
     judge.when(TEXT, json.dumps({"score": 1.0}))
     with serve_judge(judge) as judge_url:
         info = {"gen_searcher": {**episode(None), "generator_image_ids": ids}}
-        settings = {"render_mcp_url": url, "judge_base_url": judge_url, "judge_model": "m", "render_steps": 8, "render_seed": 7}
+        settings = {
+            "render_mcp_url": url,
+            "judge_base_url": judge_url,
+            "judge_model": "m",
+            "render_steps": 8,
+            "render_seed": 7,
+        }
         result = await compute_score("knowgen", "", str(ground_truth), info, **settings)
         assert result["score"] == pytest.approx(1.0) and result["failed"] == 0.0
         await compute_score("knowgen", "", str(ground_truth), info, **settings, generator_references=1)
@@ -138,7 +147,9 @@ async def test_default_weight_is_one_half(render_server: Any, ground_truth: Path
     judge.when(KSCORE, kscore_reply(1.0, 1.0, 1.0, 1.0))
     judge.when(TEXT, json.dumps({"score": 0.0}))
     with serve_judge(judge) as judge_url:
-        result = await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": episode(None)}, **kwargs(render_server, judge_url))
+        result = await compute_score(
+            "knowgen", "", str(ground_truth), {"gen_searcher": episode(None)}, **kwargs(render_server, judge_url)
+        )
     assert result["score"] == pytest.approx(0.5)  # text-only render, image 1.0, text 0.0
 
 
@@ -155,7 +166,9 @@ async def test_episodes_without_an_answer_are_zero_or_masked(ground_truth: Path)
         warnings.simplefilter("error")
         await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": failed}, invalid="mask")
     with pytest.warns(RuntimeWarning, match="mask_invalid"):
-        await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": episode(None, valid=False)}, invalid="mask")
+        await compute_score(
+            "knowgen", "", str(ground_truth), {"gen_searcher": episode(None, valid=False)}, invalid="mask"
+        )
 
 
 async def test_unknown_reward_kwargs_are_refused(ground_truth: Path) -> None:
@@ -188,14 +201,20 @@ async def test_render_failure_is_reported(render_server: Any, ground_truth: Path
     judge = ScriptedJudge(default=json.dumps({"score": 1.0}))
     with serve_judge(judge) as judge_url:
         result = await compute_score(
-            "knowgen", "", str(ground_truth), {"gen_searcher": episode("img_0000000000000000")},
+            "knowgen",
+            "",
+            str(ground_truth),
+            {"gen_searcher": episode("img_0000000000000000")},
             **kwargs(render_server, judge_url, render_attempts=2),
         )
         assert result["failed"] == 1.0 and result["score"] == 0.0
         assert not any(KSCORE in str(r) for r in judge.requests)  # nothing to judge without an image
         with pytest.raises(RewardFailure, match="render failed after 1 attempts"):
             await compute_score(
-                "knowgen", "", str(ground_truth), {"gen_searcher": episode("img_0000000000000000")},
+                "knowgen",
+                "",
+                str(ground_truth),
+                {"gen_searcher": episode("img_0000000000000000")},
                 **kwargs(render_server, judge_url, render_attempts=1, on_failure="raise"),
             )
 
@@ -203,7 +222,13 @@ async def test_render_failure_is_reported(render_server: Any, ground_truth: Path
 async def test_missing_ground_truth_is_a_failure_not_a_zero(tmp_path: Path) -> None:
     from verl_recipes.reward import compute_score
 
-    result = await compute_score("knowgen", "", str(tmp_path / "missing.png"), {"gen_searcher": episode(None)}, render_mcp_url="http://127.0.0.1:9/mcp")
+    result = await compute_score(
+        "knowgen",
+        "",
+        str(tmp_path / "missing.png"),
+        {"gen_searcher": episode(None)},
+        render_mcp_url="http://127.0.0.1:9/mcp",
+    )
     assert result["failed"] == 1.0
 
 

@@ -20,7 +20,6 @@ import html
 import json
 from pathlib import Path
 
-
 TOPICS = [
     {
         "slug": "bellmoor-lighthouse",

@@ -50,7 +50,7 @@ def check_search_config(settings: Settings) -> None:
     server before it starts, with the backend's ``SearchBackendError`` (kind ``config``)."""
     from search_tools.backends.registry import create_backend
 
-    backend = create_backend(settings)
+    backend = create_backend(settings.backend_config())
     anyio.run(backend.aclose)
 
 
@@ -85,9 +85,8 @@ def serve_stdio(settings: Settings) -> None:
 async def _client(settings: Settings, url: str | None, token: str | None) -> AsyncIterator[Client]:
     if url is None:
         _configure_logging(settings)  # before the SDK's own (rich, INFO) logging setup
-        async with open_services(settings) as services:
-            async with Client(build_server(services), mode="legacy") as client:
-                yield client
+        async with open_services(settings) as services, Client(build_server(services), mode="legacy") as client:
+            yield client
         return
     import httpx2
     from mcp.client.streamable_http import streamable_http_client

@@ -9,11 +9,15 @@ ignored) is never served by a server with a stricter guard sharing the cache.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import SecretStr
+
 from search_tools.extract import SUPPORTED_TYPES, ExtractedPage, extract
 from search_tools.fetch import Fetcher, InvalidUrl
+from search_tools.settings import FetchSettings, SummarySettings
 from search_tools.summarize import ChatSummarizer
 
 MAX_URL_CHARS = 4_096
@@ -114,11 +118,18 @@ class Browser:
         return result
 
 
-async def open_browser(settings: Any, stack: Any, cache: Any | None) -> tuple[Fetcher, Browser]:
-    """Build the fetcher and browser from settings; their closes go on ``stack`` (an AsyncExitStack)."""
-    fetcher = Fetcher.from_settings(settings.fetch)
+async def open_browser(
+    fetch: FetchSettings,
+    summary: SummarySettings,
+    stack: contextlib.AsyncExitStack,
+    cache: Any | None,
+    *,
+    summary_api_key: SecretStr | None = None,
+) -> tuple[Fetcher, Browser]:
+    """Build the fetcher and browser from their sections; their closes go on ``stack``."""
+    fetcher = Fetcher.from_settings(fetch)
     stack.push_async_callback(fetcher.aclose)
-    summarizer = ChatSummarizer.from_settings(settings)
+    summarizer = ChatSummarizer.from_settings(summary, api_key=summary_api_key)
     if summarizer is not None:
         stack.push_async_callback(summarizer.aclose)
-    return fetcher, Browser(fetcher, summarizer=summarizer, cache=cache, text_budget=settings.summary.text_budget)
+    return fetcher, Browser(fetcher, summarizer=summarizer, cache=cache, text_budget=summary.text_budget)

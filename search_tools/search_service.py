@@ -14,7 +14,7 @@ from search_tools.backends.base import ImageHit, SearchBackend, SearchBackendErr
 from search_tools.cache import Cache
 
 if TYPE_CHECKING:
-    from mcp_server.settings import Settings
+    from search_tools.settings import BackendConfig
 
 
 class SearchMetrics(Protocol):
@@ -87,8 +87,8 @@ class SearchService:
         await self.backend.aclose()
 
 
-def open_search(settings: Settings, cache: Cache, *, metrics: SearchMetrics | None = None) -> SearchService:
+def open_search(config: BackendConfig, cache: Cache, *, metrics: SearchMetrics | None = None) -> SearchService:
     """The configured backend (see ``create_backend``) behind ``cache``."""
     from search_tools.backends.registry import create_backend
 
-    return SearchService(create_backend(settings), cache, metrics=metrics)
+    return SearchService(create_backend(config), cache, metrics=metrics)

@@ -1,0 +1,1 @@
+"""Speed scripts (run them as files); nothing in the project imports them."""
