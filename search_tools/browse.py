@@ -16,9 +16,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from search_tools.extract import SUPPORTED_TYPES, ExtractedPage, extract
-from search_tools.fetch import Fetcher, InvalidUrl
+from search_tools.fetch import Fetcher as GuardedFetcher
+from search_tools.fetch import InvalidUrl
+from search_tools.fetch_protocol import Fetcher
 from search_tools.settings import FetchSettings, SummarySettings
-from search_tools.summarize import ChatSummarizer
+from search_tools.summarize import ChatSummarizer, Summarizer
 
 MAX_URL_CHARS = 4_096
 MAX_GOAL_CHARS = 2_000
@@ -56,7 +58,7 @@ class Browser:
         self,
         fetcher: Fetcher,
         *,
-        summarizer: ChatSummarizer | None = None,
+        summarizer: Summarizer | None = None,
         cache: Any | None = None,
         text_budget: int = 8_000,
     ) -> None:
@@ -68,7 +70,7 @@ class Browser:
     @property
     def mode(self) -> str:
         if self.summarizer is not None:
-            return f"summary:{self.summarizer.model}:{self.summarizer.chunk_chars}:{self.summarizer.max_chunks}"
+            return f"summary:{self.summarizer.cache_key}"
         return f"text:{self.text_budget}"
 
     async def page(self, url: str) -> ExtractedPage:
@@ -125,9 +127,9 @@ async def open_browser(
     cache: Any | None,
     *,
     summary_api_key: SecretStr | None = None,
-) -> tuple[Fetcher, Browser]:
+) -> tuple[GuardedFetcher, Browser]:
     """Build the fetcher and browser from their sections; their closes go on ``stack``."""
-    fetcher = Fetcher.from_settings(fetch)
+    fetcher = GuardedFetcher.from_settings(fetch)
     stack.push_async_callback(fetcher.aclose)
     summarizer = ChatSummarizer.from_settings(summary, api_key=summary_api_key)
     if summarizer is not None:

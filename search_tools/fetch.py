@@ -15,13 +15,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import httpcore
 import httpx
 
+from search_tools.fetch_protocol import FetchedPage
 from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
 from search_tools.robots import RobotsCache
 from search_tools.settings import FetchSettings
@@ -76,19 +76,6 @@ class ConnectionFailed(FetchError):
 
 class HostNotFound(ConnectionFailed):
     pass
-
-
-@dataclass(frozen=True)
-class FetchedPage:
-    """A fetched document: final URL after redirects, media type and the (capped) body."""
-
-    url: str
-    status: int
-    media_type: str  # lower case, no parameters; "" when the server sent none
-    charset: str | None
-    body: bytes
-    redirects: tuple[str, ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

@@ -8,6 +8,8 @@ is reported as such instead of as an invented summary.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import anyio
 import httpx
 from pydantic import SecretStr
@@ -29,6 +31,22 @@ _MERGE_SYSTEM = (
 
 class SummaryError(RuntimeError):
     """The summary model could not be reached or answered badly; never contains the key."""
+
+
+@runtime_checkable
+class Summarizer(Protocol):
+    """The summary seam the browse service takes: goal-directed notes on a window of page text."""
+
+    @property
+    def cache_key(self) -> str:
+        """What decides this summarizer's answers (model, window), for the browse cache key."""
+        ...
+
+    def window_end(self, text: str, offset: int) -> int | None:
+        """Where the text one ``summarize`` call covers from ``offset`` ends; None when it reaches the end."""
+        ...
+
+    async def summarize(self, text: str, goal: str) -> str: ...
 
 
 def chunk_spans(text: str, chunk_chars: int) -> list[tuple[int, int]]:
@@ -104,6 +122,10 @@ class ChatSummarizer:
             max_concurrency=s.max_concurrency,
             timeout_s=s.timeout_s,
         )
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.model}:{self.chunk_chars}:{self.max_chunks}"
 
     async def aclose(self) -> None:
         await self._client.aclose()
