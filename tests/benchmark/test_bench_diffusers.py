@@ -16,6 +16,8 @@ app = build_app()
 from tests.benchmark.helpers import make_knowgen
 from tests.support.scripted_judge import ScriptedJudge, image_urls, kscore_reply, serve_judge
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_qwen_image(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -37,6 +37,7 @@ def test_render_server_refuses_a_model_it_cannot_load_before_starting(arguments:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_render_server_command_serves_a_model_folder(tmp_path: Path, tiny_models: DiffusersOptions) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_SEARCHER_")}

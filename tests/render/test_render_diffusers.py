@@ -9,6 +9,8 @@ from PIL import Image
 from render_tools.base import InvalidRenderRequest, Renderer, RenderRequest
 from render_tools.diffusers_renderer import DiffusersOptions, DiffusersRenderer, QwenImageEngine
 
+pytestmark = pytest.mark.slow
+
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)

@@ -30,6 +30,8 @@ from tests.support.loopback import serve_app
 
 from .conftest import EngineControls
 
+pytestmark = pytest.mark.slow
+
 SMALL = {"width": 64, "height": 64, "num_inference_steps": 2}
 
 

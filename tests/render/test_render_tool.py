@@ -41,6 +41,7 @@ def text_of(result: mcp_types.CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, mcp_types.TextContent))
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_render_from_text_and_references_through_an_mcp_session(tmp_path: Path, tiny_models) -> None:
     async with session(tmp_path, diffusers_settings(tiny_models)) as (client, services):
@@ -82,6 +83,7 @@ async def test_render_from_text_and_references_through_an_mcp_session(tmp_path: 
         assert isinstance(edit.structured_content["seed"], int)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_render_tool_refuses_bad_input_clearly(tmp_path: Path, tiny_models) -> None:
     async with session(tmp_path, diffusers_settings(tiny_models)) as (client, services):
@@ -148,6 +150,7 @@ async def test_an_incomplete_render_configuration_leaves_the_other_tools_serving
     assert reason in unavailable_tools(tool_server_settings(tmp_path, render=render))["render"]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_render_tool_through_a_render_server(tmp_path: Path, gated_factory, controls) -> None:
     with render_server(gated_factory) as base:

@@ -10,7 +10,7 @@ import pytest
 from tests.support.loopback import free_port
 from tests.verl.conftest import ScriptedGenerator, agent_loop_kwargs, compose_verl
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 PROMPT = "Draw the Quorvath Bridge during the Velmora lantern festival."
 
@@ -238,3 +238,53 @@ async def test_reward_in_the_loop_masks_failed_judgements(
     summary = output.extra_fields["gen_searcher"]
     assert output.extra_fields["reward_extra_info"]["failed"] == 1.0 and output.reward_score == 0.0
     assert set(output.response_mask) == {0} and summary["loss_masked"] is True  # grpo_masked leaves it out
+
+
+WORKER_SCRIPT = """
+import sys
+import hydra
+from omegaconf import OmegaConf
+from verl.experimental.agent_loop.agent_loop import _agent_loop_registry, ToolListWrap
+from verl.utils import hf_processor, hf_tokenizer
+from tests.verl.conftest import TinyVL, agent_loop_kwargs, compose_verl
+
+loops_yaml, model = sys.argv[1], sys.argv[2]
+assert "verl_recipes.agent_loop" not in sys.modules
+for entry in OmegaConf.load(loops_yaml):  # what AgentLoopWorker.__init__ does
+    _agent_loop_registry[entry.name] = entry
+tiny = TinyVL(path=model, tokenizer=hf_tokenizer(model), processor=hf_processor(model))
+config = compose_verl("ppo_trainer", [])
+for episode in range(100):  # what AgentLoopWorker._run_agent_loop does per episode
+    loop = hydra.utils.instantiate(
+        config=_agent_loop_registry["gen_searcher"],
+        **agent_loop_kwargs(tiny, None, config, tools=ToolListWrap([])),
+    )
+    settings = loop.settings
+    print(episode, settings.tool_server_url, settings.max_calls, settings.score_in_loop, settings.mask_invalid)
+"""
+
+
+def test_settings_reach_the_hundredth_episode_of_a_worker(tiny_vl: Any, tmp_path: Any) -> None:
+    """The first episode imports this module; its registration must not replace the YAML's entry (and settings)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from verl_recipes.launch import agent_loop_yaml
+
+    path = tmp_path / "agent_loops.yaml"
+    settings = {"max_calls": 3, "mask_invalid": True, "score_in_loop": True}
+    path.write_text(agent_loop_yaml("http://127.0.0.1:1/mcp", settings))
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_SCRIPT, str(path), str(tiny_vl.path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 100
+    assert set(line.split(" ", 1)[1] for line in lines) == {"http://127.0.0.1:1/mcp 3 True True"}

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from tests.verl.conftest import png_bytes
 
+pytestmark = pytest.mark.slow
+
 ANSWER = '<think>done</think><answer>{"gen_prompt": "A bridge", "reference_images": [{"img_id": "IMG_001", "note": "n"}]}</answer>'
 
 

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+pytestmark = pytest.mark.slow
+
 TOOLS = "http://tools.example:8000/mcp"
 JUDGE = "http://judge.example:9000/v1"
 

@@ -12,7 +12,7 @@ import yaml
 from tests.support.loopback import free_port, serve_app
 from tests.verl.conftest import ScriptedGenerator, ToyServer, compose_verl, toy_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def test_schemas_are_flattened_to_what_verl_accepts(toy_mcp: ToyServer, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
 from tests.verl.conftest import png_bytes
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 KSCORE = "Grade the CANDIDATE"
 TEXT = "Generation prompt:"
