@@ -36,7 +36,8 @@ from typing import Any
 from uuid import uuid4
 
 from pydantic import BaseModel, Field
-from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
+from verl.experimental.agent_loop import agent_loop as verl_agent_loop
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.utils.profiler import simple_timer
 
 from policy.chat import Sampling
@@ -126,7 +127,6 @@ def chat_message(message: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     return {"role": message["role"], "content": parts}, images
 
 
-@register(AGENT_NAME)
 class GenSearcherAgentLoop(AgentLoopBase):
     """Runs one Gen-Searcher episode per sample with verl's token-in/token-out generation."""
 
@@ -270,10 +270,10 @@ class GenSearcherAgentLoop(AgentLoopBase):
         if lp is not None:
             context.logprobs = lp
         if not context.tokens or context.tokens[-1] not in self._end_ids:
-            context.tokens = context.tokens + [self._turn_end]
-            context.mask = context.mask + [0]
+            context.tokens = [*context.tokens, self._turn_end]
+            context.mask = [*context.mask, 0]
             if context.logprobs:
-                context.logprobs = context.logprobs + [0.0]
+                context.logprobs = [*context.logprobs, 0.0]
         return text, truncated
 
     async def _reply(self, episode: Episode, action: Any, metrics: dict[str, Any]) -> dict[str, Any] | None:
@@ -362,6 +362,20 @@ class GenSearcherAgentLoop(AgentLoopBase):
             reward_score=reward["score"] if reward is not None else None,
             extra_fields=extra_fields,
         )
+
+
+def register_default() -> None:
+    """Register ``gen_searcher`` with default settings unless an agent-loop YAML registered it first.
+
+    verl's ``AgentLoopWorker`` loads the launcher's ``agent_loops.yaml`` (the loop's settings)
+    into its registry, and the first episode's ``hydra.utils.instantiate`` imports this module.
+    verl's ``@register`` would then replace that entry with a bare one, and every later episode
+    of the worker would lose its settings; registering only where nothing is yet keeps them.
+    """
+    verl_agent_loop._agent_loop_registry.setdefault(AGENT_NAME, {"_target_": f"{__name__}.GenSearcherAgentLoop"})
+
+
+register_default()
 
 
 @dataclass

@@ -264,6 +264,7 @@ for episode in range(100):  # what AgentLoopWorker._run_agent_loop does per epis
 """
 
 
+@pytest.mark.slow
 def test_settings_reach_the_hundredth_episode_of_a_worker(tiny_vl: Any, tmp_path: Any) -> None:
     """The first episode imports this module; its registration must not replace the YAML's entry (and settings)."""
     import subprocess
