@@ -103,6 +103,26 @@ def check_reward_kwargs(reward_kwargs: Any) -> None:
         raise LaunchError(str(exc)) from None
 
 
+def hydra_string(value: str) -> str:
+    """``value`` as a quoted Hydra override value (paths with spaces or commas stay one string)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def no_validation_overrides(config: Any) -> list[str]:
+    """Overrides for a run without validation data (``data.val_files: null``).
+
+    verl's trainer builds a validation dataset whatever ``trainer.test_freq`` says and
+    fails on ``val_files=None``; one row of the first training file stands in for it, and
+    validation itself stays off.
+    """
+    trainer = config.trainer
+    if (trainer.test_freq or -1) > 0 or trainer.val_before_train:
+        raise LaunchError("validation is on (trainer.test_freq or trainer.val_before_train): set data.val_files")
+    train_files = config.data.train_files
+    first = train_files if isinstance(train_files, str) else list(train_files)[0]
+    return [f"data.val_files={hydra_string(str(first))}", "data.val_max_samples=1"]
+
+
 def agent_loop_yaml(tool_server: str, settings: dict[str, Any] | None = None) -> str:
     """verl's agent-loop config file registering the ``gen_searcher`` loop with its settings."""
     import yaml
@@ -187,6 +207,8 @@ def plan_grpo(
     config = compose("grpo", all_overrides)
     if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data rl`)")
+    if not config.data.val_files:
+        all_overrides += no_validation_overrides(config)
     check_reward_kwargs(config.reward.custom_reward_function.reward_kwargs)
     if not config.reward.custom_reward_function.reward_kwargs.judge_base_url and not os.environ.get(
         "GEN_SEARCHER_JUDGE_BASE_URL"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,29 @@ def test_every_key_of_our_configs_exists_in_verls(ours: str, base: str) -> None:
     optional = {"reward.custom_reward_function.reward_kwargs", "data.image_key"}
     unknown = {k for k in ours_keys - verl_keys if not any(k == o or k.startswith(o + ".") for o in optional)}
     assert not unknown
+
+
+def test_grpo_without_validation_data_builds_verls_datasets(tmp_path: Path, tiny_vl: Any) -> None:
+    """`data.val_files: null` (the recipe's default) must not crash verl's trainer where it builds its dataloaders."""
+    from verl.trainer.ppo.utils import create_rl_dataset
+
+    from tests.verl.conftest import png_bytes
+    from verl_recipes.data import convert_rl
+    from verl_recipes.launch import LaunchError, compose
+
+    (tmp_path / "gt.png").write_bytes(png_bytes((10, 200, 10)))
+    records = [{"id": f"k{i}", "prompt": f"Draw bridge {i}.", "gt_image": "gt.png"} for i in range(3)]
+    (tmp_path / "rl.json").write_text(json.dumps(records))
+    train = tmp_path / "my data" / "rl, train.parquet"  # a space and a comma: still one path
+    train.parent.mkdir()
+    convert_rl(tmp_path / "rl.json", tmp_path, train)
+
+    plan = grpo_plan(tmp_path, f"data.train_files='{train}'", "data.max_prompt_length=8192")
+    config = compose("grpo", plan.overrides)
+    assert config.trainer.test_freq == -1 and config.data.val_files == str(train)
+    for files, max_samples, rows in ((config.data.train_files, -1, 3), (config.data.val_files, 1, 1)):
+        dataset = create_rl_dataset(files, config.data, tiny_vl.tokenizer, tiny_vl.processor, max_samples=max_samples)
+        assert len(dataset) == rows  # what verl's _init_dataloader builds
+
+    with pytest.raises(LaunchError, match="set data.val_files"):
+        grpo_plan(tmp_path, f"data.train_files='{train}'", "trainer.test_freq=5")
