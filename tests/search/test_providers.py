@@ -143,7 +143,7 @@ async def test_429_honours_retry_after_then_succeeds(provider: Provider, backend
     elapsed = time.monotonic() - started
     assert len(hits) == 2
     assert len(provider.state.requests) == 2
-    assert 0.9 <= elapsed < 5
+    assert 0.9 <= elapsed < 60  # it waited the second it was told to, and not an hour
 
 
 @pytest.mark.anyio
@@ -165,7 +165,7 @@ async def test_long_retry_after_fails_at_once_instead_of_hanging(provider: Provi
         await backend.search("eiffel", 2)
     assert info.value.kind == "rate_limited"
     assert len(provider.state.requests) == 1
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 60  # far below the hour it was told to wait
 
 
 @pytest.mark.anyio
@@ -187,7 +187,7 @@ async def test_5xx_exhausted(provider: Provider, backend) -> None:  # type: igno
 
 @pytest.mark.anyio
 async def test_timeout(provider: Provider, make_settings) -> None:  # type: ignore[no-untyped-def]
-    provider.state.delay_s = 1.5
+    provider.state.delay_s = 60  # the provider never answers in time
     backend = create_backend(
         make_settings(**provider.settings_overrides(timeout_s=0.2, max_retries=1)).backend_config()
     )
@@ -195,7 +195,7 @@ async def test_timeout(provider: Provider, make_settings) -> None:  # type: igno
     error = await check_failure(backend, secrets=[provider.key or "no-key"])
     assert error.kind == "timeout"
     assert "no answer from http://127.0.0.1:" in str(error)
-    assert time.monotonic() - started < 2.5  # two attempts would take 3 s if we waited for the server
+    assert time.monotonic() - started < 30  # two attempts would take 120 s if we waited for the server
     await backend.aclose()
 
 
