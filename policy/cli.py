@@ -169,6 +169,7 @@ async def _run(
     answer = {**run.result.to_dict(), "saved_references": saved, "render": rendered}
     await anyio.Path(out_dir / "trace.json").write_text(json.dumps(trace, indent=2, ensure_ascii=False))
     await anyio.Path(out_dir / "answer.json").write_text(json.dumps(answer, indent=2, ensure_ascii=False))
+    await _write_trace_page(run, answer, out_dir)
     colour = "green" if run.result.ok else "red"
     console.print(
         f"[{colour}]{run.result.termination}[/{colour}] after {run.result.model_calls} model call(s), "
@@ -179,6 +180,18 @@ async def _run(
     elif run.result.detail:
         console.print(f"[red]{escape(run.result.detail)}[/red]")
     return 0 if run.result.ok else 1
+
+
+async def _write_trace_page(run: Any, answer: dict[str, Any], out_dir: Path) -> None:
+    """``trace.html``: the episode as a page, with the thumbnails the model saw embedded."""
+    import functools
+
+    import anyio
+
+    from policy.trace_html import write_trace_html
+
+    trace = run.trace(include_image_data=True)
+    await anyio.to_thread.run_sync(functools.partial(write_trace_html, trace, out_dir / "trace.html", answer=answer))
 
 
 async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> list[str]:
@@ -206,6 +219,7 @@ async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path
 async def _render(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> dict[str, Any] | None:
     import anyio
 
+    from gen_searcher_core.tool_results import RenderResult
     from policy.mcp_client import McpCallError
     from policy.protocol import ToolCall
 
@@ -216,17 +230,19 @@ async def _render(tools: McpTools, result: EpisodeResult, out_dir: Path, console
         rendered = await tools.call(
             ToolCall("render", {"prompt": result.gen_prompt, "reference_image_ids": result.generator_image_ids})
         )
-    if rendered.is_error or not isinstance(rendered.structured, dict) or "id" not in rendered.structured:
+    output = rendered.output
+    if not isinstance(output, RenderResult):
         console.print(f"[yellow]render failed: {escape(rendered.text)}[/yellow]")
         return {"error": rendered.text}
+    record = dict(rendered.structured)  # as the server sent it
     try:
-        data, media_type = await tools.read_image(rendered.structured["id"])
+        data, media_type = await tools.read_image(output.id)
     except McpCallError as exc:
         console.print(f"[yellow]could not fetch the rendered image: {escape(str(exc))}[/yellow]")
-        return {**rendered.structured, "error": str(exc)}
+        return {**record, "error": str(exc)}
     name = f"render.{_EXTENSIONS.get(media_type, 'png')}"
     await anyio.Path(out_dir / name).write_bytes(data)
-    return {**rendered.structured, "file": name}
+    return {**record, "file": name}
 
 
 _FAILED_TURN = {

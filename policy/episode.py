@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gen_searcher_core.tool_results import ToolOutput, parse_output
 from policy.image_ids import ImageRegistry
 from policy.prompts import (
     FORCED_FINAL_NOTICE,
@@ -130,6 +131,12 @@ class ToolResult:
     @classmethod
     def error(cls, name: str, message: str) -> ToolResult:
         return cls(name=name, text=message, is_error=True)
+
+    @property
+    def output(self) -> ToolOutput | None:
+        """The structured result read through the tool's output model (``RenderResult`` for ``render``, …);
+        None for errors, other tools, or content that does not fit the contract."""
+        return None if self.is_error else parse_output(self.name, self.structured)
 
     def to_dict(self, *, with_data: bool = False) -> dict[str, Any]:
         return {

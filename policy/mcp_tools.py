@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import mcp_types
+from pydantic import ValidationError
 
+from gen_searcher_core.tool_results import FoundImage
 from policy.concurrency import gather_ordered
 from policy.episode import ToolImage, ToolResult
 from policy.mcp_client import DEFAULT_TOKEN_ENV, McpCallError, McpConnection, McpConnectionError, token_from_env
@@ -30,7 +32,7 @@ def convert_result(name: str, result: mcp_types.CallToolResult) -> ToolResult:
     """Turn an MCP tool result into the episode's ``ToolResult``.
 
     Images are paired, in order, with the entries of ``structured_content["images"]``
-    (the ``image_search`` contract) to learn their store ids and provenance.
+    (the ``image_search`` contract, read through its model) to learn their store ids and provenance.
     """
     texts: list[str] = []
     images: list[tuple[str, str]] = []
@@ -46,22 +48,23 @@ def convert_result(name: str, result: mcp_types.CallToolResult) -> ToolResult:
         ):
             texts.append(block.resource.text)
     structured = result.structured_content
-    infos: list[dict[str, Any]] = []
-    if isinstance(structured, dict) and isinstance(structured.get("images"), list):
-        infos = [item if isinstance(item, dict) else {} for item in structured["images"]]
+    infos = _found_images(structured)
     tool_images = []
     for index, (data, mime_type) in enumerate(images):
-        info = infos[index] if index < len(infos) else {}
+        info = infos[index] if index < len(infos) else None
+        if info is None:
+            tool_images.append(ToolImage(data=data, mime_type=mime_type))
+            continue
         tool_images.append(
             ToolImage(
                 data=data,
                 mime_type=mime_type,
-                store_id=_str_or_none(info.get("id")),
-                title=_str_or_none(info.get("title")),
-                page_url=_str_or_none(info.get("page_url")),
-                source_url=_str_or_none(info.get("source_url")),
-                width=info.get("width") if isinstance(info.get("width"), int) else None,
-                height=info.get("height") if isinstance(info.get("height"), int) else None,
+                store_id=info.id or None,
+                title=info.title or None,
+                page_url=info.page_url or None,
+                source_url=info.source_url or None,
+                width=info.width or None,
+                height=info.height or None,
             )
         )
     text = "\n".join(texts).strip()
@@ -72,8 +75,19 @@ def convert_result(name: str, result: mcp_types.CallToolResult) -> ToolResult:
     )
 
 
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _found_images(structured: Any) -> list[FoundImage | None]:
+    """The ``images`` of an ``image_search``-shaped result (whichever tool sent it), each read as
+    :class:`~gen_searcher_core.tool_results.FoundImage`; None for an entry that is not one."""
+    items = structured.get("images") if isinstance(structured, dict) else None
+    if not isinstance(items, list):
+        return []
+    found: list[FoundImage | None] = []
+    for item in items:
+        try:
+            found.append(FoundImage.model_validate(item))
+        except ValidationError:
+            found.append(None)
+    return found
 
 
 class McpTools:

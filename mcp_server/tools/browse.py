@@ -9,6 +9,7 @@ import mcp_types
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
+from gen_searcher_core.tool_results import BrowseResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result
 
@@ -71,7 +72,7 @@ async def run_browse(services: Services, url: str, goal: str, offset: int = 0) -
 
 
 def register(server: MCPServer, services: Services) -> None:
-    async def browse(url: Url, goal: Goal, offset: Offset = 0) -> mcp_types.CallToolResult:
+    async def browse(url: Url, goal: Goal, offset: Offset = 0) -> Annotated[mcp_types.CallToolResult, BrowseResult]:
         return await run_browse(services, url, goal, offset)
 
     server.add_tool(

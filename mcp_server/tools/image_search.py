@@ -17,6 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field, StringConstraints
 
+from gen_searcher_core.tool_results import ImageSearchResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result, jpeg_content
 
@@ -132,7 +133,9 @@ def _as_png(data: bytes, media_type: str) -> bytes:
 
 
 def register(server: MCPServer, services: Services) -> None:
-    async def image_search(query: Query, top_k: TopK = DEFAULT_TOP_K) -> mcp_types.CallToolResult:
+    async def image_search(
+        query: Query, top_k: TopK = DEFAULT_TOP_K
+    ) -> Annotated[mcp_types.CallToolResult, ImageSearchResult]:
         return await run_image_search(services, query, top_k)
 
     server.add_tool(

@@ -16,6 +16,7 @@ import mcp_types
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
+from gen_searcher_core.tool_results import RenderResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result, jpeg_content
 
@@ -112,14 +113,14 @@ async def run_render(
     png = await anyio.to_thread.run_sync(png_bytes, result.image)  # encoding 1024x1024 takes a while: off the loop
     stored = await services.images.put(png, "image/png", meta)
     thumbnail = await services.images.thumbnail(stored.id)
-    structured = {
-        "id": stored.id,
-        "width": stored.width,
-        "height": stored.height,
-        "uri": stored.uri,
-        "seed": result.seed,
-        "elapsed_s": round(result.elapsed_s, 3),
-    }
+    structured = RenderResult(
+        id=stored.id,
+        width=stored.width,
+        height=stored.height,
+        uri=stored.uri,
+        seed=result.seed,
+        elapsed_s=round(result.elapsed_s, 3),
+    )
     used = len(references)
     text = (
         f"Rendered {stored.id} ({stored.width}x{stored.height}, seed {result.seed}, "
@@ -138,7 +139,7 @@ async def run_render(
                 size=stored.size_bytes,
             ),
         ],
-        structured_content=structured,
+        structured_content=structured.model_dump(),
     )
 
 
@@ -162,7 +163,7 @@ def register(server: MCPServer, services: Services) -> None:
         height: Side = 1024,
         seed: Seed = -1,
         steps: Steps = 0,
-    ) -> mcp_types.CallToolResult:
+    ) -> Annotated[mcp_types.CallToolResult, RenderResult]:
         return await run_render(services, prompt, list(reference_image_ids), width, height, seed, steps)
 
     server.add_tool(

@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, StringConstraints
 
+from gen_searcher_core.tool_results import SearchResult
 from mcp_server.services import Services
 from search_tools.backends.base import SearchBackendError
 
@@ -112,7 +113,9 @@ async def run_search(services: Services, queries: list[str], top_k: int) -> mcp_
 
 
 def register(server: MCPServer, services: Services) -> None:
-    async def search(queries: Queries, top_k: TopK = DEFAULT_TOP_K) -> mcp_types.CallToolResult:
+    async def search(
+        queries: Queries, top_k: TopK = DEFAULT_TOP_K
+    ) -> Annotated[mcp_types.CallToolResult, SearchResult]:
         return await run_search(services, queries, top_k)
 
     server.add_tool(

@@ -70,6 +70,7 @@ def test_tools_lists_schemas(tmp_path: Path, index_db: Path) -> None:
     assert result.exit_code == 0, result.output
     tools = {tool["name"]: tool for tool in json.loads(result.stdout)}
     assert tools["search"]["inputSchema"]["properties"]["queries"]["type"] == "array"
+    assert all(tool["outputSchema"]["type"] == "object" for tool in tools.values()), sorted(tools)
 
 
 def test_tools_and_call_against_a_running_server(tmp_path: Path, index_db: Path) -> None:
