@@ -169,6 +169,7 @@ async def _run(
     answer = {**run.result.to_dict(), "saved_references": saved, "render": rendered}
     await anyio.Path(out_dir / "trace.json").write_text(json.dumps(trace, indent=2, ensure_ascii=False))
     await anyio.Path(out_dir / "answer.json").write_text(json.dumps(answer, indent=2, ensure_ascii=False))
+    await _write_trace_page(run, answer, out_dir)
     colour = "green" if run.result.ok else "red"
     console.print(
         f"[{colour}]{run.result.termination}[/{colour}] after {run.result.model_calls} model call(s), "
@@ -179,6 +180,18 @@ async def _run(
     elif run.result.detail:
         console.print(f"[red]{escape(run.result.detail)}[/red]")
     return 0 if run.result.ok else 1
+
+
+async def _write_trace_page(run: Any, answer: dict[str, Any], out_dir: Path) -> None:
+    """``trace.html``: the episode as a page, with the thumbnails the model saw embedded."""
+    import functools
+
+    import anyio
+
+    from policy.trace_html import write_trace_html
+
+    trace = run.trace(include_image_data=True)
+    await anyio.to_thread.run_sync(functools.partial(write_trace_html, trace, out_dir / "trace.html", answer=answer))
 
 
 async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> list[str]:
