@@ -51,6 +51,7 @@ def _settings(config: Path | None, **server: Any) -> Any:
 def _exit_on_setup_error(run: Any, *args: Any) -> Any:
     """Run ``run(*args)``; a misconfigured search backend or an unreachable ``--url`` ends the
     command with one clear line and exit status 2 instead of a traceback."""
+    from gen_searcher_core.errors import ConfigError, first_leaf
     from mcp_server.launcher import RemoteServerError
     from search_tools.backends.base import SearchBackendError
 
@@ -60,6 +61,12 @@ def _exit_on_setup_error(run: Any, *args: Any) -> Any:
         if isinstance(exc, SearchBackendError) and exc.kind != "config":
             raise
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # a ConfigError (e.g. an unusable image store), possibly inside a task group
+        leaf = first_leaf(exc)
+        if not isinstance(leaf, ConfigError):
+            raise
+        typer.echo(f"error: {leaf}", err=True)
         raise typer.Exit(2) from None
 
 

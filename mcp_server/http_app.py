@@ -37,7 +37,7 @@ from mcp_server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mcp_server.server import GenSearcherServer, build_server
 from mcp_server.services import Services, open_services
 from mcp_server.settings import Settings
-from search_tools.images import ImageNotFoundError, is_image_id
+from search_tools.images import ImageNotFoundError, ImageStoreUnavailable, is_image_id
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,8 @@ async def image(request: Request) -> Response:
         data, media_type = await _runtime(request).services.images.read_bytes(image_id)
     except ImageNotFoundError:
         return JSONResponse({"error": f"unknown image id: {image_id}"}, status_code=404)
+    except ImageStoreUnavailable as exc:  # S3 down or the folder unreadable: say so, keep serving
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "5"})
     # Ids are content hashes, so a response never changes.
     return Response(data, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 

@@ -23,6 +23,7 @@ from mcp_server.settings import Settings
 __all__ = [
     "RemoteServerError",
     "call_tool_json",
+    "check_image_store",
     "check_search_config",
     "list_tools_json",
     "serve_http",
@@ -54,6 +55,19 @@ def check_search_config(settings: Settings) -> None:
     anyio.run(backend.aclose)
 
 
+def check_image_store(settings: Settings) -> None:
+    """Open the configured image store once, so that an unusable one (a folder that cannot be
+    written, a missing bucket, refused credentials, an endpoint that does not answer) stops the
+    server before it starts, with a ``ConfigError`` naming the setting."""
+    from search_tools.images import open_image_store
+
+    async def check() -> None:
+        store = await open_image_store(settings.images)
+        await store.aclose()
+
+    anyio.run(check)
+
+
 def serve_http(settings: Settings) -> None:
     import uvicorn
 
@@ -61,6 +75,7 @@ def serve_http(settings: Settings) -> None:
 
     _configure_logging(settings)
     check_search_config(settings)
+    check_image_store(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.server.host,
@@ -73,6 +88,7 @@ def serve_http(settings: Settings) -> None:
 def serve_stdio(settings: Settings) -> None:
     _configure_logging(settings)
     check_search_config(settings)
+    check_image_store(settings)
 
     async def main() -> None:
         async with open_services(settings) as services:

@@ -24,14 +24,14 @@ from render_tools.factory import create_tool_renderer
 from search_tools.browse import Browser, open_browser
 from search_tools.cache import Cache, open_cache
 from search_tools.fetch import Fetcher
-from search_tools.images import ImageStore
+from search_tools.images import ImageStore, open_image_store
 from search_tools.search_service import SearchService, open_search
 
 
 @dataclass(kw_only=True)
 class Services:
     settings: Settings
-    images: ImageStore
+    images: ImageStore  # images area: disk or S3 (search_tools.image_store)
     metrics: Metrics = field(default_factory=Metrics)
     cache: Cache | None = None  # search area: results cache (single-flight; readwrite|readonly|replay|off)
     search: SearchService | None = None  # search area: cached web and image search over the configured backend
@@ -45,11 +45,9 @@ async def open_services(settings: Settings, *, metrics: Metrics | None = None) -
     """Open every collaborator once; closes them in reverse order on exit."""
     metrics = metrics or Metrics()
     async with contextlib.AsyncExitStack() as stack:
-        images = ImageStore(
-            settings.images.dir,
-            max_total_bytes=settings.images.max_total_bytes,
-            thumbnail_side=settings.images.thumbnail_side,
-        )
+        # Disk (images.dir) or S3 (images.url); checked, so a bad store is one ConfigError line.
+        images = await open_image_store(settings.images)
+        stack.push_async_callback(images.aclose)
         services = Services(settings=settings, images=images, metrics=metrics)
         services.cache = open_cache(settings.cache, metrics=metrics)
         stack.push_async_callback(services.cache.aclose)

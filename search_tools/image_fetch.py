@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from PIL import Image, UnidentifiedImageError
 
+from gen_searcher_core.errors import UserFacingError, first_leaf
 from search_tools.fetch import Fetcher, FetchError
-from search_tools.images import ImageStore, StoredImage
+from search_tools.images import ImageNotFoundError, ImageStore, ImageStoreUnavailable, SourceEntry, StoredImage
 from search_tools.settings import ImageSettings
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ IMAGE_MEDIA_TYPES = frozenset(
 _KEEP_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-class ImageRejected(ValueError):
+class ImageRejected(UserFacingError, ValueError):
     """The downloaded bytes are not a usable image; the message says why."""
 
 
@@ -118,6 +120,7 @@ class ImageCollector:
         max_pixels: int = 40_000_000,
         max_bytes: int | None = None,
         concurrency: int = 8,
+        reuse_sources_s: float = 0.0,
     ) -> None:
         self._fetcher = fetcher
         self._store = store
@@ -125,21 +128,62 @@ class ImageCollector:
         self._max_pixels = max_pixels
         self._max_bytes = max_bytes
         self._limiter = anyio.CapacityLimiter(concurrency)
+        self._reuse_sources_s = reuse_sources_s
 
     @classmethod
     def from_settings(cls, fetcher: Fetcher, store: ImageStore, settings: ImageSettings) -> ImageCollector:
-        return cls(fetcher, store, min_side=settings.min_side, max_pixels=settings.max_pixels)
+        return cls(
+            fetcher,
+            store,
+            min_side=settings.min_side,
+            max_pixels=settings.max_pixels,
+            reuse_sources_s=settings.reuse_sources_s,
+        )
 
     async def download(self, image_url: str, *, title: str = "", page_url: str = "") -> FoundImage:
-        """Fetch, validate and store one image; raises ``FetchError`` or ``ImageRejected``."""
+        """Fetch, validate and store one image; raises ``FetchError`` or ``ImageRejected``.
+
+        A source URL downloaded within ``reuse_sources_s`` gives what it gave then (the stored
+        image, or the same rejection) without a download.
+        """
+        remembered = await self._remembered(image_url)
+        if isinstance(remembered, StoredImage):
+            return FoundImage(remembered, title, page_url, image_url)
+        if isinstance(remembered, str):
+            raise ImageRejected(remembered)
         async with self._limiter:
             page = await self._fetcher.fetch(image_url, accept=IMAGE_MEDIA_TYPES, max_bytes=self._max_bytes)
-        data, media_type = await anyio.to_thread.run_sync(
-            lambda: validate_image(page.body, min_side=self._min_side, max_pixels=self._max_pixels)
-        )
+        try:
+            data, media_type = await anyio.to_thread.run_sync(
+                lambda: validate_image(page.body, min_side=self._min_side, max_pixels=self._max_pixels)
+            )
+        except ImageRejected as exc:
+            await self._remember(image_url, SourceEntry(rejected=str(exc)))
+            raise
         meta = {"source_url": image_url, "page_url": page_url, "title": title}
         stored = await self._store.put(data, media_type, meta)
+        await self._remember(image_url, SourceEntry(image_id=stored.id))
         return FoundImage(stored, title, page_url, image_url)
+
+    async def _remembered(self, image_url: str) -> StoredImage | str | None:
+        """The stored image or rejection reason an earlier download of ``image_url`` gave, while fresh."""
+        if self._reuse_sources_s <= 0:
+            return None
+        entry = await self._store.lookup_source(image_url)
+        if entry is None or time.time() - entry.at > self._reuse_sources_s:
+            return None
+        if entry.rejected:
+            return entry.rejected
+        if entry.image_id:
+            try:
+                return await self._store.get(entry.image_id)
+            except ImageNotFoundError:  # evicted since: download again
+                return None
+        return None
+
+    async def _remember(self, image_url: str, entry: SourceEntry) -> None:
+        if self._reuse_sources_s > 0:
+            await self._store.remember_source(image_url, entry)
 
     async def collect(
         self, candidates: list[Any], want: int, *, exclude_ids: set[str] | None = None
@@ -155,13 +199,21 @@ class ImageCollector:
                 outcomes[i] = await self.download(hit.image_url, title=hit.title or "", page_url=hit.page_url or "")
             except (FetchError, ImageRejected) as exc:
                 outcomes[i] = f"{hit.image_url}: {exc}"
+            except ImageStoreUnavailable:  # not this candidate's fault: the whole call fails, clearly
+                raise
             except Exception as exc:  # one bad candidate never sinks the others
                 logger.warning("image candidate failed unexpectedly: %s", type(exc).__name__)
                 outcomes[i] = f"{hit.image_url}: internal error ({type(exc).__name__})"
 
-        async with anyio.create_task_group() as tg:
-            for i, hit in enumerate(candidates):
-                tg.start_soon(one, i, hit)
+        try:
+            async with anyio.create_task_group() as tg:
+                for i, hit in enumerate(candidates):
+                    tg.start_soon(one, i, hit)
+        except BaseExceptionGroup as group:
+            unavailable, _ = group.split(ImageStoreUnavailable)
+            if unavailable is None:
+                raise
+            raise first_leaf(unavailable) from None
         seen = set(exclude_ids or ())
         found: list[FoundImage] = []
         dropped: list[str] = []

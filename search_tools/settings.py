@@ -76,11 +76,37 @@ class SummarySettings(BaseModel):
 
 
 class ImageSettings(BaseModel):
+    """The image store: a local folder (default) or, with ``url``, a shared S3-compatible bucket.
+
+    The S3 fields override the standard AWS variables (``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``), which
+    apply when they are unset. See docs/scaling.md.
+    """
+
     dir: Path = Field(default_factory=lambda: default_cache_dir() / "images", description="image store folder")
     max_total_bytes: int = Field(2 * 1024**3, description="store size; least recently used images go first")
     max_pixels: int = Field(40_000_000, description="larger images are refused (decompression bombs)")
     min_side: int = Field(64, description="smaller images are skipped (icons, trackers)")
     thumbnail_side: int = Field(512, description="longest side of the thumbnails tools return")
+    reuse_sources_s: float = Field(
+        7 * 24 * 3600.0, description="image_search reuses what a source URL gave for this long (0: always download)"
+    )
+    url: str | None = Field(None, description="s3://bucket/prefix: one image store shared by every replica")
+    endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, R2...); default AWS_ENDPOINT_URL")
+    region: str | None = Field(None, description="S3 region; default AWS_REGION, else us-east-1")
+    access_key_id: SecretStr | None = Field(None, description="S3 access key; default AWS_ACCESS_KEY_ID")
+    secret_access_key: SecretStr | None = Field(None, description="S3 secret key; default AWS_SECRET_ACCESS_KEY")
+    session_token: SecretStr | None = Field(None, description="S3 session token; default AWS_SESSION_TOKEN")
+    timeout_s: float = Field(10.0, description="time limit of one S3 request (a call gives up after 3x this)")
+    cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "images-cache", description="local read-through cache (S3)"
+    )
+    cache_max_bytes: int = Field(1024**3, description="size of the local read-through cache (S3); 0 turns it off")
+
+    @field_validator("url", "endpoint_url", "region", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class ProviderKeys(BaseModel):

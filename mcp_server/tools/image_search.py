@@ -77,6 +77,22 @@ def render_text(query: str, images: list[dict[str, Any]], dropped: list[str]) ->
 
 
 async def run_image_search(services: Services, query: str, top_k: int) -> mcp_types.CallToolResult:
+    """The tool's result; an image store that is down or unwritable is a clear error result."""
+    from gen_searcher_core.errors import first_leaf
+    from search_tools.images import ImageStoreUnavailable
+
+    try:
+        return await _run_image_search(services, query, top_k)
+    except ImageStoreUnavailable as exc:
+        return error_result(f"image search failed: {exc}")
+    except BaseExceptionGroup as group:  # from the thumbnails' task group
+        unavailable, _ = group.split(ImageStoreUnavailable)
+        if unavailable is None:
+            raise
+        return error_result(f"image search failed: {first_leaf(unavailable)}")
+
+
+async def _run_image_search(services: Services, query: str, top_k: int) -> mcp_types.CallToolResult:
     from search_tools.image_fetch import ImageCollector
 
     search = getattr(services, "search", None)
@@ -154,10 +170,10 @@ def register(server: MCPServer, services: Services) -> None:
         mime_type="image/png",
     )
     async def read_image(id: str) -> bytes:
-        from search_tools.images import ImageNotFoundError
+        from search_tools.images import ImageNotFoundError, ImageStoreUnavailable
 
         try:
             data, media_type = await services.images.read_bytes(id)
-        except ImageNotFoundError as exc:
+        except (ImageNotFoundError, ImageStoreUnavailable) as exc:
             raise ResourceError(str(exc)) from None
         return await anyio.to_thread.run_sync(_as_png, data, media_type)

@@ -48,7 +48,17 @@ def _decode_reference(data: bytes, image_id: str) -> Any:
     return decode_image(data, what=f"image {image_id}", max_bytes=256 * 1024 * 1024)
 
 
-async def run_render(
+async def run_render(services: Services, *args: Any) -> mcp_types.CallToolResult:
+    """The tool's result; an image store that is down or unwritable is a clear error result."""
+    from search_tools.images import ImageStoreUnavailable
+
+    try:
+        return await _run_render(services, *args)
+    except ImageStoreUnavailable as exc:
+        return error_result(f"render failed: {exc}")
+
+
+async def _run_render(
     services: Services,
     prompt: str,
     reference_image_ids: list[str],

@@ -1,0 +1,394 @@
+"""The image store on S3-compatible object storage (AWS S3, MinIO, Ceph, R2, GCS interoperability).
+
+The client is obstore (Rust's ``object_store`` crate, async natively, signing,
+retries and conditional puts built in; no botocore stack). It reads the
+standard AWS variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_SESSION_TOKEN``, ...); the
+``images`` settings override them.
+
+Layout under ``s3://bucket/prefix``:
+
+* ``img_<hash>``: the image bytes, with their ``Content-Type``;
+* ``img_<hash>.json``: its record (size, media type, provenance), written after
+  the image, so a record is only ever seen with its image;
+* ``sources/<sha256 of URL>.json``: what a downloaded source URL gave.
+
+Writes of images and records are conditional (``If-None-Match: *``): a write
+of an id that exists is a no-op and the first record is kept. A local
+:class:`DiskImageStore` serves as a size-bounded LRU read-through cache, and
+holds the thumbnails derived from cached images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import obstore
+from obstore.store import S3Store
+
+from gen_searcher_core.errors import ConfigError
+from search_tools.image_store.base import (
+    DEFAULT_THUMBNAIL_QUALITY,
+    GcReport,
+    ImageNotFoundError,
+    ImageStoreUnavailable,
+    SourceEntry,
+    StoredImage,
+    StoreHelpers,
+    image_id_for,
+    image_size,
+    is_image_id,
+    make_thumbnail,
+    source_key,
+)
+from search_tools.image_store.disk import DiskImageStore
+from search_tools.settings import ImageSettings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SOURCES = "sources"
+_ERROR_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
+_CREDENTIAL_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+    }
+)
+_SETTINGS_HINT = (
+    "check images.url (GEN_SEARCHER_IMAGES__URL), the endpoint (AWS_ENDPOINT_URL or images.endpoint_url) "
+    "and the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or images.access_key_id/secret_access_key)"
+)
+
+
+def describe_s3_error(exc: BaseException) -> str:
+    """Why an S3 call failed, in a few words: never the raw message (it quotes URLs and server XML)."""
+    from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+
+    text = str(exc)
+    match = _ERROR_CODE.search(text)
+    code = match.group(1) if match else None
+    if code == "NoSuchBucket":
+        return "the bucket does not exist (NoSuchBucket)"
+    if code in _CREDENTIAL_CODES or isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
+        return f"the credentials were refused ({code or type(exc).__name__})"
+    if code:
+        return f"the service answered {code}"
+    lowered = text.lower()
+    if isinstance(exc, TimeoutError) or "timed out" in lowered or "timeout" in lowered:
+        return "the endpoint did not answer in time"
+    if "credential" in lowered:
+        return "no usable credentials were found"
+    if "error sending request" in lowered or "connect" in lowered or "dns" in lowered:
+        return "the endpoint did not answer (connection failed)"
+    return f"the request failed ({type(exc).__name__})"
+
+
+def parse_s3_url(url: str) -> tuple[str, str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix, location shown in messages, without any userinfo)."""
+    parts = urlsplit(url.strip())
+    bucket = parts.hostname or ""
+    if parts.scheme != "s3" or not bucket:
+        raise ConfigError("images.url (GEN_SEARCHER_IMAGES__URL) must look like s3://bucket/prefix")
+    prefix = parts.path.strip("/")
+    return bucket, prefix, f"s3://{bucket}/{prefix}".rstrip("/")
+
+
+class S3ImageStore(StoreHelpers):
+    """Images in an S3 bucket under a prefix, with an optional local read-through cache."""
+
+    def __init__(
+        self,
+        store: S3Store,
+        *,
+        location: str,
+        cache: DiskImageStore | None = None,
+        thumbnail_side: int = 512,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._s3 = store
+        self.location = location
+        self.cache = cache
+        self.thumbnail_side = thumbnail_side
+        # A hard bound over the client's own timeouts and retries: no call waits longer than this.
+        self._deadline_s = timeout_s * 3
+
+    @classmethod
+    def from_settings(cls, settings: ImageSettings) -> S3ImageStore:
+        assert settings.url
+        bucket, prefix, location = parse_s3_url(settings.url)
+        config: dict[str, Any] = {}
+        if settings.endpoint_url:
+            config["endpoint"] = settings.endpoint_url
+        if settings.region:
+            config["region"] = settings.region
+        for name in ("access_key_id", "secret_access_key", "session_token"):
+            secret = getattr(settings, name)
+            if secret is not None:
+                config[name] = secret.get_secret_value()
+        endpoint = settings.endpoint_url or _env_endpoint()
+        timeout = timedelta(seconds=settings.timeout_s)
+        try:
+            store = S3Store(
+                bucket,
+                prefix=prefix or None,
+                config=config,  # type: ignore[arg-type]
+                client_options={
+                    "allow_http": bool(endpoint and endpoint.startswith("http://")),
+                    "timeout": timeout,
+                    "connect_timeout": timedelta(seconds=min(settings.timeout_s, 3.0)),
+                },
+                retry_config={
+                    "max_retries": 2,
+                    "retry_timeout": timeout,
+                    "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)},
+                },
+            )
+        except Exception as exc:  # noqa: BLE001  obstore raises several types for a bad configuration
+            raise ConfigError(
+                f"image store {location} cannot be configured ({type(exc).__name__}): {_SETTINGS_HINT}"
+            ) from None
+        cache = None
+        if settings.cache_max_bytes > 0:
+            # One cache folder per bucket/prefix: switching stores never serves another store's images.
+            folder = settings.cache_dir / hashlib.sha256(location.encode()).hexdigest()[:12]
+            cache = DiskImageStore(
+                folder,
+                max_total_bytes=settings.cache_max_bytes,
+                thumbnail_side=settings.thumbnail_side,
+                setting="images.cache_dir (GEN_SEARCHER_IMAGES__CACHE_DIR)",
+            )
+        return cls(
+            store, location=location, cache=cache, thumbnail_side=settings.thumbnail_side, timeout_s=settings.timeout_s
+        )
+
+    # -- plumbing -------------------------------------------------------------
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        """One S3 call under the deadline; failures other than not-found become ``ImageStoreUnavailable``."""
+        from obstore.exceptions import AlreadyExistsError
+
+        try:
+            with anyio.fail_after(self._deadline_s):
+                return await awaitable
+        except (FileNotFoundError, AlreadyExistsError):
+            raise
+        except Exception as exc:  # noqa: BLE001  obstore errors, timeouts, connection failures
+            reason = describe_s3_error(exc)
+            logger.warning("image store %s: %s", self.location, reason)
+            raise ImageStoreUnavailable(f"image store {self.location} is unavailable: {reason}") from None
+
+    async def _create(self, key: str, data: bytes, content_type: str) -> bool:
+        """Put ``key`` unless it exists; True when this call created it."""
+        from obstore.exceptions import AlreadyExistsError
+
+        try:
+            await self._call(
+                obstore.put_async(self._s3, key, data, mode="create", attributes={"Content-Type": content_type})
+            )
+        except AlreadyExistsError:
+            return False
+        return True
+
+    async def _get_object(self, key: str) -> tuple[bytes, dict[str, Any]]:
+        async def fetch() -> tuple[bytes, dict[str, Any]]:
+            result = await obstore.get_async(self._s3, key)
+            return bytes(await result.bytes_async()), dict(result.attributes)
+
+        return await self._call(fetch())
+
+    async def _cached(self, awaitable: Awaitable[T]) -> T | None:
+        """A cache operation; a cache that failed costs a trip to S3, never the call."""
+        try:
+            return await awaitable
+        except ImageNotFoundError:
+            return None
+        except ImageStoreUnavailable as exc:
+            logger.warning("local image cache skipped: %s", exc)
+            return None
+
+    async def _fetch_record(self, image_id: str) -> StoredImage:
+        try:
+            raw, _ = await self._get_object(f"{image_id}.json")
+        except FileNotFoundError:
+            raise ImageNotFoundError(image_id) from None
+        return StoredImage.from_dict(json.loads(raw))
+
+    # -- the store ------------------------------------------------------------
+    async def check(self) -> None:
+        try:
+            async for _ in obstore.list(self._s3, chunk_size=1):
+                break
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(
+                f"image store {self.location} cannot be used: {describe_s3_error(exc)}; {_SETTINGS_HINT}"
+            ) from None
+        if self.cache is not None:
+            await self.cache.check()
+
+    async def put(self, data: bytes, media_type: str, meta: dict[str, Any] | None = None) -> StoredImage:
+        def describe() -> tuple[str, int, int]:
+            return (image_id_for(data), *image_size(data, media_type))
+
+        image_id, width, height = await anyio.to_thread.run_sync(describe)
+        if self.cache is not None:
+            known = await self._cached(self.cache.get(image_id))
+            if known is not None:
+                return known
+        record = StoredImage(image_id, width, height, media_type, len(data), dict(meta or {}))
+        await self._create(image_id, data, media_type)
+        if not await self._create(f"{image_id}.json", json.dumps(record.to_dict()).encode(), "application/json"):
+            record = await self._fetch_record(image_id)  # another writer was first: its record stands
+        if self.cache is not None:
+            await self._cached(self.cache.insert(record, data))
+        return record
+
+    async def get(self, image_id: str) -> StoredImage:
+        if not is_image_id(image_id):
+            raise ImageNotFoundError(image_id)
+        if self.cache is not None:
+            known = await self._cached(self.cache.get(image_id))
+            if known is not None:
+                return known
+        return await self._fetch_record(image_id)
+
+    async def read_bytes(self, image_id: str) -> tuple[bytes, str]:
+        if not is_image_id(image_id):
+            raise ImageNotFoundError(image_id)
+        if self.cache is not None:
+            hit = await self._cached(self.cache.read_bytes(image_id))
+            if hit is not None:
+                return hit
+        record: StoredImage | None = None
+        data = b""
+
+        async def fetch_record() -> None:
+            nonlocal record
+            record = await self._fetch_record(image_id)
+
+        async def fetch_data() -> None:
+            nonlocal data
+            try:
+                data, _ = await self._get_object(image_id)
+            except FileNotFoundError:
+                raise ImageNotFoundError(image_id) from None
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(fetch_record)
+                tg.start_soon(fetch_data)
+        except BaseExceptionGroup as group:  # the record's error first: it is the one callers expect
+            raise group.exceptions[0] from None
+        assert record is not None
+        if self.cache is not None:
+            await self._cached(self.cache.insert(record, data))
+        return data, record.media_type
+
+    async def thumbnail(
+        self, image_id: str, max_side: int | None = None, quality: int = DEFAULT_THUMBNAIL_QUALITY
+    ) -> bytes:
+        side = max_side or self.thumbnail_side
+        if self.cache is not None:
+            thumb = await self._cached(self.cache.thumbnail(image_id, side, quality))
+            if thumb is not None:
+                return thumb
+        data, _ = await self.read_bytes(image_id)  # fills the cache
+        if self.cache is not None:
+            thumb = await self._cached(self.cache.thumbnail(image_id, side, quality))
+            if thumb is not None:
+                return thumb
+        return await anyio.to_thread.run_sync(make_thumbnail, data, side, quality)
+
+    async def contains(self, image_id: str) -> bool:
+        if not is_image_id(image_id):
+            return False
+        if self.cache is not None and await self._cached(self.cache.contains(image_id)):
+            return True
+        try:
+            await self._call(obstore.head_async(self._s3, f"{image_id}.json"))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def lookup_source(self, url: str) -> SourceEntry | None:
+        if self.cache is not None:
+            entry = await self._cached(self.cache.lookup_source(url))
+            if entry is not None:
+                return entry
+        try:
+            raw, _ = await self._get_object(f"{SOURCES}/{source_key(url)}.json")
+            entry = SourceEntry.from_dict(json.loads(raw))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            return None
+        if self.cache is not None:
+            await self._cached(self.cache.remember_source(url, entry))
+        return entry
+
+    async def remember_source(self, url: str, entry: SourceEntry) -> None:
+        body = json.dumps(entry.to_dict()).encode()
+        await self._call(
+            obstore.put_async(
+                self._s3, f"{SOURCES}/{source_key(url)}.json", body, attributes={"Content-Type": "application/json"}
+            )
+        )
+        if self.cache is not None:
+            await self._cached(self.cache.remember_source(url, entry))
+
+    async def gc(self, older_than_s: float, *, dry_run: bool = False) -> GcReport:
+        """Delete objects stored more than ``older_than_s`` ago (S3 keeps no read times: age is since the write)."""
+        cutoff = time.time() - older_than_s
+        report = GcReport()
+        doomed: list[str] = []
+        async for chunk in obstore.list(self._s3):
+            for item in chunk:
+                path = str(item["path"])
+                old = item["last_modified"].timestamp() < cutoff
+                name = path.rsplit("/", 1)[-1]
+                if path.startswith(f"{SOURCES}/"):
+                    if old:
+                        report.sources += 1
+                        doomed.append(path)
+                elif name.startswith("img_") and name.endswith(".json"):
+                    if old:
+                        report.images += 1
+                        doomed.append(path)
+                    else:
+                        report.kept += 1
+                elif is_image_id(name) and old:
+                    report.bytes += int(item["size"])
+                    doomed.append(path)
+        if not dry_run and doomed:
+            # Records sort after their images ("img_x" < "img_x.json"): delete records first.
+            doomed.sort(key=lambda p: (not p.endswith(".json"), p))
+            for start in range(0, len(doomed), 1000):
+                await self._call(obstore.delete_async(self._s3, doomed[start : start + 1000]))
+        if self.cache is not None and not dry_run:
+            await self._cached(self.cache.gc(older_than_s))
+        return report
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _env_endpoint() -> str | None:
+    import os
+
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
