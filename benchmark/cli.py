@@ -182,7 +182,7 @@ def _report(
     from benchmark.report import summarize, write_report
 
     summary = summarize(benchmark, items, out, failures, wise_protocol)  # type: ignore[arg-type]
-    report = write_report(out, summary, run_config)
+    report = write_report(out, summary, run_config, items)
     overall = summary["overall"]
     shown = "-" if overall is None else (f"{overall:.3f}" if benchmark == "wise" else f"{overall:.2f}")
     counts = summary["counts"]

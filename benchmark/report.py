@@ -381,8 +381,13 @@ def _charts(summary: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
-def write_report(run_dir: Path, summary: dict[str, Any], run: dict[str, Any]) -> Path:
-    """Write ``report.md``, ``summary.json`` and ``charts/*.png`` into ``run_dir``; returns the report path."""
+def write_report(
+    run_dir: Path, summary: dict[str, Any], run: dict[str, Any], items: Sequence[Item] | None = None
+) -> Path:
+    """Write ``report.md``, ``summary.json`` and ``charts/*.png`` into ``run_dir``; returns the report path.
+
+    With ``items``, also the gallery: ``report.html`` and ``gallery.json`` (see :mod:`benchmark.gallery`).
+    """
     markdown = wise_markdown(summary, run) if summary["benchmark"] == "wise" else knowgen_markdown(summary, run)
     charts = _charts(summary, run_dir / "charts")
     if charts:
@@ -390,6 +395,10 @@ def write_report(run_dir: Path, summary: dict[str, Any], run: dict[str, Any]) ->
     (run_dir / "summary.json").write_text(json.dumps({**summary, "run": run}, indent=2, default=str) + "\n")
     path = run_dir / "report.md"
     path.write_text(markdown)
+    if items is not None:
+        from benchmark.gallery import write_gallery
+
+        write_gallery(run_dir, summary, run, items)
     return path
 
 

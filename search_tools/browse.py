@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from search_tools.extract import SUPPORTED_TYPES, ExtractedPage, extract
+from search_tools.extract_pool import ExtractionPool, ExtractLimits
 from search_tools.fetch import Fetcher as GuardedFetcher
 from search_tools.fetch import InvalidUrl
 from search_tools.fetch_protocol import Fetcher
@@ -61,8 +62,10 @@ class Browser:
         summarizer: Summarizer | None = None,
         cache: Any | None = None,
         text_budget: int = 8_000,
+        extraction: ExtractionPool | None = None,
     ) -> None:
         self.fetcher = fetcher
+        self.extraction = extraction or ExtractionPool()  # worker processes: deadline, page and character caps
         self.summarizer = summarizer
         self.cache = cache if cache is not None else _NoCache()
         self.text_budget = text_budget
@@ -78,7 +81,7 @@ class Browser:
 
         async def compute() -> dict[str, Any]:
             fetched = await self.fetcher.fetch(url, accept=SUPPORTED_TYPES)
-            return (await extract(fetched)).to_dict()
+            return (await extract(fetched, self.extraction)).to_dict()
 
         key = [url, self.fetcher.guard_key]
         return ExtractedPage.from_dict(await self.cache.get_or_compute("browse_page", key, compute))
@@ -134,4 +137,7 @@ async def open_browser(
     summarizer = ChatSummarizer.from_settings(summary, api_key=summary_api_key)
     if summarizer is not None:
         stack.push_async_callback(summarizer.aclose)
-    return fetcher, Browser(fetcher, summarizer=summarizer, cache=cache, text_budget=summary.text_budget)
+    extraction = ExtractionPool(ExtractLimits.from_settings(fetch))
+    return fetcher, Browser(
+        fetcher, summarizer=summarizer, cache=cache, text_budget=summary.text_budget, extraction=extraction
+    )

@@ -10,9 +10,16 @@ Modes:
   :class:`CacheMissError`, so a recorded run can be replayed exactly;
 * ``off``: always compute, never read or write.
 
-A small in-memory LRU sits in front of the store of each ``Cache`` instance so
-that hits cost microseconds. Values must be JSON-serializable; callers get a
-fresh decoded copy each time.
+A small in-memory LRU, bounded in bytes, sits in front of the store of each
+``Cache`` instance so that hits cost microseconds. Values must be
+JSON-serializable; callers get a fresh decoded copy each time.
+
+A flight has a deadline: callers arriving after it passed stop waiting on it
+and start a fresh one (the stale leader finishes or fails on its own). A Redis
+store gets short operation timeouts and a circuit breaker, so a frozen Redis
+costs a call at most one timeout until the breaker lets a probe through.
+A SQLite cache read in ``readonly`` or ``replay`` mode is opened read-only (and
+immutable when even that fails), so a recording on read-only media replays.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 import unicodedata
@@ -31,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import anyio
+
 
 if TYPE_CHECKING:
     from search_tools.settings import CacheSettings
@@ -106,13 +115,57 @@ def cache_key(namespace: str, key_parts: Any) -> str:
 
 
 class _Flight:
-    __slots__ = ("abandoned", "done", "error", "text")
+    __slots__ = ("abandoned", "deadline", "done", "error", "text")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         self.done = anyio.Event()
         self.text: str | None = None
         self.error: BaseException | None = None
         self.abandoned = False
+        self.deadline = deadline  # time.monotonic() after which newcomers stop waiting on this flight
+
+
+class StoreUnavailable(Exception):
+    """The circuit breaker is open: the store is skipped until its cooldown ends."""
+
+
+class CircuitBreaker:
+    """Opens after ``failures`` consecutive failures; while open, calls are refused at once.
+
+    After ``cooldown_s`` the next call is let through as a probe: success closes
+    the breaker, failure opens it for another cooldown.
+    """
+
+    def __init__(self, failures: int = 3, cooldown_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.failures = max(1, failures)
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._count = 0
+        self._open_until: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self._open_until is None:
+            return "closed"
+        return "open" if self._clock() < self._open_until else "half-open"
+
+    def allow(self) -> bool:
+        """Whether a call may go to the store now (a half-open breaker admits one probe per cooldown)."""
+        if self._open_until is None:
+            return True
+        if self._clock() < self._open_until:
+            return False
+        self._open_until = self._clock() + self.cooldown_s  # this caller is the probe; others wait a cooldown
+        return True
+
+    def success(self) -> None:
+        self._count = 0
+        self._open_until = None
+
+    def failure(self) -> None:
+        self._count += 1
+        if self._count >= self.failures:
+            self._open_until = self._clock() + self.cooldown_s
 
 
 class StoreCache:
@@ -126,15 +179,18 @@ class StoreCache:
         mode: CacheMode = "readwrite",
         default_ttl_s: float | None = None,
         metrics: CacheMetrics | None = None,
-        memory_entries: int = 4096,
+        memory_bytes: int = 64 * 1024 * 1024,
+        flight_timeout_s: float = 120.0,
     ) -> None:
         if mode not in CACHE_MODES:
             raise ValueError(f"unknown cache mode {mode!r}; expected one of {', '.join(CACHE_MODES)}")
         self.mode: CacheMode = mode
         self.default_ttl_s = default_ttl_s
         self.metrics = metrics
-        self._memory: collections.OrderedDict[str, tuple[str, float | None]] = collections.OrderedDict()
-        self._memory_entries = memory_entries
+        self.flight_timeout_s = flight_timeout_s
+        self._memory: collections.OrderedDict[str, tuple[str, float | None, int]] = collections.OrderedDict()
+        self._memory_bytes = memory_bytes
+        self._memory_used = 0
         self._flights: dict[str, _Flight] = {}
 
     # -- storage, implemented by subclasses (run off the event loop where they block)
@@ -157,11 +213,28 @@ class StoreCache:
     def _fresh(self, expires_at: float | None) -> bool:
         return self.mode == "replay" or expires_at is None or expires_at > time.time()
 
+    @property
+    def memory_used(self) -> int:
+        """Bytes held by the memory layer (the sizes of the stored strings)."""
+        return self._memory_used
+
+    def _forget(self, key: str) -> None:
+        entry = self._memory.pop(key, None)
+        if entry is not None:
+            self._memory_used -= entry[2]
+
     def _remember(self, key: str, text: str, expires_at: float | None) -> None:
-        self._memory[key] = (text, expires_at)
-        self._memory.move_to_end(key)
-        while len(self._memory) > self._memory_entries:
-            self._memory.popitem(last=False)
+        """Keep a value in the memory layer, least recently used out first; one value larger than an
+        eighth of the budget is served from the store instead, so a few big pages cannot flush it."""
+        self._forget(key)
+        size = sys.getsizeof(text)
+        if size > self._memory_bytes // 8:
+            return
+        self._memory[key] = (text, expires_at, size)
+        self._memory_used += size
+        while self._memory_used > self._memory_bytes:
+            _, (_, _, old_size) = self._memory.popitem(last=False)
+            self._memory_used -= old_size
 
     def _event(self, namespace: str, hit: bool) -> None:
         if self.metrics is not None:
@@ -173,15 +246,18 @@ class StoreCache:
             if self._fresh(entry[1]):
                 self._memory.move_to_end(key)
                 return entry[0]
-            del self._memory[key]
+            self._forget(key)
         try:
             stored = await self._load(key)
+        except CacheError:
+            raise
         except Exception as exc:
             if self.mode == "replay":
                 raise CacheError(
                     f"cache unavailable in replay mode ({self.backend_name}: {type(exc).__name__})"
                 ) from None
-            logger.warning("cache read failed (%s: %s); computing instead", self.backend_name, type(exc).__name__)
+            if not isinstance(exc, StoreUnavailable):
+                logger.warning("cache read failed (%s: %s); computing instead", self.backend_name, type(exc).__name__)
             return None
         if stored is None or not self._fresh(stored[1]):
             return None
@@ -224,8 +300,15 @@ class StoreCache:
             self._event(namespace, True)
             return json.loads(entry[0])
         while (flight := self._flights.get(key)) is not None:
-            await flight.done.wait()
-            if flight.abandoned:  # the leader was cancelled: one waiter takes over
+            remaining = flight.deadline - time.monotonic()
+            if remaining <= 0:  # a hung flight: start a fresh one rather than wait on it
+                logger.warning(
+                    "cache flight for %s passed its %g s deadline; starting afresh", namespace, self.flight_timeout_s
+                )
+                break
+            with anyio.move_on_after(remaining):
+                await flight.done.wait()
+            if not flight.done.is_set() or flight.abandoned:  # overdue, or the leader was cancelled
                 continue
             if flight.error is not None:
                 raise flight.error
@@ -237,7 +320,7 @@ class StoreCache:
         self, key: str, namespace: str, key_parts: Any, compute: Callable[[], Awaitable[Any]], ttl_s: float | None
     ) -> str:
         """Answer ``key`` for every caller that arrives meanwhile (they wait on the flight)."""
-        flight = self._flights[key] = _Flight()
+        flight = self._flights[key] = _Flight(time.monotonic() + self.flight_timeout_s)
         try:
             text = await self._lookup(key)
             self._event(namespace, text is not None)
@@ -251,7 +334,8 @@ class StoreCache:
             flight.abandoned = True
             raise
         finally:
-            del self._flights[key]
+            if self._flights.get(key) is flight:  # an overdue flight may have been replaced already
+                del self._flights[key]
             flight.done.set()
         return text
 
@@ -281,7 +365,8 @@ class StoreCache:
         except Exception as exc:
             if not tolerate_failure:
                 raise
-            logger.warning("cache write failed (%s: %s)", self.backend_name, type(exc).__name__)
+            if not isinstance(exc, StoreUnavailable):
+                logger.warning("cache write failed (%s: %s)", self.backend_name, type(exc).__name__)
         self._remember(key, text, expires_at)
 
 
@@ -298,7 +383,23 @@ class SQLiteCache(StoreCache):
         self._lock = threading.Lock()
         self._writes = 0
 
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A read-only connection (readonly and replay modes never write): plain read-only first, then
+        immutable, which needs no lock or -shm file and so reads a recording on read-only media."""
+        if not self.path.is_file():
+            raise FileNotFoundError(self.path)
+        uri = self.path.resolve().as_uri()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, timeout=10, isolation_level=None)
+        try:
+            conn.execute("SELECT 1 FROM entries LIMIT 1").fetchall()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+
     def _connection(self) -> sqlite3.Connection:
+        if self._conn is None and self.mode in ("readonly", "replay"):
+            self._conn = self._open_readonly()
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
@@ -313,7 +414,15 @@ class SQLiteCache(StoreCache):
 
     def _load_sync(self, key: str) -> tuple[str, float | None] | None:
         with self._lock:
-            row = self._connection().execute("SELECT value, expires_at FROM entries WHERE key = ?", (key,)).fetchone()
+            try:
+                conn = self._connection()
+            except FileNotFoundError:
+                if self.mode == "replay":
+                    raise CacheError(
+                        f"cache unavailable in replay mode: no recorded cache file at {self.path} (cache.path)"
+                    ) from None
+                return None  # readonly mode and nothing recorded yet: every lookup misses
+            row = conn.execute("SELECT value, expires_at FROM entries WHERE key = ?", (key,)).fetchone()
         return None if row is None else (row[0], row[1])
 
     def _save_sync(self, key: str, namespace: str, text: str, expires_at: float | None) -> None:
@@ -345,28 +454,67 @@ class SQLiteCache(StoreCache):
 
 
 class RedisCache(StoreCache):
-    """A cache shared by many server replicas. Expiry is Redis's own (``PX``)."""
+    """A cache shared by many server replicas. Expiry is Redis's own (``PX``).
+
+    Every operation has ``op_timeout_s`` (no retries), and ``breaker_failures``
+    failures in a row open a circuit breaker for ``breaker_cooldown_s``: a
+    frozen or unreachable Redis then costs calls nothing (they compute, as on a
+    miss) until a probe finds it healthy again.
+    """
 
     backend_name = "redis"
     prefix = "gen-searcher:cache:v1:"
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        op_timeout_s: float = 0.25,
+        breaker_failures: int = 3,
+        breaker_cooldown_s: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         import redis.asyncio as redis_asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        self._client = redis_asyncio.Redis.from_url(url, decode_responses=True)
+        self._client = redis_asyncio.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=op_timeout_s,
+            socket_connect_timeout=op_timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.op_timeout_s = op_timeout_s
+        self.breaker = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         parts = urlsplit(url)
         self.location = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"  # never the password
 
+    async def _guarded(self, operation: Callable[[], Awaitable[Any]]) -> Any:
+        if not self.breaker.allow():
+            raise StoreUnavailable(
+                f"redis at {self.location} is failing; skipped for up to {self.breaker.cooldown_s:g} s"
+            )
+        try:
+            with anyio.fail_after(self.op_timeout_s):  # also bounds a connect stuck on a frozen server
+                result = await operation()
+        except Exception:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        return result
+
     async def _load(self, key: str) -> tuple[str, float | None] | None:
-        text = await self._client.get(self.prefix + key)
+        text = await self._guarded(lambda: self._client.get(self.prefix + key))
         return None if text is None else (text, None)
 
     async def _save(self, key: str, namespace: str, text: str, expires_at: float | None) -> None:
         if expires_at is None:
-            await self._client.set(self.prefix + key, text)
+            await self._guarded(lambda: self._client.set(self.prefix + key, text))
         else:
-            await self._client.set(self.prefix + key, text, px=max(1, int((expires_at - time.time()) * 1000)))
+            px = max(1, int((expires_at - time.time()) * 1000))
+            await self._guarded(lambda: self._client.set(self.prefix + key, text, px=px))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -374,7 +522,19 @@ class RedisCache(StoreCache):
 
 def open_cache(settings: CacheSettings, *, metrics: CacheMetrics | None = None) -> StoreCache:
     """The cache the settings ask for: Redis when ``url`` is set, else SQLite at ``path``."""
-    options: dict[str, Any] = {"mode": settings.mode, "default_ttl_s": settings.ttl_s, "metrics": metrics}
+    options: dict[str, Any] = {
+        "mode": settings.mode,
+        "default_ttl_s": settings.ttl_s,
+        "metrics": metrics,
+        "memory_bytes": settings.memory_bytes,
+        "flight_timeout_s": settings.flight_timeout_s,
+    }
     if settings.url:
-        return RedisCache(settings.url, **options)
+        return RedisCache(
+            settings.url,
+            op_timeout_s=settings.op_timeout_s,
+            breaker_failures=settings.breaker_failures,
+            breaker_cooldown_s=settings.breaker_cooldown_s,
+            **options,
+        )
     return SQLiteCache(settings.path, **options)

@@ -1,6 +1,10 @@
 """Turn a fetched document into readable text: HTML (trafilatura, markdown), plain text, PDF (pypdf).
 
-Parsing is CPU work, so it runs in a worker thread.
+HTML and PDF parsing is heavy CPU work in C extensions, so it runs in a worker
+process of an :class:`~search_tools.extract_pool.ExtractionPool` (a deadline per
+document; a crashed or hung worker fails only its own call). Plain text is only
+decoded, in a thread. Every document keeps at most ``max_chars`` characters and
+a PDF at most ``max_pdf_pages`` pages; a cut is said at the end of the text.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from search_tools.extract_pool import ExtractionPool, ExtractLimits, PoolFailure
 from search_tools.fetch import FetchedPage, UnsupportedContentType
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -32,6 +37,7 @@ class ExtractedPage:
     text: str
     date: str | None = None
     media_type: str = "text/html"
+    fetched_with: str = ""  # the fetcher that read the page (direct, browser, jina...), set by the browse service
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,18 +65,42 @@ def sniff_media_type(page: FetchedPage) -> str:
     return "text/plain"
 
 
-async def extract(page: FetchedPage) -> ExtractedPage:
-    """Extract the main text of ``page``; raises ``UnsupportedContentType`` or ``ExtractionError``."""
+async def extract(page: FetchedPage, pool: ExtractionPool | None = None) -> ExtractedPage:
+    """Extract the main text of ``page``; raises ``UnsupportedContentType`` or ``ExtractionError``.
+
+    ``pool``: the server's extraction pool (its limits and worker count); a
+    private one with the default limits when omitted.
+    """
+    pool = pool or ExtractionPool()
+    limits = pool.limits
     media_type = sniff_media_type(page)
-    if media_type in HTML_TYPES:
-        return await anyio.to_thread.run_sync(extract_html, _decoded(page), page.url)
     if media_type in TEXT_TYPES:
-        return await anyio.to_thread.run_sync(extract_text, page.body, page.charset, page.url, media_type)
-    if media_type in PDF_TYPES:
-        return await anyio.to_thread.run_sync(extract_pdf, page.body, page.url)
-    raise UnsupportedContentType(
-        f"cannot read content of type {media_type or 'unknown'} at {page.url} (supported: HTML, plain text, PDF)"
-    )
+        return await anyio.to_thread.run_sync(
+            extract_text, page.body, page.charset, page.url, media_type, limits.max_chars
+        )
+    if media_type not in HTML_TYPES | PDF_TYPES:
+        raise UnsupportedContentType(
+            f"cannot read content of type {media_type or 'unknown'} at {page.url} (supported: HTML, plain text, PDF)"
+        )
+    try:
+        if media_type in HTML_TYPES:
+            return await pool.run(extract_html, _decoded(page), page.url, limits.max_chars, what=page.url)
+        return await pool.run(
+            extract_pdf, page.body, page.url, limits.max_pdf_pages, limits.max_chars, what=f"the PDF at {page.url}"
+        )
+    except PoolFailure as exc:
+        raise ExtractionError(str(exc)) from None
+    except MemoryError:  # raised in the worker and passed back
+        raise ExtractionError(f"{page.url} needs too much memory to extract") from None
+
+
+def _capped(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars`` at a paragraph or line end when one is near, with a note saying so."""
+    if len(text) <= max_chars:
+        return text
+    cut = max(text.rfind("\n\n", 0, max_chars), text.rfind("\n", 0, max_chars))
+    end = cut if cut > max_chars * 0.9 else max_chars
+    return text[:end].rstrip() + f"\n\n[text cut at {end} of {len(text)} characters]"
 
 
 def _decoded(page: FetchedPage) -> bytes | str:
@@ -88,16 +118,18 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def extract_text(data: bytes, charset: str | None, url: str, media_type: str) -> ExtractedPage:
+def extract_text(
+    data: bytes, charset: str | None, url: str, media_type: str, max_chars: int = ExtractLimits.max_chars
+) -> ExtractedPage:
     """Plain text as is (line ends normalised, runs of blank lines collapsed)."""
     try:
         text = data.decode(charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
         text = data.decode("utf-8", errors="replace")
-    return ExtractedPage(url, None, _tidy(text), None, media_type)
+    return ExtractedPage(url, None, _capped(_tidy(text), max_chars), None, media_type)
 
 
-def extract_html(html: bytes | str, url: str) -> ExtractedPage:
+def extract_html(html: bytes | str, url: str, max_chars: int = ExtractLimits.max_chars) -> ExtractedPage:
     """Main text of an HTML page as markdown, with its title and date; boilerplate dropped.
 
     trafilatura's full metadata pass (authors, tags, licence...) costs several
@@ -124,7 +156,7 @@ def extract_html(html: bytes | str, url: str) -> ExtractedPage:
     if not text.strip():
         raise ExtractionError(f"no readable text found at {url}")
     title, date = _title_and_date(html, url)
-    return ExtractedPage(url, title, _tidy(text), date, "text/html")
+    return ExtractedPage(url, title, _capped(_tidy(text), max_chars), date, "text/html")
 
 
 def _title_and_date(html: bytes | str, url: str) -> tuple[str | None, str | None]:
@@ -146,23 +178,45 @@ def _title_and_date(html: bytes | str, url: str) -> tuple[str | None, str | None
     return (title or None), date
 
 
-def extract_pdf(data: bytes, url: str) -> ExtractedPage:
-    """Text of every page of a PDF, pages separated by blank lines."""
+def extract_pdf(
+    data: bytes,
+    url: str,
+    max_pages: int = ExtractLimits.max_pdf_pages,
+    max_chars: int = ExtractLimits.max_chars,
+) -> ExtractedPage:
+    """Text of the first ``max_pages`` pages of a PDF, pages separated by blank lines; reading stops
+    once ``max_chars`` characters are in hand."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise ExtractionError(f"the PDF at {url} is encrypted")
-        pages = [(p.extract_text() or "").strip() for p in reader.pages]
+        total = len(reader.pages)
+        pages: list[str] = []
+        size = 0
+        for index in range(min(total, max_pages)):
+            page_text = (reader.pages[index].extract_text() or "").strip()
+            pages.append(page_text)
+            size += len(page_text)
+            if size > max_chars:
+                break
         meta = reader.metadata
         title = str(meta.title).strip() if meta is not None and meta.title else None
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except LimitReachedError:
+        raise ExtractionError(
+            f"the PDF at {url} expands beyond the safety limits when decompressed (a decompression bomb?);"
+            " it was not read"
+        ) from None
+    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, ExtractionError):
             raise
         raise ExtractionError(f"the PDF at {url} could not be read: {exc}") from None
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
         raise ExtractionError(f"the PDF at {url} contains no extractable text (scanned images?)")
-    return ExtractedPage(url, title, _tidy(text), None, "application/pdf")
+    text = _capped(_tidy(text), max_chars)
+    if len(pages) < total:
+        text += f"\n\n[read {len(pages)} of {total} pages]"
+    return ExtractedPage(url, title, text, None, "application/pdf")

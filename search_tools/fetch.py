@@ -21,6 +21,7 @@ import anyio
 import httpcore
 import httpx
 
+from search_tools.bounded_decode import BoundedDecoder, DecodedTooLarge, DecodeError
 from search_tools.fetch_protocol import FetchedPage
 from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
 from search_tools.robots import RobotsCache
@@ -227,12 +228,15 @@ class Fetcher:
         per_host_concurrency: int = 4,
         resolver: Resolver = system_resolver,
         robots_ttl_s: float = 3600.0,
+        robots_timeout_s: float = 5.0,
     ) -> None:
         self.user_agent = user_agent
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.max_redirects = max_redirects
         self.respect_robots = respect_robots
+        # Below the fetch deadline, so a robots.txt that never answers is a (cached) failure, not a timeout.
+        self.robots_timeout_s = min(robots_timeout_s, timeout_s / 2)
         self._per_host = per_host_concurrency
         self._policy = policy
         self._host_limits: dict[str, anyio.Semaphore] = {}
@@ -261,6 +265,7 @@ class Fetcher:
             per_host_concurrency=fetch_settings.per_host_concurrency,
             resolver=resolver,
             robots_ttl_s=fetch_settings.robots_ttl_s,
+            robots_timeout_s=fetch_settings.robots_timeout_s,
         )
 
     @property
@@ -300,7 +305,8 @@ class Fetcher:
         try:
             url = httpx.URL(raw)
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise InvalidUrl(f"invalid URL {str(raw)!r}: {exc}") from None
+            shown = str(raw) if len(str(raw)) <= 300 else str(raw)[:300] + "…"
+            raise InvalidUrl(f"invalid URL {shown!r}: {exc}") from None
         if url.scheme not in ("http", "https"):
             shown = url.scheme or "none"
             raise InvalidUrl(f"only http and https URLs can be fetched (scheme: {shown}) in {str(raw)!r}")
@@ -342,11 +348,19 @@ class Fetcher:
                             return await self._page(response, url, accept, max_bytes, tuple(hops))
                 except httpx.HTTPError as exc:
                     raise _translate(exc, url) from None
+                except httpx.InvalidURL as exc:  # httpx parses a redirect's Location itself (javascript:, data:)
+                    raise InvalidUrl(
+                        f"redirect from {url}: refused a redirect target that is not a valid http(s) URL ({exc})"
+                    ) from None
             if len(hops) >= self.max_redirects:
                 raise TooManyRedirects(f"more than {self.max_redirects} redirects starting from {raw_url}")
             hops.append(str(url))
             try:
-                url = self._validate(url.join(location))
+                target = url.join(location)
+            except (httpx.InvalidURL, ValueError) as exc:  # e.g. an over-long data: URL, control characters
+                raise InvalidUrl(f"redirect from {hops[-1]}: refused an invalid redirect target ({exc})") from None
+            try:
+                url = self._validate(target)
             except FetchError as exc:
                 raise type(exc)(f"redirect from {hops[-1]}: {exc}") from None
 
@@ -382,18 +396,38 @@ class Fetcher:
 
     @staticmethod
     async def _read_capped(response: httpx.Response, max_bytes: int, url: httpx.URL) -> bytes:
+        """The body, decoded here rather than by httpx so every Content-Encoding layer is capped as it streams."""
+        try:
+            decoder = BoundedDecoder(response.headers.get("content-encoding"), max_bytes)
+        except DecodeError as exc:
+            raise ConnectionFailed(f"could not decode the response from {url}: {exc}") from None
         chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLarge(f"{url} is larger than the limit of {max_bytes} bytes")
-            chunks.append(chunk)
+        raw_size = size = 0
+        try:
+            async for raw in response.aiter_raw():
+                raw_size += len(raw)
+                if raw_size > max_bytes:
+                    raise TooLarge(f"{url} is larger than the limit of {max_bytes} bytes")
+                for piece in decoder.feed(raw):
+                    size += len(piece)
+                    if size > max_bytes:
+                        raise TooLarge(f"{url} is larger than the limit of {max_bytes} bytes")
+                    chunks.append(piece)
+        except DecodedTooLarge as exc:
+            raise TooLarge(
+                f"{url} is larger than the limit of {max_bytes} bytes once decompressed"
+                f" (stopped in its {exc.layer} layer; a compression bomb?)"
+            ) from None
+        except DecodeError as exc:
+            raise ConnectionFailed(f"could not decode the response from {url}: {exc}") from None
         return b"".join(chunks)
 
     async def _load_robots(self, origin: str) -> tuple[int, str]:
         try:
-            page = await self._fetch(origin + "/robots.txt", None, _ROBOTS_MAX_BYTES, {}, robots=False)
+            with anyio.fail_after(self.robots_timeout_s):
+                page = await self._fetch(origin + "/robots.txt", None, _ROBOTS_MAX_BYTES, {}, robots=False)
+        except TimeoutError:
+            raise FetchTimeout(f"no answer within {self.robots_timeout_s:g} s") from None
         except HttpStatusError as exc:
             return exc.status, ""
         except TooLarge:

@@ -25,7 +25,14 @@ def default_cache_dir() -> Path:
 class SearchSettings(BaseModel):
     backend: str = Field("auto", description="auto | serper | searxng | brave | ddgs | local | a plugin's name")
     index: Path | None = Field(None, description="SQLite FTS5 index file of the local backend")
-    timeout_s: float = Field(15.0, description="time limit of one provider request")
+    timeout_s: float = Field(
+        15.0, description="time limit of one provider request (one try, however slowly it answers)"
+    )
+    deadline_s: float = Field(
+        30.0,
+        description="time limit of one provider call, rate-limit wait, retries and backoff included: "
+        "the longest a search can wait on its provider",
+    )
     rate_limit_per_s: float = Field(10.0, description="provider calls per second per backend")
     max_retries: int = Field(3, description="tries per provider call (429, 5xx, timeouts and connection failures)")
     retry_backoff_s: float = Field(0.5, description="first retry delay; doubles per retry (with jitter)")
@@ -47,6 +54,16 @@ class CacheSettings(BaseModel):
     mode: Literal["readwrite", "readonly", "replay", "off"] = Field(
         "readwrite", description="readwrite | readonly | replay (a miss is an error) | off"
     )
+    memory_bytes: int = Field(64 * 1024 * 1024, description="size of the in-memory layer in front of the store")
+    flight_timeout_s: float = Field(
+        120.0,
+        description="how long identical concurrent calls wait on one in-flight computation before starting afresh",
+    )
+    op_timeout_s: float = Field(0.25, description="time limit of one Redis operation")
+    breaker_failures: int = Field(3, description="Redis failures in a row that open the circuit breaker")
+    breaker_cooldown_s: float = Field(
+        10.0, description="how long an open breaker skips Redis (calls compute as on a miss) before probing it"
+    )
 
 
 class FetchSettings(BaseModel):
@@ -62,6 +79,17 @@ class FetchSettings(BaseModel):
         description="internal networks reachable despite the guard: '10.1.2.0/24', '127.0.0.1:8080', '[::1]:8080'",
     )
     robots_ttl_s: float = Field(3600.0, description="how long a robots.txt is cached")
+    extract_timeout_s: float = Field(
+        30.0, description="time limit of extracting one document's text (a worker process; stopped when over)"
+    )
+    extract_workers: int = Field(2, description="documents extracted at once, each in its own worker process")
+    extract_max_pdf_pages: int = Field(100, description="pages read from one PDF; the text says when more were left")
+    extract_max_chars: int = Field(1_000_000, description="characters of text kept from one document")
+    robots_timeout_s: float = Field(
+        5.0,
+        description="time limit of one robots.txt read (at most half of timeout_s); a robots.txt that does not "
+        "answer in time disallows its site for a few minutes instead of costing every fetch the full deadline",
+    )
 
 
 class SummarySettings(BaseModel):

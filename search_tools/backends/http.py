@@ -3,8 +3,11 @@
 Each request waits for the backend's token bucket, runs under the configured
 timeout, and is retried with exponential backoff on 429, 5xx, timeouts and
 connection failures, honouring ``Retry-After`` up to a cap (a longer one fails
-at once instead of hanging). Every failure becomes a ``SearchBackendError``
-whose message is scrubbed of the backend's secrets.
+at once instead of hanging). Each try's timeout is a total for that try (httpx's
+own timeouts restart with every byte, so a provider dripping bytes would never
+trip them), and one deadline covers the whole call: rate-limit wait, tries and
+backoff. Every failure becomes a ``SearchBackendError`` whose message is
+scrubbed of the backend's secrets.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
@@ -75,6 +79,7 @@ def http_options(config: BackendConfig) -> dict[str, Any]:
     search = config.search
     return {
         "timeout_s": search.timeout_s,
+        "deadline_s": search.deadline_s,
         "rate_limit_per_s": search.rate_limit_per_s,
         "max_retries": search.max_retries,
         "retry_backoff_s": search.retry_backoff_s,
@@ -102,8 +107,11 @@ class HttpBackend:
         retry_backoff_s: float = 0.5,
         retry_after_max_s: float = 30.0,
         user_agent: str | None = None,
+        deadline_s: float = 30.0,
     ) -> None:
         provider_url(self.name, base_url)
+        self._timeout_s = timeout_s
+        self._deadline_s = deadline_s
         self.base_url = base_url.rstrip("/")
         self._secrets = [secret for secret in (secrets or []) if secret]
         self._max_retries = max(0, max_retries)
@@ -177,8 +185,9 @@ class HttpBackend:
     async def _attempt(self, method: str, url: str, params: dict[str, Any] | None, json_body: Any) -> Any:
         async with self._limiter:
             try:
-                response = await self._client.request(method, url, params=params, json=json_body)
-            except httpx.TimeoutException:
+                with anyio.fail_after(self._timeout_s):
+                    response = await self._client.request(method, url, params=params, json=json_body)
+            except (httpx.TimeoutException, TimeoutError):
                 raise RetryableError(self.error("timeout", f"no answer from {origin(url)} in time")) from None
             except httpx.TransportError as exc:
                 raise RetryableError(
@@ -204,17 +213,26 @@ class HttpBackend:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json_body: Any = None
     ) -> Any:
         url = f"{self.base_url}{path}"
+        tries = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._max_retries + 1),
-                retry=retry_if_exception_type(RetryableError),
-                wait=self._wait,
-                reraise=True,
-            ):
-                with attempt:
-                    return await self._attempt(method, url, params, json_body)
+            with anyio.fail_after(self._deadline_s):
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self._max_retries + 1),
+                    retry=retry_if_exception_type(RetryableError),
+                    wait=self._wait,
+                    reraise=True,
+                ):
+                    with attempt:
+                        tries += 1
+                        return await self._attempt(method, url, params, json_body)
         except RetryableError as exc:
             raise exc.error from None
+        except TimeoutError:
+            raise self.error(
+                "timeout",
+                f"no complete answer from {origin(url)} within the {self._deadline_s:g} s deadline"
+                f" ({tries} {'try' if tries == 1 else 'tries'}; GEN_SEARCHER_SEARCH__DEADLINE_S sets it)",
+            ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def bad_shape(self, what: str) -> SearchBackendError:
