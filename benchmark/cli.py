@@ -315,7 +315,10 @@ def score(
 @bench_app.command("compare")
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (each with summary.json).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write compare.md and compare.png here.")] = None,  # noqa: UP045
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Write compare.md, compare.png and compare.html (items side by side) here."),
+    ] = None,
 ) -> None:
     """Put runs side by side (same benchmark and protocol only)."""
     from benchmark.report import CompareError, compare_runs

@@ -416,7 +416,10 @@ def _kind(summary: dict[str, Any]) -> str:
 
 
 def compare_runs(run_dirs: Sequence[Path], out: Path | None = None) -> str:
-    """Side-by-side markdown of the runs' summaries (and ``compare.md``/``compare.png`` in ``out``)."""
+    """Side-by-side markdown of the runs' summaries (and ``compare.md``, ``compare.png``, ``compare.html`` in ``out``).
+
+    ``compare.html`` also puts the runs' items side by side (see :mod:`benchmark.gallery_compare`).
+    """
     summaries = []
     for run_dir in run_dirs:
         path = Path(run_dir) / "summary.json"
@@ -447,6 +450,10 @@ def compare_runs(run_dirs: Sequence[Path], out: Path | None = None) -> str:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.md").write_text(markdown)
         _compare_chart(names, summaries, out / "compare.png")
+        from benchmark.gallery_compare import write_compare_page
+
+        table = (["metric", *names], rows, digits)
+        write_compare_page(run_dirs, names, summaries, table, next(iter(kinds)), out)
     return markdown
 
 
