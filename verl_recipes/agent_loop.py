@@ -53,6 +53,20 @@ AGENT_NAME = "gen_searcher"
 EXTRA_KEY = "gen_searcher"
 _CUT_MARKER = "<tool_response>"
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>")
+#: Placeholders the processor expands into image features; only the chat template may place them.
+_VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+
+
+def plain_text(text: str) -> str:
+    """``text`` with vision placeholders defused (``<|image_pad|>`` -> ``<image_pad>``).
+
+    A page or prompt that contains a placeholder's text would otherwise be tokenized as
+    the placeholder itself, and verl's postprocess would find more image tokens than images.
+    """
+    for token in _VISION_TOKENS:
+        if token in text:
+            text = text.replace(token, token.replace("|", ""))
+    return text
 
 
 class LoopSettings(BaseModel):
@@ -112,9 +126,9 @@ def chat_message(message: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     """An episode message as a chat-template message (PIL images inline) plus its images, in order."""
     content = message["content"]
     if isinstance(content, str):
-        return {"role": message["role"], "content": content}, []
+        return {"role": message["role"], "content": plain_text(content)}, []
     if not any(part["type"] == "image" for part in content):
-        return {"role": message["role"], "content": "".join(part["text"] for part in content)}, []
+        return {"role": message["role"], "content": plain_text("".join(part["text"] for part in content))}, []
     parts: list[dict[str, Any]] = []
     images: list[Any] = []
     for part in content:
@@ -123,7 +137,7 @@ def chat_message(message: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
             parts.append({"type": "image", "image": image})
             images.append(image)
         else:
-            parts.append({"type": "text", "text": part["text"]})
+            parts.append({"type": "text", "text": plain_text(part["text"])})
     return {"role": message["role"], "content": parts}, images
 
 
@@ -137,13 +151,19 @@ class GenSearcherAgentLoop(AgentLoopBase):
         self.response_length = self.rollout_config.response_length
         self._end_ids = self._end_token_ids()
         self._turn_end = self._turn_end_id()
+        self._vision_ids = self._token_ids(_VISION_TOKENS)
 
-    def _end_token_ids(self) -> set[int]:
+    def _token_ids(self, tokens: tuple[str, ...]) -> set[int]:
+        """The ids of those of ``tokens`` the tokenizer knows."""
         ids: set[int] = set()
-        for token in _END_TOKENS:
+        for token in tokens:
             token_id = self.tokenizer.convert_tokens_to_ids(token)
             if isinstance(token_id, int) and token_id >= 0 and token_id != self.tokenizer.unk_token_id:
                 ids.add(token_id)
+        return ids
+
+    def _end_token_ids(self) -> set[int]:
+        ids = self._token_ids(_END_TOKENS)
         if self.tokenizer.eos_token_id is not None:
             ids.add(self.tokenizer.eos_token_id)
         return ids
@@ -255,8 +275,13 @@ class GenSearcherAgentLoop(AgentLoopBase):
         if output.stop_reason == "aborted":
             return None
         generated = list(output.token_ids)
+        # A vision placeholder the model wrote would claim image features no image has
+        # (verl's postprocess then fails): the turn ends before it, like a cut hallucination.
+        vision_at = next((i for i, token in enumerate(generated) if token in self._vision_ids), None)
+        if vision_at is not None:
+            generated = generated[:vision_at]
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        truncated = not generated or generated[-1] not in self._end_ids
+        truncated = vision_at is None and (not generated or generated[-1] not in self._end_ids)
         keep = self._kept_length(generated, text)
         kept_logprobs = list(output.log_probs[:keep]) if (turn.want_logprobs and output.log_probs) else None
         merged, context.mask, lp = await self.ct_merge_assistant_token(

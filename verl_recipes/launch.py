@@ -119,7 +119,7 @@ def no_validation_overrides(config: Any) -> list[str]:
     if (trainer.test_freq or -1) > 0 or trainer.val_before_train:
         raise LaunchError("validation is on (trainer.test_freq or trainer.val_before_train): set data.val_files")
     train_files = config.data.train_files
-    first = train_files if isinstance(train_files, str) else list(train_files)[0]
+    first = train_files if isinstance(train_files, str) else next(iter(train_files))
     return [f"data.val_files={hydra_string(str(first))}", "data.val_max_samples=1"]
 
 
@@ -209,6 +209,9 @@ def plan_grpo(
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data rl`)")
     if not config.data.val_files:
         all_overrides += no_validation_overrides(config)
+    if config.reward.custom_reward_function.reward_kwargs.judge_workers is None:
+        # The loops score in their workers: the judge limits are split among them (RewardSettings).
+        all_overrides.append(f"{kwargs}.judge_workers={config.actor_rollout_ref.rollout.agent.num_workers}")
     check_reward_kwargs(config.reward.custom_reward_function.reward_kwargs)
     if not config.reward.custom_reward_function.reward_kwargs.judge_base_url and not os.environ.get(
         "GEN_SEARCHER_JUDGE_BASE_URL"

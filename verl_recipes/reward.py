@@ -31,7 +31,13 @@ but its score 0 enters GRPO. Judge calls share one client per worker process
 (:class:`JudgeRegistry`), which bounds concurrency and applies the rate limit.
 
 Every result carries the same numeric keys (verl stacks them across the batch):
-``score, image_score, text_score, valid, masked, failed, render_s, judge_s``.
+``score, image_score, text_score, valid, invalid, masked, failed, render_s, judge_s``
+(``valid``/``invalid``: the episode did / did not end with a valid answer).
+
+The judge's ``judge_rate_limit_per_s`` and ``judge_max_concurrency`` are for the whole
+run: every process that scores (the agent-loop workers, with ``score_in_loop``) gets an
+equal share, ``1 / judge_workers`` of each (``gen-searcher train grpo`` sets
+``judge_workers`` to ``actor_rollout_ref.rollout.agent.num_workers``).
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ log = logging.getLogger(__name__)
 RENDER_URL_ENV = "GEN_SEARCHER_RENDER_MCP_URL"
 #: What verl itself adds to a custom reward function's keyword arguments (with a reward-model router).
 VERL_REWARD_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
-RESULT_KEYS = ("score", "image_score", "text_score", "valid", "masked", "failed", "render_s", "judge_s")
+RESULT_KEYS = ("score", "image_score", "text_score", "valid", "invalid", "masked", "failed", "render_s", "judge_s")
 
 
 class RewardFailure(RuntimeError):
@@ -90,8 +96,15 @@ class RewardSettings(BaseModel):
     judge_api_key_env: str | None = Field(
         None, description="variable holding the judge's key (default: JudgeSettings')"
     )
-    judge_rate_limit_per_s: float | None = None
-    judge_max_concurrency: int | None = None
+    judge_rate_limit_per_s: float | None = Field(
+        None, gt=0, description="judge requests per second for the whole run (split among judge_workers)"
+    )
+    judge_max_concurrency: int | None = Field(
+        None, ge=1, description="judge requests in flight for the whole run (split among judge_workers)"
+    )
+    judge_workers: int | None = Field(
+        None, ge=1, description="processes that call the judge (each gets an equal share of the limits); None: 1"
+    )
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RewardSettings:
@@ -113,10 +126,11 @@ class RewardSettings(BaseModel):
             overrides["base_url"] = self.judge_base_url
         if self.judge_model:
             overrides["model"] = self.judge_model
+        workers = self.judge_workers or 1
         if self.judge_rate_limit_per_s is not None:
-            overrides["rate_limit_per_s"] = self.judge_rate_limit_per_s
+            overrides["rate_limit_per_s"] = self.judge_rate_limit_per_s / workers
         if self.judge_max_concurrency is not None:
-            overrides["max_concurrency"] = self.judge_max_concurrency
+            overrides["max_concurrency"] = max(1, self.judge_max_concurrency // workers)
         if self.judge_api_key_env:
             key = os.environ.get(self.judge_api_key_env)
             overrides["api_key"] = SecretStr(key) if key else None
@@ -324,7 +338,7 @@ async def compute_score(
                 RuntimeWarning,
                 stacklevel=1,
             )
-        return _empty(masked=1.0 if settings.invalid == "mask" else 0.0)
+        return _empty(invalid=1.0, masked=1.0 if settings.invalid == "mask" else 0.0)
     try:
         result = await score_episode(settings, episode, ground_truth)
     except RewardFailure as exc:

@@ -94,7 +94,7 @@ def tiny_model_config(tokenizer: Any) -> Any:
     from transformers import Qwen2VLConfig
 
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL}
-    return Qwen2VLConfig(
+    config = Qwen2VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
             "hidden_size": 32,
@@ -124,6 +124,8 @@ def tiny_model_config(tokenizer: Any) -> Any:
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
+    config.architectures = ["Qwen2VLForConditionalGeneration"]  # verl's model config reads it
+    return config
 
 
 @dataclass(frozen=True)

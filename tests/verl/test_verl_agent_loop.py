@@ -289,3 +289,48 @@ def test_settings_reach_the_hundredth_episode_of_a_worker(tiny_vl: Any, tmp_path
     lines = done.stdout.splitlines()
     assert len(lines) == 100
     assert set(line.split(" ", 1)[1] for line in lines) == {"http://127.0.0.1:1/mcp 3 True True"}
+
+
+async def test_vision_placeholders_in_text_reach_verls_postprocess_as_text(
+    tiny_vl: Any, tool_server: Any, tmp_path: Any
+) -> None:
+    """`<|image_pad|>` written by the model (or in the task) must not become image tokens without an image.
+
+    The episode runs through verl's own AgentLoopWorker (registry, instantiate, postprocess with
+    multi_modal_inputs and M-RoPE positions), with the scripted generator as its LLM client.
+    """
+    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+
+    from verl_recipes.launch import agent_loop_yaml
+
+    pad = "<|image_pad|>"
+    loops = tmp_path / "agent_loops.yaml"
+    loops.write_text(agent_loop_yaml(tool_server.url, {"max_calls": 4}))
+    config = compose_verl(
+        "ppo_trainer",
+        [
+            f"actor_rollout_ref.model.path={tiny_vl.path}",
+            "actor_rollout_ref.rollout.name=vllm",
+            "actor_rollout_ref.rollout.prompt_length=4096",
+            "actor_rollout_ref.rollout.response_length=4096",
+            f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops}",
+        ],
+    )
+    rambling = f"<think>The photo {pad}{pad} shows it.</think>{pad}<answer>{{}}</answer>"
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, rambling, ANSWER])
+    worker = AgentLoopWorker(config, llm_client=generator)
+    trajectory = {"step": 0, "sample_index": 0, "rollout_n": 0, "validate": False}
+    output = await worker._run_agent_loop(
+        {"temperature": 1.0},
+        trajectory,
+        agent_name="gen_searcher",
+        raw_prompt=[],
+        extra_info={"prompt": f"{PROMPT} Keep the {pad} text."},
+    )
+    pad_id = tiny_vl.tokenizer.convert_tokens_to_ids(pad)
+    grid = output.multi_modal_inputs["image_grid_thw"]
+    assert grid.shape[0] == output.extra_fields["gen_searcher"]["image_count"] >= 1  # what image_search returned
+    merge = 2 * 2  # spatial_merge_size ** 2
+    assert int((output.input_ids == pad_id).sum()) == int(grid.prod(dim=-1).sum()) // merge
+    assert output.extra_fields["gen_searcher"]["termination"] == "answered"
+    assert output.position_ids.shape[1] == 4  # text + M-RoPE (t, h, w) positions were computed

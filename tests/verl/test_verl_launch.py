@@ -92,7 +92,7 @@ def test_grpo_plan_writes_the_agent_loop_config(tmp_path: Path) -> None:
 def test_bad_overrides_fail_before_anything_runs(tmp_path: Path) -> None:
     from verl_recipes.launch import LaunchError, plan_sft
 
-    with pytest.raises(LaunchError, match="actor_rollout_ref.rollout.nn"):
+    with pytest.raises(LaunchError, match=r"actor_rollout_ref\.rollout\.nn"):
         grpo_plan(tmp_path, "actor_rollout_ref.rollout.nn=6")
     with pytest.raises(LaunchError, match="bad override"):
         grpo_plan(tmp_path, "trainer.logger=[console")
@@ -110,7 +110,7 @@ def test_bad_overrides_fail_before_anything_runs(tmp_path: Path) -> None:
         from verl_recipes.launch import plan_grpo
 
         plan_grpo(["data.train_files=x"], tool_server=None, judge_url=JUDGE, run_dir=tmp_path)
-    with pytest.raises(LaunchError, match="data.train_files"):
+    with pytest.raises(LaunchError, match=r"data\.train_files"):
         plan_sft([])
 
 
@@ -278,5 +278,14 @@ def test_grpo_without_validation_data_builds_verls_datasets(tmp_path: Path, tiny
         dataset = create_rl_dataset(files, config.data, tiny_vl.tokenizer, tiny_vl.processor, max_samples=max_samples)
         assert len(dataset) == rows  # what verl's _init_dataloader builds
 
-    with pytest.raises(LaunchError, match="set data.val_files"):
+    with pytest.raises(LaunchError, match=r"set data\.val_files"):
         grpo_plan(tmp_path, f"data.train_files='{train}'", "trainer.test_freq=5")
+
+
+def test_grpo_splits_the_judge_limits_among_the_scoring_workers(tmp_path: Path) -> None:
+    from verl_recipes.launch import compose
+
+    key = "reward.custom_reward_function.reward_kwargs.judge_workers"
+    for overrides, workers in (((), 8), (("actor_rollout_ref.rollout.agent.num_workers=3",), 3), ((f"{key}=2",), 2)):
+        plan = grpo_plan(tmp_path, *overrides)
+        assert compose("grpo", plan.overrides).reward.custom_reward_function.reward_kwargs.judge_workers == workers

@@ -295,3 +295,61 @@ async def test_concurrent_reward_calls_share_the_judges_concurrency_cap(ground_t
         for registry in fresh:
             await registry.aclose()
         assert judge.peak > 1  # the contrast: separate clients ignore each other's cap
+
+
+async def test_every_episode_reports_the_same_keys(recording_render: Any, ground_truth: Path) -> None:
+    """verl stacks the reward's extra info across a batch: valid, invalid, masked and failed episodes share keys."""
+    from verl_recipes.reward import RESULT_KEYS, compute_score
+
+    render_url, _ = recording_render
+    judge = ScriptedJudge()
+    judge.when(KSCORE, kscore_reply(1.0, 1.0, 1.0, 1.0), "not json", "never", "no")
+    judge.when(TEXT, json.dumps({"score": 0.5}))
+    with serve_judge(judge) as judge_url:
+        common = {"render_mcp_url": render_url, "judge_base_url": judge_url, "judge_model": "m", "judge_attempts": 1}
+        valid = await compute_score("k", "", str(ground_truth), {"gen_searcher": episode("img_1")}, **common)
+        failed = await compute_score("k", "", str(ground_truth), {"gen_searcher": episode("img_1")}, **common)
+    invalid = {"gen_searcher": {**episode(None, valid=False), "loss_masked": True}}
+    zero = await compute_score("k", "", str(ground_truth), invalid, **common)
+    masked = await compute_score("k", "", str(ground_truth), invalid, **common, invalid="mask")
+    results = {"valid": valid, "failed": failed, "invalid": zero, "masked": masked}
+    assert {name: tuple(result) for name, result in results.items()} == dict.fromkeys(results, RESULT_KEYS)
+    flags = {name: (r["valid"], r["invalid"], r["masked"], r["failed"]) for name, r in results.items()}
+    assert flags == {
+        "valid": (1.0, 0.0, 0.0, 0.0),
+        "failed": (1.0, 0.0, 0.0, 1.0),
+        "invalid": (0.0, 1.0, 0.0, 0.0),
+        "masked": (0.0, 1.0, 1.0, 0.0),
+    }
+
+
+async def test_judge_limits_hold_for_the_whole_run_not_per_worker(ground_truth: Path) -> None:
+    """Each scoring process (its own registry) gets 1/judge_workers of the run's judge concurrency."""
+    import anyio
+
+    from benchmark.rubrics import judge_text
+    from verl_recipes.reward import JudgeRegistry, RewardSettings
+
+    judge = CountingJudge(default=json.dumps({"score": 0.5}), delay_s=0.25)
+    with serve_judge(judge) as judge_url:
+        settings = RewardSettings(
+            judge_base_url=judge_url,
+            judge_model="m",
+            judge_max_concurrency=2,
+            judge_workers=2,
+            judge_rate_limit_per_s=40.0,
+        )
+        assert settings.judge_settings().rate_limit_per_s == 20.0
+        workers = [JudgeRegistry() for _ in range(2)]  # two agent-loop worker processes
+
+        async def one(registry: JudgeRegistry) -> None:
+            client = registry.get(settings.judge_settings())
+            await judge_text(client, gen_prompt="a bridge", reference_notes=[], gt_image=ground_truth)
+
+        async with anyio.create_task_group() as group:
+            for registry in workers:
+                for _ in range(3):
+                    group.start_soon(one, registry)
+        for registry in workers:
+            await registry.aclose()
+    assert len(judge.requests) == 6 and judge.peak <= 2
