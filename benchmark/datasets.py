@@ -15,9 +15,10 @@ from typing import Any
 
 from benchmark.rubrics.kscore import UnknownCategoryError, category_group
 from benchmark.rubrics.wise import wise_category
+from gen_searcher_core.errors import UserFacingError
 
 
-class DatasetError(ValueError):
+class DatasetError(UserFacingError, ValueError):
     pass
 
 

@@ -30,9 +30,10 @@ from typing import Any, Protocol
 import anyio
 
 from benchmark.datasets import Item
+from gen_searcher_core.errors import UserFacingError
 
 
-class GenerationError(Exception):
+class GenerationError(UserFacingError):
     """One item could not be generated; the message says why.
 
     ``transient`` failures (renderer down or busy, policy server or tool session

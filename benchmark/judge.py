@@ -44,6 +44,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from gen_searcher_core.errors import UserFacingError
 from policy.chat import ChatModelError, parse_reply
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class JudgeSettings(BaseSettings):
     max_image_side: int = Field(1536, ge=64, description="larger images are downscaled before sending")
 
 
-class JudgeError(Exception):
+class JudgeError(UserFacingError):
     """One item could not be judged (unreachable judge, refused request, or an unparseable reply).
 
     ``raw`` holds the judge's last reply (truncated) when there was one.

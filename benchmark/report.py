@@ -28,6 +28,7 @@ from benchmark.rubrics.wise import (
     WiseVerifiedJudgement,
     aggregate_wise,
 )
+from gen_searcher_core.errors import UserFacingError
 
 Failures = Literal["zero", "drop"]
 DIMENSION_LABELS = {
@@ -405,7 +406,7 @@ def write_report(
 # ---------------------------------------------------------------- compare
 
 
-class CompareError(ValueError):
+class CompareError(UserFacingError, ValueError):
     pass
 
 

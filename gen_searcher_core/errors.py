@@ -8,6 +8,8 @@ error and is reported by type only.
 
 from __future__ import annotations
 
+import logging
+
 
 class GenSearcherError(Exception):
     """Root of every error the project raises on purpose."""
@@ -28,9 +30,17 @@ def first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def describe_failure(exc: BaseException) -> str:
-    """A message safe to show for ``exc``: the text of a user-facing error, else only its type."""
+def describe_failure(exc: BaseException, *, action: str | None = None, logger: logging.Logger | None = None) -> str:
+    """A message safe to show for ``exc``: the text of a user-facing error, else only its type.
+
+    Exception groups are looked through (their first leaf decides). An internal error reads
+    ``internal error (KeyError)``, or ``{action} failed: internal error (KeyError)`` when ``action``
+    names what failed; ``logger`` records it with its traceback (it is a bug, not the caller's fault).
+    """
     leaf = first_leaf(exc)
     if isinstance(leaf, UserFacingError):
         return str(leaf)
-    return f"internal error ({type(leaf).__name__})"
+    if logger is not None:
+        logger.error("%s failed unexpectedly", action or "the request", exc_info=leaf)
+    internal = f"internal error ({type(leaf).__name__})"
+    return f"{action} failed: {internal}" if action else internal

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from mcp import Client
 
+from gen_searcher_core.errors import UserFacingError, first_leaf
 from mcp_server.server import build_server, unavailable_tools
 from mcp_server.services import open_services
 from mcp_server.settings import Settings
@@ -113,20 +114,14 @@ async def _client(settings: Settings, url: str | None, token: str | None) -> Asy
             yield client
 
 
-class RemoteServerError(Exception):
+class RemoteServerError(UserFacingError):
     """The server at ``--url`` could not be reached or refused the MCP session."""
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _remote_failure(url: str, exc: Exception) -> RemoteServerError:
     import httpx2
 
-    leaf = _first_leaf(exc)
+    leaf = first_leaf(exc)
     if isinstance(leaf, httpx2.HTTPError):
         return RemoteServerError(f"could not reach {url} ({type(leaf).__name__}: {leaf})")
     return RemoteServerError(

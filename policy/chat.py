@@ -16,12 +16,13 @@ from typing import Any, Protocol
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from gen_searcher_core.errors import UserFacingError
 from policy.episode import to_openai_messages
 
 API_KEY_ENVS = ("GEN_SEARCHER_POLICY_API_KEY", "OPENAI_API_KEY")
 
 
-class ChatModelError(RuntimeError):
+class ChatModelError(UserFacingError, RuntimeError):
     """The model server could not produce a reply (after retries)."""
 
 

@@ -7,6 +7,8 @@ from typing import TypeVar
 
 import anyio
 
+from gen_searcher_core.errors import first_leaf
+
 T = TypeVar("T")
 
 
@@ -27,8 +29,5 @@ async def gather_ordered(jobs: Sequence[Callable[[], Awaitable[T]]], *, concurre
             for index, job in enumerate(jobs):
                 group.start_soon(run, index, job)
     except BaseExceptionGroup as errors:
-        first: BaseException = errors
-        while isinstance(first, BaseExceptionGroup) and first.exceptions:
-            first = first.exceptions[0]
-        raise first from None
+        raise first_leaf(errors) from None
     return [results[index] for index in range(len(jobs))]

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gen_searcher_core.errors import GenSearcherError
 from gen_searcher_core.tool_results import ToolOutput, parse_output
 from policy.image_ids import ImageRegistry
 from policy.prompts import (
@@ -270,7 +271,7 @@ def to_openai_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any
     return out
 
 
-class EpisodeStateError(RuntimeError):
+class EpisodeStateError(GenSearcherError, RuntimeError):
     """The driver called the episode out of turn."""
 
 

@@ -33,6 +33,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from gen_searcher_core.errors import UserFacingError, first_leaf
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_ENV = "GEN_SEARCHER_TOKEN"  # the same variable the server CLI reads for --token
@@ -48,11 +50,11 @@ _SESSION_LOST = frozenset({mcp_types.CONNECTION_CLOSED, mcp_types.INVALID_REQUES
 T = TypeVar("T")
 
 
-class McpConnectionError(RuntimeError):
+class McpConnectionError(UserFacingError, RuntimeError):
     """The MCP server could not be reached (after reconnecting). The message never holds a token."""
 
 
-class McpCallError(RuntimeError):
+class McpCallError(UserFacingError, RuntimeError):
     """The server answered the request with an error (unknown tool, bad arguments, time-out); the session is fine."""
 
 
@@ -157,7 +159,7 @@ class McpConnection:
         except Exception as exc:  # noqa: BLE001 - transport failures (often exception groups) end up here
             log.debug("MCP session to %s ended: %s", self.name, type(exc).__name__)
             if not ready.done():
-                ready.set_exception(McpConnectionError(_describe_failure(self.name, exc)))
+                ready.set_exception(McpConnectionError(_transport_failure(self.name, exc)))
 
     def _alive(self) -> bool:
         return self._client is not None and self._owner is not None and not self._owner.done()
@@ -232,7 +234,7 @@ class McpConnection:
             log.warning("MCP %s failed on %s (%s); reconnecting", what, self.name, type(failure).__name__)
             await self._drop()
         assert failure is not None
-        detail = _describe_failure(self.name, failure)
+        detail = _transport_failure(self.name, failure)
         raise McpConnectionError(f"{what} failed after {self.max_attempts} attempt(s): {detail}")
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> mcp_types.CallToolResult:
@@ -261,11 +263,11 @@ class McpConnection:
         return await self._with_session("list_tools", op)
 
 
-def _describe_failure(name: str, exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    detail = str(exc).strip()
-    return f"MCP server {name}: {type(exc).__name__}" + (f": {detail[:300]}" if detail else "")
+def _transport_failure(name: str, exc: BaseException) -> str:
+    """What broke the session (the transport's own words; they hold no token), for ``McpConnectionError``."""
+    leaf = first_leaf(exc)
+    detail = str(leaf).strip()
+    return f"MCP server {name}: {type(leaf).__name__}" + (f": {detail[:300]}" if detail else "")
 
 
 def token_from_env(token_env: str | None = DEFAULT_TOKEN_ENV) -> str | None:

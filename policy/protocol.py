@@ -20,6 +20,8 @@ from typing import Any
 
 import json5
 
+from gen_searcher_core.errors import UserFacingError
+
 IMG_ID_PATTERN = re.compile(r"^IMG_\d{3,}$")
 IMG_ID_IN_TEXT = re.compile(r"\bIMG_\d{3,}\b")
 
@@ -35,7 +37,7 @@ FORMAT_REMINDER = (
 )
 
 
-class FormatError(ValueError):
+class FormatError(UserFacingError, ValueError):
     """The turn does not follow the protocol. ``str(error)`` is shown to the model.
 
     ``kind`` is a stable machine-readable code (for traces and metrics).

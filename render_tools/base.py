@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from gen_searcher_core.errors import UserFacingError
+
 #: The first references the generator uses (Qwen-Image-Edit-2509 takes 1 to 3).
 MAX_REFERENCES = 3
 SIZE_MULTIPLE = 16
@@ -43,7 +45,7 @@ ASPECT_PRESETS: dict[str, tuple[int, int]] = {
 }
 
 
-class RenderError(Exception):
+class RenderError(UserFacingError):
     """A render failed; ``str(error)`` is a clear message fit for a tool result or an HTTP answer."""
 
 

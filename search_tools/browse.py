@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from gen_searcher_core.errors import UserFacingError
 from search_tools.extract import SUPPORTED_TYPES, ExtractedPage, extract
 from search_tools.extract_pool import ExtractionPool, ExtractLimits
 from search_tools.fetch import Fetcher as GuardedFetcher
@@ -27,7 +28,7 @@ MAX_URL_CHARS = 4_096
 MAX_GOAL_CHARS = 2_000
 
 
-class BrowseError(ValueError):
+class BrowseError(UserFacingError, ValueError):
     """The caller's request cannot be served (bad offset, bad URL); the message says why."""
 
 

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from gen_searcher_core.errors import UserFacingError
 
 if TYPE_CHECKING:
     from search_tools.settings import CacheSettings
@@ -51,10 +52,8 @@ CACHE_MODES: tuple[str, ...] = ("readwrite", "readonly", "replay", "off")
 _MISS = object()
 
 
-class CacheError(Exception):
+class CacheError(UserFacingError):
     """The cache could not serve a request; the message is safe to show callers."""
-
-    user_facing = True
 
 
 class CacheMissError(CacheError, LookupError):

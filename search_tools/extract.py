@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from gen_searcher_core.errors import UserFacingError
 from search_tools.extract_pool import ExtractionPool, ExtractLimits, PoolFailure
 from search_tools.fetch import FetchedPage, UnsupportedContentType
 
@@ -26,7 +27,7 @@ SUPPORTED_TYPES = HTML_TYPES | TEXT_TYPES | PDF_TYPES
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
-class ExtractionError(ValueError):
+class ExtractionError(UserFacingError, ValueError):
     """The document could not be turned into text; the message says why."""
 
 

@@ -21,6 +21,7 @@ import anyio
 import httpcore
 import httpx
 
+from gen_searcher_core.errors import UserFacingError
 from search_tools.bounded_decode import BoundedDecoder, DecodedTooLarge, DecodeError
 from search_tools.fetch_protocol import FetchedPage
 from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
@@ -32,7 +33,7 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _ROBOTS_MAX_BYTES = 512 * 1024
 
 
-class FetchError(Exception):
+class FetchError(UserFacingError):
     """A fetch failed; ``str(error)`` is a clear message for a tool result."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
+from gen_searcher_core.errors import UserFacingError
 from search_tools.backends.base import ImageHit, WebHit
 
 SCHEMA_VERSION = "1"
@@ -42,11 +43,11 @@ _IMAGE_WEIGHTS = (
 )
 
 
-class IndexBuildError(Exception):
+class IndexBuildError(UserFacingError):
     """The source folder could not be indexed (bad record, unreadable folder)."""
 
 
-class IndexNotFoundError(Exception):
+class IndexNotFoundError(UserFacingError):
     """The index file does not exist or is not a Gen-Searcher index."""
 
 

@@ -14,6 +14,7 @@ import anyio
 import httpx
 from pydantic import SecretStr
 
+from gen_searcher_core.errors import UserFacingError
 from search_tools.settings import SummarySettings
 
 NOTHING_RELEVANT = "NOTHING_RELEVANT"
@@ -29,7 +30,7 @@ _MERGE_SYSTEM = (
 )
 
 
-class SummaryError(RuntimeError):
+class SummaryError(UserFacingError, RuntimeError):
     """The summary model could not be reached or answered badly; never contains the key."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from benchmark.judge import ImageInput, Judge, user_content
 from benchmark.rubrics.values import as_bool, as_score, rationale, require_keys
+from gen_searcher_core.errors import UserFacingError
 
 WEIGHTS = {"faithfulness": 0.1, "visual_correctness": 0.4, "text_accuracy": 0.4, "aesthetics": 0.1}
 TEXT_NA_SCORE = 0.5
@@ -68,7 +69,7 @@ _ALIASES = {
 _MULTI_WORDS = {"multi", "multiple", "subject", "subjects", "multisubject"}
 
 
-class UnknownCategoryError(ValueError):
+class UnknownCategoryError(UserFacingError, ValueError):
     pass
 
 

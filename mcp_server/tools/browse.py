@@ -9,6 +9,7 @@ import mcp_types
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
+from gen_searcher_core.errors import describe_failure
 from gen_searcher_core.tool_results import BrowseResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result
@@ -25,21 +26,6 @@ DESCRIPTION = (
 Url = Annotated[str, Field(description="the http(s) URL of the page")]
 Goal = Annotated[str, Field(description="what you want to learn from the page")]
 Offset = Annotated[int, Field(ge=0, description="character offset to continue a long page from (0 = start)")]
-
-
-def describe_failure(exc: BaseException) -> str:
-    """The caller's message for a failed browse; unexpected errors are logged and named only by type."""
-    from search_tools.browse import BrowseError
-    from search_tools.extract import ExtractionError
-    from search_tools.fetch import FetchError
-    from search_tools.summarize import SummaryError
-
-    if isinstance(exc, FetchError | ExtractionError | BrowseError | SummaryError):
-        return f"browse failed: {exc}"
-    if getattr(exc, "user_facing", False):
-        return f"browse failed: {exc}"
-    logger.error("browse failed unexpectedly", exc_info=exc)
-    return f"browse failed: internal error ({type(exc).__name__})"
 
 
 def render_text(result: dict[str, Any]) -> str:
@@ -63,8 +49,8 @@ async def run_browse(services: Services, url: str, goal: str, offset: int = 0) -
         return error_result("browse is not available on this server")
     try:
         result = await browser.browse(url, goal, offset)
-    except Exception as exc:
-        return error_result(describe_failure(exc))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error; internal ones are logged
+        return error_result(f"browse failed: {describe_failure(exc, logger=logger)}")
     return mcp_types.CallToolResult(
         content=[mcp_types.TextContent(type="text", text=render_text(result))],
         structured_content=result,

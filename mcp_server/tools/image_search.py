@@ -13,13 +13,14 @@ from typing import Annotated, Any
 
 import anyio
 import mcp_types
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field, StringConstraints
 
+from gen_searcher_core.errors import describe_failure
 from gen_searcher_core.tool_results import ImageSearchResult
 from mcp_server.services import Services
-from mcp_server.tools.results import error_result, jpeg_content
+from mcp_server.tools.results import error_result, jpeg_content, resource_not_found
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,7 @@ TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"number of images, 
 
 
 def _describe_search_failure(exc: BaseException) -> str:
-    from search_tools.backends.base import SearchBackendError
-
-    if isinstance(exc, SearchBackendError) or getattr(exc, "user_facing", False):
-        return f"image search failed: {exc}"
-    logger.error("image search failed unexpectedly", exc_info=exc)
-    return f"image search failed: internal error ({type(exc).__name__})"
+    return f"image search failed: {describe_failure(exc, logger=logger)}"
 
 
 def render_text(query: str, images: list[dict[str, Any]], dropped: list[str]) -> str:
@@ -102,13 +98,13 @@ async def _run_image_search(services: Services, query: str, top_k: int) -> mcp_t
     first_k = min(top_k * FIRST_ROUND_FACTOR, MAX_CANDIDATES)
     try:
         hits = await search.image_search(query, first_k)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error; internal ones are logged
         return error_result(_describe_search_failure(exc))
     found, dropped = await collector.collect(hits, top_k)
     if len(found) < top_k and len(hits) >= first_k:  # the backend may have more: ask once more
         try:
             more = await search.image_search(query, min(top_k * SECOND_ROUND_FACTOR, MAX_CANDIDATES))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the first round's images still answer
             logger.warning("second image search round failed: %s", _describe_search_failure(exc))
             more = []
         tried = {hit.image_url for hit in hits}
@@ -169,11 +165,13 @@ def register(server: MCPServer, services: Services) -> None:
         description="A full-size image from the image store (PNG), by its id (img_ + 16 hex digits).",
         mime_type="image/png",
     )
-    async def read_image(id: str) -> bytes:
+    async def read_image(id: str, ctx: Context) -> bytes:
         from search_tools.images import ImageNotFoundError, ImageStoreUnavailable
 
         try:
             data, media_type = await services.images.read_bytes(id)
-        except (ImageNotFoundError, ImageStoreUnavailable) as exc:
+        except ImageNotFoundError as exc:
+            raise resource_not_found(str(exc), f"image://{id}", ctx.protocol_version) from None
+        except ImageStoreUnavailable as exc:
             raise ResourceError(str(exc)) from None
         return await anyio.to_thread.run_sync(_as_png, data, media_type)

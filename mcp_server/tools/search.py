@@ -11,9 +11,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, StringConstraints
 
+from gen_searcher_core import errors
 from gen_searcher_core.tool_results import SearchResult
 from mcp_server.services import Services
-from search_tools.backends.base import SearchBackendError
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +43,11 @@ TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"results per query,
 def describe_failure(exc: BaseException) -> str:
     """The message a caller sees for one failed query.
 
-    Backends (``SearchBackendError``) and the cache (errors with
-    ``user_facing = True``) raise messages written for callers that never
-    contain a credential; anything else is a bug, logged here and reported
-    without internals.
+    Backends (``SearchBackendError``) and the cache raise ``UserFacingError``s
+    written for callers that never contain a credential; anything else is a
+    bug, logged here and reported without internals.
     """
-    if isinstance(exc, SearchBackendError):
-        return str(exc)
-    if getattr(exc, "user_facing", False):
-        return str(exc)
-    logger.error("search failed unexpectedly", exc_info=exc)
-    return f"search failed: internal error ({type(exc).__name__})"
+    return errors.describe_failure(exc, action="search", logger=logger)
 
 
 def _hit_dict(hit: Any) -> dict[str, Any]:
@@ -94,7 +88,7 @@ async def run_search(services: Services, queries: list[str], top_k: int) -> mcp_
         try:
             hits = await search.search(query, top_k)
             results[index]["hits"] = [_hit_dict(hit) for hit in hits]
-        except Exception as exc:  # one query's failure must not sink the others
+        except Exception as exc:  # noqa: BLE001 - one query's failure must not sink the others
             results[index]["error"] = describe_failure(exc)
 
     if len(queries) == 1:

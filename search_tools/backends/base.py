@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from gen_searcher_core.errors import UserFacingError
+
 Capability = Literal["web", "images"]
 ErrorKind = Literal[
     "bad_request",  # the caller's query or k is invalid
@@ -77,7 +79,7 @@ class ImageHit:
         )
 
 
-class SearchBackendError(Exception):
+class SearchBackendError(UserFacingError):
     """A search failed. The message names the backend and never contains a credential."""
 
     def __init__(self, backend: str, kind: ErrorKind, message: str) -> None:
