@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SOURCES = "sources"
+CHECK_KEY = ".gen-searcher-check"
 _ERROR_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 _CREDENTIAL_CODES = frozenset(
     {
@@ -89,10 +90,10 @@ def describe_s3_error(exc: BaseException) -> str:
     if code:
         return f"the service answered {code}"
     lowered = text.lower()
-    if isinstance(exc, TimeoutError) or "timed out" in lowered or "timeout" in lowered:
-        return "the endpoint did not answer in time"
     if "credential" in lowered:
         return "no usable credentials were found"
+    if isinstance(exc, TimeoutError) or "timed out" in lowered:  # not "timeout": messages quote retry_timeout
+        return "the endpoint did not answer in time"
     if "error sending request" in lowered or "connect" in lowered or "dns" in lowered:
         return "the endpoint did not answer (connection failed)"
     return f"the request failed ({type(exc).__name__})"
@@ -189,6 +190,7 @@ class S3ImageStore(StoreHelpers):
         except Exception as exc:  # noqa: BLE001  obstore errors, timeouts, connection failures
             reason = describe_s3_error(exc)
             logger.warning("image store %s: %s", self.location, reason)
+            logger.debug("image store %s: %s failed: %s", self.location, type(exc).__name__, exc)
             raise ImageStoreUnavailable(f"image store {self.location} is unavailable: {reason}") from None
 
     async def _create(self, key: str, data: bytes, content_type: str) -> bool:
@@ -229,9 +231,16 @@ class S3ImageStore(StoreHelpers):
 
     # -- the store ------------------------------------------------------------
     async def check(self) -> None:
+        # One GET of a key that need not exist: "no such key" proves the bucket, endpoint and
+        # credentials; a missing bucket, refused credentials or silence say what is wrong.
         try:
-            async for _ in obstore.list(self._s3, chunk_size=1):
-                break
+            result = await obstore.get_async(self._s3, CHECK_KEY)
+            await result.bytes_async()
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise ConfigError(
+                    f"image store {self.location} cannot be used: {describe_s3_error(exc)}; {_SETTINGS_HINT}"
+                ) from None
         except Exception as exc:  # noqa: BLE001
             raise ConfigError(
                 f"image store {self.location} cannot be used: {describe_s3_error(exc)}; {_SETTINGS_HINT}"

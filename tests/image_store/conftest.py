@@ -10,6 +10,7 @@ import pytest
 
 from search_tools.images import ImageStore, create_image_store
 from search_tools.settings import ImageSettings
+from tests.search.conftest import redis_url  # noqa: F401  (a real redis-server, shared fixture)
 from tests.support.env import clear_settings_environment
 from tests.support.s3 import S3Server
 
@@ -73,3 +74,17 @@ async def store(make_store: Any) -> ImageStore:
     built = make_store()
     await built.check()
     return built
+
+
+@pytest.fixture(scope="session")
+def s3_auth_server() -> Iterator[S3Server]:
+    """A moto server that checks signatures: wrong credentials are refused as AWS refuses them."""
+    server = S3Server(auth=True)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
