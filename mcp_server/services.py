@@ -14,18 +14,23 @@ Record events on ``services.metrics`` (see ``mcp_server.metrics.Metrics``).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from mcp_server.metrics import Metrics
 from mcp_server.settings import Settings
-from render_tools.base import Renderer
-from render_tools.factory import create_tool_renderer
-from search_tools.browse import Browser, open_browser
-from search_tools.cache import Cache, open_cache
-from search_tools.fetch import Fetcher
-from search_tools.images import ImageStore, open_image_store
-from search_tools.search_service import SearchService, open_search
+
+if TYPE_CHECKING:  # imported when opened: the stdio server answers `initialize` before these load
+    from render_tools.base import Renderer
+    from search_tools.browse import Browser
+    from search_tools.cache import Cache
+    from search_tools.fetch import Fetcher
+    from search_tools.images import ImageStore
+    from search_tools.search_service import SearchService
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
@@ -39,10 +44,37 @@ class Services:
     browser: Browser | None = None  # browse area: fetch + extract + summarize for the browse tool
     renderer: Renderer | None = None  # render area: Qwen-Image renderer; None: no render tool
 
+    def adopt(self, other: Services) -> None:
+        """Take every collaborator of ``other`` (the stdio server opens them after it answers clients)."""
+        for item in fields(self):
+            setattr(self, item.name, getattr(other, item.name))
+
+    def readiness(self) -> str:
+        """``loading`` while a model still loads in the background, else ``ok``."""
+        state = getattr(self.renderer, "load_state", None)
+        return "loading" if state in ("idle", "loading") else "ok"
+
+
+async def warm_up(services: Services) -> None:
+    """Load models in the background once the server answers (a failure is logged; renders report it)."""
+    load = getattr(services.renderer, "load", None)
+    if load is None:
+        return
+    try:
+        await load()
+    except Exception as exc:  # noqa: BLE001  the render tool reports it on use; other tools keep serving
+        logger.error("loading the render model failed: %s", exc)
+
 
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings, *, metrics: Metrics | None = None) -> AsyncIterator[Services]:
     """Open every collaborator once; closes them in reverse order on exit."""
+    from render_tools.factory import create_tool_renderer
+    from search_tools.browse import open_browser
+    from search_tools.cache import open_cache
+    from search_tools.images import open_image_store
+    from search_tools.search_service import open_search
+
     metrics = metrics or Metrics()
     async with contextlib.AsyncExitStack() as stack:
         # Disk (images.dir) or S3 (images.url); checked, so a bad store is one ConfigError line.

@@ -48,6 +48,13 @@ class ServerSettings(BaseModel):
     stateless: bool = Field(False, description="streamable HTTP without sessions (replicas behind a load balancer)")
     json_response: bool = Field(False, description="streamable HTTP answers plain JSON instead of an SSE stream")
     log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
+    session_idle_timeout_s: float = Field(
+        600.0, gt=0, description="a stateful session idle this long is closed (its client re-initializes)"
+    )
+    max_sessions: int = Field(1000, gt=0, description="open stateful sessions at most; more get HTTP 503")
+    idle_connection_timeout_s: float = Field(
+        5.0, gt=0, description="an HTTP connection that sends no request for this long is closed"
+    )
 
 
 class Settings(ConfigRoot):
