@@ -20,24 +20,28 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gen_searcher_core.host_policy import WILDCARD_BINDS, HostPolicy, host_refusal
 from mcp_server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mcp_server.server import GenSearcherServer, build_server
-from mcp_server.services import Services, open_services
+from mcp_server.services import Services, open_services, warm_up
 from mcp_server.settings import Settings
 from search_tools.images import ImageNotFoundError, ImageStoreUnavailable, is_image_id
+
+__all__ = ["MCP_PATH", "SSE_PATH", "GuardMiddleware", "HostPolicy", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +49,8 @@ MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
 SSE_MESSAGES_PATH = "/messages/"
 OPEN_PATHS = frozenset({"/healthz"})
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-WILDCARD_BINDS = ("", "0.0.0.0", "::")
+INVALID_REQUEST = -32600
+MAX_CHECKED_BODY = 4 * 1024 * 1024  # the SDK's own request body limit
 
 
 @dataclass
@@ -59,57 +63,7 @@ class Runtime:
     sse: ASGIApp
 
 
-# -- Host / Origin checks ---------------------------------------------------
-
-
-def _split_host(value: str) -> tuple[str, str | None]:
-    """``"Example.org:8000"`` -> ``("example.org", "8000")``; handles ``[::1]:8000``."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        name, _, rest = value[1:].partition("]")
-        return name, rest[1:] if rest.startswith(":") else None
-    if value.count(":") == 1:
-        name, port = value.split(":")
-        return name, port
-    return value, None
-
-
-class HostPolicy:
-    """Which Host names this server answers to.
-
-    Loopback names always; the bound host unless it is a wildcard; plus the
-    configured extras (``name`` for any port, ``name:port`` for one port, ``*``
-    for any Host, e.g. behind a proxy that already checks it).
-    """
-
-    def __init__(self, bind_host: str, extras: list[str]) -> None:
-        self.any_host = "*" in extras
-        self.names: set[str] = set(LOOPBACK_NAMES)
-        self.name_ports: set[tuple[str, str]] = set()
-        if bind_host not in WILDCARD_BINDS:
-            self.names.add(_split_host(bind_host)[0])
-        for extra in extras:
-            if extra == "*":
-                continue
-            name, port = _split_host(extra)
-            if port is None or port == "*":
-                self.names.add(name)
-            else:
-                self.name_ports.add((name, port))
-
-    def allows_host(self, host: str | None) -> bool:
-        if self.any_host:
-            return True
-        if not host:
-            return False
-        name, port = _split_host(host)
-        return name in self.names or (port is not None and (name, port) in self.name_ports)
-
-    def allows_origin(self, origin: str | None) -> bool:
-        if self.any_host or not origin:
-            return True  # browsers send Origin on cross-site requests; tools and same-origin omit it
-        parts = urlsplit(origin)
-        return parts.scheme in ("http", "https") and self.allows_host(parts.netloc)
+# -- Host / Origin checks and auth ------------------------------------------
 
 
 class GuardMiddleware:
@@ -124,17 +78,12 @@ class GuardMiddleware:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        headers = {key: value for key, value in scope["headers"] if key in (b"host", b"origin", b"authorization")}
-        host = headers.get(b"host", b"").decode("latin-1")
-        if not self.policy.allows_host(host):
-            logger.warning("rejected request with Host %r (add it to GEN_SEARCHER_ALLOWED_HOSTS)", host[:200])
-            await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
+        refusal = host_refusal(self.policy, scope["headers"])
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
-        origin = headers.get(b"origin", b"").decode("latin-1") or None
-        if not self.policy.allows_origin(origin):
-            await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
-            return
-        if self.tokens and not self._authorized(headers.get(b"authorization", b"")):
+        authorization = next((value for key, value in scope["headers"] if key == b"authorization"), b"")
+        if self.tokens and not self._authorized(authorization):
             response = JSONResponse(
                 {"error": "unauthorized: send 'Authorization: Bearer <token>' with a configured token"},
                 status_code=401,
@@ -165,7 +114,9 @@ def _runtime(request_or_scope: Request | Scope) -> Runtime:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """``ok``, or ``loading`` while the render model still loads in the background (both HTTP 200)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    return JSONResponse({"status": runtime.services.readiness() if runtime is not None else "loading"})
 
 
 async def metrics(request: Request) -> Response:
@@ -201,6 +152,67 @@ class _Endpoint:
         await getattr(_runtime(scope), self.attribute)(scope, receive, send)
 
 
+class RequestIdCheck:
+    """Answers JSON-RPC requests whose ``id`` is not a string or an integer with -32600.
+
+    The SDK takes such a message (an object, a float or ``null`` as id) for a
+    notification and answers ``202`` with nothing, while the JSON-RPC spec asks
+    for an Invalid Request error. POST bodies are read here (up to
+    ``MAX_CHECKED_BODY``; larger ones pass on to the SDK's own size limit) and
+    handed on unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if not message.get("more_body") or size > MAX_CHECKED_BODY:
+                break
+        body = b"".join(chunks)
+        more = size > MAX_CHECKED_BODY
+        problem = None if more else _invalid_request_id(body)
+        if problem is not None:
+            error = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": problem}}
+            await JSONResponse(error, status_code=400)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _invalid_request_id(body: bytes) -> str | None:
+    """Why a JSON-RPC request in ``body`` has an invalid id, or ``None`` (also for bodies that are not JSON)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None  # the SDK answers the parse error
+    for message in parsed if isinstance(parsed, list) else [parsed]:
+        if not isinstance(message, dict) or "method" not in message or "id" not in message:
+            continue
+        request_id = message["id"]
+        if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+            return "Invalid Request: id must be a string or an integer"
+    return None
+
+
 # -- the app --------------------------------------------------------------------
 
 
@@ -219,11 +231,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
                 stateless_http=settings.server.stateless,
                 json_response=settings.server.json_response,
                 transport_security=sdk_security,
+                session_idle_timeout=settings.server.session_idle_timeout_s,
+                max_sessions=settings.server.max_sessions,
             )
             # /mcp goes straight to the session manager: no second Starlette stack per request.
             streamable = server.session_manager.asgi_app
             sse = server.sse_app(sse_path=SSE_PATH, message_path=SSE_MESSAGES_PATH, transport_security=sdk_security)
             await stack.enter_async_context(server.session_manager.run())
+            background = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(background.cancel_scope.cancel)  # runs first on exit: stops a model load
+            background.start_soon(warm_up, ready)
             app.state.runtime = Runtime(services=ready, server=server, streamable=streamable, sse=sse)
             logger.info(
                 "gen-searcher ready: streamable HTTP at %s%s, SSE at %s, search backend %s, cache mode %s",
@@ -236,13 +253,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
             yield
 
     routes: list[Any] = [
-        Route(MCP_PATH, _Endpoint("streamable")),  # first: the hot path matches at once
+        Route(MCP_PATH, RequestIdCheck(_Endpoint("streamable"))),  # first: the hot path matches at once
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/images/{image_id}", image, methods=["GET"]),
         # The SSE app routes /sse and /messages/ itself (and answers 404 for anything else);
         # mounted at "" so the paths it sees, and the message URL it announces, stay unchanged.
-        Mount("", app=_Endpoint("sse")),
+        Mount("", app=RequestIdCheck(_Endpoint("sse"))),
     ]
     policy = HostPolicy(settings.server.host, settings.allowed_hosts)
     if settings.server.host in WILDCARD_BINDS and not settings.allowed_hosts:

@@ -15,8 +15,9 @@ from typing import Any
 
 import anyio
 from mcp import Client
+from mcp.server.mcpserver.exceptions import ToolError
 
-from gen_searcher_core.errors import UserFacingError, first_leaf
+from gen_searcher_core.errors import UserFacingError, describe_failure, first_leaf
 from mcp_server.server import build_server, unavailable_tools
 from mcp_server.services import open_services
 from mcp_server.settings import Settings
@@ -35,6 +36,8 @@ __all__ = [
 # Libraries that log every request at INFO (URLs with queries, one line per engine tried);
 # they speak at WARNING unless the server runs at DEBUG.
 _CHATTY_LOGGERS = ("httpx", "httpcore", "ddgs", "primp")
+
+logger = logging.getLogger(__name__)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -72,6 +75,7 @@ def check_image_store(settings: Settings) -> None:
 def serve_http(settings: Settings) -> None:
     import uvicorn
 
+    from gen_searcher_core.serving import uvicorn_options
     from mcp_server.http_app import create_app
 
     _configure_logging(settings)
@@ -83,6 +87,7 @@ def serve_http(settings: Settings) -> None:
         port=settings.server.port,
         log_level=settings.server.log_level.lower(),
         timeout_graceful_shutdown=5,
+        **uvicorn_options(settings.server.idle_connection_timeout_s),
     )
 
 
@@ -91,11 +96,46 @@ def serve_stdio(settings: Settings) -> None:
     check_search_config(settings)
     check_image_store(settings)
 
-    async def main() -> None:
-        async with open_services(settings) as services:
-            await build_server(services).run_stdio_async()
+    anyio.run(_serve_stdio, settings)
 
-    anyio.run(main)
+
+async def _serve_stdio(settings: Settings) -> None:
+    """Answer ``initialize`` and ``tools/list`` at once; open services (and load models) meanwhile.
+
+    A desktop assistant launches the server and waits for ``initialize``, so
+    the services open in the background: the tools are registered up front
+    (their schemas need no service) and every tool call or resource read waits
+    until the services are open. Once they are, models load in the background
+    too (see :func:`mcp_server.services.warm_up`).
+    """
+    from mcp_server.services import Services, warm_up
+
+    services = Services(settings=settings, images=None)  # type: ignore[arg-type]  # filled in below
+    opened = anyio.Event()
+    failure: list[str] = []
+
+    async def until_ready() -> None:
+        await opened.wait()
+        if failure:
+            raise ToolError(failure[0])
+
+    async def open_in_background() -> None:
+        try:
+            async with open_services(settings, metrics=services.metrics) as ready:
+                services.adopt(ready)
+                opened.set()
+                await warm_up(services)
+                await anyio.sleep_forever()
+        except Exception as exc:  # the server keeps answering, each call with this one clear line
+            failure.append(f"the tool server could not start its services: {describe_failure(exc)}")
+            logger.error("%s", failure[0], exc_info=not isinstance(first_leaf(exc), UserFacingError))
+            opened.set()
+
+    server = build_server(services, until_ready=until_ready)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(open_in_background)
+        await server.run_stdio_async()
+        tg.cancel_scope.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -109,9 +149,11 @@ async def _client(settings: Settings, url: str | None, token: str | None) -> Asy
     from mcp.client.streamable_http import streamable_http_client
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
 
 
 class RemoteServerError(UserFacingError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mcp_types
@@ -10,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import ValidationError
 
+from gen_searcher_core.redact import Redactor, secrets_of
 from mcp_server.metrics import Metrics
 from mcp_server.services import Services
 from mcp_server.settings import Settings
@@ -38,16 +40,28 @@ def describe_validation_error(tool: str, error: ValidationError) -> str:
 
 
 class GenSearcherServer(MCPServer):
-    """``MCPServer`` that times every tool call and words argument errors clearly.
+    """``MCPServer`` that times every tool call, words argument errors clearly and scrubs errors.
 
     Overriding the public ``call_tool`` covers every transport (stdio, SSE,
-    streamable HTTP, in-process clients) in one place.
+    streamable HTTP, in-process clients) in one place; it is also the trust
+    boundary where every error message loses the configured secrets
+    (``redact``). ``until_ready`` (awaited before each tool call and resource
+    read) lets the stdio server answer ``initialize`` while services still open.
     """
 
-    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        metrics: Metrics,
+        redact: Callable[[str], str] = str,
+        until_ready: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._metrics = metrics
         self._tool_names: set[str] = set()
+        self._redact = redact
+        self._until_ready = until_ready
 
     def add_tool(self, fn: Any, name: str | None = None, **kwargs: Any) -> None:
         super().add_tool(fn, name=name, **kwargs)
@@ -58,17 +72,39 @@ class GenSearcherServer(MCPServer):
         started = time.perf_counter()
         ok = False
         try:
+            if self._until_ready is not None:
+                await self._until_ready()
             result = await super().call_tool(name, arguments, context)
             ok = not (isinstance(result, mcp_types.CallToolResult) and result.is_error)
+            if not ok and isinstance(result, mcp_types.CallToolResult):
+                result = self._scrubbed(result)
             return result
         except ToolError as exc:
             # Argument validation failures arrive as a plain ToolError caused by pydantic's error;
             # an UnexpectedToolError is a crash inside the tool and keeps the SDK's wording.
             if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
                 raise ToolError(describe_validation_error(name, exc.__cause__)) from exc.__cause__
+            message = self._redact(str(exc))
+            if message != str(exc):
+                raise ToolError(message) from None
             raise
         finally:
             self._metrics.tool_call(label, ok, time.perf_counter() - started)
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        if self._until_ready is not None:
+            await self._until_ready()
+        return await super().read_resource(uri, context)
+
+    def _scrubbed(self, result: mcp_types.CallToolResult) -> mcp_types.CallToolResult:
+        """An error result with every text block scrubbed of secrets."""
+        content = [
+            block.model_copy(update={"text": self._redact(block.text)})
+            if isinstance(block, mcp_types.TextContent)
+            else block
+            for block in result.content
+        ]
+        return result.model_copy(update={"content": content})
 
 
 def unavailable_tools(settings: Settings) -> dict[str, str]:
@@ -82,12 +118,15 @@ def unavailable_tools(settings: Settings) -> dict[str, str]:
     return reasons
 
 
-def build_server(services: Services) -> GenSearcherServer:
+def build_server(services: Services, *, until_ready: Callable[[], Awaitable[None]] | None = None) -> GenSearcherServer:
+    """The MCP server over ``services``; see :class:`GenSearcherServer` for ``until_ready``."""
     server = GenSearcherServer(
         name="gen-searcher",
         version="0.1.0",
         instructions=SERVER_INSTRUCTIONS,
         metrics=services.metrics,
+        redact=Redactor(secrets_of(services.settings)),
+        until_ready=until_ready,
         log_level=services.settings.server.log_level.upper(),  # type: ignore[arg-type]
     )
     # Each tool module registers itself (one line per tool); see mcp_server/tools/.

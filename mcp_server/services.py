@@ -86,7 +86,13 @@ async def open_services(settings: Settings, *, metrics: Metrics | None = None) -
         services.search = open_search(settings.backend_config(), services.cache, metrics=metrics)
         stack.push_async_callback(services.search.aclose)
         services.fetcher, services.browser = await open_browser(
-            settings.fetch, settings.summary, stack, services.cache, summary_api_key=settings.openai_api_key
+            settings.fetch,
+            settings.summary,
+            stack,
+            services.cache,
+            summary_api_key=settings.openai_api_key,
+            jina_api_key=settings.jina_api_key,
+            events=services.metrics,
         )
         services.renderer = create_tool_renderer(settings.render, openai_api_key=settings.openai_api_key)
         if services.renderer is not None:

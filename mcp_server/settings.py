@@ -3,7 +3,7 @@
 Precedence, highest first: environment (``GEN_SEARCHER_<SECTION>__<KEY>``),
 the TOML file given by ``--config`` or ``GEN_SEARCHER_CONFIG``, then defaults.
 Provider keys are read from their customary variables (``SERPER_API_KEY``,
-``BRAVE_API_KEY``, ``SEARXNG_URL``, ``OPENAI_API_KEY``) and are held as
+``BRAVE_API_KEY``, ``SEARXNG_URL``, ``OPENAI_API_KEY``, ``JINA_API_KEY``) and are held as
 ``SecretStr`` so they never print.
 """
 
@@ -78,6 +78,8 @@ class Settings(ConfigRoot):
     # A secret too: an instance URL may carry credentials (https://user:password@host).
     searxng_url: SecretStr | None = Field(None, validation_alias=AliasChoices("SEARXNG_URL", "searxng_url"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+    # The jina fetcher's key (fetch.backend = "jina"); optional, the reader also serves anonymous requests.
+    jina_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("JINA_API_KEY", "jina_api_key"))
 
     @field_validator("auth_tokens", "allowed_hosts", mode="before")
     @classmethod

@@ -52,6 +52,8 @@ def render_server(
     import logging
 
     from gen_searcher_core.commands import require_modules
+    from gen_searcher_core.host_policy import HostPolicy
+    from gen_searcher_core.serving import uvicorn_options
 
     require_modules("render", "torch", "diffusers", "transformers")
     import uvicorn
@@ -102,6 +104,7 @@ def render_server(
         fetcher=Fetcher.from_settings(fetch_settings),
         api_keys=[api_key.get_secret_value()] if api_key else [],
         model_name=" + ".join(source for source in (model, edit_model) if source),
+        host_policy=HostPolicy(host, settings.allowed_hosts),  # the tool server's policy and setting
     )
     logging.basicConfig(level=settings.server.log_level.upper())
-    uvicorn.run(app, host=host, port=port, log_level=settings.server.log_level.lower())
+    uvicorn.run(app, host=host, port=port, log_level=settings.server.log_level.lower(), **uvicorn_options())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -60,10 +60,11 @@ class DiffusersOptions:
 
 
 def resolve_device(device: str | None) -> str:
-    import torch
-
+    """``device`` as given; without one, CUDA when present (only then is torch imported)."""
     if device:
         return device
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -79,15 +80,28 @@ def resolve_dtype(dtype: str | None, device: str) -> Any:
 
 
 class QwenImageEngine:
-    """Pipelines for one device. Not thread-safe: call from one thread at a time."""
+    """Pipelines for one device. Not thread-safe: call from one thread at a time.
+
+    Building one is cheap (no torch import); the device is resolved, and torch
+    imported, on first use.
+    """
+
+    #: ``render_batch`` takes ``should_stop`` and ends the denoising loop early when it says so.
+    interruptible = True
 
     def __init__(self, options: DiffusersOptions, device: str | None = None) -> None:
         if not options.model and not options.edit_model:
             raise RenderError("no model configured: give a Qwen-Image model and/or a Qwen-Image-Edit-2509 model")
         self.options = options
-        self.device = resolve_device(device or options.device)
+        self._device = device or options.device
         self._pipes: dict[bool, Any] = {}
         self._load_lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = resolve_device(None)
+        return self._device
 
     # -- loading -------------------------------------------------------------
     def source(self, edit: bool) -> str:
@@ -168,17 +182,21 @@ class QwenImageEngine:
 
         self._pipes.clear()
         gc.collect()  # tracebacks of a failed render may hold the pipeline in reference cycles
-        if self.device.startswith("cuda"):
+        if self._device is not None and self._device.startswith("cuda"):
             import torch
 
             torch.cuda.empty_cache()
 
     # -- rendering -------------------------------------------------------------
-    def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]:
+    def render_batch(
+        self, requests: Sequence[RenderRequest], should_stop: Callable[[], bool] | None = None
+    ) -> list[RenderResult]:
         """Render requests that share a :meth:`RenderRequest.batch_key` in one pipeline call.
 
         Each image's starting noise comes from its own CPU generator seeded with
         ``seed + i``, so an image does not depend on what it was batched with.
+        When ``should_stop()`` turns true (every caller gave up) the remaining
+        denoising steps are skipped; the results are then marked ``interrupted``.
         """
         if not requests:
             return []
@@ -213,6 +231,17 @@ class QwenImageEngine:
             kwargs["guidance_scale"] = first.guidance_scale
         if edit:
             kwargs["image"] = list(first.reference_images)
+        stopped = False
+        if should_stop is not None:
+
+            def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+                nonlocal stopped
+                if should_stop():
+                    stopped = True
+                    pipe._interrupt = True  # diffusers skips the remaining steps
+                return tensors
+
+            kwargs["callback_on_step_end"] = on_step_end
         started = time.perf_counter()
         with torch.inference_mode():
             output = pipe(**kwargs)
@@ -227,7 +256,12 @@ class QwenImageEngine:
                     seed=int(request.seed),
                     elapsed_s=elapsed,
                     model=self.source(edit),
-                    extra={"batch_size": len(requests), "steps": request.steps, "device": self.device},
+                    extra={
+                        "batch_size": len(requests),
+                        "steps": request.steps,
+                        "device": self.device,
+                        "interrupted": stopped,
+                    },
                 )
             )
         return results
@@ -241,14 +275,35 @@ class DiffusersRenderer:
     def __init__(self, options: DiffusersOptions, *, engine: QwenImageEngine | None = None) -> None:
         self._engine = engine or QwenImageEngine(options)
         self._lock = anyio.Lock()
+        self._load_state = "idle"
+        self.load_error: str | None = None
 
     @property
     def engine(self) -> QwenImageEngine:
         return self._engine
 
+    @property
+    def load_state(self) -> str:
+        """``idle`` (loads on first render), ``loading``, ``ready`` or ``failed`` (see ``load_error``)."""
+        return self._load_state
+
     async def load(self) -> None:
-        async with self._lock:
-            await anyio.to_thread.run_sync(self._engine.load)
+        """Load the pipelines now; servers start this in the background once they answer clients.
+
+        A render that arrives meanwhile waits for the load. A failed load is
+        retried by the next render, which then reports the error.
+        """
+        self._load_state = "loading"
+        try:
+            async with self._lock:
+                # Shutting down mid-load must not wait for it: the thread is left to finish alone.
+                await anyio.to_thread.run_sync(self._engine.load, abandon_on_cancel=True)
+        except Exception as exc:
+            self._load_state = "failed"
+            self.load_error = str(exc) if isinstance(exc, RenderError) else f"{type(exc).__name__}: {_first_line(exc)}"
+            raise
+        self._load_state = "ready"
+        self.load_error = None
 
     async def render(self, request: RenderRequest) -> RenderResult:
         request = request.validated()
@@ -260,6 +315,7 @@ class DiffusersRenderer:
             except Exception as exc:
                 logger.exception("render failed")
                 raise RenderError(f"render failed: {type(exc).__name__}: {_first_line(exc)}") from None
+            self._load_state = "ready"  # a render loads what it needs
         return results[0]
 
     async def aclose(self) -> None:

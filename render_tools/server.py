@@ -6,9 +6,13 @@ Endpoints
     ``POST /v1/images/edits``          OpenAI images API, with references (multipart or JSON)
     ``GET  /health``                   workers, queue depth, failures
 
-Errors are JSON with a one-line message (never a traceback): 400 for a bad
-request, 401 without a valid key (when keys are set), 503 when the queue is
-full or every worker is out of service, 500 when a render failed on a device.
+Errors are JSON with a one-line message (never a traceback, secrets masked):
+400 for a bad request, 401 without a valid key (when keys are set), 503 when
+the queue is full or every worker is out of service, 500 when a render failed
+on a device. Requests whose Host or Origin is not this server's are refused
+(421 / 403; the tool server's policy), so a web page cannot queue renders. A
+request whose client disconnects leaves the queue at once; one already on a
+device is interrupted at its next denoising step when nobody else waits for it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gen_searcher_core.errors import first_leaf
+from gen_searcher_core.host_policy import HostGuard, HostPolicy
+from gen_searcher_core.redact import Redactor
 from render_tools.base import (
     InvalidRenderRequest,
     RendererBusy,
@@ -42,6 +49,39 @@ from render_tools.workers import AllWorkersDown, RenderTimedOut, WorkerPool
 logger = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 8 * 1024 * 1024 + MAX_REFERENCE_INPUTS * MAX_IMAGE_BYTES * 4 // 3
+OPEN_PATHS = frozenset({"/health"})
+
+
+class ClientGone(Exception):
+    """The client disconnected before its render was done."""
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Return when the client closes the connection (the body must have been read already)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def while_connected(request: Request, work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``work`` and cancel it (dropping a queued render) as soon as the client disconnects."""
+    outcome: list[Any] = []
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await _until_disconnected(request)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            outcome.append(await work())
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the work's own error, unwrapped
+        raise first_leaf(group) from None
+    if not outcome:
+        raise ClientGone
+    return outcome[0]
 
 
 class _PayloadTooLarge(InvalidRenderRequest):
@@ -151,12 +191,16 @@ class RenderApp:
         api_keys: Sequence[str] = (),
         max_reference_bytes: int = MAX_IMAGE_BYTES,
         model_name: str = "qwen-image",
+        host_policy: HostPolicy | None = None,
     ) -> None:
         self.pool = pool
         self.fetcher = fetcher
         self.references = ReferenceLoader(fetcher, max_bytes=max_reference_bytes)
         self.api_keys = tuple(api_keys)
         self.model_name = model_name
+        # Loopback names only unless the caller names more (the CLI passes its bind host and allowed hosts).
+        self.host_policy = host_policy or HostPolicy("127.0.0.1", [])
+        self.redact = Redactor(self.api_keys)
 
     # -- plumbing -------------------------------------------------------------
     def _authorized(self, request: Request) -> bool:
@@ -174,8 +218,11 @@ class RenderApp:
                 return error(401, "missing or invalid API key")
             try:
                 return await handler(request)
+            except ClientGone:
+                logger.info("render server: client left before %s finished; dropped", request.url.path)
+                return Response(status_code=499)  # nobody reads it
             except RenderError as exc:
-                return error(_status_for(exc), str(exc))
+                return error(_status_for(exc), self.redact(str(exc)))
             except Exception:
                 logger.exception("render server: unexpected error on %s", request.url.path)
                 return error(500, "internal error")
@@ -213,7 +260,7 @@ class RenderApp:
         _render_request(body, [], openai=False)
         images = await self.references.load(urls)
         render_request = _render_request(body, images, openai=False)
-        result = await self.pool.submit(render_request)
+        result = await self._submit(request, render_request)
         encoded = await self._encode(result)
         answer: dict[str, Any] = {
             "success": True,
@@ -226,10 +273,13 @@ class RenderApp:
             answer["images"] = encoded
         return JSONResponse(answer)
 
-    async def _openai_answer(self, body: dict[str, Any], render_request: RenderRequest) -> Response:
+    async def _submit(self, request: Request, render_request: RenderRequest) -> RenderResult:
+        return await while_connected(request, lambda: self.pool.submit(render_request))
+
+    async def _openai_answer(self, request: Request, body: dict[str, Any], render_request: RenderRequest) -> Response:
         if body.get("response_format") not in (None, "b64_json"):
             raise InvalidRenderRequest("only response_format 'b64_json' is supported")
-        result = await self.pool.submit(render_request)
+        result = await self._submit(request, render_request)
         encoded = await self._encode(result)
         return JSONResponse(
             {
@@ -242,7 +292,7 @@ class RenderApp:
 
     async def images_generations(self, request: Request) -> Response:
         body = await _read_json(request)
-        return await self._openai_answer(body, _render_request(body, [], openai=True))
+        return await self._openai_answer(request, body, _render_request(body, [], openai=True))
 
     async def images_edits(self, request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
@@ -259,7 +309,7 @@ class RenderApp:
             body, images = await self._read_multipart(request)
         if not images:
             raise InvalidRenderRequest("an edit needs at least one image")
-        return await self._openai_answer(body, _render_request(body, images, openai=True))
+        return await self._openai_answer(request, body, _render_request(body, images, openai=True))
 
     async def _read_multipart(self, request: Request) -> tuple[dict[str, Any], list]:
         declared = request.headers.get("content-length")
@@ -289,6 +339,9 @@ class RenderApp:
     async def health(self, request: Request) -> Response:
         report = self.pool.health()
         report["model"] = self.model_name
+        for worker in report["workers"]:
+            if worker["last_error"]:
+                worker["last_error"] = self.redact(worker["last_error"])
         return JSONResponse(report, status_code=200 if report["status"] != "down" else 503)
 
     def starlette(self) -> Starlette:
@@ -311,7 +364,9 @@ class RenderApp:
             Route("/v1/images/edits", self._guard(self.images_edits, oai), methods=["POST"]),
             Route("/health", self.health, methods=["GET"]),
         ]
-        return Starlette(routes=routes, lifespan=lifespan)
+        app = Starlette(routes=routes, lifespan=lifespan)
+        app.add_middleware(HostGuard, policy=self.host_policy, open_paths=OPEN_PATHS)
+        return app
 
 
 def create_app(pool: WorkerPool, **kwargs: Any) -> Starlette:

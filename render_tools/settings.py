@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
 from gen_searcher_core.config import ConfigRoot
+from gen_searcher_core.host_policy import AllowedHosts
 from search_tools.settings import FetchSettings
 
 
 class RenderSettings(BaseModel):
-    backend: Literal["none", "diffusers", "http", "openai"] = Field(
-        "none", description="none | diffusers | http | openai"
+    backend: str = Field(
+        "none", description="none | diffusers | http | openai, or a plugin's name (gen_searcher.renderers)"
     )
     model: str | None = Field(None, description="Qwen-Image id or folder (diffusers: text-only; openai: model name)")
     edit_model: str | None = Field(None, description="Qwen-Image-Edit-2509 id or folder (renders with references)")
@@ -43,4 +42,5 @@ class RenderConfig(ConfigRoot):
     render: RenderSettings = Field(default_factory=RenderSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     server: LogSettings = Field(default_factory=LogSettings)
+    allowed_hosts: AllowedHosts  # the same GEN_SEARCHER_ALLOWED_HOSTS as the tool server
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))

@@ -9,10 +9,16 @@ treated as a device fault: the worker drops its engine and builds a fresh one,
 and the request is retried once (possibly on another worker). A worker that
 fails ``max_consecutive_failures`` times in a row is taken out of service for
 ``quarantine_s`` seconds and shows so in :meth:`WorkerPool.health`.
+
+A request whose caller gives up (cancelled, disconnected, timed out) leaves
+the queue at once, freeing its place. A batch already on a device is
+interrupted at its next step when every caller in it has given up, if the
+engine is ``interruptible`` (it then takes a ``should_stop`` callable).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -107,6 +113,13 @@ class _JobQueue:
             self._items.append(job)
         self._wake()
 
+    def discard(self, job: _Job) -> None:
+        """Take a job its caller gave up on out of the line (frees its place at once)."""
+        try:
+            self._items.remove(job)
+        except ValueError:
+            pass  # already taken by a worker (or never queued)
+
     def drain(self) -> list[_Job]:
         items = list(self._items)
         self._items.clear()
@@ -186,21 +199,27 @@ class WorkerPool:
             with anyio.fail_after(self.config.request_timeout_s):
                 await job.done.wait()
         except TimeoutError:
-            job.cancelled = True
+            self._abandon(job)
             raise RenderTimedOut(f"render timed out after {self.config.request_timeout_s:g} s") from None
         except BaseException:
-            job.cancelled = True  # the caller went away: do not render it
+            self._abandon(job)  # the caller went away: do not render it
             raise
         if job.error is not None:
             raise job.error
         assert job.result is not None
         return job.result
 
+    def _abandon(self, job: _Job) -> None:
+        job.cancelled = True
+        self._queue.discard(job)
+
     def health(self) -> dict[str, Any]:
         states = [w.state for w in self.workers]
         serving = sum(s in ("ready", "busy") for s in states)
         if serving == len(states):
             status = "ok"
+        elif not serving and "starting" in states:
+            status = "loading"  # the first model load is still running
         elif serving or any(s in ("starting", "reloading") for s in states):
             status = "degraded"
         else:
@@ -254,8 +273,12 @@ class WorkerPool:
                 if not jobs:
                     continue
                 status.state = "busy"
+                requests = [j.request for j in jobs]
+                render = engine.render_batch
+                if getattr(engine, "interruptible", False):
+                    render = functools.partial(render, should_stop=functools.partial(_all_cancelled, jobs))
                 try:
-                    results = await anyio.to_thread.run_sync(engine.render_batch, [j.request for j in jobs])
+                    results = await anyio.to_thread.run_sync(render, requests)
                 except InvalidRenderRequest as exc:
                     status.state = "ready"
                     for job in jobs:
@@ -325,6 +348,10 @@ class WorkerPool:
     def _fail_waiting(self, message: str) -> None:
         for job in self._queue.drain():
             job.finish(error=AllWorkersDown(message))
+
+
+def _all_cancelled(jobs: list[_Job]) -> bool:
+    return all(job.cancelled for job in jobs)
 
 
 def _close_quietly(engine: Engine) -> None:

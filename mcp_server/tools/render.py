@@ -9,13 +9,15 @@ goes into the image store; the caller gets its id, a JPEG thumbnail and the
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import mcp_types
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from gen_searcher_core.errors import first_leaf
 from gen_searcher_core.tool_results import RenderResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result, jpeg_content
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 MAX_REFERENCE_IDS = 5  # the published protocol hands over 1-5 references; the first 3 are used
 USED_REFERENCES = 3
+PROGRESS_EVERY_S = 2.0  # progress notifications while a render (or the model load before it) runs
+T = TypeVar("T")
 
 DESCRIPTION = (
     "Render an image with Qwen-Image. Give a detailed prompt; refer to reference images by their order "
@@ -161,9 +165,46 @@ def unavailable(settings: Any) -> dict[str, str]:
     return {"render": reason} if reason else {}
 
 
+async def with_progress(renderer: Any, ctx: Context, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work``, sending an MCP progress notification every few seconds until it ends.
+
+    While the model still loads (it loads in the background after the server
+    starts) the message says so; clients that reset their request timeout on
+    progress (the TypeScript SDK's ``resetTimeoutOnProgress``) keep waiting.
+    """
+    outcome: list[T] = []
+
+    async def report() -> None:
+        started = anyio.current_time()
+        beat = 0
+        while True:
+            beat += 1
+            elapsed = anyio.current_time() - started
+            loading = getattr(renderer, "load_state", None) in ("idle", "loading")
+            doing = "waiting for the render model to load" if loading else "rendering"
+            try:
+                await ctx.report_progress(beat, None, f"{doing} ({elapsed:.0f} s)")
+            except Exception:  # a client that cannot take notifications still gets its result
+                logger.debug("progress notification failed", exc_info=True)
+            await anyio.sleep(PROGRESS_EVERY_S)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(report)
+            outcome.append(await work())
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the work's own error, unwrapped
+        raise first_leaf(group) from None
+    return outcome[0]
+
+
 def register(server: MCPServer, services: Services) -> None:
-    """Add ``render`` when a renderer is configured; otherwise offer nothing."""
-    if getattr(services, "renderer", None) is None:
+    """Add ``render`` when a renderer is configured; otherwise offer nothing.
+
+    The renderer itself may still be opening (the stdio server opens services
+    after it answers ``initialize``), so the settings decide.
+    """
+    if getattr(services, "renderer", None) is None and unavailable(services.settings):
         return
 
     async def render(
@@ -173,8 +214,14 @@ def register(server: MCPServer, services: Services) -> None:
         height: Side = 1024,
         seed: Seed = -1,
         steps: Steps = 0,
+        ctx: Context | None = None,
     ) -> Annotated[mcp_types.CallToolResult, RenderResult]:
-        return await run_render(services, prompt, list(reference_image_ids), width, height, seed, steps)
+        def work() -> Awaitable[mcp_types.CallToolResult]:
+            return run_render(services, prompt, list(reference_image_ids), width, height, seed, steps)
+
+        if ctx is None:
+            return await work()
+        return await with_progress(services.renderer, ctx, work)
 
     server.add_tool(
         render,

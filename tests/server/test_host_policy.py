@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_server.http_app import HostPolicy
+from gen_searcher_core.host_policy import HostPolicy
 
 
 def test_loopback_names_on_any_port() -> None:
