@@ -8,7 +8,8 @@ tests, never share counters). Collaborators record events through these calls:
   every tool call (tools need not do it themselves);
 * ``metrics.cache_event(namespace, hit)``: the cache, once per lookup;
 * ``metrics.backend_call(backend)``: a search backend, once per provider request;
-* ``metrics.backend_error(backend)``: a search backend, once per failed request.
+* ``metrics.backend_error(backend)``: a search backend, once per failed request;
+* ``metrics.fetcher_event(fetcher, event)``: a page fetcher (``refused``: a guard refusal inside the browser).
 
 Label values are names chosen by the code (tool, namespace, backend), never
 user input or secrets. ``render()`` returns the Prometheus text exposition.
@@ -62,6 +63,13 @@ class Metrics:
             ["backend"],
             registry=self.registry,
         )
+        self._fetcher_events = Counter(
+            "gen_searcher_fetcher_events",
+            "What the page fetchers did, by fetcher and event (rendered, refused, browser_launched, "
+            "browser_restarted, browser_killed, renderer_crashed, page_timeout).",
+            ["fetcher", "event"],
+            registry=self.registry,
+        )
 
         # Labelled children by label values: ``labels()`` costs a lock and a tuple build per call,
         # and these calls sit on the hot path of every cached search.
@@ -86,6 +94,9 @@ class Metrics:
 
     def backend_error(self, backend: str) -> None:
         self._child(self._backend_errors, backend).inc()
+
+    def fetcher_event(self, fetcher: str, event: str) -> None:
+        self._child(self._fetcher_events, fetcher, event).inc()
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of one sample (e.g. ``gen_searcher_backend_calls_total``); 0 when absent."""

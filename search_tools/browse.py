@@ -21,6 +21,7 @@ from search_tools.extract_pool import ExtractionPool, ExtractLimits
 from search_tools.fetch import Fetcher as GuardedFetcher
 from search_tools.fetch import InvalidUrl
 from search_tools.fetch_protocol import Fetcher
+from search_tools.fetchers.registry import FetcherConfig, FetcherEvents, create_fetcher
 from search_tools.settings import FetchSettings, SummarySettings
 from search_tools.summarize import ChatSummarizer, Summarizer
 
@@ -82,7 +83,9 @@ class Browser:
 
         async def compute() -> dict[str, Any]:
             fetched = await self.fetcher.fetch(url, accept=SUPPORTED_TYPES)
-            return (await extract(fetched, self.extraction)).to_dict()
+            extracted = await extract(fetched, self.extraction)
+            by = fetched.fetched_with or getattr(self.fetcher, "name", "") or "direct"
+            return {**extracted.to_dict(), "fetched_with": by}
 
         key = [url, self.fetcher.guard_key]
         return ExtractedPage.from_dict(await self.cache.get_or_compute("browse_page", key, compute))
@@ -113,6 +116,7 @@ class Browser:
         if offset >= total and offset > 0:
             raise BrowseError(f"offset {offset} is past the end of the page ({total} characters)")
         result: dict[str, Any] = {"url": page.url, "title": page.title, "offset": offset, "total_chars": total}
+        result["fetched_with"] = page.fetched_with or "direct"  # old cache entries predate the field
         if self.summarizer is not None:
             next_offset = self.summarizer.window_end(page.text, offset)
             window = page.text[offset:next_offset]
@@ -131,14 +135,23 @@ async def open_browser(
     cache: Any | None,
     *,
     summary_api_key: SecretStr | None = None,
+    jina_api_key: SecretStr | None = None,
+    events: FetcherEvents | None = None,
 ) -> tuple[GuardedFetcher, Browser]:
-    """Build the fetcher and browser from their sections; their closes go on ``stack``."""
-    fetcher = GuardedFetcher.from_settings(fetch)
-    stack.push_async_callback(fetcher.aclose)
+    """Build the fetchers and browser from their sections; their closes go on ``stack``.
+
+    Returns the guarded ``direct`` fetcher (image downloads use it whatever ``fetch.backend`` says) and
+    the browse service, which reads pages with the fetcher ``fetch.backend`` names.
+    """
+    direct = GuardedFetcher.from_settings(fetch)
+    stack.push_async_callback(direct.aclose)
+    fetcher = create_fetcher(FetcherConfig(fetch, direct, jina_api_key=jina_api_key, events=events))
+    if fetcher is not direct and callable(getattr(fetcher, "aclose", None)):
+        stack.push_async_callback(fetcher.aclose)
     summarizer = ChatSummarizer.from_settings(summary, api_key=summary_api_key)
     if summarizer is not None:
         stack.push_async_callback(summarizer.aclose)
     extraction = ExtractionPool(ExtractLimits.from_settings(fetch))
-    return fetcher, Browser(
+    return direct, Browser(
         fetcher, summarizer=summarizer, cache=cache, text_budget=summary.text_budget, extraction=extraction
     )

@@ -23,6 +23,7 @@ class FetchedPage:
     body: bytes
     redirects: tuple[str, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
+    fetched_with: str = ""  # which fetcher produced the body ("direct", "browser", "jina"...); "" = not said
 
 
 @runtime_checkable

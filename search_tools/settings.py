@@ -90,6 +90,28 @@ class FetchSettings(BaseModel):
         description="time limit of one robots.txt read (at most half of timeout_s); a robots.txt that does not "
         "answer in time disallows its site for a few minutes instead of costing every fetch the full deadline",
     )
+    # Fetchers (search_tools.fetchers): how browse reads a page.
+    backend: str = Field("direct", description="direct | browser | auto | jina | a plugin's name (browse's fetcher)")
+    browser_path: str | None = Field(None, description="Chromium executable of the browser fetcher (default: PATH)")
+    browser_contexts: int = Field(4, ge=1, description="pages the browser renders at once (one context each)")
+    browser_page_timeout_s: float = Field(20.0, gt=0, description="time limit of one page render, settling included")
+    browser_settle_s: float = Field(
+        5.0, gt=0, description="longest wait for a rendered page to settle (network quiet, text present)"
+    )
+    browser_max_bytes: int = Field(
+        20 * 1024 * 1024, description="bytes one rendered page may download (scripts, XHR...), document included"
+    )
+    browser_js_heap_mb: int = Field(512, description="JavaScript heap limit of a page (a runaway page crashes alone)")
+    browser_scrolls: int = Field(2, ge=0, description="scrolls to the bottom that load lazy content")
+    browser_block: list[str] = Field(
+        default_factory=lambda: ["image", "media", "font"],
+        description="resource types the browser does not download",
+    )
+    auto_min_chars: int = Field(
+        200, description="auto: a page whose main text is shorter and which has scripts is rendered in the browser"
+    )
+    jina_url: str = Field("https://r.jina.ai", description="the jina fetcher's reader endpoint (key: JINA_API_KEY)")
+    jina_timeout_s: float = Field(60.0, gt=0, description="time limit of one jina reader request")
 
 
 class SummarySettings(BaseModel):

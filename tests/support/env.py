@@ -7,7 +7,7 @@ import os
 import pytest
 
 # Variables the server reads besides its GEN_SEARCHER_* settings: provider keys and endpoints.
-PROVIDER_VARIABLES = ("OPENAI_API_KEY", "SERPER_API_KEY", "BRAVE_API_KEY", "SEARXNG_URL")
+PROVIDER_VARIABLES = ("OPENAI_API_KEY", "SERPER_API_KEY", "BRAVE_API_KEY", "SEARXNG_URL", "JINA_API_KEY")
 
 
 def clear_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:

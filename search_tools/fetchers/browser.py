@@ -1,0 +1,474 @@
+"""``browser``: pages rendered by a headless Chromium (Playwright), for sites that draw their text with JavaScript.
+
+The document itself is read by the ``direct`` fetcher (guard, robots.txt,
+redirects, caps, content type), then handed to Chromium in place of the
+navigation; everything the page loads after that (scripts, XHR/fetch, iframes,
+WebSockets, redirect hops) goes through :class:`~search_tools.fetchers.guard_proxy.GuardProxy`,
+which applies the same address guard to the address actually connected to.
+Downloads, popups, service workers, permission prompts and navigations away from
+the page are off; images, media and fonts are not downloaded. The rendered DOM
+goes to the same extraction as ``direct``.
+
+One Chromium per server, started on the first render (so ``auto`` on
+server-rendered pages never starts it), at most ``contexts`` pages at once, each
+in a fresh context under a time budget and a byte budget. A renderer crash fails
+its page only; a browser that crashed, or hung past a page's budget, is killed
+and started again on the next render; ``aclose`` leaves no Chromium behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from gen_searcher_core.errors import ConfigError
+from search_tools.extract import HTML_TYPES, sniff_media_type
+from search_tools.fetch import Fetcher as GuardedFetcher
+from search_tools.fetch import FetchError, FetchTimeout, Resolver, system_resolver
+from search_tools.fetch_protocol import FetchedPage
+from search_tools.fetchers.guard_proxy import GuardProxy, Slot
+from search_tools.netguard import AddressPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
+    from search_tools.fetchers.registry import FetcherConfig
+    from search_tools.settings import FetchSettings
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+# Off: background traffic, first-run work, QUIC (would bypass the proxy), WebRTC UDP outside the proxy,
+# DNS prefetching, permission prompts. --no-sandbox: containers rarely allow Chromium's own sandbox.
+BASE_ARGS = (
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--disable-quic",
+    "--dns-prefetch-disable",
+    "--deny-permission-prompts",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
+)
+# No popups, no download links (downloads bypass request routing; the context refuses them too).
+_NO_POPUPS = """window.open = () => null;
+document.addEventListener('click', (e) => {
+  const a = e.target && e.target.closest ? e.target.closest('a[download], a[target]') : null;
+  if (a) e.preventDefault();
+}, true);"""
+_TEXT_LENGTH = "() => document.body ? document.body.innerText.length : 0"
+_SCROLL = """() => { const e = document.scrollingElement || document.body;
+  if (!e) return 0; const h = e.scrollHeight; window.scrollTo(0, h); return h; }"""
+_HEIGHT = "() => (document.scrollingElement || document.body || {scrollHeight: 0}).scrollHeight"
+_LOCAL_RESOURCE = "Not allowed to load local resource"
+_VIEWPORT = {"width": 1280, "height": 1024}
+_QUIET_S = 0.3  # no request in flight for this long: the network has settled
+_POLL_S = 0.05
+
+
+class BrowserGone(FetchError):
+    """The browser process went away while a page was rendering."""
+
+
+def find_chromium(path: str | None = None) -> str:
+    """The Chromium executable: ``path`` when given (a file or a name on PATH), else the first known name on PATH."""
+    for name in (path,) if path else CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    wanted = f"{path!r}" if path else "any of " + ", ".join(CHROMIUM_NAMES)
+    raise ConfigError(
+        f"the browser fetcher needs Chromium: {wanted} not found (install Debian's chromium package "
+        "or set GEN_SEARCHER_FETCH__BROWSER_PATH)"
+    )
+
+
+@dataclass(frozen=True)
+class BrowserOptions:
+    executable: str
+    contexts: int = 4
+    page_timeout_s: float = 20.0
+    settle_s: float = 5.0
+    max_bytes: int = 20 * 1024 * 1024
+    js_heap_mb: int = 512
+    scrolls: int = 2
+    block: frozenset[str] = frozenset({"image", "media", "font"})
+    min_chars: int = 200
+    user_agent: str | None = None
+
+    @classmethod
+    def from_settings(cls, fetch: FetchSettings) -> BrowserOptions:
+        return cls(
+            executable=find_chromium(fetch.browser_path),
+            contexts=fetch.browser_contexts,
+            page_timeout_s=fetch.browser_page_timeout_s,
+            settle_s=min(fetch.browser_settle_s, fetch.browser_page_timeout_s),
+            max_bytes=fetch.browser_max_bytes,
+            js_heap_mb=fetch.browser_js_heap_mb,
+            scrolls=fetch.browser_scrolls,
+            block=frozenset(fetch.browser_block),
+            min_chars=fetch.auto_min_chars,
+            user_agent=fetch.user_agent,
+        )
+
+    def launch_args(self) -> list[str]:
+        return [*BASE_ARGS, f"--js-flags=--max-old-space-size={self.js_heap_mb}"]
+
+
+class _PageState:
+    """What one page is doing: requests in flight, the last network activity, crash and refusals."""
+
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.started = 0
+        self.last_activity = asyncio.get_running_loop().time()
+        self.crashed = False
+        self.document_served = False
+        self.local_refused = 0
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def request_started(self, _request: Any) -> None:
+        self.inflight += 1
+        self.started += 1
+        self.last_activity = asyncio.get_running_loop().time()
+
+    def request_ended(self, _request: Any) -> None:
+        self.inflight = max(0, self.inflight - 1)
+        self.last_activity = asyncio.get_running_loop().time()
+
+
+class BrowserFetcher:
+    """Reads pages as Chromium renders them; see the module docstring."""
+
+    name = "browser"
+
+    def __init__(
+        self,
+        direct: GuardedFetcher,
+        policy: AddressPolicy,
+        options: BrowserOptions,
+        *,
+        resolver: Resolver = system_resolver,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.direct = direct
+        self.options = options
+        self._on_event = on_event
+        self._proxy = GuardProxy(policy, resolver=resolver, on_refused=lambda _why: self._event("refused"))
+        self._free: asyncio.Queue[int] | None = None
+        self._lock = asyncio.Lock()
+        self._playwright: Any = None
+        self._browser: Any = None
+        self.pid: int | None = None  # the Chromium browser process, while one runs
+        self.launches = 0
+
+    @property
+    def guard_key(self) -> str:
+        return f"{self.direct.guard_key};fetcher=browser"
+
+    def _event(self, event: str, fetcher: str = "browser") -> None:
+        if self._on_event is not None:
+            self._on_event(fetcher, event)
+
+    async def fetch(
+        self, url: str, *, accept: Collection[str] | None = None, max_bytes: int | None = None
+    ) -> FetchedPage:
+        """The page at ``url``: HTML rendered by Chromium, any other type as ``direct`` read it."""
+        page = await self.direct.fetch(url, accept=accept, max_bytes=max_bytes)
+        if sniff_media_type(page) not in HTML_TYPES:
+            return replace(page, fetched_with="direct")
+        return await self.render(page)
+
+    async def render(self, document: FetchedPage) -> FetchedPage:
+        """``document`` (an HTML page read by ``direct``) as the browser shows it once its scripts have run."""
+        if self._free is None:
+            self._free = asyncio.Queue()
+            for index in range(self.options.contexts):
+                self._free.put_nowait(index)
+        index = await self._free.get()
+        try:
+            try:
+                return await self._render(document, index)
+            except BrowserGone:  # it died under us (killed, crashed): once more with a new browser
+                return await self._render(document, index)
+        finally:
+            self._free.put_nowait(index)
+
+    async def aclose(self) -> None:
+        """Close the browser (killed if it does not close in time), the Playwright driver and the proxy."""
+        async with self._lock:
+            await self._stop_browser()
+            if self._playwright is not None:
+                with contextlib.suppress(Exception):
+                    with anyio.fail_after(10):
+                        await self._playwright.stop()
+                self._playwright = None
+            await self._proxy.aclose()
+
+    # -- the browser process -----------------------------------------------------------------
+    async def _ensure_browser(self) -> Any:
+        async with self._lock:
+            if self._browser is not None and self._running():
+                return self._browser
+            if self._browser is not None:  # crashed or killed: start a new one
+                await self._stop_browser()
+                self._event("browser_restarted")
+            if self._playwright is None:
+                try:
+                    from playwright.async_api import async_playwright
+                except ImportError:
+                    raise ConfigError(
+                        "the browser fetcher needs Playwright: pip install 'gen-searcher[browser]'"
+                    ) from None
+                self._playwright = await async_playwright().start()
+            await self._proxy.start(self.options.contexts)
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=self.options.executable,
+                headless=True,
+                args=self.options.launch_args(),
+                proxy={"server": self._proxy.fallback.url},
+                handle_sigint=False,
+                handle_sigterm=False,
+                handle_sighup=False,
+                timeout=30_000,
+            )
+            self.pid = await self._browser_pid(self._browser)
+            self.launches += 1
+            self._event("browser_launched")
+            return self._browser
+
+    def _running(self) -> bool:
+        """The browser is connected and its process alive (a killed browser may look connected for a moment)."""
+        return self._browser is not None and self._browser.is_connected() and (self.pid is None or _alive(self.pid))
+
+    @staticmethod
+    async def _browser_pid(browser: Any) -> int | None:
+        session = await browser.new_browser_cdp_session()
+        try:
+            info = await session.send("SystemInfo.getProcessInfo")
+        finally:
+            with contextlib.suppress(Exception):
+                await session.detach()
+        return next((int(p["id"]) for p in info.get("processInfo", []) if p.get("type") == "browser"), None)
+
+    async def _stop_browser(self) -> None:
+        """Close the browser, killing it when it does not close within a few seconds."""
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            try:
+                with anyio.fail_after(5):
+                    await browser.close()
+            except Exception:  # noqa: BLE001 - hung or already gone: killed below
+                self._kill()
+        await self._reap()
+
+    def _kill(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    async def _reap(self) -> None:
+        """Wait (briefly) until the browser process is gone; kill it if it lingers."""
+        pid, self.pid = self.pid, None
+        if pid is None:
+            return
+        for attempt in range(100):
+            if not _alive(pid):
+                return
+            if attempt == 50:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.05)
+
+    @staticmethod
+    async def _responsive(browser: Any) -> bool:
+        """Whether the browser still answers (after a page ran out of time: a hung browser is killed)."""
+        try:
+            with anyio.fail_after(3):
+                session = await browser.new_browser_cdp_session()
+                await session.detach()
+        except Exception:  # noqa: BLE001 - no answer in time, or no browser at all
+            return False
+        return True
+
+    async def _kill_hung(self) -> None:
+        self._event("browser_killed")
+        async with self._lock:
+            self._kill()
+            await self._stop_browser()
+
+    # -- one page --------------------------------------------------------------------------
+    async def _render(self, document: FetchedPage, index: int) -> FetchedPage:
+        browser = await self._ensure_browser()
+        slot = self._proxy.slots[index]
+        slot.reset(max(0, self.options.max_bytes - len(document.body)))
+        state = _PageState()
+        context = None
+        try:
+            with anyio.fail_after(self.options.page_timeout_s):
+                context = await browser.new_context(
+                    proxy={"server": slot.url},
+                    service_workers="block",
+                    accept_downloads=False,
+                    user_agent=self.options.user_agent,
+                    viewport=_VIEWPORT,
+                )
+                html, final_url = await self._load(context, document, state, slot)
+        except TimeoutError:
+            self._event("page_timeout")
+            if not await self._responsive(browser):
+                await self._kill_hung()
+            raise FetchTimeout(
+                f"the browser did not finish rendering {document.url} within {self.options.page_timeout_s:g} s"
+            ) from None
+        except FetchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Playwright's errors, translated for the caller
+            if state.crashed or "crash" in str(exc).lower():
+                self._event("renderer_crashed")
+                raise FetchError(f"the page at {document.url} crashed the browser's renderer") from None
+            if not browser.is_connected() or not self._running():
+                raise BrowserGone(f"the browser stopped while rendering {document.url}; try again") from None
+            raise FetchError(f"the browser could not render {document.url}: {_first_line(exc)}") from None
+        finally:
+            slot.close_connections()
+            await self._close_context(context)
+        self._event("rendered")
+        headers = {**document.headers, "content-type": "text/html; charset=utf-8"}
+        return replace(
+            document,
+            url=final_url or document.url,
+            media_type="text/html",
+            charset="utf-8",
+            body=html.encode("utf-8", errors="replace"),
+            headers=headers,
+            fetched_with="browser",
+        )
+
+    async def _load(self, context: Any, document: FetchedPage, state: _PageState, slot: Slot) -> tuple[str, str]:
+        await context.add_init_script(_NO_POPUPS)
+        page = await context.new_page()
+
+        async def route(route: Any, request: Any) -> None:
+            await self._route(route, request, page, document, state)
+
+        def on_console(message: Any) -> None:
+            if _LOCAL_RESOURCE in message.text:  # file:// and other local URLs, refused by Chromium itself
+                state.local_refused += 1
+                self._event("refused")
+
+        def on_crash(_page: Any) -> None:
+            state.crashed = True
+
+        def on_new_page(other: Any) -> None:
+            if other is not page:  # a popup that got past the init script: closed at once
+                task = asyncio.ensure_future(_close_quietly(other))
+                state.tasks.add(task)
+                task.add_done_callback(state.tasks.discard)
+
+        await context.route("**/*", route)
+        context.on("page", on_new_page)
+        page.on("crash", on_crash)
+        page.on("console", on_console)
+        page.on("request", state.request_started)
+        page.on("requestfinished", state.request_ended)
+        page.on("requestfailed", state.request_ended)
+        await page.goto(document.url, wait_until="domcontentloaded")
+        await self._settle(page, state, slot)
+        return await page.content(), page.url
+
+    async def _route(self, route: Any, request: Any, page: Any, document: FetchedPage, state: _PageState) -> None:
+        """The main document from ``direct``; nothing for popups, other navigations or blocked resource types."""
+        try:
+            frame = request.frame
+            if frame.page is not page:  # a popup
+                return await route.abort("aborted")
+            if request.is_navigation_request() and frame.parent_frame is None:
+                if state.document_served:  # the page is read where it was asked: no navigating away
+                    return await route.abort("aborted")  # (an aborted navigation leaves the page as it is)
+                state.document_served = True
+                media = document.media_type or "text/html"
+                content_type = f"{media}; charset={document.charset}" if document.charset else media
+                return await route.fulfill(status=200, headers={"content-type": content_type}, body=document.body)
+            if request.resource_type in self.options.block:
+                return await route.abort("blockedbyclient")
+            return await route.continue_()
+        except Exception:  # noqa: BLE001 - the page closed or crashed meanwhile
+            return None
+
+    async def _settle(self, page: Any, state: _PageState, slot: Slot) -> None:
+        """Wait until the network is quiet and the page has text (bounded by ``settle_s``), then scroll for more."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.settle_s
+        await _quiet(state, deadline, slot)
+        while loop.time() < deadline and not slot.over_budget:
+            if await page.evaluate(_TEXT_LENGTH) >= self.options.min_chars:
+                break
+            await asyncio.sleep(0.1)
+            await _quiet(state, deadline, slot)
+        for _ in range(self.options.scrolls):
+            if loop.time() >= deadline or slot.over_budget:
+                break
+            before, started = await page.evaluate(_SCROLL), state.started
+            if before <= _VIEWPORT["height"]:
+                break  # the whole page is in view: nothing to scroll to
+            await asyncio.sleep(0.1)
+            if state.started == started and await page.evaluate(_HEIGHT) <= before:
+                break  # scrolling loaded nothing
+            await _quiet(state, deadline, slot)
+
+    async def _close_context(self, context: Any) -> None:
+        if context is None:
+            return
+        try:
+            with anyio.fail_after(5):
+                await context.close()
+        except TimeoutError:
+            await self._kill_hung()  # a browser that cannot close a context is hung
+        except Exception:  # noqa: BLE001 - already gone with a crashed browser
+            pass
+
+
+async def _quiet(state: _PageState, deadline: float, slot: Slot) -> None:
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline and not slot.over_budget:
+        if state.inflight == 0 and loop.time() - state.last_activity >= _QUIET_S:
+            return
+        await asyncio.sleep(_POLL_S)
+
+
+async def _close_quietly(page: Any) -> None:
+    with contextlib.suppress(Exception):
+        await page.close()
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped by its parent, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # noqa: PTH123 - a tiny procfs read
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def create(config: FetcherConfig) -> BrowserFetcher:
+    fetch = config.fetch
+    policy = AddressPolicy.from_strings(fetch.allow_private_networks, fetch.allowed_addresses)
+    return BrowserFetcher(
+        config.direct, policy, BrowserOptions.from_settings(fetch), resolver=config.resolver, on_event=config.event
+    )
