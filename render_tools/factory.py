@@ -1,14 +1,53 @@
-"""Build the configured renderer from ``Settings.render``."""
+"""Build the configured renderer from the ``[render]`` section.
+
+Every renderer, the three shipped ones included, registers a factory
+``(config: RendererConfig) -> Renderer`` under the entry-point group
+``gen_searcher.renderers``::
+
+    [project.entry-points."gen_searcher.renderers"]
+    myrenderer = "my_package.renderer:create"
+
+and users select it with ``GEN_SEARCHER_RENDER__BACKEND=myrenderer``. Factories
+are imported only when chosen (``diffusers`` pulls in torch only then). A name
+two packages register is a configuration error at start, never a silent
+shadowing.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from pydantic import SecretStr
+
+from gen_searcher_core.errors import ConfigError
+from gen_searcher_core.plugins import EntryPoints, PluginError, load_plugin
 from render_tools.base import Renderer, RendererUnavailable
+from render_tools.settings import RenderSettings
 
 logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "gen_searcher.renderers"
+SHIPPED = ("diffusers", "http", "openai")
+
+
+class RendererConfigError(RendererUnavailable, ConfigError):
+    """The render settings name a renderer that cannot be built (unknown, registered twice, broken plugin)."""
+
+
+@dataclass(frozen=True)
+class RendererConfig:
+    """What a renderer factory receives: the ``[render]`` section and the ``OPENAI_API_KEY`` fallback."""
+
+    render: RenderSettings
+    openai_api_key: SecretStr | None = None
+
+    @property
+    def api_key(self) -> str | None:
+        """The key sent to the render service: ``render.api_key``, else ``OPENAI_API_KEY``."""
+        key = self.render.api_key or self.openai_api_key
+        return key.get_secret_value() if key is not None else None
 
 
 def model_source_problem(source: str) -> str | None:
@@ -28,8 +67,11 @@ def model_source_problem(source: str) -> str | None:
     return None
 
 
-def unavailable_reason(render_settings: Any) -> str | None:
-    """Why no renderer can be built from these settings, or ``None`` when one can."""
+def unavailable_reason(render_settings: RenderSettings) -> str | None:
+    """Why no renderer can be built from these settings, or ``None`` when one can.
+
+    Only the shipped renderers' own needs are checked here; a plugin checks its settings itself.
+    """
     backend = render_settings.backend
     if backend == "none":
         return "no renderer configured (set GEN_SEARCHER_RENDER__BACKEND to diffusers, http or openai)"
@@ -45,12 +87,16 @@ def unavailable_reason(render_settings: Any) -> str | None:
     return None
 
 
-def create_renderer(render_settings: Any, *, openai_api_key: Any = None) -> Renderer | None:
+def create_renderer(
+    render_settings: RenderSettings, *, openai_api_key: SecretStr | None = None, plugins: EntryPoints | None = None
+) -> Renderer | None:
     """The renderer for ``settings.render``; ``None`` when the backend is ``none``.
 
     Nothing heavy happens here: the diffusers renderer loads its pipelines on
-    first use. ``openai_api_key`` (a ``SecretStr``) is the fallback key of the
-    openai backend.
+    first use. ``openai_api_key`` is the fallback key of the openai backend;
+    ``plugins`` adds entry points to the installed ones (tests, embedders).
+    Raises ``RendererUnavailable`` for incomplete settings and
+    ``RendererConfigError`` for a name that cannot be built.
     """
     backend = render_settings.backend
     if backend == "none":
@@ -58,35 +104,58 @@ def create_renderer(render_settings: Any, *, openai_api_key: Any = None) -> Rend
     reason = unavailable_reason(render_settings)
     if reason:
         raise RendererUnavailable(reason)
-    key = render_settings.api_key or openai_api_key
-    api_key = key.get_secret_value() if key is not None else None
-    if backend == "diffusers":
-        from render_tools.diffusers_renderer import DiffusersOptions, DiffusersRenderer
-
-        return DiffusersRenderer(DiffusersOptions.from_settings(render_settings))
-    if backend == "http":
-        from render_tools.http_client import HttpRenderer
-
-        return HttpRenderer(render_settings.url, api_key=api_key, timeout_s=render_settings.timeout_s)
-    if backend == "openai":
-        from render_tools.openai_images import OpenAIImagesRenderer
-
-        return OpenAIImagesRenderer(
-            render_settings.url,
-            model=render_settings.model,
-            api_key=api_key,
-            timeout_s=render_settings.timeout_s,
-            extra_params=render_settings.openai_extra_params,
-        )
-    raise RendererUnavailable(f"unknown render backend {backend!r}")
+    try:
+        factory = load_plugin(ENTRY_POINT_GROUP, backend, what="renderer", extra=plugins)
+    except PluginError as exc:
+        raise RendererConfigError(f"render.backend: {exc}") from None
+    renderer = factory(RendererConfig(render_settings, openai_api_key))
+    if not isinstance(renderer, Renderer):
+        raise RendererConfigError(f"renderer plugin {backend!r} did not return a Renderer (name, render, aclose)")
+    return renderer
 
 
-def create_tool_renderer(render_settings: Any, *, openai_api_key: Any = None) -> Renderer | None:
+def _service_url(config: RendererConfig) -> str:
+    if not config.render.url:
+        raise RendererUnavailable(f"render backend {config.render.backend} needs GEN_SEARCHER_RENDER__URL")
+    return config.render.url
+
+
+def create_diffusers(config: RendererConfig) -> Renderer:
+    """``diffusers``: Qwen-Image / Qwen-Image-Edit in this process (loads on first use)."""
+    from render_tools.diffusers_renderer import DiffusersOptions, DiffusersRenderer
+
+    return DiffusersRenderer(DiffusersOptions.from_settings(config.render))
+
+
+def create_http(config: RendererConfig) -> Renderer:
+    """``http``: a render server's ``POST /generate`` (ours, or the published one)."""
+    from render_tools.http_client import HttpRenderer
+
+    return HttpRenderer(_service_url(config), api_key=config.api_key, timeout_s=config.render.timeout_s)
+
+
+def create_openai(config: RendererConfig) -> Renderer:
+    """``openai``: an OpenAI-compatible images API."""
+    from render_tools.openai_images import OpenAIImagesRenderer
+
+    return OpenAIImagesRenderer(
+        _service_url(config),
+        model=config.render.model,
+        api_key=config.api_key,
+        timeout_s=config.render.timeout_s,
+        extra_params=config.render.openai_extra_params,
+    )
+
+
+def create_tool_renderer(
+    render_settings: RenderSettings, *, openai_api_key: SecretStr | None = None
+) -> Renderer | None:
     """The renderer behind the ``render`` tool, or ``None`` (with a logged reason) when the settings give none.
 
     Unlike :func:`create_renderer`, an incomplete configuration does not stop
     the tool server: the other tools keep serving, the ``render`` tool is not
-    offered, and ``gen-searcher tools`` prints :func:`unavailable_reason`.
+    offered, and ``gen-searcher tools`` prints :func:`unavailable_reason`. A
+    backend name that cannot be built still stops it (``RendererConfigError``).
     """
     reason = unavailable_reason(render_settings)
     if reason is not None:

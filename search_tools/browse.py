@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from gen_searcher_core.errors import UserFacingError
+from search_tools.cache import Cache
 from search_tools.extract import SUPPORTED_TYPES, ExtractedPage, extract
 from search_tools.extract_pool import ExtractionPool, ExtractLimits
 from search_tools.fetch import Fetcher as GuardedFetcher
@@ -34,10 +35,15 @@ class BrowseError(UserFacingError, ValueError):
 
 
 class _NoCache:
+    """A ``Cache`` that always computes (a browser built without the server's cache)."""
+
     async def get_or_compute(
         self, namespace: str, key_parts: Any, compute: Callable[[], Awaitable[Any]], ttl_s: float | None = None
     ) -> Any:
         return await compute()
+
+    async def aclose(self) -> None:
+        return None
 
 
 def slice_text(text: str, offset: int, budget: int) -> tuple[str, int | None]:
@@ -62,14 +68,14 @@ class Browser:
         fetcher: Fetcher,
         *,
         summarizer: Summarizer | None = None,
-        cache: Any | None = None,
+        cache: Cache | None = None,
         text_budget: int = 8_000,
         extraction: ExtractionPool | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.extraction = extraction or ExtractionPool()  # worker processes: deadline, page and character caps
         self.summarizer = summarizer
-        self.cache = cache if cache is not None else _NoCache()
+        self.cache: Cache = cache if cache is not None else _NoCache()
         self.text_budget = text_budget
 
     @property
@@ -132,7 +138,7 @@ async def open_browser(
     fetch: FetchSettings,
     summary: SummarySettings,
     stack: contextlib.AsyncExitStack,
-    cache: Any | None,
+    cache: Cache | None,
     *,
     summary_api_key: SecretStr | None = None,
     jina_api_key: SecretStr | None = None,

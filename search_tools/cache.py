@@ -76,9 +76,7 @@ class CacheMetrics(Protocol):
 
 @runtime_checkable
 class Cache(Protocol):
-    """The cache seam the tools use."""
-
-    mode: CacheMode
+    """The cache seam the tools use: single-flight ``get_or_compute``, and ``aclose`` for the server's shutdown."""
 
     async def get_or_compute(
         self,
@@ -87,10 +85,6 @@ class Cache(Protocol):
         compute: Callable[[], Awaitable[Any]],
         ttl_s: float | None = None,
     ) -> Any: ...
-
-    async def get(self, namespace: str, key_parts: Any) -> Any | None: ...
-
-    async def set(self, namespace: str, key_parts: Any, value: Any, ttl_s: float | None = None) -> None: ...
 
     async def aclose(self) -> None: ...
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
+from gen_searcher_core.plugins import EntryPoints, by_name
 from search_tools.backends.base import SearchBackend, SearchBackendError
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "gen_searcher.search_backends"
 BackendFactory = Callable[["BackendConfig"], SearchBackend]
-EntryPoints = Mapping[str, EntryPoint] | Iterable[EntryPoint]
 
 
 def resolve_auto(keys: ProviderKeys) -> str:
@@ -37,15 +37,7 @@ def resolve_auto(keys: ProviderKeys) -> str:
 
 def plugin_entry_points(found: EntryPoints | None = None) -> dict[str, list[EntryPoint]]:
     """Registered backends by name; a name with more than one entry point is a clash."""
-    if found is None:
-        found = entry_points(group=ENTRY_POINT_GROUP)
-    listed = list(found.values()) if isinstance(found, Mapping) else list(found)
-    by_name: dict[str, list[EntryPoint]] = {}
-    for entry_point in listed:
-        providers = by_name.setdefault(entry_point.name, [])
-        if all(other.value != entry_point.value for other in providers):  # one package seen twice is no clash
-            providers.append(entry_point)
-    return by_name
+    return by_name(entry_points(group=ENTRY_POINT_GROUP) if found is None else found)
 
 
 def known_backends(plugins: Iterable[str] | None = None) -> list[str]:

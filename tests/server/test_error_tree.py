@@ -91,7 +91,9 @@ def test_describe_failure_shows_user_facing_text_and_hides_the_rest(caplog: pyte
     secret = RuntimeError("postgres://user:hunter2@db")
     logger = logging.getLogger("tests.error_tree")
     with caplog.at_level(logging.ERROR, logger="tests.error_tree"):
-        assert describe_failure(secret, action="search", logger=logger) == "search failed: internal error (RuntimeError)"
+        assert (
+            describe_failure(secret, action="search", logger=logger) == "search failed: internal error (RuntimeError)"
+        )
     assert describe_failure(ExceptionGroup("tasks", [secret])) == "internal error (RuntimeError)"
     assert [record.exc_info[1] for record in caplog.records if record.exc_info] == [secret]  # logged, with traceback
 
