@@ -1,0 +1,264 @@
+"""Speed of the image store: disk, S3, and S3 behind the local read-through cache, side by side.
+
+    .venv/bin/python benchmark/perf/image_store.py [--thumbs 40] [--full 12] [--searches 6]
+    .venv/bin/python benchmark/perf/image_store.py --s3-url s3://bucket/prefix   # a real endpoint (AWS_* vars)
+
+Without ``--s3-url`` a moto S3 server (``pip install 'moto[server]'``) is
+started on loopback, so S3 figures are those of a local, unoptimised server:
+they bound the client's overhead, not a real network's latency.
+
+Part 1 stores then reads thumbnail-sized (512x384 JPEG) and full-size
+(1024x1024 PNG, a render) images one at a time and prints images/s, MB/s, p50
+and p99 per operation: disk; S3 without a cache; S3 with the cache (the cold
+read fills it, the warm read is served from it). Target: a warm read within
+1.2x of the disk store.
+
+Part 2 runs ``image_search`` end to end through an in-process MCP session
+(Serper-style provider and image host on loopback), disk against S3 with its
+cache: first calls (provider, downloads, stores, thumbnails) and repeated calls
+(results cached, images reused by source URL). Target: S3 within 1.3x of disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from PIL import Image
+
+from search_tools.images import ImageStore, create_image_store, image_id_for
+from search_tools.settings import ImageSettings
+
+BUCKET = "gen-searcher-perf"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
+    if binary is None:
+        sys.exit("moto_server not found: pip install 'moto[server]' or pass --s3-url")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit("moto_server did not start")
+            time.sleep(0.05)
+    endpoint = f"http://127.0.0.1:{port}"
+    import boto3
+
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="perf", aws_secret_access_key="perf"
+    ).create_bucket(Bucket=BUCKET)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "perf",
+            "AWS_SECRET_ACCESS_KEY": "perf",
+            "AWS_REGION": "us-east-1",
+        }
+    )
+    return process, f"s3://{BUCKET}"
+
+
+def noise_image(size: tuple[int, int], seed: int, fmt: str) -> bytes:
+    base = Image.effect_noise(size, 40 + seed % 30).convert("RGB")
+    tint = Image.new("RGB", size, ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
+    img = Image.blend(base, tint, 0.5)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"quality": 88} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+async def timed(op: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await op()
+    return time.perf_counter() - started
+
+
+def row(name: str, op: str, times: list[float], nbytes: int) -> str:
+    total = sum(times)
+    ordered = sorted(times)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return (
+        f"{name:<18}{op:<12}{len(times) / total:>9.1f}{nbytes / total / 1e6:>9.1f}"
+        f"{statistics.median(times) * 1000:>10.2f}{p99 * 1000:>10.2f}"
+    )
+
+
+async def part1(s3_url: str, tmp: Path, thumbs: int, full: int) -> None:
+    print("\n== Part 1: one operation at a time (images/s, MB/s, p50 ms, p99 ms) ==")
+    print(f"{'store':<18}{'operation':<12}{'img/s':>9}{'MB/s':>9}{'p50 ms':>10}{'p99 ms':>10}")
+    sets = {
+        "thumbnail-sized": ([noise_image((512, 384), i, "JPEG") for i in range(thumbs)], "image/jpeg"),
+        "full-size": ([noise_image((1024, 1024), 1000 + i, "PNG") for i in range(full)], "image/png"),
+    }
+    for label, (images, media_type) in sets.items():
+        nbytes = sum(len(d) for d in images)
+        print(f"-- {label}: {len(images)} images, {nbytes / len(images) / 1024:.0f} KiB each on average")
+        stores: dict[str, ImageStore] = {
+            "disk": create_image_store(ImageSettings(dir=tmp / f"disk-{label}")),
+            "s3 (no cache)": create_image_store(
+                ImageSettings(url=f"{s3_url}/{uuid.uuid4().hex[:8]}", cache_max_bytes=0)
+            ),
+            "s3 + local cache": create_image_store(
+                ImageSettings(url=f"{s3_url}/{uuid.uuid4().hex[:8]}", cache_dir=tmp / f"cache-{label}")
+            ),
+        }
+        for name, store in stores.items():
+            await store.check()
+            puts = [await timed(functools.partial(store.put, d, media_type)) for d in images]
+
+            ids = [image_id_for(d) for d in images]
+            print(row(name, "store", puts, nbytes))
+            cache = getattr(store, "cache", None)
+            if cache is not None:  # a replica that did not write them: cold reads go to S3 and fill the cache
+                shutil.rmtree(cache.root, ignore_errors=True)
+                cold = [await timed(functools.partial(store.read_bytes, i)) for i in ids]
+                print(row(name, "read cold", cold, nbytes))
+            reads = [await timed(functools.partial(store.read_bytes, i)) for i in ids]
+            print(row(name, "read warm" if cache is not None else "read", reads, nbytes))
+            thumbs_t = [await timed(functools.partial(store.thumbnail, i)) for i in ids]
+            again = [await timed(functools.partial(store.thumbnail, i)) for i in ids]
+            print(row(name, "thumb 1st", thumbs_t, nbytes))
+            print(row(name, "thumb again", again, nbytes))
+
+
+async def part2(s3_url: str, tmp: Path, searches: int) -> None:
+    import zlib
+
+    import mcp_types
+    from mcp import Client
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from mcp_server.server import build_server
+    from mcp_server.services import open_services
+    from mcp_server.settings import load_settings
+
+    print("\n== Part 2: image_search end to end (top_k 5, in-process MCP session; p50 ms) ==")
+    base = ""
+
+    async def images(request: Request) -> Response:
+        query = (await request.json())["q"]
+        q = zlib.crc32(query.encode()) % 997
+        hits = [
+            {"title": f"{query} {n}", "imageUrl": f"{base}/img/{q}/{n}.jpg", "link": f"{base}/p/{n}", "position": n}
+            for n in range(1, 11)
+        ]
+        return JSONResponse({"images": hits})
+
+    pictures: dict[str, bytes] = {}
+
+    async def image(request: Request) -> Response:
+        key = f"{request.path_params['q']}/{request.path_params['n']}"
+        if key not in pictures:
+            pictures[key] = noise_image(
+                (1024, 768), int(request.path_params["q"]) * 11 + int(request.path_params["n"]), "JPEG"
+            )
+        return Response(pictures[key], media_type="image/jpeg")
+
+    app = Starlette(routes=[Route("/images", images, methods=["POST"]), Route("/img/{q}/{n}.jpg", image)])
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:  # noqa: ASYNC110  (uvicorn runs in its own thread)
+        await anyio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    os.environ["SERPER_API_KEY"] = "perf"
+    results: dict[str, tuple[list[float], list[float]]] = {}
+    for name, images_section in (
+        ("disk", {"dir": str(tmp / "e2e-disk")}),
+        ("s3 + local cache", {"url": f"{s3_url}/{uuid.uuid4().hex[:8]}", "cache_dir": str(tmp / "e2e-cache")}),
+    ):
+        settings = load_settings(
+            search={"backend": "serper", "serper_url": base},
+            cache={"path": str(tmp / f"cache-{name[:4]}.db")},
+            fetch={"allow_private_networks": True, "respect_robots": False},
+            images=images_section,
+        )
+        first: list[float] = []
+        repeat: list[float] = []
+        async with open_services(settings) as services, Client(build_server(services)) as client:
+            for i in range(searches):
+                args = {"query": f"lighthouse {i}", "top_k": 5}
+
+                async def call(a: dict[str, Any] = args) -> None:
+                    result: mcp_types.CallToolResult = await client.call_tool("image_search", a)
+                    assert not result.is_error, result.content[0]
+
+                first.append(await timed(call))
+                for _ in range(3):
+                    repeat.append(await timed(call))
+        results[name] = (first, repeat)
+    server.should_exit = True
+    print(f"{'store':<18}{'first call':>12}{'repeated':>12}")
+    for name, (first, repeat) in results.items():
+        print(f"{name:<18}{statistics.median(first) * 1000:>12.1f}{statistics.median(repeat) * 1000:>12.1f}")
+    d, s = results["disk"], results["s3 + local cache"]
+    print(
+        f"S3/disk ratio: first call {statistics.median(s[0]) / statistics.median(d[0]):.2f}x, "
+        f"repeated {statistics.median(s[1]) / statistics.median(d[1]):.2f}x (target <= 1.3x)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--thumbs", type=int, default=40, help="thumbnail-sized images")
+    parser.add_argument("--full", type=int, default=12, help="full-size images")
+    parser.add_argument("--searches", type=int, default=6, help="distinct image_search queries per store")
+    parser.add_argument("--s3-url", help="s3://bucket/prefix of a real store (default: a moto server on loopback)")
+    args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("httpx", "httpcore", "mcp", "search_tools", "mcp_server"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    moto = None
+    s3_url = args.s3_url
+    if not s3_url:
+        moto, s3_url = start_moto()
+        print("S3: moto server on loopback (an upper bound on client overhead, not a network)")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            anyio.run(part1, s3_url, Path(tmp), args.thumbs, args.full)
+            anyio.run(part2, s3_url, Path(tmp), args.searches)
+    finally:
+        if moto is not None:
+            moto.terminate()
+            moto.wait()
+
+
+if __name__ == "__main__":
+    main()
