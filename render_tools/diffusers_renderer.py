@@ -142,6 +142,10 @@ class QwenImageEngine:
             pipe = cls.from_pretrained(source, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise RenderError(f"cannot load {cls.__name__} from {source!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001  a malformed folder fails in many ways (KeyError, ...)
+            raise RenderError(
+                f"cannot load {cls.__name__} from {source!r}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
         lora = self.options.edit_lora if edit else self.options.lora
         if lora:
             self._apply_lora(pipe, lora)
@@ -314,7 +318,7 @@ class DiffusersRenderer:
                 raise
             except Exception as exc:
                 logger.exception("render failed")
-                raise RenderError(f"render failed: {type(exc).__name__}: {_first_line(exc)}") from None
+                raise RenderError(f"{type(exc).__name__}: {_first_line(exc)}") from None
             self._load_state = "ready"  # a render loads what it needs
         return results[0]
 

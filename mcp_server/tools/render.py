@@ -3,7 +3,9 @@
 Offered only when a renderer is configured (``GEN_SEARCHER_RENDER__BACKEND``);
 ``gen-searcher tools`` reports why it is missing otherwise. The rendered image
 goes into the image store; the caller gets its id, a JPEG thumbnail and the
-``image://{id}`` resource link.
+``image://{id}`` URI of the full image (in the text and the structured result;
+a resource, not a ``resource_link`` block, which some clients take for a
+fetchable URL).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ DESCRIPTION = (
     "Render an image with Qwen-Image. Give a detailed prompt; refer to reference images by their order "
     "('the first reference image'). reference_image_ids are image ids (img_…) from image_search or earlier "
     "renders; the first 3 are used (with none, the image is drawn from the prompt alone). Returns the new "
-    "image's id, a thumbnail and the resource link image://{id} to the full image."
+    "image's id, a thumbnail and the URI image://{id} of the full image (read it as a resource)."
 )
 
 Prompt = Annotated[str, Field(description="what to draw, in detail", min_length=1, max_length=4000)]
@@ -138,21 +140,14 @@ async def _run_render(
     used = len(references)
     text = (
         f"Rendered {stored.id} ({stored.width}x{stored.height}, seed {result.seed}, "
-        f"{used} reference image{'s' if used != 1 else ''}, {result.elapsed_s:.1f} s). Full image: {stored.uri}"
+        f"{used} reference image{'s' if used != 1 else ''}, {result.elapsed_s:.1f} s). "
+        f"Full image: the resource {stored.uri} (resources/read)"
     )
+    # No resource_link block: LangChain's MCP adapter turns one into an image (or file) block whose
+    # image:// URL model providers then try, and fail, to fetch. The thumbnail is inline; the
+    # full image's URI is in the text and in structuredContent.uri, readable with resources/read.
     return mcp_types.CallToolResult(
-        content=[
-            mcp_types.TextContent(type="text", text=text),
-            jpeg_content(thumbnail),
-            mcp_types.ResourceLink(
-                type="resource_link",
-                uri=stored.uri,
-                name=stored.id,
-                title=f"Rendered image {stored.id}",
-                mime_type=stored.media_type,
-                size=stored.size_bytes,
-            ),
-        ],
+        content=[mcp_types.TextContent(type="text", text=text), jpeg_content(thumbnail)],
         structured_content=structured.model_dump(),
     )
 

@@ -58,11 +58,11 @@ async def test_render_from_text_and_references_through_an_mcp_session(tmp_path: 
         assert (data["width"], data["height"], data["seed"]) == (64, 64, 7)
         assert data["uri"] == f"image://{data['id']}"
         kinds = [c.type for c in result.content]
-        assert kinds == ["text", "image", "resource_link"]
+        assert kinds == ["text", "image"]  # no resource_link: clients took its image:// URL for a fetchable one
         thumb = result.content[1]
         assert thumb.mime_type == "image/jpeg"
         assert Image.open(io.BytesIO(base64.b64decode(thumb.data))).format == "JPEG"
-        assert str(result.content[2].uri) == data["uri"]
+        assert data["uri"] in result.content[0].text
         stored = await services.images.get(data["id"])
         assert stored.meta["source"] == "render" and stored.meta["seed"] == 7
         full = await client.read_resource(data["uri"])
