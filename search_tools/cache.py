@@ -174,6 +174,7 @@ class StoreCache:
         metrics: CacheMetrics | None = None,
         memory_bytes: int = 64 * 1024 * 1024,
         flight_timeout_s: float = 120.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if mode not in CACHE_MODES:
             raise ValueError(f"unknown cache mode {mode!r}; expected one of {', '.join(CACHE_MODES)}")
@@ -181,6 +182,7 @@ class StoreCache:
         self.default_ttl_s = default_ttl_s
         self.metrics = metrics
         self.flight_timeout_s = flight_timeout_s
+        self._clock = clock  # wall-clock seconds: expiry times are stored, and shared between processes
         self._memory: collections.OrderedDict[str, tuple[str, float | None, int]] = collections.OrderedDict()
         self._memory_bytes = memory_bytes
         self._memory_used = 0
@@ -201,10 +203,10 @@ class StoreCache:
         ttl = self.default_ttl_s if ttl_s is None else ttl_s
         if ttl is None or ttl <= 0:
             return None
-        return time.time() + ttl
+        return self._clock() + ttl
 
     def _fresh(self, expires_at: float | None) -> bool:
-        return self.mode == "replay" or expires_at is None or expires_at > time.time()
+        return self.mode == "replay" or expires_at is None or expires_at > self._clock()
 
     @property
     def memory_used(self) -> int:
@@ -419,7 +421,7 @@ class SQLiteCache(StoreCache):
         return None if row is None else (row[0], row[1])
 
     def _save_sync(self, key: str, namespace: str, text: str, expires_at: float | None) -> None:
-        now = time.time()
+        now = self._clock()
         with self._lock:
             conn = self._connection()
             conn.execute(
@@ -499,14 +501,23 @@ class RedisCache(StoreCache):
         return result
 
     async def _load(self, key: str) -> tuple[str, float | None] | None:
-        text = await self._guarded(lambda: self._client.get(self.prefix + key))
-        return None if text is None else (text, None)
+        async def get_with_ttl() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.get(self.prefix + key)
+                pipe.pttl(self.prefix + key)
+                return list(await pipe.execute())
+
+        text, ttl_ms = await self._guarded(get_with_ttl)
+        if text is None:
+            return None
+        # Redis's remaining lifetime, so the memory layer forgets the value when Redis does.
+        return text, (self._clock() + ttl_ms / 1000 if ttl_ms >= 0 else None)
 
     async def _save(self, key: str, namespace: str, text: str, expires_at: float | None) -> None:
         if expires_at is None:
             await self._guarded(lambda: self._client.set(self.prefix + key, text))
         else:
-            px = max(1, int((expires_at - time.time()) * 1000))
+            px = max(1, int((expires_at - self._clock()) * 1000))
             await self._guarded(lambda: self._client.set(self.prefix + key, text, px=px))
 
     async def aclose(self) -> None:

@@ -171,22 +171,50 @@ async def test_off_mode_always_computes(tmp_path: Path) -> None:
     assert not (tmp_path / "off.db").exists()  # off never touches the store
 
 
+class FakeClock:
+    """Wall-clock seconds the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.anyio
 async def test_ttl_expiry(make_cache) -> None:  # type: ignore[no-untyped-def]
-    cache = make_cache(default_ttl_s=0.3)
+    # The cache's own expiry follows the injected clock; Redis keeps its own, so the test also
+    # waits out the TTL for real (a lower bound only: a slow machine cannot break it).
+    clock = FakeClock()
+    cache = make_cache(default_ttl_s=0.3, clock=clock)
     compute = Counter()
     assert (await cache.get_or_compute("search", ["t"], compute))["n"] == 1
     assert (await cache.get_or_compute("search", ["t"], compute))["n"] == 1
+    clock.now += 0.5
     await anyio.sleep(0.5)
     assert (await cache.get_or_compute("search", ["t"], compute))["n"] == 2
     # A per-call TTL overrides the default; 0 means no expiry.
     assert (await cache.get_or_compute("search", ["forever"], compute, ttl_s=0))["n"] == 3
+    clock.now += 0.4
     await anyio.sleep(0.4)
     assert (await cache.get_or_compute("search", ["forever"], compute))["n"] == 3
     # A fresh instance (no memory layer) sees the store's expiry too: "t" (stored at n=2) has expired.
-    fresh = make_cache(default_ttl_s=0.3)
+    fresh = make_cache(default_ttl_s=0.3, clock=clock)
     assert (await fresh.get_or_compute("search", ["forever"], compute))["n"] == 3
     assert (await fresh.get_or_compute("search", ["t"], compute))["n"] == 4
+
+
+@pytest.mark.anyio
+async def test_values_read_back_keep_their_expiry(make_cache) -> None:  # type: ignore[no-untyped-def]
+    """A value another instance stored expires from this instance's memory layer when its TTL ends."""
+    clock = FakeClock()
+    writer = make_cache(default_ttl_s=0.3, clock=clock)
+    await writer.get_or_compute("search", ["shared"], Counter({"v": "old"}))
+    reader = make_cache(clock=clock)
+    assert await reader.get_or_compute("search", ["shared"], Counter({"v": "new"})) == {"v": "old"}
+    clock.now += 0.5
+    await anyio.sleep(0.5)  # Redis expires on its own clock
+    assert await reader.get_or_compute("search", ["shared"], Counter({"v": "new"})) == {"v": "new"}
 
 
 @pytest.mark.anyio
