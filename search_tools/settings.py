@@ -138,6 +138,9 @@ class ImageSettings(BaseModel):
     max_pixels: int = Field(40_000_000, description="larger images are refused (decompression bombs)")
     min_side: int = Field(64, description="smaller images are skipped (icons, trackers)")
     thumbnail_side: int = Field(512, description="longest side of the thumbnails tools return")
+    thumbnail_budget_bytes: int = Field(
+        512 * 1024, gt=0, description="image_search: all thumbnails of one call together (base64), shrunk to fit"
+    )
     reuse_sources_s: float = Field(
         7 * 24 * 3600.0, description="image_search reuses what a source URL gave for this long (0: always download)"
     )

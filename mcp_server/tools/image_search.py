@@ -21,6 +21,7 @@ from gen_searcher_core.errors import describe_failure
 from gen_searcher_core.tool_results import ImageSearchResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result, jpeg_content, resource_not_found
+from mcp_server.tools.thumbnails import thumbnails_within_budget
 
 logger = logging.getLogger(__name__)
 
@@ -115,22 +116,20 @@ async def _run_image_search(services: Services, query: str, top_k: int) -> mcp_t
         found += extra
         dropped += dropped_more
     images = [f.to_dict() for f in found]
-    thumbnails = await _thumbnails(services, [f.image.id for f in found])
-    content: list[Any] = [mcp_types.TextContent(type="text", text=render_text(query, images, dropped))]
+    image_settings = services.settings.images
+    thumbnails = await thumbnails_within_budget(
+        services.images,
+        [f.image.id for f in found],
+        image_settings.thumbnail_side,
+        image_settings.thumbnail_budget_bytes,
+    )
+    text = render_text(query, images, dropped)
+    if len(thumbnails) < len(images):
+        left_out = len(images) - len(thumbnails)
+        text += f"\n(Thumbnails of the last {left_out} images are left out to keep the result small.)"
+    content: list[Any] = [mcp_types.TextContent(type="text", text=text)]
     content += [jpeg_content(thumb) for thumb in thumbnails]
     return mcp_types.CallToolResult(content=content, structured_content={"query": query, "images": images})
-
-
-async def _thumbnails(services: Services, ids: list[str]) -> list[bytes]:
-    out: list[bytes] = [b""] * len(ids)
-
-    async def one(i: int, image_id: str) -> None:
-        out[i] = await services.images.thumbnail(image_id)
-
-    async with anyio.create_task_group() as tg:
-        for i, image_id in enumerate(ids):
-            tg.start_soon(one, i, image_id)
-    return out
 
 
 def _as_png(data: bytes, media_type: str) -> bytes:
