@@ -99,7 +99,7 @@ def _start(
     from benchmark.resumable_run import RunPaths, write_run_config
     from benchmark.wiring import existing_images, generator_factory, judge_settings
 
-    settings = judge_settings(judge) if run.stage.judges else None
+    settings = judge_settings(judge, gen.config if gen is not None else None) if run.stage.judges else None
     make_generator: GeneratorFactory | None = None
     if run.stage.generates:
         make_generator = existing_images() if gen is None else generator_factory(gen, out / "traces")

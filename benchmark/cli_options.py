@@ -110,7 +110,7 @@ class GenerationOptions:
     seed: Annotated[int, typer.Option("--seed", help="Base seed; each item's seed derives from it and its id.")] = 42
     concurrency: Annotated[int, typer.Option("--concurrency", help="Items generated at the same time.")] = 2
     config: Annotated[
-        Optional[Path], typer.Option("--config", help="TOML settings (render, tool server).")  # noqa: UP045
+        Optional[Path], typer.Option("--config", help="TOML settings (render, tool server, judge).")  # noqa: UP045
     ] = None
 
 

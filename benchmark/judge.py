@@ -7,9 +7,10 @@ backoff (or after the server's ``Retry-After``), and replies must be a single JS
 or does not validate gets exactly one repair turn; if that fails too, the item
 gets a :class:`JudgeError` and the caller carries on with the next one.
 
-Configuration comes from :class:`JudgeSettings` (environment variables
-``GEN_SEARCHER_JUDGE_BASE_URL``, ``GEN_SEARCHER_JUDGE_MODEL``,
-``GEN_SEARCHER_JUDGE_API_KEY``; the key falls back to ``OPENAI_API_KEY``).
+Configuration comes from :class:`~benchmark.settings.JudgeSettings`, the
+``[judge]`` section (environment variables ``GEN_SEARCHER_JUDGE_BASE_URL``,
+``GEN_SEARCHER_JUDGE_MODEL``, ``GEN_SEARCHER_JUDGE_API_KEY``; the key falls back
+to ``OPENAI_API_KEY``).
 The key is a ``SecretStr`` and never appears in errors or logs.
 
 Reading a completion reuses :func:`policy.chat.parse_reply` (content parts,
@@ -40,10 +41,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import anyio
 import httpx
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from benchmark.settings import JudgeSettings
 from gen_searcher_core.errors import UserFacingError
 from policy.chat import ChatModelError, parse_reply
 
@@ -55,28 +55,6 @@ T = TypeVar("T")
 ImageInput = Any
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-class JudgeSettings(BaseSettings):
-    """Where the judge lives and how hard to push it (environment: ``GEN_SEARCHER_JUDGE_<FIELD>``)."""
-
-    model_config = SettingsConfigDict(env_prefix="GEN_SEARCHER_JUDGE_", extra="ignore", populate_by_name=True)
-
-    base_url: str = Field(
-        "https://api.openai.com/v1", description="OpenAI-compatible API root (before /chat/completions)"
-    )
-    model: str = "gpt-4.1"
-    api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY")
-    )
-    timeout_s: float = 120.0
-    max_concurrency: int = Field(8, ge=1)
-    rate_limit_per_s: float | None = Field(None, gt=0, description="request starts per second; none = unlimited")
-    max_attempts: int = Field(5, ge=1, description="tries per request on transient failures")
-    backoff_initial_s: float = Field(1.0, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
-    max_tokens: int = Field(1024, ge=16)
-    max_image_side: int = Field(1536, ge=64, description="larger images are downscaled before sending")
 
 
 class JudgeError(UserFacingError):

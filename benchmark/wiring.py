@@ -17,24 +17,26 @@ from benchmark.cli_options import GenerationOptions, JudgeOptions, fail
 
 if TYPE_CHECKING:
     from benchmark.datasets import Item
-    from benchmark.generate import Generator
-    from benchmark.judge import JudgeSettings
+    from benchmark.generate import Generator, RenderOptions
+    from benchmark.settings import JudgeSettings
     from render_tools.settings import RenderConfig
 
 #: ``() -> async context manager yielding a Generator``; called only when the generate stage runs.
 GeneratorFactory = Callable[[], contextlib.AbstractAsyncContextManager["Generator"]]
 
 
-def judge_settings(options: JudgeOptions) -> JudgeSettings:
-    """Judge settings from the environment, overridden by ``--judge-url/--judge-model/--judge-concurrency``."""
-    from benchmark.judge import JudgeSettings
+def judge_settings(options: JudgeOptions, config_file: Path | None = None) -> JudgeSettings:
+    """The ``[judge]`` section (settings file, then environment), overridden by
+    ``--judge-url/--judge-model/--judge-concurrency``."""
+    from benchmark.settings import BenchConfig
 
-    overrides: dict[str, Any] = {"max_concurrency": options.judge_concurrency}
-    if options.judge_url:
-        overrides["base_url"] = options.judge_url
-    if options.judge_model:
-        overrides["model"] = options.judge_model
-    settings = JudgeSettings(**overrides)
+    try:
+        config = BenchConfig.load(config_file)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(f"bad settings: {exc}") from None
+    settings = config.judge_settings(
+        max_concurrency=options.judge_concurrency, base_url=options.judge_url or None, model=options.judge_model or None
+    )
     if settings.api_key is None and "api.openai.com" in settings.base_url:
         raise fail("the judge needs a key: set GEN_SEARCHER_JUDGE_API_KEY or OPENAI_API_KEY, or pass --judge-url")
     return settings
@@ -85,7 +87,9 @@ def existing_images() -> GeneratorFactory:
 
 
 @contextlib.asynccontextmanager
-async def _generator(options: GenerationOptions, settings: Any, render: Any, traces: Path) -> AsyncIterator[Generator]:
+async def _generator(
+    options: GenerationOptions, settings: RenderConfig, render: RenderOptions, traces: Path
+) -> AsyncIterator[Generator]:
     """The generator for ``--policy`` with everything it holds open."""
     from benchmark.generate import DirectGenerator, PolicyGenerator
     from render_tools.base import RenderError
@@ -115,8 +119,9 @@ async def _generator(options: GenerationOptions, settings: Any, render: Any, tra
         chat = None
         if options.policy != "baseline":
             from policy.chat import OpenAIChatModel
+            from policy.settings import chat_api_key
 
-            chat = OpenAIChatModel(options.policy, options.policy_model or "")
+            chat = OpenAIChatModel(options.policy, options.policy_model or "", api_key=chat_api_key(options.config))
             stack.push_async_callback(chat.aclose)
         yield PolicyGenerator(_episode_runner(tools, chat, options.policy_model, traces), renderer, render)
 

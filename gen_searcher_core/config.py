@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "GEN_SEARCHER_CONFIG"
@@ -41,8 +43,47 @@ def merge_sections(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
     return merged
 
 
+class FlatSectionEnv(PydanticBaseSettingsSource):
+    """``GEN_SEARCHER_<SECTION>_<KEY>`` (one underscore) for the sections a root lists in ``flat_env_sections``.
+
+    Some sections were documented with one underscore before the ``__`` style
+    (``GEN_SEARCHER_JUDGE_MODEL``, ``GEN_SEARCHER_POLICY_API_KEY``); they keep
+    those names, and the ``__`` spelling works for them too (it wins when both are set).
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], sections: tuple[str, ...], prefix: str = "GEN_SEARCHER_"):
+        super().__init__(settings_cls)
+        self.sections = sections
+        self.prefix = prefix
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads whole sections
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        found: dict[str, Any] = {}
+        for section in self.sections:
+            model = self.settings_cls.model_fields[section].annotation
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise TypeError(f"flat_env_sections: {section!r} is not a section model")
+            values = {
+                key: environ[name]
+                for key in model.model_fields
+                if (name := f"{self.prefix}{section}_{key}".upper()) in environ
+            }
+            if values:
+                found[section] = values
+        return found
+
+
 class ConfigRoot(BaseSettings):
-    """Base of every settings root: ``GEN_SEARCHER_`` prefix, ``__`` between section and key."""
+    """Base of every settings root: ``GEN_SEARCHER_`` prefix, ``__`` between section and key.
+
+    ``flat_env_sections`` names sections whose keys are also read from
+    ``GEN_SEARCHER_<SECTION>_<KEY>`` (see :class:`FlatSectionEnv`).
+    """
+
+    flat_env_sections: ClassVar[tuple[str, ...]] = ()
 
     model_config = SettingsConfigDict(
         env_prefix="GEN_SEARCHER_",
@@ -61,7 +102,9 @@ class ConfigRoot(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init kwargs (see load); the environment wins over it.
-        return (env_settings, init_settings)
+        if not cls.flat_env_sections:
+            return (env_settings, init_settings)
+        return (env_settings, FlatSectionEnv(settings_cls, cls.flat_env_sections), init_settings)
 
     @classmethod
     def load(cls, config_file: Path | str | None = None, **overrides: Any) -> Self:

@@ -114,7 +114,7 @@ def unavailable_tools(settings: Settings) -> dict[str, str]:
     (e.g. ``render`` without a renderer) adds its condition here.
     """
     reasons: dict[str, str] = {}
-    reasons.update(render_tool.unavailable(settings))
+    reasons.update(render_tool.unavailable(settings.render))
     return reasons
 
 

@@ -1,25 +1,25 @@
 """An OpenAI-compatible chat-completions client (vLLM, or any provider) for the policy.
 
-The key comes from the environment (``GEN_SEARCHER_POLICY_API_KEY``, then
-``OPENAI_API_KEY``) or the constructor, is sent only as a bearer header and is
-never logged or put into an error. ``finish_reason == "length"`` marks a reply
+The key comes from the constructor or, when none is given, the ``[policy]``
+settings section (``GEN_SEARCHER_POLICY_API_KEY``, then ``OPENAI_API_KEY``; see
+:mod:`policy.settings`); it is sent only as a bearer header and is never logged
+or put into an error. ``finish_reason == "length"`` marks a reply
 as truncated, which the episode treats as a too-long turn.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+from pydantic import SecretStr
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from gen_searcher_core.errors import UserFacingError
 from policy.episode import to_openai_messages
-
-API_KEY_ENVS = ("GEN_SEARCHER_POLICY_API_KEY", "OPENAI_API_KEY")
+from policy.settings import PolicyConfig
 
 
 class ChatModelError(UserFacingError, RuntimeError):
@@ -67,7 +67,7 @@ class OpenAIChatModel:
         base_url: str,
         model: str,
         *,
-        api_key: str | None = None,
+        api_key: SecretStr | str | None = None,
         sampling: Sampling | None = None,
         timeout_s: float = 300.0,
         max_attempts: int = 3,
@@ -79,7 +79,8 @@ class OpenAIChatModel:
         self.sampling = sampling or Sampling()
         self._max_attempts = max_attempts
         self._retry_wait_s = retry_wait_s
-        key = api_key or next((os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), None)
+        secret = api_key or PolicyConfig().chat_api_key()  # the environment ([policy], OPENAI_API_KEY)
+        key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._owns_client = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0))

@@ -53,7 +53,9 @@ def run_command(
     temperature: Annotated[float, typer.Option()] = 0.7,
     top_p: Annotated[float, typer.Option()] = 0.95,
     max_tokens: Annotated[int, typer.Option(help="Token limit of one model turn.")] = 4096,
-    config: Annotated[Path | None, typer.Option(help="Tool-server settings (TOML) for the local server.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Settings (TOML): the local tool server's sections and [policy].")
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also show informational logs (HTTP requests…).")
     ] = False,
@@ -140,6 +142,7 @@ async def _run(
     from policy.chat import OpenAIChatModel, Sampling
     from policy.driver import run_episode
     from policy.mcp_client import McpConnectionError
+    from policy.settings import chat_api_key
 
     progress = _progress_printer(console)
     try:
@@ -153,6 +156,7 @@ async def _run(
                     chat = OpenAIChatModel(
                         model_url,
                         model_name,
+                        api_key=chat_api_key(settings_file),
                         sampling=Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
                     )
                     async with chat:

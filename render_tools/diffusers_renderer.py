@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 
 from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest, RenderResult
+from render_tools.settings import RenderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class DiffusersOptions:
     cpu_offload: bool = False
 
     @classmethod
-    def from_settings(cls, render_settings: Any) -> DiffusersOptions:
+    def from_settings(cls, render_settings: RenderSettings) -> DiffusersOptions:
         """The options named in ``Settings.render`` (the same fields, the same names)."""
         names = [f.name for f in fields(cls)]
         return cls(**{name: getattr(render_settings, name) for name in names})

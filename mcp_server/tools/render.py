@@ -23,6 +23,7 @@ from gen_searcher_core.errors import first_leaf
 from gen_searcher_core.tool_results import RenderResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result, jpeg_content
+from render_tools.settings import RenderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +153,11 @@ async def _run_render(
     )
 
 
-def unavailable(settings: Any) -> dict[str, str]:
-    """``{"render": reason}`` when these settings give no renderer (for ``gen-searcher tools``)."""
+def unavailable(render_settings: RenderSettings) -> dict[str, str]:
+    """``{"render": reason}`` when the ``[render]`` section gives no renderer (for ``gen-searcher tools``)."""
     from render_tools.factory import unavailable_reason
 
-    reason = unavailable_reason(settings.render)
+    reason = unavailable_reason(render_settings)
     return {"render": reason} if reason else {}
 
 
@@ -199,7 +200,7 @@ def register(server: MCPServer, services: Services) -> None:
     The renderer itself may still be opening (the stdio server opens services
     after it answers ``initialize``), so the settings decide.
     """
-    if getattr(services, "renderer", None) is None and unavailable(services.settings):
+    if getattr(services, "renderer", None) is None and unavailable(services.settings.render):
         return
 
     async def render(
