@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -98,6 +99,7 @@ def render_server(
             request_timeout_s=settings.render.timeout_s,
         ),
     )
+    images = _shared_image_store(settings)
     api_key = settings.render.api_key
     app = create_app(
         pool,
@@ -105,6 +107,26 @@ def render_server(
         api_keys=[api_key.get_secret_value()] if api_key else [],
         model_name=" + ".join(source for source in (model, edit_model) if source),
         host_policy=HostPolicy(host, settings.allowed_hosts),  # the tool server's policy and setting
+        images=images,
     )
     logging.basicConfig(level=settings.server.log_level.upper())
     uvicorn.run(app, host=host, port=port, log_level=settings.server.log_level.lower(), **uvicorn_options())
+
+
+def _shared_image_store(settings: Any) -> Any:
+    """The shared image store when ``images.url`` is set (references by id, results stored), else None.
+
+    A store that cannot be used stops the command with one line naming the setting.
+    """
+    if not settings.images.url:
+        return None
+    import anyio
+
+    from gen_searcher_core.errors import ConfigError
+    from search_tools.images import open_image_store
+
+    try:
+        return anyio.run(open_image_store, settings.images)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

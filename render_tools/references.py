@@ -30,9 +30,10 @@ class ReferenceLoader:
     only data URLs are accepted.
     """
 
-    def __init__(self, fetcher: Any | None, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    def __init__(self, fetcher: Any | None, *, max_bytes: int = MAX_IMAGE_BYTES, images: Any | None = None) -> None:
         self._fetcher = fetcher
         self.max_bytes = max_bytes
+        self._images = images  # a search_tools image store: image://{id} references are read from it
 
     async def load(self, urls: list[Any]) -> list[Image.Image]:
         if not isinstance(urls, list):
@@ -63,8 +64,10 @@ class ReferenceLoader:
         if is_data_url(url):
             return await anyio.to_thread.run_sync(lambda: decode_data_url(url, what=what, max_bytes=self.max_bytes))
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme == "image":
+            return await self._load_stored(url[len("image://") :], what=what)
         if scheme not in ("http", "https"):
-            raise InvalidRenderRequest(f"{what}: only http(s) and data: URLs are accepted")
+            raise InvalidRenderRequest(f"{what}: only http(s), data: and image://{{id}} URLs are accepted")
         if self._fetcher is None:
             raise RendererUnavailable(f"{what}: this server does not fetch URLs; send a data URL")
         from search_tools.fetch import FetchError
@@ -74,3 +77,17 @@ class ReferenceLoader:
         except FetchError as exc:
             raise InvalidRenderRequest(f"{what}: {exc}") from None
         return await anyio.to_thread.run_sync(lambda: decode_image(page.body, what=what, max_bytes=self.max_bytes))
+
+    async def _load_stored(self, image_id: str, *, what: str) -> Image.Image:
+        """A reference by id from the shared image store (``image://img_...``)."""
+        if self._images is None:
+            raise InvalidRenderRequest(f"{what}: this server has no image store (set images.url to the shared store)")
+        from search_tools.images import ImageNotFoundError, ImageStoreUnavailable
+
+        try:
+            data, _ = await self._images.read_bytes(image_id)
+        except ImageNotFoundError:
+            raise InvalidRenderRequest(f"{what}: unknown image id {image_id[:40]!r}") from None
+        except ImageStoreUnavailable as exc:
+            raise RendererUnavailable(f"{what}: {exc}") from None
+        return await anyio.to_thread.run_sync(lambda: decode_image(data, what=what, max_bytes=256 * 1024 * 1024))

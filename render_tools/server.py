@@ -17,6 +17,7 @@ device is interrupted at its next denoising step when nobody else waits for it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -42,7 +43,7 @@ from render_tools.base import (
     RenderRequest,
     RenderResult,
 )
-from render_tools.imaging import MAX_IMAGE_BYTES, decode_image, png_base64
+from render_tools.imaging import MAX_IMAGE_BYTES, decode_image, png_bytes
 from render_tools.references import MAX_REFERENCE_INPUTS, ReferenceLoader, check_reference_count
 from render_tools.workers import AllWorkersDown, RenderTimedOut, WorkerPool
 
@@ -192,10 +193,13 @@ class RenderApp:
         max_reference_bytes: int = MAX_IMAGE_BYTES,
         model_name: str = "qwen-image",
         host_policy: HostPolicy | None = None,
+        images: Any | None = None,
     ) -> None:
         self.pool = pool
         self.fetcher = fetcher
-        self.references = ReferenceLoader(fetcher, max_bytes=max_reference_bytes)
+        # The shared image store (images.url): image://{id} references, and every result stored with an id.
+        self.images = images
+        self.references = ReferenceLoader(fetcher, max_bytes=max_reference_bytes, images=images)
         self.api_keys = tuple(api_keys)
         self.model_name = model_name
         # Loopback names only unless the caller names more (the CLI passes its bind host and allowed hosts).
@@ -247,7 +251,25 @@ class RenderApp:
         )
 
     async def _encode(self, result: RenderResult) -> list[str]:
-        return await anyio.to_thread.run_sync(lambda: [png_base64(img) for img in result.images])
+        pngs = await anyio.to_thread.run_sync(lambda: [png_bytes(img) for img in result.images])
+        result.extra["pngs"] = pngs  # kept for _store: encoded once
+        return [base64.b64encode(png).decode("ascii") for png in pngs]
+
+    async def _store(self, result: RenderResult, body: dict[str, Any]) -> dict[str, Any]:
+        """``{"ids": [...]}`` of the results kept in the shared store, or ``{"store_error": why}``."""
+        if self.images is None:
+            return {}
+        from search_tools.images import ImageStoreUnavailable
+
+        prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
+        ids = []
+        try:
+            for index, png in enumerate(result.extra.get("pngs") or []):
+                meta = {"source": "render", "prompt": prompt[:1000], "seed": result.seed + index, "model": result.model}
+                ids.append((await self.images.put(png, "image/png", meta)).id)
+        except ImageStoreUnavailable as exc:  # the render is done: answer it, and say why it has no id
+            return {"store_error": str(exc)}
+        return {"ids": ids}
 
     # -- endpoints ------------------------------------------------------------
     async def generate(self, request: Request) -> Response:
@@ -271,6 +293,12 @@ class RenderApp:
         }
         if len(encoded) > 1:
             answer["images"] = encoded
+        stored = await self._store(result, body)
+        if "ids" in stored:
+            answer["id"] = stored["ids"][0]
+            if len(stored["ids"]) > 1:
+                answer["ids"] = stored["ids"]
+        answer.update({k: v for k, v in stored.items() if k == "store_error"})
         return JSONResponse(answer)
 
     async def _submit(self, request: Request, render_request: RenderRequest) -> RenderResult:
@@ -281,14 +309,13 @@ class RenderApp:
             raise InvalidRenderRequest("only response_format 'b64_json' is supported")
         result = await self._submit(request, render_request)
         encoded = await self._encode(result)
-        return JSONResponse(
-            {
-                "created": int(time.time()),
-                "data": [{"b64_json": item} for item in encoded],
-                "seed": result.seed,
-                "model": result.model,
-            }
-        )
+        data: list[dict[str, Any]] = [{"b64_json": item} for item in encoded]
+        stored = await self._store(result, body)
+        for item, image_id in zip(data, stored.get("ids", []), strict=False):
+            item["id"] = image_id
+        answer: dict[str, Any] = {"created": int(time.time()), "data": data, "seed": result.seed, "model": result.model}
+        answer.update({k: v for k, v in stored.items() if k == "store_error"})
+        return JSONResponse(answer)
 
     async def images_generations(self, request: Request) -> Response:
         body = await _read_json(request)

@@ -6,7 +6,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
 from gen_searcher_core.config import ConfigRoot
 from gen_searcher_core.host_policy import AllowedHosts
-from search_tools.settings import FetchSettings
+from search_tools.settings import FetchSettings, ImageSettings
 
 
 class RenderSettings(BaseModel):
@@ -37,10 +37,12 @@ class LogSettings(BaseModel):
 
 
 class RenderConfig(ConfigRoot):
-    """What the render area reads from the shared settings: render, fetch limits, log level, OpenAI key."""
+    """What the render area reads from the shared settings: render, fetch limits, images, log level, OpenAI key."""
 
     render: RenderSettings = Field(default_factory=RenderSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    # With images.url set, references may be given as image://{id} and results are stored there (shared store).
+    images: ImageSettings = Field(default_factory=ImageSettings)
     server: LogSettings = Field(default_factory=LogSettings)
     allowed_hosts: AllowedHosts  # the same GEN_SEARCHER_ALLOWED_HOSTS as the tool server
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))

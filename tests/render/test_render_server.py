@@ -193,7 +193,7 @@ async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(gated_fa
                 (
                     {"prompt": "x", "image_urls": ["file:///etc/passwd"], **SMALL},
                     400,
-                    "only http(s) and data: URLs",
+                    "only http(s), data: and image://{id} URLs",
                 ),
                 ({"prompt": "x", "image_urls": [png_data_url(references[0])] * 6, **SMALL}, 400, "at most 5"),
                 ({"prompt": "x", "image_urls": "not a list", **SMALL}, 400, "image_urls must be a list"),
