@@ -34,7 +34,6 @@ import io
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -45,6 +44,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from benchmark.settings import JudgeSettings
 from gen_searcher_core.errors import UserFacingError
+from gen_searcher_core.http_retry import parse_retry_after, rate_limiter
 from policy.chat import ChatModelError, parse_reply
 
 log = logging.getLogger(__name__)
@@ -80,13 +80,6 @@ class _Transient(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers["retry-after"]))
-    except (KeyError, ValueError):
-        return None  # absent, or an HTTP date: fall back to exponential backoff
 
 
 # ---------------------------------------------------------------- images
@@ -151,25 +144,6 @@ def parse_json_object(text: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- client
 
 
-class _RateLimiter:
-    """Spaces request starts at least ``1/rate`` seconds apart."""
-
-    def __init__(self, rate_per_s: float | None) -> None:
-        self._interval = 1.0 / rate_per_s if rate_per_s else 0.0
-        self._lock = anyio.Lock()
-        self._next = 0.0
-
-    async def wait(self) -> None:
-        if not self._interval:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self._interval
-        if delay > 0:
-            await anyio.sleep(delay)
-
-
 def user_content(text: str, images: Sequence[tuple[str, str]] = ()) -> list[dict[str, Any]]:
     """OpenAI content parts: ``text`` then, for each ``(label, data_url)``, a label line and the image."""
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
@@ -209,7 +183,7 @@ class JudgeClient:
         self._headers = headers
         self._url = self.settings.base_url.rstrip("/") + "/chat/completions"
         self._slots = anyio.Semaphore(self.settings.max_concurrency)
-        self._rate = _RateLimiter(self.settings.rate_limit_per_s)
+        self._rate = rate_limiter(self.settings.rate_limit_per_s, burst=1)  # starts spaced 1/rate apart
 
     @property
     def model(self) -> str:
@@ -230,13 +204,14 @@ class JudgeClient:
         return await image_data_url(image, self.settings.max_image_side)
 
     async def _post_once(self, body: Mapping[str, Any]) -> str:
-        await self._rate.wait()
         try:
-            response = await self._http.post(self._url, json=body, headers=self._headers)
+            async with self._rate:
+                response = await self._http.post(self._url, json=body, headers=self._headers)
         except httpx.TransportError as exc:
             raise _Transient(f"judge unreachable: {type(exc).__name__}: {exc}") from None
         if response.status_code in _RETRY_STATUS:
-            raise _Transient(f"judge returned HTTP {response.status_code}", _retry_after(response))
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise _Transient(f"judge returned HTTP {response.status_code}", retry_after)
         if response.status_code >= 400:
             detail = response.text[:300].replace("\n", " ")
             raise JudgeError(f"judge refused the request: HTTP {response.status_code}: {detail}")

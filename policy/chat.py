@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from gen_searcher_core.errors import UserFacingError
+from gen_searcher_core.http_retry import parse_retry_after
 from policy.episode import to_openai_messages
 from policy.settings import PolicyConfig
 
@@ -119,7 +120,9 @@ class OpenAIChatModel:
                 with attempt:
                     response = await self._http.post(url, json=body, headers=self._headers)
                     if response.status_code == 429 or response.status_code >= 500:
-                        raise _RetryableStatus(response.status_code, _retry_after(response))
+                        raise _RetryableStatus(
+                            response.status_code, parse_retry_after(response.headers.get("retry-after"))
+                        )
         except _RetryableStatus as exc:
             raise ChatModelError(f"model server at {self.base_url} answered HTTP {exc.status} (gave up)") from None
         except httpx.HTTPError as exc:
@@ -153,14 +156,6 @@ def parse_reply(response: httpx.Response) -> ChatReply:
     finish = choice.get("finish_reason")
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
     return ChatReply(text=content, truncated=finish == "length", finish_reason=finish, usage=usage)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _error_text(response: httpx.Response) -> str:

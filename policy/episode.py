@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gen_searcher_core.errors import GenSearcherError
+from gen_searcher_core.limits import GENERATOR_REFERENCES, MAX_MODEL_CALLS, MAX_REFERENCES, MIN_REFERENCES
 from gen_searcher_core.tool_results import ToolOutput, parse_output
 from policy.image_ids import ImageRegistry
 from policy.prompts import (
@@ -74,12 +75,12 @@ class Termination(enum.StrEnum):
 
 @dataclass(frozen=True)
 class EpisodeConfig:
-    max_calls: int = 9
+    max_calls: int = MAX_MODEL_CALLS
     parallel_tool_calls: bool = False
     max_parallel_calls: int = 5
-    max_references: int = 5
-    min_references: int = 1
-    generator_references: int = 3
+    max_references: int = MAX_REFERENCES
+    min_references: int = MIN_REFERENCES
+    generator_references: int = GENERATOR_REFERENCES
     tool_text_budget: int = 8000  # characters of one tool result's text shown to the model
     max_consecutive_too_long: int = 2
     system_prompt: str | None = None  # replaces the built-in prompt; the tool block is still appended

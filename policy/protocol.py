@@ -21,6 +21,7 @@ from typing import Any
 import json5
 
 from gen_searcher_core.errors import UserFacingError
+from gen_searcher_core.limits import MAX_REFERENCES, MIN_REFERENCES
 
 IMG_ID_PATTERN = re.compile(r"^IMG_\d{3,}$")
 IMG_ID_IN_TEXT = re.compile(r"\bIMG_\d{3,}\b")
@@ -190,8 +191,8 @@ def parse_answer(
     raw: str,
     *,
     known_ids: Collection[str] | Callable[[str], bool],
-    max_references: int = 5,
-    min_references: int = 1,
+    max_references: int = MAX_REFERENCES,
+    min_references: int = MIN_REFERENCES,
 ) -> Answer:
     """Validate the JSON inside ``<answer>``.
 

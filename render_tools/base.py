@@ -13,9 +13,10 @@ from typing import Protocol, runtime_checkable
 from PIL import Image
 
 from gen_searcher_core.errors import UserFacingError
+from gen_searcher_core.limits import GENERATOR_REFERENCES
 
 #: The first references the generator uses (Qwen-Image-Edit-2509 takes 1 to 3).
-MAX_REFERENCES = 3
+MAX_REFERENCES = GENERATOR_REFERENCES
 SIZE_MULTIPLE = 16
 MIN_SIDE = 64
 MAX_SIDE = 2048

@@ -7,11 +7,12 @@ from typing import Any
 import anyio
 from PIL import Image
 
+from gen_searcher_core import limits
 from render_tools.base import MAX_REFERENCES, InvalidRenderRequest, RendererUnavailable
 from render_tools.imaging import IMAGE_MEDIA_TYPES, MAX_IMAGE_BYTES, decode_data_url, decode_image, is_data_url
 
 #: References a request may name; only the first MAX_REFERENCES are used (the published protocol allows 1-5).
-MAX_REFERENCE_INPUTS = 5
+MAX_REFERENCE_INPUTS = limits.MAX_REFERENCES
 
 
 def check_reference_count(count: int) -> None:

@@ -37,6 +37,7 @@ from gen_searcher_core.errors import first_leaf
 from gen_searcher_core.host_policy import HostGuard, HostPolicy
 from gen_searcher_core.redact import Redactor
 from render_tools.base import (
+    MAX_REFERENCES,
     InvalidRenderRequest,
     RendererBusy,
     RenderError,
@@ -353,7 +354,7 @@ class RenderApp:
             check_reference_count(len(files))
             body = {key: value for key, value in form.items() if isinstance(value, str)}
             images = []
-            for index, upload in enumerate(files[:3]):
+            for index, upload in enumerate(files[:MAX_REFERENCES]):
                 data = await upload.read(self.references.max_bytes + 1)
                 what = f"reference image {index + 1}"
                 images.append(

@@ -19,6 +19,7 @@ import mcp_types
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from gen_searcher_core import limits
 from gen_searcher_core.errors import first_leaf
 from gen_searcher_core.tool_results import RenderResult
 from mcp_server.services import Services
@@ -27,8 +28,8 @@ from render_tools.settings import RenderSettings
 
 logger = logging.getLogger(__name__)
 
-MAX_REFERENCE_IDS = 5  # the published protocol hands over 1-5 references; the first 3 are used
-USED_REFERENCES = 3
+MAX_REFERENCE_IDS = limits.MAX_REFERENCES  # the published protocol hands over 1-5 references
+USED_REFERENCES = limits.GENERATOR_REFERENCES  # of which the first 3 are used
 PROGRESS_EVERY_S = 2.0  # progress notifications while a render (or the model load before it) runs
 T = TypeVar("T")
 
@@ -84,7 +85,9 @@ async def _run_render(
     if not prompt.strip():
         return error_result("prompt must not be empty")
     if len(reference_image_ids) > MAX_REFERENCE_IDS:
-        return error_result(f"at most {MAX_REFERENCE_IDS} reference_image_ids are accepted; the first 3 are used")
+        return error_result(
+            f"at most {MAX_REFERENCE_IDS} reference_image_ids are accepted; the first {USED_REFERENCES} are used"
+        )
     for image_id in reference_image_ids[USED_REFERENCES:]:  # unused, but a wrong id is still worth telling
         if not await services.images.contains(image_id):
             return error_result(f"unknown image id {image_id!r}: use ids returned by image_search or render")

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from aiolimiter import AsyncLimiter
 
+from gen_searcher_core.http_retry import rate_limiter
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
 from search_tools.backends.parsing import image_hits, web_hits
 
@@ -58,9 +58,7 @@ class DdgsBackend:
         self._region = region
         self._safesearch = safesearch
         self._client_factory = client_factory or _default_client
-        rate = max(rate_limit_per_s, 0.001)
-        burst = max(1.0, rate)
-        self._limiter = AsyncLimiter(max_rate=burst, time_period=burst / rate)
+        self._limiter = rate_limiter(rate_limit_per_s)
 
     def _map_error(self, exc: BaseException) -> SearchBackendError:
         from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException

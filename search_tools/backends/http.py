@@ -12,16 +12,14 @@ scrubbed of the backend's secrets.
 
 from __future__ import annotations
 
-import email.utils
 import random
-import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from gen_searcher_core.http_retry import parse_retry_after, rate_limiter
 from search_tools.backends.base import ErrorKind, SearchBackendError
 
 if TYPE_CHECKING:
@@ -38,22 +36,6 @@ class RetryableError(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def provider_url(backend: str, url: str | None) -> httpx.URL:
@@ -117,9 +99,7 @@ class HttpBackend:
         self._max_retries = max(0, max_retries)
         self._backoff_s = retry_backoff_s
         self._retry_after_max_s = retry_after_max_s
-        rate = max(rate_limit_per_s, 0.001)
-        burst = max(1.0, rate)
-        self._limiter = AsyncLimiter(max_rate=burst, time_period=burst / rate)
+        self._limiter = rate_limiter(rate_limit_per_s)
         default_headers = {"Accept": "application/json"}
         if user_agent:
             default_headers["User-Agent"] = user_agent

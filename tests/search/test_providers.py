@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from gen_searcher_core.http_retry import parse_retry_after
 from search_tools.backends import SearchBackendError, create_backend
-from search_tools.backends.http import parse_retry_after
 from search_tools.testing import ConformanceSpec, check_failure, conformance_params
 from tests.search.providers import BRAVE_KEY, SERPER_KEY, Failure, ProviderState, brave_app, searxng_app, serper_app
 from tests.support.loopback import free_port, serve_app
