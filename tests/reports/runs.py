@@ -139,3 +139,39 @@ def knowgen_run(
     (run_dir / "run.json").write_text(json.dumps(run))
     summary = summarize("knowgen", items, run_dir, "zero")
     return run_dir, items, summary, run
+
+
+def wise_run(root: Path, n: int, protocol: str, *, name: str = "wise") -> tuple[Path, list[Item], dict[str, Any]]:
+    """A finished WISE run (``legacy`` or ``verified``) of ``n`` items; returns (run folder, items, summary)."""
+    from benchmark.datasets import load_wise
+
+    categories = ["Cultural knowledge", "Time", "Space", "Biology", "Physics", "Chemistry"]
+    data_dir = root / f"{name}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "Prompt": f"WISE prompt {i} {HOSTILE if i == 1 else ''}",
+            "Explanation": f"A correct image shows thing {i}.",
+            "Category": categories[i % len(categories)],
+            "Subcategory": "x",
+            "prompt_id": i,
+        }
+        for i in range(n)
+    ]
+    (data_dir / "prompts.json").write_text(json.dumps(rows))
+    items = load_wise(data_dir)
+    run_dir = root / name
+    gens, judges = [], []
+    for i, item in enumerate(items):
+        image = picture(run_dir / "images" / f"{safe_name(item.id)}.png", i, 64)
+        gens.append({"id": item.id, "generator": "none", "ok": True, "image": image.relative_to(run_dir).as_posix()})
+        if protocol == "legacy":
+            judgement: dict[str, Any] = {"consistency": i % 3, "realism": 2, "aesthetic_quality": 1, "rationale": "ok"}
+            score = (0.7 * judgement["consistency"] + 0.2 * 2 + 0.1 * 1) / 2
+        else:
+            judgement = {"passed": i % 2 == 0, "rationale": "the tide is wrong" if i % 2 else "right"}
+            score = 1.0 if i % 2 == 0 else 0.0
+        judges.append({"id": item.id, "judge_model": "scripted", "ok": True, "judgement": judgement, "score": score})
+    (run_dir / GENERATIONS).write_text("".join(json.dumps(r) + "\n" for r in gens))
+    (run_dir / JUDGEMENTS).write_text("".join(json.dumps(r) + "\n" for r in judges))
+    return run_dir, items, summarize("wise", items, run_dir, "zero", protocol)

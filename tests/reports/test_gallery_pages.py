@@ -13,7 +13,7 @@ from benchmark.gallery_compare import load_cards
 from benchmark.report import compare_runs, write_report
 from tests.benchmark.helpers import RenderServer, bench, make_knowgen
 from tests.reports.episodes import scripted_run
-from tests.reports.runs import knowgen_run
+from tests.reports.runs import knowgen_run, wise_run
 from tests.reports.test_trace_pages import assert_escaped
 from tests.support.loopback import serve_app
 from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
@@ -90,3 +90,18 @@ def test_bench_commands_write_the_pages(tmp_path: Path) -> None:
     assert code == 0, output
     assert (tmp_path / "cmp" / "compare.html").read_text().count('<article class="row"') == 4
     assert json.loads((runs[0] / "gallery.json").read_text())["kind"] == "knowgen"
+
+
+def test_wise_reports_show_their_rubric(tmp_path: Path) -> None:
+    for protocol, labels, score_text in (
+        ("legacy", ["consistency", "realism", "aesthetics"], "0.600"),
+        ("verified", ["passed"], "fail"),
+    ):
+        run_dir, items, summary = wise_run(tmp_path, 6, protocol, name=protocol)
+        write_report(run_dir, summary, {"benchmark": "wise"}, items)
+        html = (run_dir / "report.html").read_text()
+        assert_escaped(html)
+        cards = {c["id"]: c for c in load_cards(run_dir) or []}
+        assert [d["label"] for d in cards["1"]["dims"]] == labels
+        assert f'<span class="score">{score_text}</span>' in html
+        assert "A correct image shows thing 1." in html and "ground truth missing" not in html
