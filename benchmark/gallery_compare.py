@@ -48,17 +48,17 @@ def compare_rows(
     ids: list[str] = []
     seen: set[str] = set()
     for _, _, cards in runs:
-        for card in cards:
-            if card["id"] not in seen:
-                seen.add(card["id"])
-                ids.append(card["id"])
+        for entry in cards:
+            if entry["id"] not in seen:
+                seen.add(entry["id"])
+                ids.append(entry["id"])
     rows = []
     for order, item_id in enumerate(ids):
         cells = []
         first: Mapping[str, Any] | None = None
         gt = None
-        for (name, run_dir, _), cards in zip(runs, by_run, strict=True):
-            card = cards.get(item_id)
+        for (name, run_dir, _), run_cards in zip(runs, by_run, strict=True):
+            card = run_cards.get(item_id)
             if card is None:
                 cells.append({"name": name, "missing": True, "score": None, "status": "missing"})
                 continue

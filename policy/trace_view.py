@@ -181,7 +181,7 @@ class _Images:
                     self.src_by_store[part["store_id"]] = data_url(part["data"], part.get("mime_type"))
 
     def view(self, image: Mapping[str, Any]) -> ImageView:
-        store_id = image.get("store_id")
+        store_id = str(image.get("store_id") or "")
         src = data_url(image["data"], image.get("mime_type")) if image.get("data") else self.src_by_store.get(store_id)
         return ImageView(
             img_id=self.img_by_store.get(store_id),
@@ -205,7 +205,7 @@ class _Images:
 def _tool_view(record: Mapping[str, Any], images: _Images) -> ToolCallView:
     result = record.get("result") or {}
     name = str(record.get("name") or result.get("name") or "?")
-    arguments = record.get("arguments") if isinstance(record.get("arguments"), dict) else {}
+    arguments: dict[str, Any] = record["arguments"] if isinstance(record.get("arguments"), dict) else {}
     view = ToolCallView(
         name=name,
         arguments=dict(arguments),
@@ -350,7 +350,7 @@ def _driver_view(trace: Mapping[str, Any], answer: Mapping[str, Any] | None) -> 
 
 
 def _summary_view(summary: Mapping[str, Any]) -> TraceView:
-    answer = summary.get("answer") if isinstance(summary.get("answer"), dict) else {}
+    answer: Mapping[str, Any] = summary["answer"] if isinstance(summary.get("answer"), dict) else {}
     gen_prompt = summary.get("gen_prompt") or answer.get("gen_prompt")
     facts: list[tuple[str, Any]] = []
     for key in ("image_count", "loss_masked"):
@@ -380,7 +380,7 @@ def _tool_calls_of(text: str) -> list[ToolCallView]:
         except ValueError:
             data = None
         if isinstance(data, dict) and isinstance(data.get("name"), str):
-            args = data.get("arguments") if isinstance(data.get("arguments"), dict) else {}
+            args: dict[str, Any] = data["arguments"] if isinstance(data.get("arguments"), dict) else {}
             calls.append(ToolCallView(name=data["name"], arguments=args, kind="text"))
         else:
             calls.append(
