@@ -28,17 +28,19 @@ class JudgeSettings(BaseSettings):
     base_url: str = Field(
         "https://api.openai.com/v1", description="OpenAI-compatible API root (before /chat/completions)"
     )
-    model: str = "gpt-4.1"
+    model: str = Field("gpt-4.1", description="judge model name (a vision model)")
     api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY")
+        None,
+        validation_alias=AliasChoices("GEN_SEARCHER_JUDGE_API_KEY", "OPENAI_API_KEY"),
+        description="judge key (else OPENAI_API_KEY); none needed for a judge that is not api.openai.com",
     )
-    timeout_s: float = 120.0
-    max_concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(120.0, description="time limit of one judge request")
+    max_concurrency: int = Field(8, ge=1, description="judge requests in flight at once")
     rate_limit_per_s: float | None = Field(None, gt=0, description="request starts per second; none = unlimited")
     max_attempts: int = Field(5, ge=1, description="tries per request on transient failures")
-    backoff_initial_s: float = Field(1.0, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
-    max_tokens: int = Field(1024, ge=16)
+    backoff_initial_s: float = Field(1.0, ge=0, description="first retry delay; grows exponentially (with jitter)")
+    backoff_max_s: float = Field(30.0, ge=0, description="longest retry delay, a server's Retry-After included")
+    max_tokens: int = Field(1024, ge=16, description="longest judge reply")
     max_image_side: int = Field(1536, ge=64, description="larger images are downscaled before sending")
 
 

@@ -73,13 +73,29 @@ class Settings(ConfigRoot):
         default_factory=list, description="Host/Origin values accepted besides loopback (comma-separated)"
     )
 
-    serper_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("SERPER_API_KEY", "serper_api_key"))
-    brave_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("BRAVE_API_KEY", "brave_api_key"))
+    serper_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SERPER_API_KEY", "serper_api_key"), description="key of the serper backend"
+    )
+    brave_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("BRAVE_API_KEY", "brave_api_key"), description="key of the brave backend"
+    )
     # A secret too: an instance URL may carry credentials (https://user:password@host).
-    searxng_url: SecretStr | None = Field(None, validation_alias=AliasChoices("SEARXNG_URL", "searxng_url"))
-    openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+    searxng_url: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SEARXNG_URL", "searxng_url"),
+        description="instance of the searxng backend (with json in search.formats); credentials become Basic auth",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"),
+        description="fallback key of every OpenAI-compatible service (summary model, images API, judge, policy)",
+    )
     # The jina fetcher's key (fetch.backend = "jina"); optional, the reader also serves anonymous requests.
-    jina_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("JINA_API_KEY", "jina_api_key"))
+    jina_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("JINA_API_KEY", "jina_api_key"),
+        description="key of the jina fetcher (optional: the reader also serves anonymous requests)",
+    )
 
     @field_validator("auth_tokens", "allowed_hosts", mode="before")
     @classmethod
