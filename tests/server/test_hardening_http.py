@@ -104,10 +104,9 @@ def test_served_over_http_query_tokens_stay_out_of_the_log_and_idle_sockets_clos
         httpx.get(f"{base}/healthz?token={token}")
         httpx.get(f"{base}/metrics?access_token={token}", headers={"Authorization": f"Bearer {token}"})
         # A socket that never sends a request is closed after the idle timeout.
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            started = time.monotonic()
+        # The bound tells "closed by the 0.5 s idle timeout" from "kept open"; it is not a speed test.
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
             assert sock.recv(1) == b""  # closed by the server
-            assert time.monotonic() - started < 8
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
