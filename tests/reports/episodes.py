@@ -8,29 +8,21 @@ shape ``gen-searcher run`` writes.
 from __future__ import annotations
 
 import base64
-import io
 import json
 from collections.abc import Sequence
 from typing import Any
-
-from PIL import Image
 
 from policy.chat import ChatReply
 from policy.driver import EpisodeRun, run_episode
 from policy.episode import ToolImage, ToolResult
 from policy.protocol import ToolCall
+from tests.policy.conftest import png
 
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> & "quotes"'
 
 
-def jpeg_b64(colour: tuple[int, int, int], size: tuple[int, int] = (96, 72)) -> str:
-    image = Image.new("RGB", size, colour)
-    for x in range(0, size[0], 12):
-        for y in range(size[1]):
-            image.putpixel((x, y), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return base64.b64encode(buffer.getvalue()).decode()
+def png_b64(colour: tuple[int, int, int]) -> str:
+    return base64.b64encode(png(colour, (96, 72))).decode()
 
 
 def _call(name: str, think: str, **arguments: Any) -> str:
@@ -94,7 +86,8 @@ class ScriptedTools:
         colours = [(40, 160, 120), (200, 40, 50), (240, 180, 40)]
         images = tuple(
             ToolImage(
-                data=jpeg_b64(colour),
+                data=png_b64(colour),
+                mime_type="image/png",
                 store_id=f"img_{n:016x}",
                 title=f"Photo {n} {HOSTILE}",
                 page_url=f"https://example.org/p{n}",

@@ -7,26 +7,15 @@ results carry the markup of :data:`tests.reports.episodes.HOSTILE` so the pages 
 from __future__ import annotations
 
 import base64
-import io
 
 import mcp_types
 from mcp.server.mcpserver import MCPServer
-from PIL import Image
 
+from tests.policy.conftest import png
 from tests.reports.episodes import HOSTILE
 
 PHOTO_IDS = ["img_" + f"{n:x}" * 16 for n in (1, 2)]
 RENDER_ID = "img_" + "3" * 16
-
-
-def png(colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
-    image = Image.new("RGB", size, colour)
-    for x in range(0, size[0], 10):
-        for y in range(size[1]):
-            image.putpixel((x, y), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def contract_server() -> MCPServer:

@@ -13,9 +13,9 @@ import pytest
 
 from benchmark.report import compare_runs, write_report
 from policy.trace_html import write_trace_html
+from tests.policy.conftest import png
 from tests.reports.browser import open_page
 from tests.reports.episodes import scripted_run
-from tests.reports.mcp_server import png
 from tests.reports.runs import knowgen_run
 
 pytestmark = pytest.mark.slow

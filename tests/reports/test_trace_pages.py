@@ -49,7 +49,7 @@ def test_driver_trace_view_shows_every_turn_and_tool(driver_trace: dict) -> None
     assert browse.kind == "browse" and "copper green" in browse.browse["content"]
     assert failed.kind == "error" and "HTTP 404" in failed.text
     assert images.kind == "images" and [i.img_id for i in images.images] == ["IMG_001", "IMG_002", "IMG_003"]
-    assert all(i.src and i.src.startswith("data:image/jpeg;base64,") for i in images.images)
+    assert all(i.src and i.src.startswith("data:image/png;base64,") for i in images.images)
     assert view.turns[1].error and view.turns[1].error.startswith("no_action")
     assert view.turns[0].think and view.turns[0].think.startswith("Search first.")
     assert [(r.img_id, r.to_generator) for r in view.references] == [("IMG_001", True), ("IMG_003", True)]
