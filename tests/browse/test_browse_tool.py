@@ -145,6 +145,8 @@ class ScriptedChat:
         self.in_flight = 0
         self.max_in_flight = 0
         self.fail_with: int | None = None
+        # Requests hold until this many were in flight at once (10 s at most): overlap by design, not by timing.
+        self.expect_overlap = 1
 
     def app(self) -> Starlette:
         async def completions(request: Request) -> Response:
@@ -157,7 +159,13 @@ class ScriptedChat:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
-                await asyncio.sleep(0.2)
+                if self.expect_overlap > 1:
+                    for _ in range(500):
+                        if self.max_in_flight >= self.expect_overlap:
+                            break
+                        await asyncio.sleep(0.02)
+                else:
+                    await asyncio.sleep(0.2)
             finally:
                 self.in_flight -= 1
             system, user = body["messages"][0]["content"], body["messages"][1]["content"]
@@ -203,6 +211,7 @@ def summary_settings(tmp_path: Path, web: Web, chat_base: str) -> Any:
 
 async def test_long_pages_are_summarized_in_concurrent_chunks_then_merged(tmp_path: Path, web: Web) -> None:
     chat = ScriptedChat()
+    chat.expect_overlap = 3  # max_concurrency: the chunk summaries are asked for together
     with serve_app(chat.app()) as chat_base:
         async with tool_client(summary_settings(tmp_path, web, chat_base)) as client:
             result = await client.call_tool("browse", {"url": web.url("/long"), "goal": "how many ships"})
