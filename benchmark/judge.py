@@ -13,13 +13,11 @@ Configuration comes from :class:`~benchmark.settings.JudgeSettings`, the
 to ``OPENAI_API_KEY``).
 The key is a ``SecretStr`` and never appears in errors or logs.
 
-Reading a completion reuses :func:`policy.chat.parse_reply` (content parts,
-reasoning-parser output). The transport is the judge's own rather than
-:class:`policy.chat.OpenAIChatModel`, on purpose: that client converts
-episode-format messages (the rubrics send OpenAI ``image_url`` parts), falls
-back to ``GEN_SEARCHER_POLICY_API_KEY`` (which must never reach a judge host),
-and reports every failure as one ``ChatModelError``, while the runner needs to
-tell transient failures (not recorded, retried by a rerun) from refusals.
+The transport is the project's one chat-completions client
+(:class:`gen_searcher_core.chat_client.ChatClient`, shared with the policy and
+the summaries) with the judge's own retry policy and key: never the policy's
+``GEN_SEARCHER_POLICY_API_KEY``, which must not reach a judge host. The runner
+tells transient failures (not recorded, retried by a rerun) from refusals.
 
 Usage::
 
@@ -40,12 +38,10 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import anyio
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from benchmark.settings import JudgeSettings
+from gen_searcher_core.chat_client import ChatClient, ChatError, RetryPolicy
 from gen_searcher_core.errors import UserFacingError
-from gen_searcher_core.http_retry import parse_retry_after, rate_limiter
-from policy.chat import ChatModelError, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +67,15 @@ class JudgeError(UserFacingError):
         self.transient = transient
 
 
-class _Transient(Exception):
-    """A failure worth retrying (kept apart so permanent errors are not retried).
-
-    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+def _describe(exc: ChatError) -> str:
+    """The judge's words for a failed completion (the runner shows them per item)."""
+    if exc.kind in ("timeout", "unreachable"):
+        return f"judge unreachable: {exc.cause}: {exc.cause_text}"
+    if exc.kind == "status" and exc.transient:
+        return f"judge returned HTTP {exc.status}"
+    if exc.kind == "status":
+        return f"judge refused the request: HTTP {exc.status}: {exc.body_excerpt.replace(chr(10), ' ')}"
+    return "judge returned a malformed chat completion"
 
 
 # ---------------------------------------------------------------- images
@@ -175,15 +171,24 @@ class JudgeClient:
 
     def __init__(self, settings: JudgeSettings | None = None, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings or JudgeSettings()
-        headers = {"Content-Type": "application/json"}
-        if self.settings.api_key is not None:
-            headers["Authorization"] = f"Bearer {self.settings.api_key.get_secret_value()}"
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout_s, connect=10.0))
-        self._headers = headers
-        self._url = self.settings.base_url.rstrip("/") + "/chat/completions"
+        retry = RetryPolicy(
+            max_attempts=self.settings.max_attempts,
+            statuses=_RETRY_STATUS,
+            malformed=True,
+            backoff_initial_s=self.settings.backoff_initial_s,
+            backoff_max_s=self.settings.backoff_max_s,
+            jitter=True,
+            retry_after_max_s=self.settings.backoff_max_s,
+        )
+        self._client = ChatClient(
+            self.settings.base_url,
+            api_key=self.settings.api_key,
+            timeout_s=self.settings.timeout_s,
+            retry=retry,
+            rate_limit_per_s=self.settings.rate_limit_per_s,
+            http=http,
+        )
         self._slots = anyio.Semaphore(self.settings.max_concurrency)
-        self._rate = rate_limiter(self.settings.rate_limit_per_s, burst=1)  # starts spaced 1/rate apart
 
     @property
     def model(self) -> str:
@@ -196,61 +201,32 @@ class JudgeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        await self._client.aclose()
 
     async def image(self, image: ImageInput) -> str:
         """Data URL for ``image`` at this judge's size cap."""
         return await image_data_url(image, self.settings.max_image_side)
 
-    async def _post_once(self, body: Mapping[str, Any]) -> str:
-        try:
-            async with self._rate:
-                response = await self._http.post(self._url, json=body, headers=self._headers)
-        except httpx.TransportError as exc:
-            raise _Transient(f"judge unreachable: {type(exc).__name__}: {exc}") from None
-        if response.status_code in _RETRY_STATUS:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise _Transient(f"judge returned HTTP {response.status_code}", retry_after)
-        if response.status_code >= 400:
-            detail = response.text[:300].replace("\n", " ")
-            raise JudgeError(f"judge refused the request: HTTP {response.status_code}: {detail}")
-        try:
-            return parse_reply(response).text
-        except ChatModelError:
-            raise _Transient("judge returned a malformed chat completion") from None
-
     async def complete(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        """One chat completion at temperature 0, retried on transient failures; returns the reply text."""
+        """One chat completion at temperature 0, retried on transient failures; returns the reply text.
+
+        Transient failures (unreachable, 408/409/425/429/5xx, a malformed reply) are retried after the
+        server's ``Retry-After`` (at most ``backoff_max_s``) or a jittered exponential backoff.
+        """
         body = {
             "model": self.settings.model,
             "messages": list(messages),
             "temperature": 0,
             "max_tokens": self.settings.max_tokens,
         }
-        backoff = wait_exponential_jitter(multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s)
-
-        def wait(state: Any) -> float:
-            """The server's Retry-After when it gave one (capped at ``backoff_max_s``), else exponential backoff."""
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, _Transient) and exc.retry_after is not None:
-                return min(exc.retry_after, self.settings.backoff_max_s)
-            return backoff(state)
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=wait,
-            reraise=True,
-        )
         async with self._slots:
             try:
-                async for attempt in retrying:
-                    with attempt:
-                        return await self._post_once(body)
-            except _Transient as exc:
-                raise JudgeError(f"{exc} (after {self.settings.max_attempts} attempts)", transient=True) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                return (await self._client.complete(body)).text
+            except ChatError as exc:
+                if not exc.transient:
+                    raise JudgeError(_describe(exc)) from None
+                attempts = self.settings.max_attempts
+                raise JudgeError(f"{_describe(exc)} (after {attempts} attempts)", transient=True) from None
 
     async def judge_json(
         self,

@@ -25,6 +25,7 @@ from search_tools.fetch_protocol import Fetcher
 from search_tools.fetchers.registry import FetcherConfig, FetcherEvents, create_fetcher
 from search_tools.settings import FetchSettings, SummarySettings
 from search_tools.summarize import ChatSummarizer, Summarizer
+from search_tools.text_split import break_before
 
 MAX_URL_CHARS = 4_096
 MAX_GOAL_CHARS = 2_000
@@ -51,12 +52,7 @@ def slice_text(text: str, offset: int, budget: int) -> tuple[str, int | None]:
     end = offset + budget
     if end >= len(text):
         return text[offset:], None
-    floor = offset + int(budget * 0.7)
-    for sep in ("\n\n", "\n", " "):
-        cut = text.rfind(sep, floor, end)
-        if cut != -1:
-            end = cut + len(sep)
-            break
+    end = break_before(text, end, floor=offset + int(budget * 0.7))
     return text[offset:end], end
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import anyio
-import httpx
 from pydantic import SecretStr
 
+from gen_searcher_core.chat_client import ChatClient, ChatError
 from gen_searcher_core.errors import UserFacingError
 from search_tools.settings import SummarySettings
+from search_tools.text_split import break_before
 
 NOTHING_RELEVANT = "NOTHING_RELEVANT"
 _SYSTEM = (
@@ -55,15 +56,7 @@ def chunk_spans(text: str, chunk_chars: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     while len(text) - start > chunk_chars:
-        limit = start + chunk_chars
-        floor = start + chunk_chars // 2
-        cut = -1
-        for sep in ("\n\n", "\n", " "):
-            cut = text.rfind(sep, floor, limit)
-            if cut != -1:
-                cut += len(sep)
-                break
-        end = cut if cut != -1 else limit
+        end = break_before(text, start + chunk_chars, floor=start + chunk_chars // 2)
         spans.append((start, end))
         start = end
     if start < len(text):
@@ -101,9 +94,9 @@ class ChatSummarizer:
         self.max_chunks = max_chunks
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._max_tokens = max_tokens
-        headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout_s, trust_env=False
+        # One try per chunk: a failed chunk fails the summary (the caller gets a clear tool error).
+        self._client = ChatClient(
+            base_url, api_key=api_key, timeout_s=timeout_s, connect_timeout_s=None, trust_env=False
         )
 
     @classmethod
@@ -180,17 +173,19 @@ class ChatSummarizer:
         }
         async with self._limiter:
             try:
-                response = await self._client.post("chat/completions", json=body)
-            except httpx.TimeoutException:
-                raise SummaryError("the summary model timed out") from None
-            except httpx.HTTPError as exc:
-                raise SummaryError(f"the summary model could not be reached: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise SummaryError(f"the summary model answered HTTP {response.status_code}")
-        try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise SummaryError("the summary model sent a malformed chat completion") from None
-        if not isinstance(content, str):
+                reply = await self._client.complete(body, with_reasoning=False)
+            except ChatError as exc:
+                raise SummaryError(_describe(exc)) from None
+        if not reply.has_text:
             raise SummaryError("the summary model sent no text")
-        return content
+        return reply.text
+
+
+def _describe(exc: ChatError) -> str:
+    if exc.kind == "timeout":
+        return "the summary model timed out"
+    if exc.kind == "unreachable":
+        return f"the summary model could not be reached: {exc.cause}"
+    if exc.kind == "status":
+        return f"the summary model answered HTTP {exc.status}"
+    return "the summary model sent a malformed chat completion"

@@ -44,6 +44,6 @@ def test_the_key_can_live_in_the_settings_file(tmp_path: Path, monkeypatch: pyte
 async def test_the_chat_model_falls_back_to_the_section(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEN_SEARCHER_POLICY_API_KEY", "sk-policy")
     async with OpenAIChatModel("http://127.0.0.1:9/v1", "m") as model:
-        assert model._headers == {"Authorization": "Bearer sk-policy"}
+        assert model._client._headers == {"Authorization": "Bearer sk-policy"}
     async with OpenAIChatModel("http://127.0.0.1:9/v1", "m", api_key="sk-given") as model:
-        assert model._headers == {"Authorization": "Bearer sk-given"}
+        assert model._client._headers == {"Authorization": "Bearer sk-given"}
