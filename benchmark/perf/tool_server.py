@@ -12,6 +12,11 @@ servers; it prints median calls/s, p50/p99 latency and server CPU per call side
 by side, and the ratio floor/ours (target: within 1.3x). Finally 48 sessions
 fire the same uncached search at once and the script prints how many backend
 calls that caused (target: exactly 1), read from the server's /metrics.
+
+A second table puts a cached ``image_search`` (top_k 5 over a gallery page
+whose photos a third subprocess serves on loopback) beside the cached
+``search`` on the same server, in alternating rounds: target p50 within 2x of
+the cached search at 64 sessions.
 """
 
 from __future__ import annotations
@@ -41,6 +46,49 @@ CORPUS = {
 }
 SEARCH_ARGS = {"queries": ["tower in Paris"], "top_k": 5}
 ECHO_ARGS = {"text": "tower in Paris"}
+IMAGE_ARGS = {"query": "harbour photo", "top_k": 5}
+GALLERY_PHOTOS = 8
+
+
+def photo(index: int) -> bytes:
+    """A 800x600 JPEG with some detail (gradients and a grid), different per index."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (800, 600), (20 * index % 255, 90, 160))
+    draw = ImageDraw.Draw(image)
+    for x in range(0, 800, 16):
+        draw.line([(x, 0), (800 - x, 600)], fill=((x * 7 + index * 31) % 255, (x * 3) % 255, 200), width=3)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def gallery_page(image_base: str) -> str:
+    figures = "".join(
+        f'<figure><img src="{image_base}/img/{i}.jpg" alt="harbour photo {i}">'
+        f"<figcaption>harbour photo number {i} at dawn</figcaption></figure>"
+        for i in range(GALLERY_PHOTOS)
+    )
+    return f"<html><head><title>Harbour gallery</title></head><body><h1>Harbour photos</h1>{figures}</body></html>"
+
+
+def serve_images(port: int) -> None:
+    """The photos of the gallery page (downloaded once; later calls reuse the stored images)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    photos = {f"{i}.jpg": photo(i) for i in range(GALLERY_PHOTOS)}
+
+    async def image(request: Request) -> Response:
+        return Response(photos[request.path_params["name"]], media_type="image/jpeg")
+
+    app = Starlette(routes=[Route("/img/{name}", image)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 # -- servers ---------------------------------------------------------------------
@@ -234,8 +282,52 @@ async def run(
         f"machine load average (1/5/15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
     )
     print(f"worst throughput ratio: {worst:.2f}x ({'within' if worst <= 1.3 else 'OVER'} the 1.3x target)")
+    await image_rows(sessions, seconds, rounds, ours)
     calls, errors = await burst(ours[0], base_url)
     print(f"burst of 48 identical concurrent searches: {calls:.0f} backend call(s), {errors} error(s) (target: 1)")
+
+
+async def image_rows(sessions: list[int], seconds: float, rounds: int, ours: tuple[str, int]) -> None:
+    """Cached image_search beside cached search on the same server (target: p50 within 2x at 64 sessions)."""
+    import psutil
+
+    process = psutil.Process(ours[1])
+    tools = {"search": SEARCH_ARGS, "image_search": IMAGE_ARGS}
+    rows = [
+        ("sessions", "search p50 ms", "p99 ms", "image_search p50 ms", "p99 ms", "calls/s", "CPU us/call", "p50 ratio")
+    ]
+    last_ratio = 0.0
+    for count in sessions:
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in tools}
+        for round_ in range(rounds):
+            order = list(tools.items()) if round_ % 2 == 0 else list(tools.items())[::-1]
+            for name, arguments in order:
+                cpu_before = sum(process.cpu_times()[:2])
+                figures = await measure(ours[0], name, arguments, count, seconds)
+                figures["cpu_us"] = 1e6 * (sum(process.cpu_times()[:2]) - cpu_before) / max(1, figures["calls"] + count)
+                runs[name].append(figures)
+        med = {
+            name: {key: statistics.median(run[key] for run in values) for key in values[0]}
+            for name, values in runs.items()
+        }
+        last_ratio = med["image_search"]["p50_ms"] / med["search"]["p50_ms"]
+        rows.append(
+            (
+                str(count),
+                f"{med['search']['p50_ms']:.1f}",
+                f"{med['search']['p99_ms']:.1f}",
+                f"{med['image_search']['p50_ms']:.1f}",
+                f"{med['image_search']['p99_ms']:.1f}",
+                f"{med['image_search']['calls_per_s']:.0f}",
+                f"{med['image_search']['cpu_us']:.0f}",
+                f"{last_ratio:.2f}x",
+            )
+        )
+        print(f"  measured image_search at {count} session(s)", file=sys.stderr, flush=True)
+    print(f"cached image_search (top_k 5) vs cached search, same server, medians of {rounds} alternating rounds")
+    print(table(rows))
+    verdict = "within" if last_ratio <= 2.0 else "OVER"
+    print(f"p50 ratio at {sessions[-1]} sessions: {last_ratio:.2f}x ({verdict} the 2x target)")
 
 
 def main() -> None:
@@ -244,9 +336,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per round")
     parser.add_argument("--rounds", type=int, default=8, help="alternating rounds per session count")
     parser.add_argument("--serve-echo", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-images", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
         serve_echo(args.serve_echo)
+        return
+    if args.serve_images:
+        serve_images(args.serve_images)
         return
 
     with tempfile.TemporaryDirectory(prefix="gen-searcher-perf-") as tmp:
@@ -254,10 +350,11 @@ def main() -> None:
 
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
+        echo_port, ours_port, images_port = free_port(), free_port(), free_port()
         for name, text in CORPUS.items():
             (corpus / name).write_text(text, encoding="utf-8")
+        (corpus / "harbour.html").write_text(gallery_page(f"http://127.0.0.1:{images_port}"), encoding="utf-8")
         index = build_index(corpus, Path(tmp) / "index.db").path
-        echo_port, ours_port = free_port(), free_port()
         env = {
             "GEN_SEARCHER_SEARCH__BACKEND": "local",
             "GEN_SEARCHER_SEARCH__INDEX": str(index),
@@ -265,14 +362,18 @@ def main() -> None:
             "GEN_SEARCHER_IMAGES__DIR": str(Path(tmp) / "images"),
             "GEN_SEARCHER_SERVER__LOG_LEVEL": "WARNING",
             "GEN_SEARCHER_AUTH_TOKENS": "",
+            "GEN_SEARCHER_FETCH__ALLOW_PRIVATE_NETWORKS": "true",  # the photos are served on loopback
+            "GEN_SEARCHER_FETCH__RESPECT_ROBOTS": "false",
         }
         servers = [
             start([__file__, "--serve-echo", str(echo_port)], {}),
             start(["-m", "mcp_server", "serve", "--port", str(ours_port)], env),
+            start([__file__, "--serve-images", str(images_port)], {}),
         ]
         try:
             wait_for_port(echo_port)
             wait_for_port(ours_port)
+            wait_for_port(images_port)
             sessions = [int(part) for part in args.sessions.split(",") if part.strip()]
             base = f"http://127.0.0.1:{ours_port}"
             anyio.run(

@@ -7,7 +7,6 @@ thumbnails, while full images stay in the store (``image://{id}``).
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Annotated, Any
 
@@ -18,8 +17,10 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field, StringConstraints
 
 from gen_searcher_core.errors import describe_failure
+from gen_searcher_core.imaging import as_png
 from gen_searcher_core.tool_results import ImageSearchResult
 from mcp_server.services import Services
+from mcp_server.tools.memo import ResultMemo
 from mcp_server.tools.results import error_result, jpeg_content, resource_not_found
 from mcp_server.tools.thumbnails import thumbnails_within_budget
 
@@ -33,6 +34,8 @@ SECOND_ROUND_FACTOR = 4  # when too few survive, ask once for this many per want
 MAX_CANDIDATES = 40
 MAX_REASONS_SHOWN = 3  # why candidates were dropped, shown when none survived
 MAX_REASON_CHARS = 300
+MEMO_TTL_S = 60.0  # repeated calls within this answer from memory
+MEMO_MAX_BYTES = 64 * 1024 * 1024
 
 DESCRIPTION = (
     "Find reference photos on the web. Returns up to top_k (1 to 10) images, each with a stable id "
@@ -132,22 +135,28 @@ async def _run_image_search(services: Services, query: str, top_k: int) -> mcp_t
     return mcp_types.CallToolResult(content=content, structured_content={"query": query, "images": images})
 
 
-def _as_png(data: bytes, media_type: str) -> bytes:
-    from PIL import Image
-
-    if media_type == "image/png":
-        return data
-    with Image.open(io.BytesIO(data)) as img:
-        out = io.BytesIO()
-        img.convert("RGB").save(out, format="PNG")
-        return out.getvalue()
+def _result_size(result: mcp_types.CallToolResult) -> int:
+    return sum(len(getattr(block, "data", "") or getattr(block, "text", "")) for block in result.content)
 
 
 def register(server: MCPServer, services: Services) -> None:
+    # A repeated call within MEMO_TTL_S answers from memory: rebuilding it costs ~25 image-store
+    # operations (source lookups, records, thumbnails), each a worker-thread hop.
+    memo: ResultMemo[mcp_types.CallToolResult] = ResultMemo(ttl_s=MEMO_TTL_S, max_bytes=MEMO_MAX_BYTES)
+
     async def image_search(
         query: Query, top_k: TopK = DEFAULT_TOP_K
     ) -> Annotated[mcp_types.CallToolResult, ImageSearchResult]:
-        return await run_image_search(services, query, top_k)
+        settings = services.settings
+        if settings.cache.mode == "off":  # no caching asked for: every call searches afresh
+            return await run_image_search(services, query, top_k)
+        key = (query, top_k, settings.images.thumbnail_side, settings.images.thumbnail_budget_bytes)
+        result = memo.get(key)
+        if result is None:
+            result = await run_image_search(services, query, top_k)
+            if not result.is_error:
+                memo.put(key, result, _result_size(result))
+        return result
 
     server.add_tool(
         image_search,
@@ -173,4 +182,4 @@ def register(server: MCPServer, services: Services) -> None:
             raise resource_not_found(str(exc), f"image://{id}", ctx.protocol_version) from None
         except ImageStoreUnavailable as exc:
             raise ResourceError(str(exc)) from None
-        return await anyio.to_thread.run_sync(_as_png, data, media_type)
+        return await anyio.to_thread.run_sync(as_png, data, media_type)
