@@ -151,8 +151,8 @@ def test_cli_run_renders_with_the_generator_references(tmp_path: Path) -> None:
     assert calls == [{"prompt": "A red fox", "reference_image_ids": ["img_" + "1" * 16]}]
     answer_json = json.loads((out / "answer.json").read_text())
     assert answer_json["render"]["file"] == "render.png"
-    assert Image.open(out / "render.png").size == (96, 96)
-    assert Image.open(out / "references" / "01_IMG_001.png").size == (200, 100)
+    with Image.open(out / "render.png") as render, Image.open(out / "references" / "01_IMG_001.png") as reference:
+        assert render.size == (96, 96) and reference.size == (200, 100)
 
 
 def test_cli_system_prompt_file_and_parallel_tools(tmp_path: Path, chat: ScriptedChat, tool_server: ToolServer) -> None:
