@@ -152,6 +152,9 @@ class S3ImageStore(StoreHelpers):
                     "allow_http": bool(endpoint and endpoint.startswith("http://")),
                     "timeout": timeout,
                     "connect_timeout": timedelta(seconds=min(settings.timeout_s, 3.0)),
+                    # Below the idle timeout of S3-compatible servers (about 20 s), so a pooled
+                    # connection is never one the server has just closed.
+                    "pool_idle_timeout": timedelta(seconds=15),
                 },
                 retry_config={
                     "max_retries": 2,
