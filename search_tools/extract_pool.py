@@ -13,11 +13,14 @@ between calls), under its own deadline:
 
 either way the next call gets a fresh worker, and the server process, which
 only waits on a pipe, keeps serving. Calls beyond ``workers`` queue; the
-deadline starts once a worker is theirs.
+deadline starts once a worker is theirs. A worker's address space is capped
+(``memory_bytes``), so a document that needs too much memory fails with
+``MemoryError`` there instead of pressing on the whole machine.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,6 +43,7 @@ class ExtractLimits:
     workers: int = 2  # documents extracted at once (one process each)
     max_pdf_pages: int = 100  # pages read from one PDF
     max_chars: int = 1_000_000  # characters of text kept from one document
+    memory_bytes: int = 1024 * 1024 * 1024  # address space of one worker process
 
     @classmethod
     def from_settings(cls, fetch: FetchSettings) -> ExtractLimits:
@@ -49,7 +53,19 @@ class ExtractLimits:
             workers=fetch.extract_workers,
             max_pdf_pages=fetch.extract_max_pdf_pages,
             max_chars=fetch.extract_max_chars,
+            memory_bytes=fetch.extract_memory_mb * 1024 * 1024,
         )
+
+
+def _limited(memory_bytes: int, func: Callable[..., T], *args: Any) -> T:
+    """Runs in the worker: caps its address space (each call sets it anew, as pools may differ), then calls."""
+    if sys.platform != "win32":
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    return func(*args)
 
 
 class PoolFailure(Exception):
@@ -89,7 +105,9 @@ class ExtractionPool:
         async with queue:
             try:
                 with anyio.fail_after(timeout):
-                    return await anyio.to_process.run_sync(func, *args, cancellable=True, limiter=slots)
+                    return await anyio.to_process.run_sync(
+                        _limited, self.limits.memory_bytes, func, *args, cancellable=True, limiter=slots
+                    )
             except TimeoutError:
                 raise ExtractionTimedOut(
                     f"extracting the text of {what} took longer than {timeout:g} s and was stopped"

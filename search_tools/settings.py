@@ -85,6 +85,9 @@ class FetchSettings(BaseModel):
     extract_workers: int = Field(2, description="documents extracted at once, each in its own worker process")
     extract_max_pdf_pages: int = Field(100, description="pages read from one PDF; the text says when more were left")
     extract_max_chars: int = Field(1_000_000, description="characters of text kept from one document")
+    extract_memory_mb: int = Field(
+        1024, description="address-space limit of one extraction worker (a document needing more fails alone)"
+    )
     robots_timeout_s: float = Field(
         5.0,
         description="time limit of one robots.txt read (at most half of timeout_s); a robots.txt that does not "

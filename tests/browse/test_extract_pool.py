@@ -158,3 +158,10 @@ async def test_a_pdf_decompression_bomb_is_a_clear_refusal() -> None:
         await extract(page(bomb, "application/pdf", url="https://example.org/bomb.pdf"))
     assert "https://example.org/bomb.pdf" in str(caught.value)
     assert "LimitReachedError" not in str(caught.value)
+
+
+async def test_a_document_needing_too_much_memory_fails_alone_in_its_worker() -> None:
+    pool = ExtractionPool(ExtractLimits(memory_bytes=512 * 1024 * 1024))
+    with pytest.raises(MemoryError):  # a gigabyte allocated in the worker, over its 512 MiB address space
+        await pool.run(bytearray, 1024 * 1024 * 1024, what="a test allocation")
+    assert (await extract(page(content.article_html().encode()), pool)).title == "The Bellmoor Lighthouse"
