@@ -65,7 +65,8 @@ class CacheMissError(CacheError, LookupError):
             described = described[:200] + "…"
         super().__init__(
             f"cache replay miss: no recorded {namespace} result for {described} "
-            "(GEN_SEARCHER_CACHE__MODE=replay serves only results recorded by an earlier run and never calls a provider)"
+            "(GEN_SEARCHER_CACHE__MODE=replay serves only results recorded by an earlier run"
+            " and never calls a provider)"
         )
         self.namespace = namespace
 
@@ -246,7 +247,7 @@ class StoreCache:
             stored = await self._load(key)
         except CacheError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any store failure (SQLite, Redis, network) is served as a miss
             if self.mode == "replay":
                 raise CacheError(
                     f"cache unavailable in replay mode ({self.backend_name}: {type(exc).__name__})"

@@ -174,7 +174,7 @@ def _title_and_date(html: bytes | str, url: str) -> tuple[str | None, str | None
     title = examine_meta(tree).title or extract_title(tree)
     try:
         date = find_date(tree, url=url, extensive_search=False, original_date=True)
-    except Exception:  # htmldate is best effort; a page without a readable date has none
+    except Exception:  # noqa: BLE001 - htmldate is best effort; a page without a readable date has none
         date = None
     return (title or None), date
 

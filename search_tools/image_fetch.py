@@ -201,7 +201,7 @@ class ImageCollector:
                 outcomes[i] = f"{hit.image_url}: {exc}"
             except ImageStoreUnavailable:  # not this candidate's fault: the whole call fails, clearly
                 raise
-            except Exception as exc:  # one bad candidate never sinks the others
+            except Exception as exc:  # noqa: BLE001 - one bad candidate never sinks the others
                 logger.warning("image candidate failed unexpectedly: %s", type(exc).__name__)
                 outcomes[i] = f"{hit.image_url}: internal error ({type(exc).__name__})"
 

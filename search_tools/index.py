@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from gen_searcher_core.errors import UserFacingError
@@ -116,13 +117,14 @@ def decode_html(data: bytes) -> str:
 
 def parse_html(html: str, url: str) -> Document:
     """Title, main text (trafilatura, falling back to the body text) and referenced images."""
+    import lxml.etree
     import lxml.html
     import trafilatura
 
     html = _XML_DECLARATION.sub("", html, count=1)  # lxml refuses str input with an encoding declaration
     try:
         tree = lxml.html.document_fromstring(html)
-    except Exception:  # lxml raises ParserError for empty or non-HTML input
+    except (lxml.etree.ParserError, ValueError):  # empty or non-HTML input
         return Document(url=url, title="", text=_collapse(html))
     title = _collapse(tree.findtext(".//title") or "")
     if not title:
@@ -308,7 +310,7 @@ def build_index(
             conn.commit()
         finally:
             conn.close()
-        os.replace(tmp_name, target)
+        Path(tmp_name).replace(target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -339,7 +341,8 @@ class LocalIndex:
     def _connect(self) -> sqlite3.Connection:
         if not self.path.is_file():
             raise IndexNotFoundError(
-                f"local search index not found: {self.path} (build one with `gen-searcher index build SRC_DIR --out FILE.db`)"
+                f"local search index not found: {self.path}"
+                " (build one with `gen-searcher index build SRC_DIR --out FILE.db`)"
             )
         try:
             conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
@@ -348,7 +351,7 @@ class LocalIndex:
             raise IndexNotFoundError(f"not a Gen-Searcher index: {self.path}") from None
         return conn
 
-    def _fetch(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:  # type: ignore[type-arg]
+    def _fetch(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """All rows of one read-only query (a connection per call: safe from any worker thread)."""
         conn = self._connect()
         try:

@@ -89,7 +89,7 @@ class RobotsCache:
             status, body = await self._loader(origin)
         except self._passthrough:
             raise
-        except Exception as exc:  # unreachable robots.txt: RFC 9309 says assume complete disallow
+        except Exception as exc:  # noqa: BLE001 - unreachable robots.txt: RFC 9309 says assume complete disallow
             note = f"robots.txt of {origin} could not be read ({exc}); treating the site as disallowed"
             return _Entry(None, False, note, time.monotonic() + min(self._ttl_s, 300.0))
         if 400 <= status < 500:

@@ -7,8 +7,10 @@ want no provider. Queries run on a worker thread (sqlite blocks).
 from __future__ import annotations
 
 import logging
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from search_tools.settings import BackendConfig
 
 logger = logging.getLogger(__name__)
+
+Hit = TypeVar("Hit", WebHit, ImageHit)
 
 
 class LocalBackend:
@@ -52,12 +56,12 @@ class LocalBackend:
         query = check_request(self.name, query, k)
         return await self._run(self._index.image_search, query, k)
 
-    async def _run(self, fn, query: str, k: int):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[[str, int], list[Hit]], query: str, k: int) -> list[Hit]:
         try:
             return await anyio.to_thread.run_sync(fn, query, k)
         except IndexNotFoundError as exc:
             raise SearchBackendError(self.name, "unavailable", str(exc)) from None
-        except Exception as exc:  # sqlite3 errors: a damaged or locked index
+        except (sqlite3.Error, OSError) as exc:  # a damaged, locked or vanished index
             raise SearchBackendError(
                 self.name, "unavailable", f"index query failed: {type(exc).__name__}: {exc}"
             ) from None

@@ -87,10 +87,7 @@ def image_hits(
     for row in rows:
         if not isinstance(row, dict):
             continue
-        if isinstance(extract, Mapping):
-            fields = {name: row.get(key) for name, key in extract.items()}
-        else:
-            fields = extract(row)
+        fields = {name: row.get(key) for name, key in extract.items()} if isinstance(extract, Mapping) else extract(row)
         image_url = text_field(fields.get("image_url"))
         if image_url is None or image_url in seen:
             continue
