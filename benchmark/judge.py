@@ -27,7 +27,6 @@ Usage::
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import logging
@@ -42,6 +41,7 @@ import httpx
 from benchmark.settings import JudgeSettings
 from gen_searcher_core.chat_client import ChatClient, ChatError, RetryPolicy
 from gen_searcher_core.errors import UserFacingError
+from gen_searcher_core.imaging import png_data_url
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ def _encode_image(image: ImageInput, max_side: int) -> str:
         pil.thumbnail((max_side, max_side))
     if pil.mode not in ("RGB", "L"):
         pil = pil.convert("RGB")
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_data_url(pil)
 
 
 async def image_data_url(image: ImageInput, max_side: int = 1536) -> str:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gen_searcher_core.errors import GenSearcherError
+from gen_searcher_core.imaging import data_url
 from gen_searcher_core.limits import GENERATOR_REFERENCES, MAX_MODEL_CALLS, MAX_REFERENCES, MIN_REFERENCES
 from gen_searcher_core.tool_results import ToolOutput, parse_output
 from policy.image_ids import ImageRegistry
@@ -264,7 +265,7 @@ def to_openai_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any
         parts: list[dict[str, Any]] = []
         for part in content:
             if part["type"] == "image":
-                url = f"data:{part.get('mime_type', 'image/jpeg')};base64,{part['data']}"
+                url = data_url(part["data"], part.get("mime_type", "image/jpeg"))
                 parts.append({"type": "image_url", "image_url": {"url": url}})
             else:
                 parts.append({"type": "text", "text": part["text"]})

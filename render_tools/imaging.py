@@ -10,6 +10,8 @@ import warnings
 
 from PIL import Image
 
+from gen_searcher_core.imaging import b64, png_bytes
+from gen_searcher_core.imaging import png_data_url as png_data_url  # re-exported for render clients
 from render_tools.base import InvalidRenderRequest
 
 #: Largest encoded reference image accepted (data URL payload, upload or download).
@@ -22,18 +24,8 @@ IMAGE_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/g
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def png_base64(image: Image.Image) -> str:
-    return base64.b64encode(png_bytes(image)).decode("ascii")
-
-
-def png_data_url(image: Image.Image) -> str:
-    return "data:image/png;base64," + png_base64(image)
+    return b64(png_bytes(image))
 
 
 def decode_image(data: bytes, *, what: str = "image", max_bytes: int = MAX_IMAGE_BYTES) -> Image.Image:

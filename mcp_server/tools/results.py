@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-
 import mcp_types
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+from gen_searcher_core.imaging import b64
 
 #: "Resource not found" in the MCP specification up to protocol 2025-11-25.
 RESOURCE_NOT_FOUND = -32002
@@ -20,7 +20,7 @@ def error_result(message: str) -> mcp_types.CallToolResult:
 
 def jpeg_content(data: bytes) -> mcp_types.ImageContent:
     """A JPEG (a thumbnail) as MCP image content."""
-    return mcp_types.ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type="image/jpeg")
+    return mcp_types.ImageContent(type="image", data=b64(data), mime_type="image/jpeg")
 
 
 def resource_not_found(message: str, uri: str, protocol_version: str | None) -> Exception:

@@ -19,6 +19,7 @@ import anyio
 from PIL import Image
 
 from gen_searcher_core.errors import UserFacingError
+from gen_searcher_core.imaging import jpeg_thumbnail, png_bytes
 
 IMAGE_ID_PATTERN = re.compile(r"img_[0-9a-f]{16}")
 MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp")
@@ -109,13 +110,7 @@ def source_key(url: str) -> str:
 
 def make_thumbnail(data: bytes, max_side: int = 512, quality: int = DEFAULT_THUMBNAIL_QUALITY) -> bytes:
     """JPEG thumbnail whose longest side is at most ``max_side`` pixels."""
-    with Image.open(io.BytesIO(data)) as source:
-        source.draft("RGB", (max_side, max_side))  # a JPEG decodes at a reduced size: much faster
-        img = source.convert("RGB")
-    img.thumbnail((max_side, max_side))
-    out = io.BytesIO()
-    img.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+    return jpeg_thumbnail(data, max_side, quality)
 
 
 def image_size(data: bytes, media_type: str) -> tuple[int, int]:
@@ -124,12 +119,6 @@ def image_size(data: bytes, media_type: str) -> tuple[int, int]:
         raise ValueError(f"unsupported image media type for the store: {media_type}")
     with Image.open(io.BytesIO(data)) as img:
         return img.size
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def decode_rgb(data: bytes) -> Image.Image:
