@@ -74,6 +74,9 @@ class ImageSearchResult(_Result):
 class BrowseResult(_Result):
     """``browse``: a summary (or a slice of the extracted text) of one page for a goal."""
 
+    # "fetched_with" is optional: browse results cached before it existed are served without it.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
+
     url: str = Field(description="the final URL after redirects")
     title: str | None
     content: str
@@ -81,6 +84,9 @@ class BrowseResult(_Result):
     offset: int
     next_offset: int | None = Field(description="call browse again with this offset to continue; null at the end")
     total_chars: int
+    fetched_with: str | None = Field(
+        default=None, description="which fetcher read the page: direct, browser, jina or a plugin's name"
+    )
 
 
 class RenderResult(_Result):

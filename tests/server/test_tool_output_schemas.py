@@ -86,7 +86,7 @@ def web() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def gallery(base: str) -> dict[str, str]:
     return {
-        "harbour.html": f'<html><head><title>Harbour</title></head><body><p>The harbour at dawn.'
+        "harbour.html": f"<html><head><title>Harbour</title></head><body><p>The harbour at dawn."
         f'<img src="{base}/img/harbour.jpg" alt="harbour at dawn"></p></body></html>',
     }
 
@@ -128,6 +128,7 @@ async def test_every_tool_result_validates_against_its_declared_output_schema(
             page = check(tools["browse"], await client.call_tool("browse", {"url": f"{base}/article", "goal": "lens"}))
             assert isinstance(page, BrowseResult)
             assert "Fresnel lens" in page.content and page.summarized is False and page.next_offset is None
+            assert page.fetched_with == "direct"
 
             rendered = check(
                 tools["render"],
