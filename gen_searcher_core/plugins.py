@@ -41,15 +41,19 @@ def registered(group: str, extra: EntryPoints | None = None) -> dict[str, list[E
     return by_name([*entry_points(group=group), *_listed(extra or ())])
 
 
-def single_provider(found: Mapping[str, list[EntryPoint]], name: str, *, what: str) -> EntryPoint:
+def single_provider(
+    found: Mapping[str, list[EntryPoint]], name: str, *, what: str, setting: str | None = None
+) -> EntryPoint:
     """The one entry point registered as ``name``; raises :class:`PluginError` when there is none or several.
 
-    ``what`` names the kind of plugin in messages ("renderer", "fetcher").
+    ``what`` names the kind of plugin in messages ("renderer", "fetcher"); ``setting``, the setting
+    that chose it ("fetch.backend").
     """
     providers = found.get(name)
     if not providers:
         known = ", ".join(sorted(found)) or "none"
-        raise PluginError(f"unknown {what} {name!r}; known {what}s: {known}")
+        where = f" ({setting})" if setting else ""
+        raise PluginError(f"unknown {what} {name!r}{where}; known {what}s: {known}")
     if len(providers) > 1:
         clashing = ", ".join(repr(ep.value) for ep in providers)
         raise PluginError(
@@ -59,9 +63,11 @@ def single_provider(found: Mapping[str, list[EntryPoint]], name: str, *, what: s
     return providers[0]
 
 
-def load_plugin(group: str, name: str, *, what: str, extra: EntryPoints | None = None) -> Any:
+def load_plugin(
+    group: str, name: str, *, what: str, setting: str | None = None, extra: EntryPoints | None = None
+) -> Any:
     """Import and return the object registered as ``name`` in ``group``; raises :class:`PluginError`."""
-    entry_point = single_provider(registered(group, extra), name, what=what)
+    entry_point = single_provider(registered(group, extra), name, what=what, setting=setting)
     try:
         return entry_point.load()
     except Exception as exc:  # noqa: BLE001 - a plugin may fail to import in any way

@@ -105,9 +105,9 @@ def create_renderer(
     if reason:
         raise RendererUnavailable(reason)
     try:
-        factory = load_plugin(ENTRY_POINT_GROUP, backend, what="renderer", extra=plugins)
+        factory = load_plugin(ENTRY_POINT_GROUP, backend, what="renderer", setting="render.backend", extra=plugins)
     except PluginError as exc:
-        raise RendererConfigError(f"render.backend: {exc}") from None
+        raise RendererConfigError(str(exc)) from None
     renderer = factory(RendererConfig(render_settings, openai_api_key))
     if not isinstance(renderer, Renderer):
         raise RendererConfigError(f"renderer plugin {backend!r} did not return a Renderer (name, render, aclose)")
