@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -173,22 +175,30 @@ def _trace_page(run_dir: Path, name: str) -> str | None:
 
 
 def gallery_cards(run_dir: Path, items: Sequence[Item], kind: str) -> list[dict[str, Any]]:
-    """The cards of a run folder, with thumbnails and trace pages written on the way (blocking)."""
+    """The cards of a run folder, with thumbnails and trace pages written on the way (blocking).
+
+    Thumbnails are made on a few threads: Pillow decodes and resizes without holding the GIL.
+    """
     gens, judges = _rows(run_dir / GENERATIONS), _rows(run_dir / JUDGEMENTS)
     cards = []
+    jobs: list[tuple[dict[str, Any], str, Path, str, str]] = []  # (card, key, source, folder, name)
     for order, item in enumerate(items):
         gen, judged = gens.get(item.id), judges.get(item.id)
         card = _card(order, item, gen, judged, kind)
         name = safe_name(item.id)
         if gen is not None and gen.get("ok") and gen.get("image"):
             image = Path(gen["image"])
-            card["image"] = _thumbnail(image if image.is_absolute() else run_dir / image, run_dir, "gen", name)
-            if card["image"] is None and card["status"] != "failed":
-                card["image_missing"] = True
+            jobs.append((card, "image", image if image.is_absolute() else run_dir / image, "gen", name))
         if item.gt_image is not None:
-            card["gt"] = _thumbnail(item.gt_image, run_dir, "gt", name)
+            jobs.append((card, "gt", item.gt_image, "gt", name))
         card["trace"] = _trace_page(run_dir, name)
         cards.append(card)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        made = list(pool.map(lambda job: _thumbnail(job[2], run_dir, job[3], job[4]), jobs))
+    for (card, key, _, _, _), pics in zip(jobs, made, strict=True):
+        card[key] = pics
+        if key == "image" and pics is None and card["status"] != "failed":
+            card["image_missing"] = True
     return cards
 
 

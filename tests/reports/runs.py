@@ -32,7 +32,7 @@ def picture(path: Path, seed: int, size: int = 256) -> Path:
     inset = size // 5 + seed % (size // 5)
     draw.ellipse((inset, inset, size - inset, size - inset), fill=tuple(255 - c for c in colour))
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    image.save(path, format="PNG", compress_level=1)  # fast to write; decoding costs the same
     return path
 
 
