@@ -8,8 +8,8 @@ Each scenario runs in its own process against real servers on 127.0.0.1:
 * ``bomb``: three concurrent fetches of a ``Content-Encoding: gzip, gzip`` page holding 1 GiB of zeros
   (a few kilobytes on the wire), default fetch settings; peak RSS growth of the process;
 * ``pdf``: extraction of a 1,000-page text PDF; wall time, characters and the page note;
-* ``html``: extraction of a 1.3 MB HTML page of 12,000 nested paragraphs (worker already warm); wall time and the longest
-  event-loop stall meanwhile (a 10 ms ticker), i.e. what ``/healthz`` would wait;
+* ``html``: extraction of a 1.3 MB HTML page of 12,000 nested paragraphs (worker already warm); wall time and the
+  longest event-loop stall meanwhile (a 10 ms ticker), i.e. what ``/healthz`` would wait;
 * ``redis``: 40 cached calls, 20 at a time, on a Redis that was SIGSTOPped; per-call p50/p99/max.
 
 ``--src DIR`` imports the project from DIR instead (a ``git archive`` of an older commit), which is
@@ -25,20 +25,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import io
+import importlib.util
 import json
 import os
 import resource
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,35 +160,23 @@ async def bomb() -> dict[str, Any]:
     }
 
 
+def this_checkout(relative: str) -> ModuleType:
+    """A test helper module of this checkout, loaded by path whatever tree the project is imported from."""
+    spec = importlib.util.spec_from_file_location(Path(relative).stem, REPO / relative)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def pdf_bytes(pages: int) -> bytes:
-    objects: list[bytes] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    kids = []
-    for n in range(pages):
-        lines = " ".join(f"(Keeper log page {n} line {i}: fog, tide and bells.) Tj T*" for i in range(40))
-        stream = f"BT /F1 10 Tf 72 760 Td 12 TL {lines} ET".encode("latin-1")
-        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
-            "/Resources << /Font << /F1 3 0 R >> >> >>".encode()
-        )
-        kids.append(f"{len(objects)} 0 R")
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
+    content = this_checkout("tests/browse/content.py")
+    return content.pdf_document(
+        [
+            content.text_stream([f"Keeper log page {n} line {i}: fog, tide and bells." for i in range(40)])
+            for n in range(pages)
+        ]
+    )
 
 
 def fetched(body: bytes, media_type: str, url: str) -> Any:
@@ -256,14 +244,10 @@ async def frozen_redis() -> dict[str, Any]:
     import anyio
 
     from search_tools.cache import RedisCache
-    from tests.support.loopback import free_port
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return {"skipped": "redis-server is not installed"}
-    server, port = start_redis(binary, free_port())
-    try:
-        cache = RedisCache(f"redis://127.0.0.1:{port}/0")
+    support = this_checkout("tests/support/redis_server.py")
+    with tempfile.TemporaryDirectory() as workdir, support.redis_server(Path(workdir)) as (url, server):
+        cache = RedisCache(url)
         await cache.get_or_compute("search", ["warm"], _value)
         server.send_signal(signal.SIGSTOP)
         latencies: list[float] = []
@@ -284,10 +268,6 @@ async def frozen_redis() -> dict[str, Any]:
         server.send_signal(signal.SIGCONT)
         with anyio.move_on_after(10):
             await cache.aclose()
-    finally:
-        server.send_signal(signal.SIGCONT)
-        server.kill()
-        server.wait()
     latencies.sort()
     return {
         "calls": len(latencies),
@@ -296,21 +276,6 @@ async def frozen_redis() -> dict[str, Any]:
         "max_ms": round(latencies[-1] * 1000),
         "total_s": round(total, 1),
     }
-
-
-def start_redis(binary: str, port: int) -> tuple[subprocess.Popen[bytes], int]:
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return server, port
 
 
 async def _value() -> dict[str, Any]:

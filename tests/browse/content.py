@@ -70,23 +70,35 @@ def long_text(paragraphs: int = 60) -> str:
     )
 
 
-def pdf_bytes(lines: list[str], title: str = "Keeper's Log") -> bytes:
-    """A minimal valid PDF with one page of text (written by hand: pypdf cannot lay out text)."""
+def text_stream(lines: list[str]) -> bytes:
+    """A PDF content stream writing ``lines`` in Helvetica, one under the other."""
     ops = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]
     for line in lines:
         escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         ops.append(f"({escaped}) Tj T*")
     ops.append("ET")
-    stream = "\n".join(ops).encode("latin-1")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Title (" + title.encode("latin-1") + b") >>",
-    ]
+    return "\n".join(ops).encode("latin-1")
+
+
+def pdf_document(page_streams: list[bytes], *, title: str | None = None, flate: bool = False) -> bytes:
+    """A minimal valid PDF, one page per content stream (written by hand: pypdf cannot lay out text);
+    ``flate`` compresses the streams (FlateDecode)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for stream in page_streams:
+        data = zlib.compress(stream, 9) if flate else stream
+        encoding = b" /Filter /FlateDecode" if flate else b""
+        objects.append(b"<< /Length " + str(len(data)).encode() + encoding + b" >>\nstream\n" + data + b"\nendstream")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
+            "/Resources << /Font << /F1 3 0 R >> >> >>".encode()
+        )
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
+    info = ""
+    if title is not None:
+        objects.append(b"<< /Title (" + title.encode("latin-1") + b") >>")
+        info = f" /Info {len(objects)} 0 R"
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []
@@ -97,8 +109,13 @@ def pdf_bytes(lines: list[str], title: str = "Keeper's Log") -> bytes:
     out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
     for offset in offsets:
         out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode())
     return out.getvalue()
+
+
+def pdf_bytes(lines: list[str], title: str = "Keeper's Log") -> bytes:
+    """A PDF with one page of text and a title."""
+    return pdf_document([text_stream(lines)], title=title)
 
 
 def jpeg_bytes(size: tuple[int, int] = (320, 240), color: tuple[int, int, int] = (30, 90, 160)) -> bytes:

@@ -3,9 +3,6 @@ fresh worker, and every document is capped in pages and characters. PDF bombs ge
 
 from __future__ import annotations
 
-import io
-import zlib
-
 import anyio
 import psutil
 import pytest
@@ -99,43 +96,8 @@ async def test_a_hung_extraction_is_stopped_at_its_deadline_and_the_next_call_wo
     assert (await extract(small, warm)).title == "The Bellmoor Lighthouse"
 
 
-def pdf(page_streams: list[bytes], *, flate: bool = False) -> bytes:
-    """A PDF with one page per content stream (Helvetica text), optionally FlateDecode-compressed."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
-    kids = []
-    font = 3
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for stream in page_streams:
-        data = zlib.compress(stream, 9) if flate else stream
-        filt = b" /Filter /FlateDecode" if flate else b""
-        objects.append(b"<< /Length " + str(len(data)).encode() + filt + b" >>\nstream\n" + data + b"\nendstream")
-        contents = len(objects)
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents "
-            + f"{contents} 0 R /Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
-        )
-        kids.append(f"{len(objects)} 0 R")
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
-
-
-def text_stream(line: str) -> bytes:
-    return f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET".encode("latin-1")
-
-
 async def test_a_long_pdf_is_read_up_to_the_page_cap_and_says_so() -> None:
-    doc = pdf([text_stream(f"Keeper's log, day {n}") for n in range(1, 31)])
+    doc = content.pdf_document([content.text_stream([f"Keeper's log, day {n}"]) for n in range(1, 31)])
     pool = ExtractionPool(ExtractLimits(max_pdf_pages=5))
     result = await extract(page(doc, "application/pdf"), pool)
     assert "day 5" in result.text and "day 6" not in result.text
@@ -152,7 +114,7 @@ async def test_text_is_cut_at_the_character_cap_and_says_so() -> None:
 
 async def test_a_pdf_decompression_bomb_is_a_clear_refusal() -> None:
     # One page whose content stream inflates to 100 MB of spaces (pypdf stops at its 75 MB limit).
-    bomb = pdf([b" " * (100 * 1024 * 1024)], flate=True)
+    bomb = content.pdf_document([b" " * (100 * 1024 * 1024)], flate=True)
     assert len(bomb) < 1024 * 1024
     with pytest.raises(ExtractionError, match="decompression bomb") as caught:
         await extract(page(bomb, "application/pdf", url="https://example.org/bomb.pdf"))

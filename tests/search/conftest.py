@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 from mcp_server.settings import Settings, load_settings
 from search_tools.index import build_index
 from tests.support.env import clear_settings_environment
-from tests.support.loopback import free_port
+from tests.support.redis_server import RedisUnavailable, redis_server
 
 EIFFEL_HTML = """<!doctype html>
 <html><head><title>Eiffel Tower: history and facts</title></head>
@@ -118,30 +115,9 @@ def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free loopback port, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package: redis-server)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip("redis-server did not start")
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
+    with contextlib.ExitStack() as stack:
         try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            url, _ = stack.enter_context(redis_server(tmp_path_factory.mktemp("redis")))
+        except RedisUnavailable as exc:
+            pytest.skip(str(exc))
+        yield url
