@@ -16,24 +16,24 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
 
-class FailureProtocol(str, Enum):
+class FailureProtocol(StrEnum):
     strict = "strict"
     published = "published"
 
 
-class WiseProtocol(str, Enum):
+class WiseProtocol(StrEnum):
     legacy = "legacy"
     verified = "verified"
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     all = "all"
     generate = "generate"
     judge = "judge"

@@ -84,7 +84,7 @@ def _save_png_atomic(image: Any, path: Path) -> None:
     image.save(tmp, format="PNG")
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 @dataclass

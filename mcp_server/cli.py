@@ -8,7 +8,7 @@ the command functions so that ``gen-searcher --help`` stays fast.
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -29,7 +29,7 @@ TokenOption = Annotated[
 ]
 
 
-class Transport(str, Enum):
+class Transport(StrEnum):
     stdio = "stdio"
     http = "http"
 

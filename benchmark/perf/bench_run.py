@@ -27,8 +27,8 @@ from benchmark.datasets import load_knowgen
 from benchmark.generate import DirectGenerator, RenderOptions
 from benchmark.journal import Journal
 from benchmark.judge import JudgeClient, JudgeSettings
-from benchmark.rubrics import judge_kscore
 from benchmark.resumable_run import RunPaths, run_stages
+from benchmark.rubrics import judge_kscore
 
 
 def _settings(url: str, concurrency: int) -> JudgeSettings:

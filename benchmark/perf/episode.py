@@ -44,7 +44,10 @@ from policy.mcp_tools import McpTools
 from policy.protocol import ToolCall
 
 TURNS = 7  # tool turns; the 8th model call answers
-THUMB = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q=="
+THUMB = (  # a 1x1 JPEG, base64
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4z"
+    "NDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q=="
+)
 
 
 # -- the tiny tool server (runs in a subprocess) ----------------------------------
@@ -198,9 +201,8 @@ def report(title: str, medians: dict[str, float]) -> None:
         print(f"  {name:<24} {value * 1000:9.1f} ms")
     base = medians["reuse + parallel"]
     print(f"  sequential / parallel (reused session):     {medians['reuse + sequential'] / base:5.2f}x")
-    print(
-        f"  per-call / reused session (sequential):     {medians['per-call + sequential'] / medians['reuse + sequential']:5.2f}x"
-    )
+    per_call = medians["per-call + sequential"] / medians["reuse + sequential"]
+    print(f"  per-call / reused session (sequential):     {per_call:5.2f}x")
     print(f"  per-call / reused session (parallel):       {medians['per-call + parallel'] / base:5.2f}x")
     print(f"  worst (per-call + sequential) / best:        {medians['per-call + sequential'] / base:5.2f}x")
     extra = (medians["per-call + sequential"] - medians["reuse + sequential"]) / (2 * TURNS)

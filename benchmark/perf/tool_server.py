@@ -37,7 +37,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = {
-    "eiffel-tower.md": "# Eiffel Tower\n\nThe Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.",
+    "eiffel-tower.md": (
+        "# Eiffel Tower\n\nThe Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889."
+    ),
     "golden-gate.md": "# Golden Gate Bridge\n\nA suspension bridge in San Francisco painted International Orange.",
     "mount-fuji.md": "# Mount Fuji\n\nThe highest mountain in Japan, an active stratovolcano 3776 metres high.",
     "big-ben.md": "# Big Ben\n\nThe Great Bell of the clock at the north end of the Palace of Westminster, London.",

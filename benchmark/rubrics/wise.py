@@ -42,7 +42,7 @@ _CATEGORY_WORDS = {
 
 
 def wise_category(raw: str) -> str:
-    """Map a WISE ``Category`` value ("Cultural knowledge", "Physical Knowledge", "time") to one of :data:`CATEGORIES`."""
+    """Map a WISE ``Category`` value ("Cultural knowledge", "Physical Knowledge", "time") to a CATEGORIES key."""
     for word in re.split(r"[^a-z]+", raw.lower()):
         if word in _CATEGORY_WORDS:
             return _CATEGORY_WORDS[word]
