@@ -366,7 +366,7 @@ class Episode:
             try:
                 answer = parse_answer(
                     turn.answer_text,
-                    known_ids=self.images,
+                    known_ids=self.images.__contains__,
                     max_references=self.config.max_references,
                     min_references=self.config.min_references,
                 )
