@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from search_tools.fetch import ConnectionFailed, Fetcher, InvalidUrl, RobotsDisallowed, TooLarge
 from search_tools.netguard import AddressPolicy
+from tests.browse import content
+from tests.browse.conftest import Web, browse_settings, text_of, tool_client
 from tests.support.loopback import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -58,6 +60,12 @@ def hostile_app(hits: collections.Counter[str]) -> Starlette:
         body, encoding = bodies[kind]
         return Response(body, media_type="text/html", headers={"content-encoding": encoding})
 
+    async def bomb_pdf(request: Request) -> Response:
+        return Response(content.pdf_document([b" " * (100 * 1024 * 1024)], flate=True), media_type="application/pdf")
+
+    async def article(request: Request) -> Response:
+        return HTMLResponse(content.article_html())
+
     async def redirect(request: Request) -> Response:
         target = request.query_params.get("to") or "data:text/html;base64," + "A" * 70_000  # over a URL's length
         return Response(status_code=302, headers={"location": target})
@@ -67,6 +75,8 @@ def hostile_app(hits: collections.Counter[str]) -> Starlette:
             Route("/robots.txt", robots),
             Route("/encoded/{kind}", encoded),
             Route("/redirect", redirect),
+            Route("/bomb.pdf", bomb_pdf),
+            Route("/article", article),
         ]
     )
 
@@ -201,3 +211,29 @@ async def test_a_robots_txt_that_never_answers_fails_fast_names_robots_and_is_re
     assert str(second.value) == str(first.value)
     assert hits["robots"] == 1  # the failure is cached: the second fetch did not wait on robots.txt again
     assert hits["page"] == 0
+
+
+async def test_the_browse_tool_answers_each_hostile_page_with_a_clear_refusal_and_keeps_serving(
+    hostile: tuple[str, collections.Counter[str]], web: Web, tmp_path: Any
+) -> None:
+    base, _ = hostile
+    port = base.rsplit(":", 1)[1]
+    cases = {
+        base + "/encoded/double-bomb": "once decompressed",
+        base + "/encoded/triple": "stacked content encodings",
+        base + "/bomb.pdf": "decompression bomb",
+        base + "/redirect?to=javascript%3Aalert(1)": "redirect from",
+        base + "/redirect?to=data%3Atext%2Fhtml%2C%3Cb%3Ex%3C%2Fb%3E": "redirect from",
+        base + "/redirect": "redirect from",  # a data: URL longer than a URL may be
+    }
+    settings = browse_settings(tmp_path, web, fetch={"allowed_addresses": [f"127.0.0.1:{port}"]})
+    async with tool_client(settings) as client:
+        for url, expected in cases.items():
+            result = await client.call_tool("browse", {"url": url, "goal": "anything"})
+            message = text_of(result)
+            assert result.is_error, url
+            assert message.startswith("browse failed:") and expected in message, (url, message)
+            assert "internal error" not in message
+        ok = await client.call_tool("browse", {"url": base + "/article", "goal": "the lighthouse"})
+        assert not ok.is_error, text_of(ok)
+        assert "Bellmoor" in text_of(ok)
