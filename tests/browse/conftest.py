@@ -253,6 +253,7 @@ def make_fetcher(web: Web, **kwargs: Any) -> Fetcher:
         # Generous, so a loaded CI machine never turns a normal fetch (robots.txt included)
         # into a timeout; the timeout tests pass their own short limit.
         timeout_s=20.0,
+        robots_timeout_s=10.0,  # likewise for robots.txt (a robots.txt that times out disallows its site)
         max_bytes=1024 * 1024,
     )
     options.update(kwargs)
@@ -276,7 +277,12 @@ def browse_settings(tmp_path: Path, web: Web, **sections: Any) -> Any:
         "server": {"log_level": "WARNING"},
         "cache": {"path": str(tmp_path / "cache.db"), "url": None},
         "images": {"dir": str(tmp_path / "images")},
-        "fetch": {"allowed_addresses": [f"127.0.0.1:{web.port}"], "timeout_s": 20.0, "max_bytes": 1024 * 1024},
+        "fetch": {
+            "allowed_addresses": [f"127.0.0.1:{web.port}"],
+            "timeout_s": 20.0,
+            "robots_timeout_s": 10.0,
+            "max_bytes": 1024 * 1024,
+        },
         "summary": {"base_url": None, "model": None, "text_budget": 1500},
     }
     for key, value in sections.items():

@@ -112,6 +112,7 @@ def fetcher_for(base: str, **options: Any) -> Fetcher:
         user_agent="Gen-Searcher/0.1 (test)",
         policy=AddressPolicy.from_strings(False, [f"127.0.0.1:{port}"]),
         timeout_s=20.0,
+        robots_timeout_s=10.0,  # generous on a loaded machine; the robots test passes its own
         max_bytes=CAP,
     )
     settings.update(options)
