@@ -147,11 +147,10 @@ def extract_html(html: bytes | str, url: str, max_chars: int = ExtractLimits.max
         include_links=False,
         include_images=False,
     )
-    doc = trafilatura.bare_extraction(html, fast=True, **options)
-    text = (doc.text if doc is not None else "") or ""
+    # bare_extraction answers a Document (None when nothing was found); its type also allows a dict.
+    text = getattr(trafilatura.bare_extraction(html, fast=True, **options), "text", None) or ""
     if not text.strip():  # short or unusual pages: the recall-oriented settings and fallbacks
-        doc = trafilatura.bare_extraction(html, favor_recall=True, **options)
-        text = (doc.text if doc is not None else "") or ""
+        text = getattr(trafilatura.bare_extraction(html, favor_recall=True, **options), "text", None) or ""
     if not text.strip():
         _, text, _ = trafilatura.baseline(html)
     if not text.strip():

@@ -72,9 +72,8 @@ def _numbered_hits(where: str, hits: Any, k: int, kind: type) -> list[tuple[int,
     assert len(hits) <= k, f"{where} returned {len(hits)} hits for k={k}"
     for index, hit in enumerate(hits, start=1):
         assert isinstance(hit, kind), f"{where} hit {index} is {type(hit).__name__}, not {kind.__name__}"
-        assert hit.position == index, (
-            f"{where} positions must be 1..n in order; hit {index} has position {hit.position}"
-        )
+        position = getattr(hit, "position", None)
+        assert position == index, f"{where} positions must be 1..n in order; hit {index} has position {position}"
     return list(enumerate(hits, start=1))
 
 
@@ -157,8 +156,8 @@ async def check_k_limits(backend: SearchBackend, spec: ConformanceSpec) -> None:
         assert hits, f"{backend.name}.search(k={k}) returned no hits for a query with results"
     if "images" in backend.capabilities:
         query = spec.image_query or spec.query_with_results
-        hits = assert_image_hits(backend, await backend.image_search(query, 1), 1)
-        assert len(hits) == 1, f"{backend.name}.image_search(k=1) must return one hit, got {len(hits)}"
+        images = assert_image_hits(backend, await backend.image_search(query, 1), 1)
+        assert len(images) == 1, f"{backend.name}.image_search(k=1) must return one hit, got {len(images)}"
 
 
 async def check_unicode(backend: SearchBackend, spec: ConformanceSpec) -> None:

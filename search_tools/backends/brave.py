@@ -53,8 +53,12 @@ class BraveBackend(HttpBackend):
 
 
 def _image_fields(item: dict[str, Any]) -> ImageFields:
-    properties = item.get("properties") if isinstance(item.get("properties"), dict) else {}
-    thumbnail = item.get("thumbnail") if isinstance(item.get("thumbnail"), dict) else {}
+    properties = item.get("properties")
+    thumbnail = item.get("thumbnail")
+    if not isinstance(properties, dict):
+        properties = {}
+    if not isinstance(thumbnail, dict):
+        thumbnail = {}
     return {
         "image_url": properties.get("url"),
         "page_url": item.get("url"),
