@@ -21,7 +21,14 @@ from PIL import Image, UnidentifiedImageError
 
 from gen_searcher_core.errors import UserFacingError, first_leaf
 from search_tools.fetch import Fetcher, FetchError
-from search_tools.images import ImageNotFoundError, ImageStore, ImageStoreUnavailable, SourceEntry, StoredImage
+from search_tools.images import (
+    ImageNotFoundError,
+    ImageStore,
+    ImageStoreUnavailable,
+    SourceEntry,
+    StoredImage,
+    image_id_for,
+)
 from search_tools.settings import ImageSettings
 
 logger = logging.getLogger(__name__)
@@ -161,9 +168,20 @@ class ImageCollector:
             await self._remember(image_url, SourceEntry(rejected=str(exc)))
             raise
         meta = {"source_url": image_url, "page_url": page_url, "title": title}
-        stored = await self._store.put(data, media_type, meta)
-        await self._remember(image_url, SourceEntry(image_id=stored.id))
-        return FoundImage(stored, title, page_url, image_url)
+        stored: list[StoredImage] = []
+
+        async def put() -> None:
+            stored.append(await self._store.put(data, media_type, meta))
+
+        # The entry names the id, which is the content's hash: written beside the image, not after it
+        # (one store round trip less; a reader that is too early finds no image and downloads).
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(put)
+                tg.start_soon(self._remember, image_url, SourceEntry(image_id=image_id_for(data)))
+        except BaseExceptionGroup as group:  # the store's own error (e.g. ImageStoreUnavailable), unwrapped
+            raise first_leaf(group) from None
+        return FoundImage(stored[0], title, page_url, image_url)
 
     async def _remembered(self, image_url: str) -> StoredImage | str | None:
         """The stored image or rejection reason an earlier download of ``image_url`` gave, while fresh."""
