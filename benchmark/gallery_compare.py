@@ -43,7 +43,8 @@ def _change(diff: float | None) -> str:
 def compare_rows(
     runs: Sequence[tuple[str, Path, list[dict[str, Any]]]], kind: str, page_dir: Path
 ) -> list[dict[str, Any]]:
-    """One row per item of the first run (then items only later runs have), with every run's card."""
+    """One row per item (the first run's, then those only later runs have) with every run's card,
+    sorted by the score difference, gains first."""
     by_run = [{card["id"]: card for card in cards} for _, _, cards in runs]
     ids: list[str] = []
     seen: set[str] = set()
@@ -88,6 +89,10 @@ def compare_rows(
                 "search": search_text(first),
             }
         )
+    # Written in the page's first sort order: gains first, rows without a difference last.
+    rows.sort(key=lambda row: (row["diff"] is None, -(row["diff"] or 0.0), row["order"]))
+    for order, row in enumerate(rows):
+        row["order"] = order
     return rows
 
 

@@ -43,9 +43,13 @@ class OpenedPage:
         )
 
     def visible(self, selector: str, attribute: str) -> list[str]:
-        """``attribute`` of the elements matching ``selector`` that are shown, in document order."""
+        """``attribute`` of the elements matching ``selector`` that are shown, in the order they are shown
+        (CSS ``order``, then document order)."""
         return self.page.eval_on_selector_all(
-            selector, f"(els) => els.filter((e) => !e.hidden).map((e) => e.getAttribute({attribute!r}))"
+            selector,
+            "(els) => els.map((e, i) => [Number(getComputedStyle(e).order), i, e])"
+            ".sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((x) => x[2])"
+            f".filter((e) => !e.hidden).map((e) => e.getAttribute({attribute!r}))",
         )
 
     def pwned(self) -> Any:
