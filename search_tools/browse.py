@@ -148,8 +148,9 @@ async def open_browser(
     direct = GuardedFetcher.from_settings(fetch)
     stack.push_async_callback(direct.aclose)
     fetcher = create_fetcher(FetcherConfig(fetch, direct, jina_api_key=jina_api_key, events=events))
-    if fetcher is not direct and callable(getattr(fetcher, "aclose", None)):
-        stack.push_async_callback(fetcher.aclose)
+    close = getattr(fetcher, "aclose", None)  # optional in the protocol
+    if fetcher is not direct and callable(close):
+        stack.push_async_callback(close)
     summarizer = ChatSummarizer.from_settings(summary, api_key=summary_api_key)
     if summarizer is not None:
         stack.push_async_callback(summarizer.aclose)

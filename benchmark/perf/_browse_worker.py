@@ -1,11 +1,14 @@
 """One side of ``benchmark/perf/browse.py``: fetch + extract a list of URLs, timed, in this interpreter.
 
-    python _browse_worker.py --impl ours|ref --urls FILE --concurrency N --rounds R --out FILE.json
+    python _browse_worker.py --impl ours|ref|direct|browser|auto --urls FILE --concurrency N --rounds R --out FILE.json
 
 ``ours`` (run with the project's .venv): the safe fetcher and extraction of the
 ``browse`` tool, no summary model. ``ref`` (run with .venv-ref-fetch): the
 ``fetch_url`` function of ``mcp-server-fetch``, the whole of its fetch tool
-minus the MCP framing. Only the standard library and each side's own package
+minus the MCP framing. ``direct``, ``browser``, ``auto``: the page fetchers of
+``search_tools.fetchers`` (the browser with ``concurrency`` contexts), also
+reporting the CPU seconds of the whole process tree over the timed pass and the
+memory of the Chromium processes at its end. Only the standard library and each side's own package
 are imported, so the same file runs in both virtual environments.
 """
 
@@ -34,6 +37,69 @@ async def make_ours() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awa
     return read, fetcher.aclose
 
 
+async def make_fetcher(
+    name: str, contexts: int
+) -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awaitable[None]]]:
+    """``direct``, ``browser`` or ``auto`` from ``search_tools.fetchers``, then the browse tool's extraction."""
+    from search_tools.extract import SUPPORTED_TYPES, extract
+    from search_tools.fetch import Fetcher
+    from search_tools.fetchers.auto import AutoFetcher
+    from search_tools.fetchers.browser import BrowserFetcher, BrowserOptions, find_chromium
+    from search_tools.netguard import AddressPolicy
+
+    policy = AddressPolicy(allow_private=True)
+    direct = Fetcher(user_agent=USER_AGENT, policy=policy, respect_robots=False)
+    browser = BrowserFetcher(direct, policy, BrowserOptions(executable=find_chromium(), contexts=contexts))
+    fetcher = {"direct": direct, "browser": browser, "auto": AutoFetcher(direct, browser)}[name]
+    BROWSERS.append(browser)
+
+    async def read(url: str) -> str:
+        return (await extract(await fetcher.fetch(url, accept=SUPPORTED_TYPES))).text
+
+    async def close() -> None:
+        await browser.aclose()
+        await direct.aclose()
+
+    return read, close
+
+
+BROWSERS: list = []  # the worker's browser fetcher, for its memory figures
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds of this process and every live descendant (Chromium, the Playwright driver, extraction workers)."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()  # children_*: its children that already ended (closed renderers)
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:
+            continue
+    return total
+
+
+def browser_memory() -> dict[str, float]:
+    """Resident and proportional set sizes (MiB) of the Chromium processes of the browser fetcher."""
+    import psutil
+
+    rss = pss = 0.0
+    count = 0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" not in proc.name():
+                continue
+            info = proc.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+            count += 1
+        except psutil.Error:
+            continue
+    return {"processes": count, "rss_mib": rss / 2**20, "pss_mib": pss / 2**20}
+
+
 async def make_ref() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awaitable[None]]]:
     from mcp_server_fetch.server import fetch_url
 
@@ -55,7 +121,10 @@ async def run(impl: str, urls: list[str], concurrency: int, rounds: int) -> dict
     empty output, so it scores as missing), ``errors`` the kinds seen in both
     (see :func:`measurement`).
     """
-    read, close = await (make_ours() if impl == "ours" else make_ref())
+    if impl in ("direct", "browser", "auto"):
+        read, close = await make_fetcher(impl, concurrency)
+    else:
+        read, close = await (make_ours() if impl == "ours" else make_ref())
     errors: dict[str, int] = {}
 
     async def attempt(url: str) -> str | None:
@@ -74,12 +143,17 @@ async def run(impl: str, urls: list[str], concurrency: int, rounds: int) -> dict
             async with limit:
                 return await attempt(url) is not None
 
+        measure = impl in ("direct", "browser", "auto")  # psutil: in .venv only
+        cpu = tree_cpu_s() if measure else 0.0
         started = time.perf_counter()
         done = await asyncio.gather(*(one(url) for _ in range(rounds) for url in urls))
         elapsed = time.perf_counter() - started
+        extra = {"cpu_s": tree_cpu_s() - cpu} if measure else {}
+        if measure and BROWSERS and BROWSERS[0].pid is not None:
+            extra["memory"] = browser_memory()
     finally:
         await close()
-    return {"impl": impl, **measurement(sample, done, errors, elapsed)}
+    return {"impl": impl, **measurement(sample, done, errors, elapsed), **extra}
 
 
 def measurement(sample: dict[str, str | None], timed: list[bool], errors: dict[str, int], seconds: float) -> dict:
@@ -96,7 +170,7 @@ def measurement(sample: dict[str, str | None], timed: list[bool], errors: dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--impl", choices=["ours", "ref"], required=True)
+    parser.add_argument("--impl", choices=["ours", "ref", "direct", "browser", "auto"], required=True)
     parser.add_argument("--urls", type=Path, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)

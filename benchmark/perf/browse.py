@@ -1,6 +1,7 @@
 """Speed and extraction quality of ``browse`` against the reference MCP fetch server, in one run.
 
     .venv/bin/python benchmark/perf/browse.py [--concurrency 8] [--rounds 5] [--skip-mcp]
+        [--part all|pipeline|fetchers|extraction] [--browser-concurrency 4]
 
 The annotated pages built by ``benchmark/perf/data/make_pages.py`` into a temporary folder
 are served on 127.0.0.1. Two comparisons run over the same pages:
@@ -17,6 +18,17 @@ gets right: "keep" snippets present in the output and "drop" snippets absent.
 A page that fails (say a connect timeout) does not end the run: it is counted
 in the "failed" column, left out of pages/s, and scored as missing output.
 Targets: quality at least the reference's, throughput at least 2x.
+
+3. page fetchers (``--part fetchers``): ``direct``, ``auto``, ``browser`` and the
+   reference on the server-rendered pages and on a JavaScript version of each
+   (an empty shell that fetches its body and draws it), at
+   ``--browser-concurrency``: pages/s, CPU seconds per page of the whole process
+   tree (Chromium and extraction workers included) and the Chromium processes'
+   memory. Targets: ``auto`` on server-rendered pages within 1.1x of ``direct``;
+   ``browser`` at least 3 pages/s at concurrency 4; the JavaScript pages read
+   correctly where ``direct`` reads nothing;
+4. extraction (``--part extraction``): trafilatura as ``extract_html`` calls it
+   against its fallback mode, CPU per page and quality.
 
 The reference lives in its own virtual environment (``.venv-ref-fetch``,
 created with pip on first run) so that nothing it needs touches ``.venv``.
@@ -248,18 +260,148 @@ def report(title: str, rows: list[tuple[str, dict[str, Any]]], annotations: dict
         )
 
 
+# -- page fetchers: direct, browser and auto on server-rendered and JavaScript pages ---------------------
+
+SHELL = """<html><head><title>{title}</title></head><body><div id="root">Loading…</div><script>
+fetch('/content/{name}').then(r => r.text()).then(h => {{ document.getElementById('root').innerHTML = h; }});
+</script></body></html>"""
+
+
+def js_shells(pages: Path, annotations: dict[str, Any]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """A JavaScript version of every page: an empty shell that fetches the page's body and draws it.
+
+    Returns the shells (``js-NAME``) and the bodies they fetch (``/content/NAME``).
+    """
+    shells, bodies = {}, {}
+    for name in annotations:
+        page = (pages / name).read_text(encoding="utf-8")
+        title = re.search(r"<title>(.*?)</title>", page, re.S)
+        body = re.search(r"<body[^>]*>(.*)</body>", page, re.S)
+        shells[f"js-{name}"] = SHELL.format(title=title.group(1) if title else name, name=name).encode()
+        bodies[name] = (body.group(1) if body else page).encode()
+    return shells, bodies
+
+
+@contextlib.contextmanager
+def serve_mix(pages: Path, annotations: dict[str, Any]) -> Iterator[str]:
+    """The server-rendered pages at ``/NAME``, their JavaScript shells at ``/js-NAME``, bodies at ``/content/NAME``."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.support.loopback import serve_app
+
+    shells, bodies = js_shells(pages, annotations)
+    files = {**{p.name: p.read_bytes() for p in pages.glob("*.html")}, **shells}
+
+    async def page(request: Any) -> Response:
+        body = files.get(request.path_params["name"])
+        return Response(body, media_type="text/html; charset=utf-8") if body else Response(status_code=404)
+
+    async def content(request: Any) -> Response:
+        body = bodies.get(request.path_params["name"])
+        return Response(body, media_type="text/html; charset=utf-8") if body else Response(status_code=404)
+
+    routes = [Route("/content/{name}", content), Route("/{name}", page)]
+    with serve_app(Starlette(routes=routes)) as base:
+        yield base
+
+
+def fetchers_comparison(pages: Path, annotations: dict[str, Any], args: argparse.Namespace) -> None:
+    """pages/s, CPU s/page and quality of direct, browser and auto (and the reference) on both kinds of page."""
+    js_annotations = {f"js-{name}": note for name, note in annotations.items()}
+    concurrency = args.browser_concurrency
+    print(
+        f"\n== page fetchers: {len(annotations)} server-rendered pages and their {len(annotations)} JavaScript "
+        f"versions, concurrency {concurrency}, {args.rounds} rounds =="
+    )
+    print(
+        f"{'fetcher':<34}{'pages':>7}{'pages/s':>9}{'CPU s/page':>12}{'failed':>9}{'keep':>8}{'drop':>8}"
+        f"{'overall':>9}  browser memory"
+    )
+    with serve_mix(pages, annotations) as base:
+        rates: dict[tuple[str, str], float] = {}
+        for kind, notes in (("server-rendered", annotations), ("JavaScript", js_annotations)):
+            urls = [f"{base}/{name}" for name in notes]
+            for impl in ("direct", "auto", "browser", *(() if args.no_reference else ("ref",))):
+                python = REF_PYTHON if impl == "ref" else Path(sys.executable)
+                result = run_worker(python, impl, urls, concurrency, args.rounds)
+                read = result["pages"] - result["failed"]
+                rate = read / result["seconds"]
+                rates[(impl, kind)] = rate
+                quality = score(result["outputs"], notes, base)
+                cpu = f"{result['cpu_s'] / max(read, 1):.3f}" if "cpu_s" in result else "-"
+                memory = result.get("memory")
+                mem = (
+                    f"{memory['processes']} processes, RSS {memory['rss_mib']:.0f} MiB, PSS {memory['pss_mib']:.0f} MiB"
+                    if memory
+                    else "-"
+                )
+                label = f"{'mcp-server-fetch' if impl == 'ref' else impl} / {kind}"
+                print(
+                    f"{label:<34}{result['pages']:>7}{rate:>9.1f}{cpu:>12}{result['failed']:>9}"
+                    f"{quality['keep']:>8.1%}{quality['drop']:>8.1%}{quality['overall']:>9.1%}  {mem}"
+                )
+        ratio = rates[("direct", "server-rendered")] / rates[("auto", "server-rendered")]
+        print(
+            f"auto on server-rendered pages: {ratio:.2f}x the time of direct (target <= 1.1x); "
+            f"browser: {rates[('browser', 'JavaScript')]:.1f} JavaScript pages/s at concurrency {concurrency} "
+            "(target >= 3)"
+        )
+
+
+def extraction_comparison(pages: Path, annotations: dict[str, Any]) -> None:
+    """trafilatura as ``extract_html`` calls it (``fast=True``, recall settings only when that finds nothing)
+    against its fallback mode (``fast=False``: readability and jusText fallbacks compared), same options."""
+    import trafilatura
+
+    options: dict[str, Any] = dict(
+        include_comments=False, include_tables=True, include_formatting=True, include_links=False, include_images=False
+    )
+    docs = {name: (pages / name).read_text(encoding="utf-8") for name in annotations}
+    print(f"\n== extraction: trafilatura fast vs fallback mode, {len(docs)} pages, one thread ==")
+    for label, fast in (("fast (today)", True), ("fallback (fast=False)", False)):
+        outputs: dict[str, str] = {}
+        started = time.process_time()
+        for _ in range(3):
+            for name, html in docs.items():
+                doc = trafilatura.bare_extraction(html, url=f"http://x/{name}", fast=fast, **options)
+                outputs[f"http://x/{name}"] = (doc.text if doc is not None else "") or ""
+        per_page = (time.process_time() - started) / (3 * len(docs))
+        quality = score(outputs, annotations, "http://x")
+        print(
+            f"{label:<24} {per_page * 1000:7.1f} ms CPU/page  keep {quality['keep']:.1%}  drop {quality['drop']:.1%}"
+            f"  overall {quality['overall']:.1%}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-mcp", action="store_true", help="only the pipeline comparison")
+    parser.add_argument(
+        "--part",
+        choices=["all", "pipeline", "fetchers", "extraction"],
+        default="all",
+        help="pipeline: ours vs the reference; fetchers: direct, browser, auto on server-rendered and JavaScript "
+        "pages; extraction: trafilatura's fast vs fallback mode",
+    )
+    parser.add_argument("--browser-concurrency", type=int, default=4, help="pages at once in the fetchers part")
+    parser.add_argument("--no-reference", action="store_true", help="fetchers part without mcp-server-fetch")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from benchmark.perf.data.make_pages import build_pages
 
     ensure_reference_venv()
     with tempfile.TemporaryDirectory(prefix="browse-pages-") as tmp:
-        compare(Path(tmp), build_pages(Path(tmp)), args)
+        annotations = build_pages(Path(tmp))
+        if args.part in ("all", "pipeline"):
+            compare(Path(tmp), annotations, args)
+        if args.part in ("all", "fetchers"):
+            fetchers_comparison(Path(tmp), annotations, args)
+        if args.part in ("all", "extraction"):
+            extraction_comparison(Path(tmp), annotations)
 
 
 def compare(pages: Path, annotations: dict[str, Any], args: argparse.Namespace) -> None:

@@ -11,7 +11,10 @@ goes to the same extraction as ``direct``.
 
 One Chromium per server, started on the first render (so ``auto`` on
 server-rendered pages never starts it), at most ``contexts`` pages at once, each
-in a fresh context under a time budget and a byte budget. A renderer crash fails
+under a time budget and a byte budget. Each of the ``contexts`` slots keeps one
+browser context (its own proxy port) and page for up to 50 pages, blanked and
+its cookies cleared between pages (a fresh context per page costs the browser
+process more than the render); a failed page discards it. A renderer crash fails
 its page only; a browser that crashed, or hung past a page's budget, is killed
 and started again on the next render; ``aclose`` leaves no Chromium behind.
 """
@@ -73,6 +76,7 @@ _SCROLL = """() => { const e = document.scrollingElement || document.body;
 _HEIGHT = "() => (document.scrollingElement || document.body || {scrollHeight: 0}).scrollHeight"
 _LOCAL_RESOURCE = "Not allowed to load local resource"
 _VIEWPORT = {"width": 1280, "height": 1024}
+_TAB_PAGES = 50  # pages one context reads before a fresh one replaces it
 _QUIET_S = 0.3  # no request in flight for this long: the network has settled
 _POLL_S = 0.05
 
@@ -135,8 +139,6 @@ class _PageState:
         self.last_activity = asyncio.get_running_loop().time()
         self.crashed = False
         self.document_served = False
-        self.local_refused = 0
-        self.tasks: set[asyncio.Future[None]] = set()
 
     def request_started(self, _request: Any) -> None:
         self.inflight += 1
@@ -146,6 +148,37 @@ class _PageState:
     def request_ended(self, _request: Any) -> None:
         self.inflight = max(0, self.inflight - 1)
         self.last_activity = asyncio.get_running_loop().time()
+
+
+class _Tab:
+    """One slot's context and page, reused from page to page: a fresh context costs the browser process more
+    CPU than rendering the page. Events go to the page being read (``state``); between pages there is none."""
+
+    def __init__(self, browser: Any, context: Any, page: Any) -> None:
+        self.browser, self.context, self.page = browser, context, page
+        self.state: _PageState | None = None
+        self.document: FetchedPage | None = None
+        self.uses = 0
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def start(self, document: FetchedPage, state: _PageState) -> None:
+        self.document, self.state = document, state
+        self.uses += 1
+
+    def stop(self) -> None:
+        self.document = self.state = None
+
+    def request_started(self, request: Any) -> None:
+        if self.state is not None:
+            self.state.request_started(request)
+
+    def request_ended(self, request: Any) -> None:
+        if self.state is not None:
+            self.state.request_ended(request)
+
+    def crashed(self, _page: Any) -> None:
+        if self.state is not None:
+            self.state.crashed = True
 
 
 class BrowserFetcher:
@@ -167,6 +200,7 @@ class BrowserFetcher:
         self._on_event = on_event
         self._proxy = GuardProxy(policy, resolver=resolver, on_refused=lambda _why: self._event("refused"))
         self._free: asyncio.Queue[int] | None = None
+        self._tabs: dict[int, _Tab] = {}
         self._lock = asyncio.Lock()
         self._playwright: Any = None
         self._browser: Any = None
@@ -265,6 +299,7 @@ class BrowserFetcher:
     async def _stop_browser(self) -> None:
         """Close the browser, killing it when it does not close within a few seconds."""
         browser, self._browser = self._browser, None
+        self._tabs.clear()  # their contexts go with the browser
         if browser is not None:
             try:
                 with anyio.fail_after(5):
@@ -314,17 +349,18 @@ class BrowserFetcher:
         slot = self._proxy.slots[index]
         slot.reset(max(0, self.options.max_bytes - len(document.body)))
         state = _PageState()
-        context = None
+        tab = self._tabs.get(index)
+        done = False
         try:
             with anyio.fail_after(self.options.page_timeout_s):
-                context = await browser.new_context(
-                    proxy={"server": slot.url},
-                    service_workers="block",
-                    accept_downloads=False,
-                    user_agent=self.options.user_agent,
-                    viewport=_VIEWPORT,
-                )
-                html, final_url = await self._load(context, document, state, slot)
+                if tab is None or tab.browser is not browser or tab.uses >= _TAB_PAGES or tab.page.is_closed():
+                    await self._discard_tab(index)
+                    tab = self._tabs[index] = await self._open_tab(browser, slot)
+                tab.start(document, state)
+                await tab.page.goto(document.url, wait_until="domcontentloaded")
+                await self._settle(tab.page, state, slot)
+                html, final_url = await tab.page.content(), tab.page.url
+                done = True
         except TimeoutError:
             self._event("page_timeout")
             if not await self._responsive(browser):
@@ -343,7 +379,8 @@ class BrowserFetcher:
             raise FetchError(f"the browser could not render {document.url}: {_first_line(exc)}") from None
         finally:
             slot.close_connections()
-            await self._close_context(context)
+            if not (done and await self._reset_tab(index)):
+                await self._discard_tab(index)
         self._event("rendered")
         headers = {**document.headers, "content-type": "text/html; charset=utf-8"}
         return replace(
@@ -356,43 +393,71 @@ class BrowserFetcher:
             fetched_with="browser",
         )
 
-    async def _load(self, context: Any, document: FetchedPage, state: _PageState, slot: Slot) -> tuple[str, str]:
-        await context.add_init_script(_NO_POPUPS)
-        page = await context.new_page()
+    async def _open_tab(self, browser: Any, slot: Slot) -> _Tab:
+        """A context of its own (its proxy port is the slot's) and one page in it, with the page rules set."""
+        context = await browser.new_context(
+            proxy={"server": slot.url},
+            service_workers="block",
+            accept_downloads=False,
+            user_agent=self.options.user_agent,
+            viewport=_VIEWPORT,
+        )
+        try:
+            await context.add_init_script(_NO_POPUPS)
+            page = await context.new_page()
+        except BaseException:
+            await self._close_context(context)
+            raise
+        tab = _Tab(browser, context, page)
 
         async def route(route: Any, request: Any) -> None:
-            await self._route(route, request, page, document, state)
+            await self._route(route, request, tab)
 
         def on_console(message: Any) -> None:
             if _LOCAL_RESOURCE in message.text:  # file:// and other local URLs, refused by Chromium itself
-                state.local_refused += 1
                 self._event("refused")
-
-        def on_crash(_page: Any) -> None:
-            state.crashed = True
 
         def on_new_page(other: Any) -> None:
             if other is not page:  # a popup that got past the init script: closed at once
                 task = asyncio.ensure_future(_close_quietly(other))
-                state.tasks.add(task)
-                task.add_done_callback(state.tasks.discard)
+                tab.tasks.add(task)
+                task.add_done_callback(tab.tasks.discard)
 
         await context.route("**/*", route)
         context.on("page", on_new_page)
-        page.on("crash", on_crash)
+        page.on("crash", tab.crashed)
         page.on("console", on_console)
-        page.on("request", state.request_started)
-        page.on("requestfinished", state.request_ended)
-        page.on("requestfailed", state.request_ended)
-        await page.goto(document.url, wait_until="domcontentloaded")
-        await self._settle(page, state, slot)
-        return await page.content(), page.url
+        page.on("request", tab.request_started)
+        page.on("requestfinished", tab.request_ended)
+        page.on("requestfailed", tab.request_ended)
+        return tab
 
-    async def _route(self, route: Any, request: Any, page: Any, document: FetchedPage, state: _PageState) -> None:
+    async def _reset_tab(self, index: int) -> bool:
+        """Ready the slot's tab for the next page: scripts stopped (about:blank), cookies gone. False: discard it."""
+        tab = self._tabs.get(index)
+        if tab is None:
+            return False
+        tab.stop()
+        try:
+            with anyio.fail_after(5):
+                await tab.page.goto("about:blank")
+                await tab.context.clear_cookies()
+        except Exception:  # noqa: BLE001 - a tab that cannot be reset is closed instead
+            return False
+        return True
+
+    async def _discard_tab(self, index: int) -> None:
+        tab = self._tabs.pop(index, None)
+        if tab is not None:
+            tab.stop()
+            await self._close_context(tab.context)
+
+    async def _route(self, route: Any, request: Any, tab: _Tab) -> None:
         """The main document from ``direct``; nothing for popups, other navigations or blocked resource types."""
         try:
+            state, document = tab.state, tab.document
             frame = request.frame
-            if frame.page is not page:  # a popup
+            if state is None or document is None or frame.page is not tab.page:  # between pages, or a popup
                 return await route.abort("aborted")
             if request.is_navigation_request() and frame.parent_frame is None:
                 if state.document_served:  # the page is read where it was asked: no navigating away
