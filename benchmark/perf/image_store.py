@@ -22,6 +22,7 @@ cache: first calls (provider, downloads, stores, thumbnails) and repeated calls
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import io
 import os
@@ -202,32 +203,36 @@ async def part2(s3_url: str, tmp: Path, searches: int) -> None:
         await anyio.sleep(0.01)
     base = f"http://127.0.0.1:{port}"
     os.environ["SERPER_API_KEY"] = "perf"
-    results: dict[str, tuple[list[float], list[float]]] = {}
-    for name, images_section in (
-        ("disk", {"dir": str(tmp / "e2e-disk")}),
-        ("s3 + local cache", {"url": f"{s3_url}/{uuid.uuid4().hex[:8]}", "cache_dir": str(tmp / "e2e-cache")}),
-    ):
-        settings = load_settings(
-            search={"backend": "serper", "serper_url": base},
-            cache={"path": str(tmp / f"cache-{name[:4]}.db")},
-            fetch={"allow_private_networks": True, "respect_robots": False},
-            images=images_section,
-        )
-        first: list[float] = []
-        repeat: list[float] = []
-        async with open_services(settings) as services, Client(build_server(services)) as client:
-            await client.call_tool("image_search", {"query": "warm-up", "top_k": 5})  # imports, pools: untimed
-            for i in range(searches):
-                args = {"query": f"lighthouse {i}", "top_k": 5}
+    sections = {
+        "disk": {"dir": str(tmp / "e2e-disk")},
+        "s3 + local cache": {"url": f"{s3_url}/{uuid.uuid4().hex[:8]}", "cache_dir": str(tmp / "e2e-cache")},
+    }
+    results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in sections}
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[str, Client] = {}
+        for name, images_section in sections.items():
+            settings = load_settings(
+                search={"backend": "serper", "serper_url": base},
+                cache={"path": str(tmp / f"cache-{name[:4]}.db")},
+                fetch={"allow_private_networks": True, "respect_robots": False},
+                images=images_section,
+            )
+            services = await stack.enter_async_context(open_services(settings))
+            clients[name] = await stack.enter_async_context(Client(build_server(services)))
+            await clients[name].call_tool("image_search", {"query": "warm-up", "top_k": 5})  # untimed
+        # Interleaved, the order alternating per query: machine load falls on both stores alike.
+        for i in range(searches):
+            order = list(sections) if i % 2 == 0 else list(reversed(sections))
+            for name in order:
+                client = clients[name]
 
-                async def call(a: dict[str, Any] = args) -> None:
-                    result: mcp_types.CallToolResult = await client.call_tool("image_search", a)
+                async def call(c: Client = client, q: str = f"lighthouse {i}") -> None:
+                    result: mcp_types.CallToolResult = await c.call_tool("image_search", {"query": q, "top_k": 5})
                     assert not result.is_error, result.content[0]
 
-                first.append(await timed(call))
+                results[name][0].append(await timed(call))
                 for _ in range(3):
-                    repeat.append(await timed(call))
-        results[name] = (first, repeat)
+                    results[name][1].append(await timed(call))
     server.should_exit = True
     print(f"{'store':<18}{'first call':>12}{'repeated':>12}")
     for name, (first, repeat) in results.items():
