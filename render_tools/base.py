@@ -129,6 +129,13 @@ class RenderRequest:
     def default_steps(self) -> int:
         return DEFAULT_EDIT_STEPS if self.is_edit else DEFAULT_TEXT_STEPS
 
+    @property
+    def fixed_seed(self) -> int:
+        """The seed of a :meth:`validated` request (validation picks one when none was given)."""
+        if self.seed is None:
+            raise InvalidRenderRequest("the request has no seed yet: validate it first")
+        return self.seed
+
     def validated(self, *, size_multiple: int = SIZE_MULTIPLE) -> RenderRequest:
         """Check every field; return a copy with at most 3 references (RGB) and a fixed seed and step count."""
         if not isinstance(self.prompt, str) or not self.prompt.strip():

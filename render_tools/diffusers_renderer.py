@@ -217,7 +217,7 @@ class QwenImageEngine:
         import torch
 
         generators = [
-            torch.Generator("cpu").manual_seed(int(r.seed) + i) for r in requests for i in range(r.num_images)
+            torch.Generator("cpu").manual_seed(r.fixed_seed + i) for r in requests for i in range(r.num_images)
         ]
         cfg = first.true_cfg_scale > 1.0
         kwargs: dict[str, Any] = {
@@ -258,7 +258,7 @@ class QwenImageEngine:
             results.append(
                 RenderResult(
                     images=mine,
-                    seed=int(request.seed),
+                    seed=request.fixed_seed,
                     elapsed_s=elapsed,
                     model=self.source(edit),
                     extra={

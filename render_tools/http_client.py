@@ -92,7 +92,7 @@ class HttpRenderer:
         images = await anyio.to_thread.run_sync(_decode_all, encoded)
         return RenderResult(
             images=images,
-            seed=int(body.get("seed", request.seed)),
+            seed=int(body.get("seed", request.fixed_seed)),
             elapsed_s=float(body.get("elapsed_s", time.perf_counter() - started)),
             model=str(body.get("model", self.endpoint)),
         )

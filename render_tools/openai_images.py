@@ -100,7 +100,7 @@ class OpenAIImagesRenderer:
             images.append(await anyio.to_thread.run_sync(_decode_result, raw))
         return RenderResult(
             images=images,
-            seed=int(body.get("seed", request.seed)) if isinstance(body, dict) else int(request.seed),
+            seed=int(body.get("seed", request.fixed_seed)) if isinstance(body, dict) else request.fixed_seed,
             elapsed_s=time.perf_counter() - started,
             model=self.model or self.base_url,
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -262,10 +263,13 @@ class RenderApp:
             return {}
         from search_tools.images import ImageStoreUnavailable
 
-        prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            prompt = ""
+        pngs = result.extra.get("pngs")
         ids = []
         try:
-            for index, png in enumerate(result.extra.get("pngs") or []):
+            for index, png in enumerate(pngs if isinstance(pngs, list) else []):
                 meta = {"source": "render", "prompt": prompt[:1000], "seed": result.seed + index, "model": result.model}
                 ids.append((await self.images.put(png, "image/png", meta)).id)
         except ImageStoreUnavailable as exc:  # the render is done: answer it, and say why it has no id
@@ -357,11 +361,8 @@ class RenderApp:
             for index, upload in enumerate(files[:MAX_REFERENCES]):
                 data = await upload.read(self.references.max_bytes + 1)
                 what = f"reference image {index + 1}"
-                images.append(
-                    await anyio.to_thread.run_sync(
-                        lambda d=data, w=what: decode_image(d, what=w, max_bytes=self.references.max_bytes)
-                    )
-                )
+                decode = functools.partial(decode_image, data, what=what, max_bytes=self.references.max_bytes)
+                images.append(await anyio.to_thread.run_sync(decode))
         return body, images
 
     async def health(self, request: Request) -> Response:

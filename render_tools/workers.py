@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import anyio
 
@@ -56,6 +56,14 @@ class Engine(Protocol):
     def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]: ...
 
     def close(self) -> None: ...
+
+
+class InterruptibleEngine(Engine, Protocol):
+    """An engine whose ``render_batch`` ends early once ``should_stop()`` turns true (``interruptible = True``)."""
+
+    def render_batch(
+        self, requests: Sequence[RenderRequest], should_stop: Callable[[], bool] | None = None
+    ) -> list[RenderResult]: ...
 
 
 EngineFactory = Callable[[str], Engine]
@@ -274,9 +282,11 @@ class WorkerPool:
                     continue
                 status.state = "busy"
                 requests = [j.request for j in jobs]
-                render = engine.render_batch
+                render: Callable[[Sequence[RenderRequest]], list[RenderResult]] = engine.render_batch
                 if getattr(engine, "interruptible", False):
-                    render = functools.partial(render, should_stop=functools.partial(_all_cancelled, jobs))
+                    interruptible = cast(InterruptibleEngine, engine)
+                    stop = functools.partial(_all_cancelled, jobs)
+                    render = functools.partial(interruptible.render_batch, should_stop=stop)
                 try:
                     results = await anyio.to_thread.run_sync(render, requests)
                 except InvalidRenderRequest as exc:
