@@ -50,10 +50,21 @@ ImagesRoot = Annotated[
     typer.Option("--images-root", exists=True, file_okay=False, help="folder the records' image paths are relative to"),
 ]
 Out = Annotated[Path, typer.Option("--out", help="parquet file to write")]
-Overrides = Annotated[
-    list[str] | None, typer.Argument(help="Hydra overrides for verl (key=value, +key=value, ~key)")
-]
+Overrides = Annotated[list[str] | None, typer.Argument(help="Hydra overrides for verl (key=value, +key=value, ~key)")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="check the config and print the command without running it")]
+
+
+class Device(str, Enum):
+    """Where verl runs: auto (GPUs when torch sees one, else CPU), gpu, or cpu (the CPU platform)."""
+
+    auto = "auto"
+    gpu = "gpu"
+    cpu = "cpu"
+
+
+DeviceOption = Annotated[
+    Device, typer.Option(help="auto: GPUs if present, else CPU (verl_recipes.cpu_platform; small models only)")
+]
 
 
 class Invalid(str, Enum):
@@ -142,7 +153,10 @@ def _launch(plan_factory: Callable[[], LaunchPlan], dry_run: bool) -> None:
 @train_app.command("sft")
 def train_sft(
     overrides: Overrides = None,
-    nproc_per_node: Annotated[int, typer.Option(help="GPUs per node")] = 8,
+    device: DeviceOption = Device.auto,
+    nproc_per_node: Annotated[
+        Optional[int], typer.Option(help="processes per node (default: 8 GPUs, or 1 on CPU)")  # noqa: UP045
+    ] = None,
     nnodes: Annotated[int, typer.Option(help="nodes (run the same command on each, with --node-rank)")] = 1,
     node_rank: Annotated[int, typer.Option(help="this node's rank")] = 0,
     master_addr: Annotated[Optional[str], typer.Option(help="rank-0 node address (multi-node)")] = None,  # noqa: UP045
@@ -153,7 +167,12 @@ def train_sft(
 
     _launch(
         lambda: plan_sft(
-            overrides or [], nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr
+            overrides or [],
+            device=device.value,
+            nproc_per_node=nproc_per_node,
+            nnodes=nnodes,
+            node_rank=node_rank,
+            master_addr=master_addr,
         ),
         dry_run,
     )

@@ -24,6 +24,10 @@ from typing import Any, Literal
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 Kind = Literal["sft", "grpo"]
+#: ``gpu``: verl's own platform detection (CUDA, ROCm, NPU); ``cpu``: :mod:`verl_recipes.cpu_platform`.
+Device = Literal["auto", "gpu", "cpu"]
+#: Model settings a CPU run needs: no flash-attn (PyTorch's SDPA instead) and so no padding removal.
+CPU_MODEL_OVERRIDES = ("++model.override_config.attn_implementation=sdpa", "model.use_remove_padding=false")
 _EOF = "GEN_SEARCHER_EOF"
 
 
@@ -136,16 +140,44 @@ def agent_loop_yaml(tool_server: str, settings: dict[str, Any] | None = None) ->
     return yaml.safe_dump([entry], sort_keys=False)
 
 
+def resolve_device(device: Device) -> Literal["gpu", "cpu"]:
+    """``auto``: ``gpu`` where torch sees an accelerator, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    from verl_recipes.cpu_platform import accelerator_built
+
+    return "gpu" if torch.cuda.is_available() or accelerator_built() else "cpu"
+
+
+def cpu_env() -> dict[str, str]:
+    """The environment that makes every verl process (torchrun ranks, Ray workers) use the CPU platform."""
+    from verl_recipes.cpu_platform import CPU_ENV
+
+    return dict(CPU_ENV)
+
+
 def plan_sft(
     overrides: Sequence[str],
     *,
-    nproc_per_node: int = 8,
+    device: Device = "auto",
+    nproc_per_node: int | None = None,
     nnodes: int = 1,
     node_rank: int = 0,
     master_addr: str | None = None,
     master_port: int = 29500,
 ) -> LaunchPlan:
-    overrides = [*overrides, f"trainer.n_gpus_per_node={nproc_per_node}", f"trainer.nnodes={nnodes}"]
+    on = resolve_device(device)
+    if nproc_per_node is None:
+        nproc_per_node = 1 if on == "cpu" else 8
+    device_overrides = ["trainer.device=cpu", *CPU_MODEL_OVERRIDES] if on == "cpu" else []
+    overrides = [
+        *device_overrides,
+        *overrides,
+        f"trainer.n_gpus_per_node={nproc_per_node}",
+        f"trainer.nnodes={nnodes}",
+    ]
     config = compose("sft", overrides)
     if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data sft`)")
@@ -174,7 +206,8 @@ def plan_sft(
         "sft",
         *overrides,
     ]
-    return LaunchPlan(kind="sft", command=command, overrides=list(overrides))
+    env = cpu_env() if on == "cpu" else {}
+    return LaunchPlan(kind="sft", command=command, overrides=list(overrides), env=env)
 
 
 def plan_grpo(

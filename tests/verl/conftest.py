@@ -143,6 +143,24 @@ def tiny_vl(tmp_path_factory: pytest.TempPathFactory) -> TinyVL:
     return TinyVL(path=path, tokenizer=hf_tokenizer(str(path)), processor=hf_processor(str(path)))
 
 
+def build_tiny_vl_model(folder: Path, seed: int = 0) -> Path:
+    """:func:`build_tiny_vl` plus random weights (``save_pretrained``): a Qwen2-VL model verl can train."""
+    import torch
+    from transformers import Qwen2VLForConditionalGeneration
+
+    build_tiny_vl(folder)
+    torch.manual_seed(seed)
+    config = tiny_model_config(_load_tokenizer(folder))
+    Qwen2VLForConditionalGeneration(config).save_pretrained(folder)
+    return folder
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
 def png_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
     image = Image.new("RGB", size, colour)
     for x in range(0, size[0], 8):

@@ -289,3 +289,16 @@ def test_grpo_splits_the_judge_limits_among_the_scoring_workers(tmp_path: Path) 
     for overrides, workers in (((), 8), (("actor_rollout_ref.rollout.agent.num_workers=3",), 3), ((f"{key}=2",), 2)):
         plan = grpo_plan(tmp_path, *overrides)
         assert compose("grpo", plan.overrides).reward.custom_reward_function.reward_kwargs.judge_workers == workers
+
+
+def test_sft_on_cpu_uses_the_cpu_platform_in_every_rank() -> None:
+    from verl_recipes.launch import compose, plan_sft
+
+    plan = plan_sft(["data.train_files=/data/sft.parquet"], device="cpu")
+    assert plan.env["VERL_PLATFORM"] == "cpu" and plan.env["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.cpu_platform"
+    assert "--nproc-per-node=1" in plan.command and plan.shell().startswith("VERL_PLATFORM=cpu ")
+    config = compose("sft", plan.overrides)
+    assert config.trainer.device == "cpu" and config.model.override_config.attn_implementation == "sdpa"
+    assert "hf_model" in config.checkpoint.save_contents  # train grpo takes <checkpoint>/huggingface as is
+    gpu = plan_sft(["data.train_files=/data/sft.parquet"], device="gpu")
+    assert gpu.env == {} and "--nproc-per-node=8" in gpu.command
