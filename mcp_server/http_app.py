@@ -224,7 +224,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            ready = services or await stack.enter_async_context(open_services(settings))
+            ready = services if services is not None else await stack.enter_async_context(open_services(settings))
             server = build_server(ready)
             server.streamable_http_app(  # builds server.session_manager; its routes are ours below
                 streamable_http_path=MCP_PATH,

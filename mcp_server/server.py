@@ -63,8 +63,27 @@ class GenSearcherServer(MCPServer):
         self._redact = redact
         self._until_ready = until_ready
 
-    def add_tool(self, fn: Any, name: str | None = None, **kwargs: Any) -> None:
-        super().add_tool(fn, name=name, **kwargs)
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: mcp_types.ToolAnnotations | None = None,
+        icons: list[mcp_types.Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        super().add_tool(
+            fn,
+            name=name,
+            title=title,
+            description=description,
+            annotations=annotations,
+            icons=icons,
+            meta=meta,
+            structured_output=structured_output,
+        )
         self._tool_names.add(name or fn.__name__)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
@@ -127,7 +146,7 @@ def build_server(services: Services, *, until_ready: Callable[[], Awaitable[None
         metrics=services.metrics,
         redact=Redactor(secrets_of(services.settings)),
         until_ready=until_ready,
-        log_level=services.settings.server.log_level.upper(),  # type: ignore[arg-type]
+        log_level=services.settings.server.log_level.upper(),
     )
     # Each tool module registers itself (one line per tool); see mcp_server/tools/.
     search_tool.register(server, services)
