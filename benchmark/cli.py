@@ -250,7 +250,7 @@ def wise(
         typer.Option(
             "--data",
             help="WISE json files: a folder (or one file), or the folder holding legacy/ and "
-            "verified/ (default: $GEN_SEARCHER_WISE_DIR).",
+            "verified/ (default: wise_dir in --config, or $GEN_SEARCHER_WISE_DIR).",
         ),
     ] = None,
     out: OutOpt,
@@ -263,8 +263,10 @@ def wise(
 ) -> None:
     """Run WISE under the legacy (WiScore) or verified (pass/fail) protocol."""
     from benchmark.datasets import load_wise, wise_data_path
+    from benchmark.wiring import bench_config
 
-    folder = _dataset(wise_data_path, data, protocol.value)
+    wise_dir = bench_config(gen.config).wise_dir if data is None else None
+    folder = _dataset(wise_data_path, data, protocol.value, wise_dir)
     items = _first(_dataset(load_wise, folder), run.limit)
     _start(
         benchmark="wise",

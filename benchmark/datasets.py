@@ -7,7 +7,6 @@ the bad rows, so a run never starts on half-understood data.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,20 +172,19 @@ WISE_DIR_ENV = "GEN_SEARCHER_WISE_DIR"
 WISE_PROTOCOLS = ("legacy", "verified")
 
 
-def wise_data_path(data: Path | None, protocol: str) -> Path:
-    """Where the WISE prompts of ``protocol`` are: ``data``, or ``$GEN_SEARCHER_WISE_DIR``.
+def wise_data_path(data: Path | None, protocol: str, default_dir: Path | None = None) -> Path:
+    """Where the WISE prompts of ``protocol`` are: ``data``, or ``default_dir`` (the settings' ``wise_dir``,
+    i.e. ``$GEN_SEARCHER_WISE_DIR``).
 
     Either may be the folder of json files itself or the folder holding ``legacy/``
     and ``verified/``; a folder named after the other protocol is refused.
     """
+    data = data if data is not None else default_dir
     if data is None:
-        env = os.environ.get(WISE_DIR_ENV)
-        if not env:
-            raise DatasetError(
-                f"no WISE data: pass --data (the folder of WISE json files, e.g. data/wise/{protocol}) "
-                f"or set {WISE_DIR_ENV} to the folder holding legacy/ and verified/"
-            )
-        data = Path(env)
+        raise DatasetError(
+            f"no WISE data: pass --data (the folder of WISE json files, e.g. data/wise/{protocol}) "
+            f"or set {WISE_DIR_ENV} to the folder holding legacy/ and verified/"
+        )
     data = Path(data)
     if data.is_dir() and not any(data.glob("*.json")) and (data / protocol).is_dir():
         data = data / protocol

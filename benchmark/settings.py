@@ -2,11 +2,13 @@
 
 Environment names are the documented ones, ``GEN_SEARCHER_JUDGE_<KEY>``
 (``GEN_SEARCHER_JUDGE__<KEY>`` works too); the judge's key falls back to
-``OPENAI_API_KEY``. The same ``--config`` TOML file configures it under ``[judge]``.
+``OPENAI_API_KEY``; the WISE prompts' folder is ``GEN_SEARCHER_WISE_DIR``. The
+same ``--config`` TOML file configures them (``[judge]``, top-level ``wise_dir``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -45,11 +47,15 @@ class JudgeSettings(BaseSettings):
 
 
 class BenchConfig(ConfigRoot):
-    """What the benchmark area reads from the shared settings: the judge section and ``OPENAI_API_KEY``."""
+    """What the benchmark area reads from the shared settings: the judge section, the WISE folder and
+    ``OPENAI_API_KEY``."""
 
     flat_env_sections: ClassVar[tuple[str, ...]] = ("judge",)
 
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    wise_dir: Path | None = Field(
+        None, description="folder holding the WISE legacy/ and verified/ prompts (default of bench wise --data)"
+    )
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
 
     def judge_settings(self, **overrides: object) -> JudgeSettings:

@@ -18,23 +18,27 @@ from benchmark.cli_options import GenerationOptions, JudgeOptions, fail
 if TYPE_CHECKING:
     from benchmark.datasets import Item
     from benchmark.generate import Generator, RenderOptions
-    from benchmark.settings import JudgeSettings
+    from benchmark.settings import BenchConfig, JudgeSettings
     from render_tools.settings import RenderConfig
 
 #: ``() -> async context manager yielding a Generator``; called only when the generate stage runs.
 GeneratorFactory = Callable[[], contextlib.AbstractAsyncContextManager["Generator"]]
 
 
-def judge_settings(options: JudgeOptions, config_file: Path | None = None) -> JudgeSettings:
-    """The ``[judge]`` section (settings file, then environment), overridden by
-    ``--judge-url/--judge-model/--judge-concurrency``."""
+def bench_config(config_file: Path | None = None) -> BenchConfig:
+    """The benchmark area's settings (file, then environment); bad settings end the command clearly."""
     from benchmark.settings import BenchConfig
 
     try:
-        config = BenchConfig.load(config_file)
+        return BenchConfig.load(config_file)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(f"bad settings: {exc}") from None
-    settings = config.judge_settings(
+
+
+def judge_settings(options: JudgeOptions, config_file: Path | None = None) -> JudgeSettings:
+    """The ``[judge]`` section (settings file, then environment), overridden by
+    ``--judge-url/--judge-model/--judge-concurrency``."""
+    settings = bench_config(config_file).judge_settings(
         max_concurrency=options.judge_concurrency, base_url=options.judge_url or None, model=options.judge_model or None
     )
     if settings.api_key is None and "api.openai.com" in settings.base_url:

@@ -9,6 +9,7 @@ import pytest
 
 from benchmark.datasets import DatasetError, wise_data_path
 from benchmark.journal import read_rows
+from benchmark.settings import BenchConfig
 from tests.benchmark.helpers import bench, make_knowgen, parse_tables, write_png
 from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
 
@@ -29,10 +30,10 @@ def test_wise_data_folder_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert wise_data_path(root / "legacy", "legacy") == root / "legacy"
     with pytest.raises(DatasetError, match="holds the legacy prompts but --protocol is verified"):
         wise_data_path(root / "legacy", "verified")
-    with pytest.raises(DatasetError, match="pass --data .* or set GEN_SEARCHER_WISE_DIR"):
+    with pytest.raises(DatasetError, match=r"pass --data .* or set GEN_SEARCHER_WISE_DIR"):
         wise_data_path(None, "legacy")
-    monkeypatch.setenv("GEN_SEARCHER_WISE_DIR", str(root))
-    assert wise_data_path(None, "legacy") == root / "legacy"
+    monkeypatch.setenv("GEN_SEARCHER_WISE_DIR", str(root))  # read through the benchmark settings
+    assert wise_data_path(None, "legacy", BenchConfig.load().wise_dir) == root / "legacy"
 
 
 def test_wise_without_data_is_a_clear_error_and_env_default_works(
