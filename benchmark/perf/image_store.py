@@ -15,8 +15,9 @@ read fills it, the warm read is served from it). Target: a warm read within
 
 Part 2 runs ``image_search`` end to end through an in-process MCP session
 (Serper-style provider and image host on loopback), disk against S3 with its
-cache: first calls (provider, downloads, stores, thumbnails) and repeated calls
-(results cached, images reused by source URL). Target: S3 within 1.3x of disk.
+cache, interleaved: first calls (provider, downloads, stores, thumbnails) and
+repeated calls (answered from the tool's short-lived result memo: no store
+work). Target: S3 within 1.3x of disk.
 """
 
 from __future__ import annotations
