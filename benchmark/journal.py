@@ -87,7 +87,7 @@ class Journal:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Every complete row of a journal, in file order (duplicates kept; for inspection and tests)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     if not Path(path).exists():
         return rows
     for raw in Path(path).read_bytes().splitlines(keepends=True):

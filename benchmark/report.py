@@ -83,6 +83,7 @@ def _collect(
                 continue
             scored.append((item, None))
         else:
+            assert judged is not None  # a generation that did not fail was judged (pending ones were skipped)
             scored.append((item, judged["judgement"]))
         counts["scored"] += 1
     return scored, counts, problems
@@ -100,12 +101,15 @@ def summarize_knowgen(items: Sequence[Item], gens: Journal, judges: Journal, fai
         return summary
     agg = aggregate_kscore(pairs)
     groups_of = {item.category: item.group for item, _ in scored}
+    rank = {group: index for index, group in enumerate(GROUPS)}
     summary.update(
         overall=agg.overall,
         groups={g: _means_dict(m) for g, m in agg.groups.items()},
         categories={
             c: {"group": groups_of.get(c), **_means_dict(m)}
-            for c, m in sorted(agg.categories.items(), key=lambda cm: (list(GROUPS).index(groups_of[cm[0]]), cm[0]))
+            for c, m in sorted(
+                agg.categories.items(), key=lambda cm: (rank.get(groups_of[cm[0]] or "", len(rank)), cm[0])
+            )
         },
         dimensions=_means_dict(dimension_means(j for _, j in pairs)),
     )
@@ -124,7 +128,7 @@ def summarize_wise(
         "failures": failures,
         "counts": counts,
         "problems": problems,
-        "weights": WEIGHTS[protocol],  # type: ignore[index]
+        "weights": WEIGHTS[protocol],
     }
     if not judgements:
         summary.update(overall=None, categories={})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -255,7 +255,7 @@ _FAILED_TURN = {
 }
 
 
-def _progress_printer(console: Console):  # type: ignore[no-untyped-def]
+def _progress_printer(console: Console) -> Callable[[str, dict[str, Any]], None]:
     def show(kind: str, data: dict[str, Any]) -> None:
         if kind == "model_end":
             what = data.get("kind", "?")

@@ -73,7 +73,7 @@ async def judge_text(
     if original_prompt:
         text += f"Original request:\n{original_prompt.strip()}\n\n"
     text += format_plan(gen_prompt, reference_notes)
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user_content(text, [("GROUND-TRUTH image:", truth)])},
     ]

@@ -130,7 +130,7 @@ async def judge_wise(
     url = await judge.image(image)
     text = f"Request given to the image generator:\n{prompt}\n\nEXPLANATION of a correct image:\n{explanation}"
     system = LEGACY_PROMPT if protocol == "legacy" else VERIFIED_PROMPT
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": system},
         {"role": "user", "content": user_content(text, [("Generated image:", url)])},
     ]
