@@ -52,3 +52,18 @@ def test_gc_on_s3_uses_the_standard_aws_variables(
     fresh = create_image_store(ImageSettings(**{**section, "cache_max_bytes": 0}))
     assert not anyio.run(fresh.contains, record.id)
     assert s3_server.secret_access_key not in kept.output + done.output
+
+
+def test_in_process_commands_refuse_an_unusable_store_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("GEN_SEARCHER_IMAGES__DIR", str(blocker / "images"))
+    monkeypatch.setenv("GEN_SEARCHER_SEARCH__BACKEND", "local")
+    monkeypatch.setenv("GEN_SEARCHER_CACHE__PATH", str(tmp_path / "cache.db"))
+    for argv in (["call", "search", '{"queries": ["x"]}'], ["images", "gc", "--older-than-days", "1"]):
+        result = CliRunner().invoke(build_app(), argv)
+        assert result.exit_code == 2, result.output
+        assert "image store folder" in result.output and "images.dir" in result.output
+        assert "Traceback" not in result.output
