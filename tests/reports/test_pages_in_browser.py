@@ -30,11 +30,20 @@ def _episode() -> Any:
         return pool.submit(anyio.run, scripted_run).result()
 
 
-def _check_clean(opened: Any) -> None:
+def _check_clean(opened: Any, scripts: int) -> None:
     assert opened.errors == []
     assert opened.network == []
     assert opened.undecoded_images() == []
     assert opened.pwned() is None  # neither the <script> nor the onerror handler ran
+    assert opened.page.locator("script").count() == scripts  # the page's own, no injected one
+    assert opened.page.locator("img[src='x']").count() == 0
+
+
+def _shown_text(opened: Any, selector: str) -> str:
+    """The text of an element scrolled into view (cards off screen are not rendered, so have no innerText)."""
+    element = opened.page.locator(selector)
+    element.scroll_into_view_if_needed()
+    return str(element.inner_text())
 
 
 def test_trace_page(browser: Any, tmp_path: Path) -> None:
@@ -48,8 +57,8 @@ def test_trace_page(browser: Any, tmp_path: Path) -> None:
     }
     page = write_trace_html(run.trace(include_image_data=True), tmp_path / "trace.html", answer=answer)
     opened = open_page(browser, page)
-    _check_clean(opened)
-    assert SHOWN_PROMPT in opened.page.inner_text(".gen-prompt >> nth=0")
+    _check_clean(opened, scripts=0)
+    assert SHOWN_PROMPT in _shown_text(opened, ".gen-prompt >> nth=0")
     assert opened.page.locator(".imgs img").count() == 3  # the image-search thumbnails with their ids
     assert opened.page.locator(".error").filter(has_text="HTTP 404").count() == 1
     think = opened.page.locator("details", has_text="thinking").first
@@ -66,11 +75,11 @@ def test_report_page(browser: Any, tmp_path: Path) -> None:
     )
     write_report(run_dir, summary, run, items)
     opened = open_page(browser, run_dir / "report.html")
-    _check_clean(opened)
+    _check_clean(opened, scripts=1)
     page = opened.page
     ids = opened.visible("article.card", "data-id")
     assert ids == [item.id for item in items] and page.inner_text("[data-shown]") == "24 of 24 shown"
-    assert SHOWN_PROMPT in page.inner_text("article[data-id='kg-0001'] .prompt")
+    assert SHOWN_PROMPT in _shown_text(opened, "article[data-id='kg-0001'] .prompt")
 
     page.select_option("[data-sort]", "score:desc")
     scores = [float(s) for s in opened.visible("article.card", "data-score") if s]
@@ -95,7 +104,7 @@ def test_report_page(browser: Any, tmp_path: Path) -> None:
     assert page.url.endswith("/traces/kg-0000.html") and opened.errors == []
     page.go_back()
     page.select_option("[data-sort]", "order:asc")
-    page.locator("h2", has_text="Items").scroll_into_view_if_needed()
+    page.locator("h2", has_text="Items").evaluate("(heading) => heading.scrollIntoView()")
     opened.screenshot(tmp_path, "report")
 
 
@@ -109,7 +118,7 @@ def test_compare_page(browser: Any, tmp_path: Path) -> None:
         dirs.append(run_dir)
     compare_runs(dirs, tmp_path / "cmp")
     opened = open_page(browser, tmp_path / "cmp" / "compare.html")
-    _check_clean(opened)
+    _check_clean(opened, scripts=1)
     page = opened.page
     diffs = [float(d) for d in opened.visible("article.row", "data-diff")]
     assert len(diffs) == 16 and diffs == sorted(diffs, reverse=True)  # gains first
@@ -124,8 +133,8 @@ def test_compare_page(browser: Any, tmp_path: Path) -> None:
     assert sorted(opened.visible("article.row", "data-id")) == ["kg-0002", "kg-0004"]
     page.select_option("[data-filter=failed]", "")
     page.select_option("[data-sort]", "diff:desc")
-    assert SHOWN_PROMPT in page.inner_text("article[data-id='kg-0001'] .prompt")
-    page.locator("h2", has_text="Items").scroll_into_view_if_needed()
+    assert SHOWN_PROMPT in _shown_text(opened, "article[data-id='kg-0001'] .prompt")
+    page.locator("h2", has_text="Items").evaluate("(heading) => heading.scrollIntoView()")
     opened.screenshot(tmp_path, "compare")
 
 
