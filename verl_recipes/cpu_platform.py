@@ -11,8 +11,8 @@ and in ``gen-searcher train smoke`` on a node without GPUs. It is loaded
   ``VERL_USE_EXTERNAL_MODULES=verl_recipes.cpu_platform``;
 * and chosen either explicitly (``VERL_PLATFORM=cpu``, what ``--device cpu`` sets) or by
   verl's auto-detection, which probes the built-in accelerators first and reaches this
-  platform only when none is there. Auto-detection picks it only on a torch build without
-  CUDA/ROCm, so a CPU-only Ray actor on a GPU node never mistakes itself for a CPU run.
+  platform only when none is there (:func:`accelerator_present`), so a CPU-only Ray actor on
+  a GPU node never mistakes itself for a CPU run.
 
 verl builds its process-group backend as ``cpu:gloo,<device>:<collectives>``, which on
 this platform reads ``cpu:gloo,cpu:gloo`` and torch refuses; :func:`install` wraps verl's
@@ -23,10 +23,12 @@ Nothing here changes a GPU run.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -40,11 +42,19 @@ NAME = "cpu"
 CPU_ENV = {"VERL_PLATFORM": NAME, "VERL_USE_EXTERNAL_MODULES": __name__, "VERL_ENGINE_DEVICE": "cuda"}
 
 
-def accelerator_built() -> bool:
-    """Whether this torch was built for an accelerator (CUDA, ROCm, or an extension such as NPU)."""
-    if torch.version.cuda is not None or torch.version.hip is not None:
+#: Tools whose presence means the node has accelerators even where this process sees none.
+_ACCELERATOR_TOOLS = ("nvidia-smi", "rocm-smi", "npu-smi")
+
+
+def accelerator_present() -> bool:
+    """Whether this node has an accelerator: one visible to torch, a vendor tool, or a torch device extension.
+
+    A CPU-only Ray actor on a GPU node sees no CUDA device, but the node has ``nvidia-smi``:
+    it is not a CPU node, and verl's own CUDA platform (probed first) claims it.
+    """
+    if torch.cuda.is_available() or any(hasattr(torch, name) for name in ("npu", "mlu", "musa")):
         return True
-    return any(hasattr(torch, name) for name in ("npu", "mlu", "musa"))
+    return any(shutil.which(tool) for tool in _ACCELERATOR_TOOLS) or Path("/dev/nvidia0").exists()
 
 
 def _device_module() -> ModuleType:
@@ -92,7 +102,7 @@ class PlatformCPU(PlatformBase):
 
     def is_platform_available(self, use_smi_check: bool = False) -> bool:
         # Probed after the built-in accelerators: answer yes only where none can exist.
-        return not accelerator_built()
+        return not accelerator_present()
 
     def current_device(self) -> Any:
         # verl passes this straight to ``.to(...)``/``torch.device(...)``; an int there means CUDA.

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gen_searcher_core.errors import UserFacingError
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 Kind = Literal["sft", "grpo"]
 #: ``gpu``: verl's own platform detection (CUDA, ROCm, NPU); ``cpu``: :mod:`verl_recipes.cpu_platform`.
@@ -31,7 +33,7 @@ CPU_MODEL_OVERRIDES = ("++model.override_config.attn_implementation=sdpa", "mode
 _EOF = "GEN_SEARCHER_EOF"
 
 
-class LaunchError(ValueError):
+class LaunchError(UserFacingError, ValueError):
     """The command cannot be built (bad override, missing setting)."""
 
 
@@ -144,11 +146,9 @@ def resolve_device(device: Device) -> Literal["gpu", "cpu"]:
     """``auto``: ``gpu`` where torch sees an accelerator, else ``cpu``."""
     if device != "auto":
         return device
-    import torch
+    from verl_recipes.cpu_platform import accelerator_present
 
-    from verl_recipes.cpu_platform import accelerator_built
-
-    return "gpu" if torch.cuda.is_available() or accelerator_built() else "cpu"
+    return "gpu" if accelerator_present() else "cpu"
 
 
 def cpu_env() -> dict[str, str]:
