@@ -39,6 +39,9 @@ _CHATTY_LOGGERS = ("httpx", "httpcore", "ddgs", "primp")
 
 logger = logging.getLogger(__name__)
 
+STDIO_OPEN_DELAY_S = 3.0  # the stdio server opens services after tools/list, or after this long
+STDIO_ANSWER_GRACE_S = 0.25
+
 
 def _configure_logging(settings: Settings) -> None:
     # stderr only: over stdio, stdout carries the protocol.
@@ -111,15 +114,24 @@ async def _serve_stdio(settings: Settings) -> None:
     from mcp_server.services import Services, warm_up
 
     services = Services(settings=settings, images=None)  # type: ignore[arg-type]  # filled in below
+    start = anyio.Event()  # set once the client has the tool list (or calls a tool first)
     opened = anyio.Event()
     failure: list[str] = []
 
     async def until_ready() -> None:
+        start.set()
         await opened.wait()
         if failure:
             raise ToolError(failure[0])
 
     async def open_in_background() -> None:
+        # Opening imports a lot (on this thread) and the model load competes for the CPU:
+        # wait until the client has its answers, or a few seconds at most.
+        with anyio.move_on_after(STDIO_OPEN_DELAY_S):
+            await start.wait()
+            # The hook fires inside the tools/list handler: let its answer reach stdout first
+            # (imports below hold this thread; the write goes through a worker thread).
+            await anyio.sleep(STDIO_ANSWER_GRACE_S)
         try:
             async with open_services(settings, metrics=services.metrics) as ready:
                 services.adopt(ready)
@@ -131,7 +143,7 @@ async def _serve_stdio(settings: Settings) -> None:
             logger.error("%s", failure[0], exc_info=not isinstance(first_leaf(exc), UserFacingError))
             opened.set()
 
-    server = build_server(services, until_ready=until_ready)
+    server = build_server(services, until_ready=until_ready, on_listed=start.set)
     async with anyio.create_task_group() as tg:
         tg.start_soon(open_in_background)
         await server.run_stdio_async()

@@ -46,7 +46,8 @@ class GenSearcherServer(MCPServer):
     streamable HTTP, in-process clients) in one place; it is also the trust
     boundary where every error message loses the configured secrets
     (``redact``). ``until_ready`` (awaited before each tool call and resource
-    read) lets the stdio server answer ``initialize`` while services still open.
+    read) lets the stdio server answer ``initialize`` while services still open;
+    ``on_listed`` is called after each ``tools/list``.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class GenSearcherServer(MCPServer):
         metrics: Metrics,
         redact: Callable[[str], str] = str,
         until_ready: Callable[[], Awaitable[None]] | None = None,
+        on_listed: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -62,6 +64,7 @@ class GenSearcherServer(MCPServer):
         self._tool_names: set[str] = set()
         self._redact = redact
         self._until_ready = until_ready
+        self._on_listed = on_listed
 
     def add_tool(
         self,
@@ -110,6 +113,12 @@ class GenSearcherServer(MCPServer):
         finally:
             self._metrics.tool_call(label, ok, time.perf_counter() - started)
 
+    async def list_tools(self) -> Any:
+        tools = await super().list_tools()
+        if self._on_listed is not None:  # the stdio server starts its heavy work once a client has the list
+            self._on_listed()
+        return tools
+
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
         if self._until_ready is not None:
             await self._until_ready()
@@ -137,8 +146,13 @@ def unavailable_tools(settings: Settings) -> dict[str, str]:
     return reasons
 
 
-def build_server(services: Services, *, until_ready: Callable[[], Awaitable[None]] | None = None) -> GenSearcherServer:
-    """The MCP server over ``services``; see :class:`GenSearcherServer` for ``until_ready``."""
+def build_server(
+    services: Services,
+    *,
+    until_ready: Callable[[], Awaitable[None]] | None = None,
+    on_listed: Callable[[], None] | None = None,
+) -> GenSearcherServer:
+    """The MCP server over ``services``; see :class:`GenSearcherServer` for ``until_ready`` and ``on_listed``."""
     server = GenSearcherServer(
         name="gen-searcher",
         version="0.1.0",
@@ -146,6 +160,7 @@ def build_server(services: Services, *, until_ready: Callable[[], Awaitable[None
         metrics=services.metrics,
         redact=Redactor(secrets_of(services.settings)),
         until_ready=until_ready,
+        on_listed=on_listed,
         log_level=services.settings.server.log_level.upper(),
     )
     # Each tool module registers itself (one line per tool); see mcp_server/tools/.
