@@ -99,6 +99,10 @@ def describe_s3_error(exc: BaseException) -> str:
     return f"the request failed ({type(exc).__name__})"
 
 
+class _ConditionalPutUnsupported(Exception):
+    """The store answered a conditional put with NotImplemented (older S3-compatible servers)."""
+
+
 def parse_s3_url(url: str) -> tuple[str, str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix, location shown in messages, without any userinfo)."""
     parts = urlsplit(url.strip())
@@ -127,6 +131,7 @@ class S3ImageStore(StoreHelpers):
         self.thumbnail_side = thumbnail_side
         # A hard bound over the client's own timeouts and retries: no call waits longer than this.
         self._deadline_s = timeout_s * 3
+        self._conditional_puts = True  # until the store says it does not implement them
 
     @classmethod
     def from_settings(cls, settings: ImageSettings) -> S3ImageStore:
@@ -181,9 +186,13 @@ class S3ImageStore(StoreHelpers):
         )
 
     # -- plumbing -------------------------------------------------------------
-    async def _call(self, awaitable: Awaitable[T]) -> T:
-        """One S3 call under the deadline; failures other than not-found become ``ImageStoreUnavailable``."""
-        from obstore.exceptions import AlreadyExistsError
+    async def _call(self, awaitable: Awaitable[T], *, conditional: bool = False) -> T:
+        """One S3 call under the deadline; failures other than not-found become ``ImageStoreUnavailable``.
+
+        With ``conditional``, a store that does not implement conditional puts raises
+        ``_ConditionalPutUnsupported`` instead.
+        """
+        from obstore.exceptions import AlreadyExistsError, NotSupportedError
 
         try:
             with anyio.fail_after(self._deadline_s):
@@ -191,21 +200,41 @@ class S3ImageStore(StoreHelpers):
         except (FileNotFoundError, AlreadyExistsError):
             raise
         except Exception as exc:  # noqa: BLE001  obstore errors, timeouts, connection failures
+            if conditional and (isinstance(exc, NotSupportedError) or "<Code>NotImplemented</Code>" in str(exc)):
+                raise _ConditionalPutUnsupported from None
             reason = describe_s3_error(exc)
             logger.warning("image store %s: %s", self.location, reason)
             logger.debug("image store %s: %s failed: %s", self.location, type(exc).__name__, exc)
             raise ImageStoreUnavailable(f"image store {self.location} is unavailable: {reason}") from None
 
     async def _create(self, key: str, data: bytes, content_type: str) -> bool:
-        """Put ``key`` unless it exists; True when this call created it."""
+        """Put ``key`` unless it exists; True when this call created it.
+
+        A conditional put (``If-None-Match: *``) where the store implements it; otherwise an
+        existence check then a plain put (content addressing makes a racing writer's bytes
+        the same, so the race is harmless; only which provenance record wins may differ).
+        """
         from obstore.exceptions import AlreadyExistsError
 
+        attributes: Any = {"Content-Type": content_type}
+        if self._conditional_puts:
+            try:
+                await self._call(
+                    obstore.put_async(self._s3, key, data, mode="create", attributes=attributes), conditional=True
+                )
+            except AlreadyExistsError:
+                return False
+            except _ConditionalPutUnsupported:
+                logger.warning("image store %s has no conditional puts: writes check existence first", self.location)
+                self._conditional_puts = False
+            else:
+                return True
         try:
-            await self._call(
-                obstore.put_async(self._s3, key, data, mode="create", attributes={"Content-Type": content_type})
-            )
-        except AlreadyExistsError:
+            await self._call(obstore.head_async(self._s3, key))
             return False
+        except FileNotFoundError:
+            pass
+        await self._call(obstore.put_async(self._s3, key, data, attributes=attributes))
         return True
 
     async def _get_object(self, key: str) -> tuple[bytes, dict[str, Any]]:
