@@ -32,7 +32,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
 from pydantic import BaseModel, Field
@@ -46,6 +46,9 @@ from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool
 from policy.mcp_tools import McpTools
 from policy.protocol import ToolCall
 from verl_recipes.mcp_convert import decode_image
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -153,26 +156,37 @@ class GenSearcherAgentLoop(AgentLoopBase):
         self._turn_end = self._turn_end_id()
         self._vision_ids = self._token_ids(_VISION_TOKENS)
 
+    @property
+    def text_tokenizer(self) -> PreTrainedTokenizerBase:
+        """verl's tokenizer instance (verl annotates it as the ``AutoTokenizer`` class)."""
+        return cast("PreTrainedTokenizerBase", self.tokenizer)
+
+    def _decode(self, token_ids: list[int]) -> str:
+        text = self.text_tokenizer.decode(token_ids, skip_special_tokens=True)
+        if not isinstance(text, str):  # a list only comes back for a batch of sequences
+            raise TypeError(f"the tokenizer decoded one sequence to {type(text).__name__}")
+        return text
+
     def _token_ids(self, tokens: tuple[str, ...]) -> set[int]:
         """The ids of those of ``tokens`` the tokenizer knows."""
         ids: set[int] = set()
         for token in tokens:
-            token_id = self.tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id >= 0 and token_id != self.tokenizer.unk_token_id:
+            token_id = self.text_tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id >= 0 and token_id != self.text_tokenizer.unk_token_id:
                 ids.add(token_id)
         return ids
 
     def _end_token_ids(self) -> set[int]:
         ids = self._token_ids(_END_TOKENS)
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
+        if self.text_tokenizer.eos_token_id is not None:
+            ids.add(self.text_tokenizer.eos_token_id)
         return ids
 
     def _turn_end_id(self) -> int:
-        token_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        if isinstance(token_id, int) and token_id >= 0 and token_id != self.tokenizer.unk_token_id:
+        token_id = self.text_tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(token_id, int) and token_id >= 0 and token_id != self.text_tokenizer.unk_token_id:
             return token_id
-        return int(self.tokenizer.eos_token_id)
+        return int(self.text_tokenizer.eos_token_id)
 
     # -- tools -----------------------------------------------------------------
 
@@ -193,7 +207,7 @@ class GenSearcherAgentLoop(AgentLoopBase):
         lo, hi = 0, len(token_ids)  # largest n with len(decode(ids[:n])) <= cut_at
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if len(self.tokenizer.decode(token_ids[:mid], skip_special_tokens=True)) <= cut_at:
+            if len(self._decode(token_ids[:mid])) <= cut_at:
                 lo = mid
             else:
                 hi = mid - 1
@@ -251,7 +265,10 @@ class GenSearcherAgentLoop(AgentLoopBase):
             chat.append(converted)
             images.extend(found)
         self._assert_mm_supported(bool(images))
-        prompt_ids = await self.ct_build_initial_tokens(chat, images=images or None)
+        if images:
+            prompt_ids = await self.ct_build_initial_tokens(chat, images=images)
+        else:
+            prompt_ids = await self.ct_build_initial_tokens(chat)
         return _Context(tokens=list(prompt_ids), prompt_length=len(prompt_ids), chat=chat, images=images)
 
     async def _model_turn(self, context: _Context, turn: _Turn) -> tuple[str, bool] | None:
@@ -280,7 +297,7 @@ class GenSearcherAgentLoop(AgentLoopBase):
         vision_at = next((i for i, token in enumerate(generated) if token in self._vision_ids), None)
         if vision_at is not None:
             generated = generated[:vision_at]
-        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        text = self._decode(generated)
         truncated = vision_at is None and (not generated or generated[-1] not in self._end_ids)
         keep = self._kept_length(generated, text)
         kept_logprobs = list(output.log_probs[:keep]) if (turn.want_logprobs and output.log_probs) else None
@@ -356,13 +373,15 @@ class GenSearcherAgentLoop(AgentLoopBase):
 
         from verl_recipes.reward import compute_score
 
-        reward_kwargs = self.config.reward.custom_reward_function.get("reward_kwargs") or {}
-        if isinstance(reward_kwargs, DictConfig):
-            reward_kwargs = OmegaConf.to_container(reward_kwargs, resolve=True)
+        configured = self.config.reward.custom_reward_function.get("reward_kwargs") or {}
+        if isinstance(configured, DictConfig):
+            configured = OmegaConf.to_container(configured, resolve=True)
+        if not isinstance(configured, dict):
+            raise TypeError(f"reward.custom_reward_function.reward_kwargs must be a mapping, not {configured!r}")
         reward_model = sample.get("reward_model") or {}
         extra_info = {**(sample.get("extra_info") or {}), EXTRA_KEY: summary}
         return await compute_score(
-            sample.get("data_source"), "", reward_model.get("ground_truth"), extra_info, **dict(reward_kwargs)
+            sample.get("data_source"), "", reward_model.get("ground_truth"), extra_info, **configured
         )
 
     def _output(

@@ -48,7 +48,7 @@ def _frozen_subclass(base: type) -> type:
     if getattr(base, "_gen_searcher_freezes_vision", False):
         return base
 
-    class FrozenVisionEngine(base):  # type: ignore[misc, valid-type]
+    class FrozenVisionEngine(base):
         _gen_searcher_freezes_vision = True
 
         def _build_module(self) -> Any:
