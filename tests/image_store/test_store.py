@@ -200,3 +200,29 @@ async def test_disk_folder_that_becomes_unusable_is_a_clear_error(tmp_path: Path
     root.write_text("not a folder")  # as root, permissions cannot make a folder unwritable; a file in its place can
     with pytest.raises(ImageStoreUnavailable, match=r"image store folder .*images.* set images.dir"):
         await store.put(content.jpeg_bytes((80, 80)), "image/jpeg")
+
+
+async def test_s3_server_that_goes_away_and_returns(tmp_path: Path) -> None:
+    from search_tools.images import create_image_store
+    from search_tools.settings import ImageSettings
+    from tests.support.s3 import S3Server
+
+    server = S3Server()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        section = server.images_settings(tmp_path / "c", cache_max_bytes=0)
+        store = create_image_store(ImageSettings(**section))
+        await store.put(content.jpeg_bytes((80, 80), (1, 1, 1)), "image/jpeg")
+        server.stop()  # connection refused from now on
+        started = time.monotonic()
+        with pytest.raises(ImageStoreUnavailable, match="the endpoint did not answer"):
+            await store.put(content.jpeg_bytes((80, 80), (2, 2, 2)), "image/jpeg")
+        assert time.monotonic() - started < 30
+        server.start()  # a fresh server on the same port (moto keeps nothing): the same store works again
+        record = await store.put(content.jpeg_bytes((80, 80), (3, 3, 3)), "image/jpeg")
+        assert (await store.read_bytes(record.id))[1] == "image/jpeg"
+    finally:
+        server.stop()
