@@ -24,16 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gen_searcher_core.errors import UserFacingError
+
 AGENT_NAME = "gen_searcher"
 _IMAGE = "<image>"
 _ROLES = frozenset({"system", "user", "assistant"})
 
 
-class ConversionError(ValueError):
+class ConversionError(UserFacingError, ValueError):
     """The input cannot be converted at all (unreadable file, no good rows)."""
 
 
-class BadRow(ValueError):
+class BadRow(UserFacingError, ValueError):
     """One record is unusable; ``str(error)`` is the reason (short and stable, for counting)."""
 
 

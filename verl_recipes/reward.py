@@ -59,6 +59,8 @@ from pydantic import BaseModel, Field, SecretStr
 
 from benchmark.judge import JudgeClient, JudgeError, JudgeSettings
 from benchmark.rubrics import judge_kscore, judge_text
+from gen_searcher_core.errors import UserFacingError
+from gen_searcher_core.tool_results import RenderResult, parse_output
 from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ VERL_REWARD_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer
 RESULT_KEYS = ("score", "image_score", "text_score", "valid", "invalid", "masked", "failed", "render_s", "judge_s")
 
 
-class RewardFailure(RuntimeError):
+class RewardFailure(UserFacingError, RuntimeError):
     """Rendering or judging failed after retries (the episode itself may have been fine)."""
 
 
@@ -233,10 +235,10 @@ async def render_answer(settings: RewardSettings, gen_prompt: str, reference_ids
             if result.is_error:
                 texts = [b.text for b in result.content if isinstance(b, mcp_types.TextContent)]
                 raise RewardFailure("render tool error: " + (" ".join(texts) or "no message"))
-            structured = result.structured_content or {}
-            image_id = structured.get("id") if isinstance(structured, Mapping) else None
-            if not isinstance(image_id, str):
+            rendered = parse_output("render", result.structured_content)  # read through the tool's output model
+            if not isinstance(rendered, RenderResult):
                 raise RewardFailure("render result has no image id")
+            image_id = rendered.id
             resource = await conn.read_resource(f"image://{image_id}")
             for item in resource.contents:
                 if isinstance(item, mcp_types.BlobResourceContents):

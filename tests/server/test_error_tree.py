@@ -37,6 +37,9 @@ from search_tools.images import ImageNotFoundError
 from search_tools.index import IndexBuildError, IndexNotFoundError
 from search_tools.summarize import SummaryError
 from tests.support.tool_server import run_tool_server, write_index
+from verl_recipes.data import BadRow, ConversionError
+from verl_recipes.launch import LaunchError
+from verl_recipes.reward import RewardFailure
 
 USER_FACING = [
     SearchBackendError,
@@ -66,6 +69,10 @@ USER_FACING = [
     DatasetError,
     CompareError,
     UnknownCategoryError,
+    ConversionError,
+    BadRow,
+    LaunchError,
+    RewardFailure,
 ]
 
 
