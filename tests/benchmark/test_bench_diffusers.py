@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from benchmark.journal import Journal
 from gen_searcher_core.commands import build_app
-
-app = build_app()
 from tests.benchmark.helpers import make_knowgen
 from tests.support.scripted_judge import ScriptedJudge, image_urls, kscore_reply, serve_judge
+
+app = build_app()
 
 pytestmark = pytest.mark.slow
 

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from benchmark.journal import Journal
 from gen_searcher_core.commands import build_app
-
-app = build_app()
 from tests.benchmark.helpers import make_knowgen
 from tests.support.loopback import serve_app
 from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
 from tests.support.tool_server import ToolServer, run_tool_server
+
+app = build_app()
 
 LIGHTHOUSE_COLOUR = (30, 90, 200)
 

@@ -14,8 +14,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gen_searcher_core.commands import build_app
-
-app = build_app()
 from policy.baseline import run_baseline
 from policy.episode import Termination
 from policy.mcp_tools import McpTools
@@ -23,6 +21,8 @@ from tests.policy.conftest import ScriptedChat, Site, png
 from tests.policy.scripting import answer, last_user_text, tool_call
 from tests.support.loopback import serve_app
 from tests.support.tool_server import ToolServer
+
+app = build_app()
 
 
 @pytest.mark.anyio

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from gen_searcher_core.commands import build_app
 from render_tools.diffusers_renderer import DiffusersOptions
+from tests.support.loopback import free_port
 
 app = build_app()
-from tests.support.loopback import free_port
 
 
 @pytest.mark.parametrize(

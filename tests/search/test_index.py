@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from gen_searcher_core.commands import build_app
+from search_tools.index import IndexBuildError, IndexNotFoundError, LocalIndex, build_index, fts_query
 
 app = build_app()
-from search_tools.index import IndexBuildError, IndexNotFoundError, LocalIndex, build_index, fts_query
 
 BASE = "http://127.0.0.1:8765/site"
 

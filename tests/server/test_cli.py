@@ -12,9 +12,10 @@ from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
 from gen_searcher_core.commands import build_app
+from tests.support.tool_server import run_tool_server
 
 app = build_app()
-from tests.support.tool_server import run_tool_server
+ROOT = Path(__file__).resolve().parents[2]
 
 runner = CliRunner()
 
@@ -95,7 +96,7 @@ async def test_serve_over_stdio(tmp_path: Path, index_db: Path) -> None:
         command=sys.executable,
         args=["-m", "mcp_server", "serve", "--transport", "stdio"],
         env={**os.environ, **_env(tmp_path, index_db), "GEN_SEARCHER_SERVER__LOG_LEVEL": "WARNING"},
-        cwd=str(Path(__file__).resolve().parents[2]),
+        cwd=str(ROOT),
     )
     async with Client(params) as client:
         assert (await client.call_tool("search", {"queries": []})).is_error
