@@ -5,11 +5,13 @@ of the body outside scripts, styles and page furniture (navigation, header,
 footer, asides, forms) is measured, and a document with scripts whose text is
 shorter than ``auto_min_chars`` is handed to the browser, which renders that
 same document (it is not fetched twice). The browser starts only when a first
-page needs it.
+page needs it; a page it cannot render (a crash, its time budget) is returned as
+``direct`` read it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -17,11 +19,13 @@ import anyio
 
 from search_tools.extract import HTML_TYPES, sniff_media_type
 from search_tools.fetch import Fetcher as GuardedFetcher
+from search_tools.fetch import FetchError
 from search_tools.fetch_protocol import FetchedPage
 from search_tools.fetchers.browser import BrowserFetcher
 from search_tools.fetchers.browser import create as create_browser
 from search_tools.fetchers.registry import FetcherConfig
 
+logger = logging.getLogger(__name__)
 _FURNITURE = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg")
 
 
@@ -69,7 +73,10 @@ class AutoFetcher:
         if sniff_media_type(page) in HTML_TYPES and await anyio.to_thread.run_sync(
             looks_like_shell, page.body, self.min_chars
         ):
-            return await self.browser.render(page)
+            try:
+                return await self.browser.render(page)
+            except FetchError as exc:  # a page the browser cannot render is read as direct read it
+                logger.info("auto: rendering %s failed (%s); using the page as fetched", page.url, exc)
         return replace(page, fetched_with="direct")
 
     async def aclose(self) -> None:

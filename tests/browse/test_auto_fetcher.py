@@ -74,3 +74,20 @@ async def test_a_javascript_shell_is_rendered_and_the_rendered_page_cached(
         assert events(services, "rendered") == 1  # the second goal was served from the cached rendered page
         metrics = services.metrics.render().decode()
         assert 'gen_searcher_fetcher_events_total{event="rendered",fetcher="browser"} 1.0' in metrics
+
+
+@pytest.mark.slow
+async def test_a_shell_the_browser_cannot_render_is_returned_as_direct_read_it(web: Web, js_web: JsWeb) -> None:
+    from search_tools.fetchers.auto import AutoFetcher
+    from tests.browse.browser_support import make_browser, make_direct
+
+    direct = make_direct(web, js_web, respect_robots=False)
+    auto = AutoFetcher(direct, make_browser(direct, web, js_web, js_heap_mb=64, page_timeout_s=6.0, settle_s=3.0))
+    try:
+        crashed = await auto.fetch(js_web.url("/crash"))  # a shell whose script exhausts the heap
+        assert crashed.fetched_with == "direct" and b"Loading" in crashed.body
+        rendered = await auto.fetch(js_web.url("/shell"))  # and the browser still serves the next one
+        assert rendered.fetched_with == "browser" and KEEP[0].encode() in rendered.body
+    finally:
+        await auto.aclose()
+        await direct.aclose()
