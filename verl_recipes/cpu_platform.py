@@ -178,7 +178,8 @@ def _cpu_process_group(original: Callable[..., Any]) -> Callable[..., Any]:
 
     def initialize_global_process_group(timeout_second: int = 36000) -> tuple[int, int, int]:
         if not _on_cpu():
-            return tuple(original(timeout_second))  # type: ignore[return-value]
+            local_rank, rank, world_size = original(timeout_second)
+            return local_rank, rank, world_size
         torch.distributed.init_process_group(
             backend="cpu:gloo",
             timeout=timedelta(seconds=timeout_second),
