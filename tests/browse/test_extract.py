@@ -57,7 +57,7 @@ async def test_pdf_text_and_title() -> None:
 
 
 async def test_broken_pdf_is_a_clear_error() -> None:
-    with pytest.raises(ExtractionError, match="PDF .* could not be read"):
+    with pytest.raises(ExtractionError, match=r"PDF .* could not be read"):
         await extract(page(b"%PDF-1.4\n garbage without structure", "application/pdf"))
 
 

@@ -82,7 +82,7 @@ async def test_hostile_urls_are_refused_in_every_spelling(fetcher: Fetcher, web:
 async def test_redirects_to_internal_addresses_are_refused_at_every_hop(fetcher: Fetcher, web: Web) -> None:
     before = sum(web.internal_hits.values())
     for target in hostile_urls(web)[:12]:
-        with pytest.raises((BlockedAddress, InvalidUrl), match="redirect from .*refused"):
+        with pytest.raises((BlockedAddress, InvalidUrl), match=r"redirect from .*refused"):
             await fetcher.fetch(web.url("/redirect?to=" + quote(target, safe="")))
     # a redirect that first stays on the allowed host, then jumps inside
     inner = web.url("/redirect?to=" + quote(f"{web.internal_base}/secret", safe=""))
@@ -152,7 +152,7 @@ async def test_robots_rules_are_honoured_and_cached(web: Web) -> None:
     try:
         before = web.hits["/robots.txt"]
         private_before = web.hits["/private/page"]  # the test web is shared by the whole session
-        with pytest.raises(RobotsDisallowed, match="robots.txt .* disallows"):
+        with pytest.raises(RobotsDisallowed, match=r"robots\.txt .* disallows"):
             await f.fetch(web.url("/private/page"))
         with pytest.raises(RobotsDisallowed):
             await f.fetch(web.url("/no-gen/page"))  # a group naming our agent
@@ -309,9 +309,11 @@ def test_peer_checks_on_a_real_socket(web: Web) -> None:
 
     policy = AddressPolicy.from_strings(False, [f"127.0.0.1:{web.port}"])
     internal_port = int(web.internal_base.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", internal_port)) as sock:
-        with pytest.raises(AddressRefused, match="reached 127.0.0.1, which is a loopback address"):
-            check_peer(sock.getpeername(), policy, "example.test")
+    with (
+        socket.create_connection(("127.0.0.1", internal_port)) as sock,
+        pytest.raises(AddressRefused, match=r"reached 127\.0\.0\.1, which is a loopback address"),
+    ):
+        check_peer(sock.getpeername(), policy, "example.test")
     with socket.create_connection(("127.0.0.1", web.port)) as sock:
         check_peer(sock.getpeername(), policy, "example.test")  # the excepted address:port
     check_peer(("93.184.216.34", 443), policy, "example.test")

@@ -71,7 +71,7 @@ async def test_an_unreachable_tool_server_ends_the_episode_with_error(chat: Scri
     from policy.chat import OpenAIChatModel
 
     url = f"http://127.0.0.1:{free_port()}{MCP_PATH}"
-    with pytest.raises(McpConnectionError, match="127.0.0.1"):
+    with pytest.raises(McpConnectionError, match=r"127\.0\.0\.1"):
         async with McpTools.connect(url):
             pass
     # A session lost mid-episode: the episode ends with `error`, naming the server.

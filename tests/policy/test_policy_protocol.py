@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from policy.protocol import AnswerError, FormatError, cut_hallucinated_response, parse_answer, parse_turn
@@ -21,7 +23,8 @@ def test_tool_call_with_lenient_json_and_think() -> None:
 
 def test_think_opened_by_the_template_and_string_arguments() -> None:
     turn = parse_turn(
-        'reasoning only</think><tool_call>{"name": "browse", "arguments": "{\\"url\\": \\"http://x\\", \\"goal\\": \\"g\\"}"}</tool_call>',
+        "reasoning only</think>"
+        '<tool_call>{"name": "browse", "arguments": "{\\"url\\": \\"http://x\\", \\"goal\\": \\"g\\"}"}</tool_call>',
         tool_names=TOOLS,
     )
     assert turn.think == "reasoning only"
@@ -29,7 +32,10 @@ def test_think_opened_by_the_template_and_string_arguments() -> None:
 
 
 def test_hallucinated_tool_response_is_cut() -> None:
-    text = '<think>t</think><tool_call>{"name":"search","arguments":{"queries":["q"]}}</tool_call>\n<tool_response>fake</tool_response><answer>{}</answer>'
+    text = (
+        '<think>t</think><tool_call>{"name":"search","arguments":{"queries":["q"]}}</tool_call>\n'
+        "<tool_response>fake</tool_response><answer>{}</answer>"
+    )
     assert cut_hallucinated_response(text).endswith("</tool_call>")
     turn = parse_turn(text, tool_names=TOOLS)
     assert len(turn.tool_calls) == 1 and "fake" not in turn.text
@@ -37,7 +43,8 @@ def test_hallucinated_tool_response_is_cut() -> None:
 
 def test_tags_inside_think_do_not_count() -> None:
     turn = parse_turn(
-        '<think>maybe <answer>{"x":1}</answer> later</think><tool_call>{"name":"search","arguments":{"queries":["q"]}}</tool_call>',
+        '<think>maybe <answer>{"x":1}</answer> later</think>'
+        '<tool_call>{"name":"search","arguments":{"queries":["q"]}}</tool_call>',
         tool_names=TOOLS,
     )
     assert turn.tool_calls and turn.answer_text is None
@@ -94,8 +101,12 @@ def test_valid_answer() -> None:
     assert [r.img_id for r in answer.reference_images] == ["IMG_002", "IMG_010"]  # numeric, not lexical, order
 
 
-def ref(i: str) -> str:
-    return '{"img_id": "%s", "note": "n"}' % i
+def ref(i: str) -> dict[str, str]:
+    return {"img_id": i, "note": "n"}
+
+
+def answer_body(gen_prompt: str, references: list[dict[str, str]]) -> str:
+    return json.dumps({"gen_prompt": gen_prompt, "reference_images": references})
 
 
 @pytest.mark.parametrize(
@@ -103,21 +114,15 @@ def ref(i: str) -> str:
     [
         ("not json", "answer_json"),
         ("[1]", "answer_shape"),
-        ('{"gen_prompt": "  ", "reference_images": [%s]}' % ref("IMG_001"), "gen_prompt"),
-        (
-            '{"gen_prompt": "the bridge of IMG_001 at dusk", "reference_images": [%s]}' % ref("IMG_001"),
-            "gen_prompt_img_id",
-        ),
+        (answer_body("  ", [ref("IMG_001")]), "gen_prompt"),
+        (answer_body("the bridge of IMG_001 at dusk", [ref("IMG_001")]), "gen_prompt_img_id"),
         ('{"gen_prompt": "p", "reference_images": "IMG_001"}', "references_shape"),
         ('{"gen_prompt": "p", "reference_images": []}', "reference_count"),
-        (
-            '{"gen_prompt": "p", "reference_images": [%s]}' % ",".join(ref("IMG_001") for _ in range(6)),
-            "reference_count",
-        ),
-        ('{"gen_prompt": "p", "reference_images": [%s]}' % ref("IMG_099"), "unknown_img_id"),
-        ('{"gen_prompt": "p", "reference_images": [%s]}' % ref("img_0123456789abcdef"), "img_id_format"),
-        ('{"gen_prompt": "p", "reference_images": [%s, %s]}' % (ref("IMG_001"), ref("IMG_001")), "duplicate_reference"),
-        ('{"gen_prompt": "p", "reference_images": [%s, %s]}' % (ref("IMG_003"), ref("IMG_001")), "references_order"),
+        (answer_body("p", [ref("IMG_001")] * 6), "reference_count"),
+        (answer_body("p", [ref("IMG_099")]), "unknown_img_id"),
+        (answer_body("p", [ref("img_0123456789abcdef")]), "img_id_format"),
+        (answer_body("p", [ref("IMG_001"), ref("IMG_001")]), "duplicate_reference"),
+        (answer_body("p", [ref("IMG_003"), ref("IMG_001")]), "references_order"),
     ],
 )
 def test_answer_errors(body: str, kind: str) -> None:
@@ -127,7 +132,7 @@ def test_answer_errors(body: str, kind: str) -> None:
 
 
 def test_max_references_is_configurable() -> None:
-    body = '{"gen_prompt": "p", "reference_images": [%s, %s, %s]}' % (ref("IMG_001"), ref("IMG_002"), ref("IMG_003"))
+    body = answer_body("p", [ref("IMG_001"), ref("IMG_002"), ref("IMG_003")])
     assert len(parse_answer(body, known_ids=KNOWN, max_references=3).reference_images) == 3
     with pytest.raises(AnswerError, match="1 to 2"):
         parse_answer(body, known_ids=KNOWN, max_references=2)

@@ -54,8 +54,8 @@ def image_from_b64(data: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(data)))
 
 
-async def wait_until(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         await anyio.sleep(0.02)
@@ -204,9 +204,7 @@ async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(gated_fa
                 answer = response.json()
                 assert answer["success"] is False and message in answer["message"], answer
                 assert "Traceback" not in response.text
-            broken = await client.post(
-                "/generate", content=b"{not json", headers={"content-type": "application/json"}
-            )
+            broken = await client.post("/generate", content=b"{not json", headers={"content-type": "application/json"})
             assert broken.status_code == 400 and "not valid JSON" in broken.json()["message"]
             url = await client.post(
                 "/v1/images/generations", json={"prompt": "x", "size": "64x64", "response_format": "url"}
@@ -276,7 +274,7 @@ async def test_a_worker_that_keeps_failing_is_taken_out_then_comes_back(
             assert worker["failures"] == 2 and worker["quarantine_left_s"] > 0
             refused = await client.post("/generate", json={"prompt": "x", **SMALL})
             assert refused.status_code == 503 and "out of service" in refused.json()["message"]
-            await wait_until(lambda: httpx.get(base + "/health").json()["status"] == "ok", timeout=30)
+            await wait_until(lambda: httpx.get(base + "/health").json()["status"] == "ok", limit_s=30)
             back = await client.post("/generate", json={"prompt": "x", **SMALL})
             assert back.status_code == 200
 
@@ -416,11 +414,13 @@ async def test_openai_images_client_against_a_provider_that_answers_urls(referen
 @pytest.mark.anyio
 async def test_http_client_reports_a_busy_server(gated_factory, controls: EngineControls) -> None:
     with render_server(gated_factory, queue_size=1) as base:
-        async with contextlib.aclosing(HttpRenderer(base)) as renderer:
-            async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-                async with held_worker(client, controls, {"prompt": "x", **SMALL}, [{"prompt": "y", **SMALL}]):
-                    with pytest.raises(RendererBusy, match="queue is full"):
-                        await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=2))
+        async with (
+            contextlib.aclosing(HttpRenderer(base)) as renderer,
+            httpx.AsyncClient(base_url=base, timeout=120) as client,
+            held_worker(client, controls, {"prompt": "x", **SMALL}, [{"prompt": "y", **SMALL}]),
+        ):
+            with pytest.raises(RendererBusy, match="queue is full"):
+                await renderer.render(RenderRequest(prompt="x", width=64, height=64, steps=2))
 
 
 @pytest.mark.anyio

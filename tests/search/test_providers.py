@@ -248,7 +248,7 @@ async def test_searxng_without_json_format_says_how_to_fix_it(servers, make_sett
     state.reset()
     state.json_enabled = False
     backend = create_backend(make_settings(searxng_url=url, search={"backend": "searxng"}).backend_config())
-    with pytest.raises(SearchBackendError, match="search.formats") as info:
+    with pytest.raises(SearchBackendError, match=r"search\.formats") as info:
         await backend.search("eiffel", 3)
     assert info.value.kind == "config"
     await backend.aclose()

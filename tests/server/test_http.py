@@ -127,9 +127,11 @@ async def test_bearer_tokens(tmp_path: Path, index_db: Path) -> None:
             ok = await http.get("/metrics", headers={"Authorization": "Bearer second-secret-token"})
             assert ok.status_code == 200
         headers = {"Authorization": "Bearer first-secret-token"}
-        async with httpx2.AsyncClient(headers=headers) as authed:
-            async with Client(streamable_http_client(ts.url, http_client=authed)) as client:
-                _eiffel(await client.call_tool("search", SEARCH))
+        async with (
+            httpx2.AsyncClient(headers=headers) as authed,
+            Client(streamable_http_client(ts.url, http_client=authed)) as client,
+        ):
+            _eiffel(await client.call_tool("search", SEARCH))
         async with Client(sse_client(ts.sse_url, headers=headers)) as client:
             _eiffel(await client.call_tool("search", SEARCH))
         async with httpx.AsyncClient(base_url=ts.base_url, headers=headers) as http:

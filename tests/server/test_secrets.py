@@ -40,12 +40,15 @@ async def test_keys_stay_out_of_results_logs_and_metrics(
     if name == "searxng":  # SearXNG has no key to refuse: make it fail while echoing what it received
         state.always = Failure(400, body=f'{{"error": "bad request from {SECRET}"}}')
     caplog.set_level(logging.DEBUG, logger="httpx")  # its request log names URLs; the CLI may have quieted it
-    with caplog.at_level(logging.DEBUG), serve_app(app(state)) as provider_url:
-        with run_tool_server(tmp_path, **_overrides(name, provider_url)) as ts:
-            async with Client(ts.url) as client:
-                result = await client.call_tool("search", {"queries": ["eiffel tower", "golden gate"]})
-            async with httpx.AsyncClient(base_url=ts.base_url) as http:
-                metrics = (await http.get("/metrics")).text
+    with (
+        caplog.at_level(logging.DEBUG),
+        serve_app(app(state)) as provider_url,
+        run_tool_server(tmp_path, **_overrides(name, provider_url)) as ts,
+    ):
+        async with Client(ts.url) as client:
+            result = await client.call_tool("search", {"queries": ["eiffel tower", "golden gate"]})
+        async with httpx.AsyncClient(base_url=ts.base_url) as http:
+            metrics = (await http.get("/metrics")).text
     assert state.requests, "the provider was really called"
     assert result.is_error
     errors = [entry["error"] for entry in result.structured_content["results"]]

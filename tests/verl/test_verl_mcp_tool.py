@@ -116,7 +116,7 @@ async def test_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
     with serve_app(toy_app(state), port=port):
         result = await conn.call_tool("echo", {"text": "one"})
         assert result.content[0].text == "one"
-    with pytest.raises(McpConnectionError, match="127.0.0.1"):
+    with pytest.raises(McpConnectionError, match=r"127\.0\.0\.1"):
         await conn.call_tool("echo", {"text": "down"})
     with serve_app(toy_app(state), port=port):
         result = await conn.call_tool("echo", {"text": "two"})
