@@ -6,20 +6,20 @@ verl, torch and pyarrow are imported inside the commands, so ``gen-searcher --he
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import anyio
 import typer
 
+from gen_searcher_core.commands import require_modules
+
 if TYPE_CHECKING:
     from verl_recipes.data import ConversionReport
     from verl_recipes.launch import LaunchPlan
 
 T = TypeVar("T")
-
-from gen_searcher_core.commands import require_modules
 
 data_app = typer.Typer(help="Convert the published Gen-Searcher data to verl parquet.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the policy with verl: SFT, then multi-turn GRPO.", no_args_is_help=True)
@@ -54,7 +54,7 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="Hydra overrides for
 DryRun = Annotated[bool, typer.Option("--dry-run", help="check the config and print the command without running it")]
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     """Where verl runs: auto (GPUs when torch sees one, else CPU), gpu, or cpu (the CPU platform)."""
 
     auto = "auto"
@@ -67,7 +67,7 @@ DeviceOption = Annotated[
 ]
 
 
-class Invalid(str, Enum):
+class Invalid(StrEnum):
     """What happens to episodes that end without a valid answer."""
 
     zero = "zero"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from tests.support.tiny_qwen_image import build_processor, train_byte_level_bpe
 CORPUS = [
     "<think>I should search for the bridge first.</think>",
     '<tool_call>{"name": "search", "arguments": {"queries": ["Quorvath Bridge"]}}</tool_call>',
-    '<answer>{"gen_prompt": "The bridge at dusk", "reference_images": [{"img_id": "IMG_001", "note": "towers"}]}</answer>',
+    '<answer>{"gen_prompt": "The bridge at dusk", "reference_images": [{"img_id": "IMG_001", "note": "towers"}]}</answer>',  # noqa: E501 - protocol text kept verbatim
     "<tool_response> Image search results for IMG_001 IMG_002 source page http 127.0.0.1",
     "You are a research agent. Search the web, read pages, find reference images.",
     "system user assistant tool queries top_k query url goal arguments name",
@@ -54,11 +53,11 @@ CHAT_TEMPLATE = (
     "{%- for tool in tools -%}{{ tool | tojson }}{{ '\\n' }}{%- endfor -%}{{ '<|im_end|>\\n' }}{%- endif -%}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'tool' -%}"
-    "{{ '<|im_start|>user\\n<tool_response>\\n' }}{{ render(message['content']) }}{{ '\\n</tool_response><|im_end|>\\n' }}"
+    "{{ '<|im_start|>user\\n<tool_response>\\n' }}{{ render(message['content']) }}{{ '\\n</tool_response><|im_end|>\\n' }}"  # noqa: E501 - protocol text kept verbatim
     "{%- else -%}"
     "{{ '<|im_start|>' + message['role'] + '\\n' }}{{ render(message['content']) }}"
     "{%- if message.get('tool_calls') -%}{%- for call in message['tool_calls'] -%}"
-    "{{ '<tool_call>' }}{{ {'name': call['function']['name'], 'arguments': call['function']['arguments']} | tojson }}{{ '</tool_call>' }}"
+    "{{ '<tool_call>' }}{{ {'name': call['function']['name'], 'arguments': call['function']['arguments']} | tojson }}{{ '</tool_call>' }}"  # noqa: E501 - protocol text kept verbatim
     "{%- endfor -%}{%- endif -%}"
     "{{ '<|im_end|>\\n' }}"
     "{%- endif -%}"
@@ -296,7 +295,7 @@ def write_site(root: Path) -> None:
         figures = ""
         for file, alt, colour in images:
             (root / file).write_bytes(png_bytes(colour, (160, 120)))
-            figures += f'<figure><img src="{file}" alt="{alt}" width="160" height="120"><figcaption>{alt}</figcaption></figure>'
+            figures += f'<figure><img src="{file}" alt="{alt}" width="160" height="120"><figcaption>{alt}</figcaption></figure>'  # noqa: E501 - protocol text kept verbatim
         (root / name).write_text(
             f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
             f"<p>{text}</p>{figures}<p>{text}</p></article></body></html>",
@@ -336,13 +335,13 @@ def compose_verl(config_name: str, overrides: list[str]) -> Any:
     import verl
     from hydra import compose, initialize_config_dir
 
-    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
+    config_dir = Path(verl.__file__).parent / "trainer" / "config"
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         return compose(config_name, overrides=overrides)
 
 
 def agent_loop_kwargs(tiny_vl: Any, server_manager: Any, config: Any, **extra: Any) -> dict[str, Any]:
-    """The constructor arguments verl's ``AgentLoopWorker`` gives an agent loop, for ``config`` (a ppo_trainer config)."""
+    """The constructor arguments verl's ``AgentLoopWorker`` gives an agent loop, for ``config`` (ppo_trainer)."""
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
@@ -407,7 +406,7 @@ class ScriptedGenerator:
         if max_tokens is not None and len(ids) >= max_tokens:
             ids = ids[:max_tokens]
         else:
-            ids = ids + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+            ids = [*ids, self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
         logprobs = [-0.25] * len(ids) if sampling_params.get("logprobs") else None
         return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason="completed")
 

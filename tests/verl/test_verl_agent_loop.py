@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 PROMPT = "Draw the Quorvath Bridge during the Velmora lantern festival."
 
-SEARCH = '<think>Who built it?</think><tool_call>{"name": "search", "arguments": {"queries": ["Quorvath Bridge"]}}</tool_call>'
-IMAGES = '<think>Find photos.</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", "top_k": 2}}</tool_call>'
+SEARCH = '<think>Who built it?</think><tool_call>{"name": "search", "arguments": {"queries": ["Quorvath Bridge"]}}</tool_call>'  # noqa: E501 - protocol text kept verbatim
+IMAGES = '<think>Find photos.</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", "top_k": 2}}</tool_call>'  # noqa: E501 - protocol text kept verbatim
 ANSWER = (
     '<think>Enough.</think><answer>{"gen_prompt": "The copper-green Quorvath Bridge from the first reference image, '
     'lit by paper lanterns", "reference_images": [{"img_id": "IMG_001", "note": "the bridge at dusk"}]}</answer>'
@@ -195,7 +195,7 @@ async def test_parallel_tool_calls_in_one_turn(tiny_vl: Any, tool_server: Any) -
 async def test_reward_in_the_loop_masks_failed_judgements(
     tiny_vl: Any, tool_server: Any, recording_render: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """score_in_loop: verl takes the loop's reward_score; a failed judgement zeroes the loss mask instead of scoring 0."""
+    """score_in_loop: verl takes the loop's reward_score; a failed judgement zeroes the loss mask, not scored 0."""
     from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
     from tests.verl.conftest import png_bytes
 

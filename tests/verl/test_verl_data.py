@@ -13,7 +13,7 @@ from tests.verl.conftest import png_bytes
 
 pytestmark = pytest.mark.slow
 
-ANSWER = '<think>done</think><answer>{"gen_prompt": "A bridge", "reference_images": [{"img_id": "IMG_001", "note": "n"}]}</answer>'
+ANSWER = '<think>done</think><answer>{"gen_prompt": "A bridge", "reference_images": [{"img_id": "IMG_001", "note": "n"}]}</answer>'  # noqa: E501 - protocol text kept verbatim
 
 
 def sft_record(images: list[str]) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def sft_record(images: list[str]) -> dict[str, Any]:
             {"role": "user", "content": "Draw the Quorvath Bridge. <image>"},
             {
                 "role": "assistant",
-                "content": '<think>look</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath"}}</tool_call>',
+                "content": '<think>look</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath"}}</tool_call>',  # noqa: E501 - protocol text kept verbatim
             },
             {"role": "user", "content": "<tool_response>\nIMG_001: bridge TOOLTEXT\n<image>\n</tool_response>"},
             {"role": "assistant", "content": ANSWER},
