@@ -157,7 +157,7 @@ async def run(impl: str, urls: list[str], concurrency: int, rounds: int) -> dict
 
 
 def measurement(sample: dict[str, str | None], timed: list[bool], errors: dict[str, int], seconds: float) -> dict:
-    """What a side reports: ``sample`` maps each URL to its text (None: failed), ``timed`` says which timed reads worked."""
+    """What a side reports: ``sample`` maps each URL to its text (None: failed); ``timed``: which timed reads worked."""
     return {
         "pages": len(timed),
         "failed": timed.count(False),

@@ -152,7 +152,8 @@ async def run_mcp(
     from mcp import Client
     from mcp.client.stdio import stdio_client
 
-    with open(os.devnull, "w") as quiet:  # the servers' own request logs would drown the figures
+    # The servers' own request logs would drown the figures.
+    with Path(os.devnull).open("w") as quiet:  # noqa: ASYNC230 - opening /dev/null does not block
         async with Client(stdio_client(params, errlog=quiet)) as client:
             return await _drive(client, tool, args_for, urls, concurrency, rounds)
 

@@ -85,7 +85,7 @@ def test_knowgen_loader_validates_every_row(tmp_path: Path) -> None:
     items = load_knowgen(path, tmp_path / "imgs")
     assert [i.group for i in items] == ["pop_culture_and_news", "science_and_knowledge"]
     assert items[0].gt_image == tmp_path / "imgs" / "a.png" and items[1].gt_image == Path("/abs/b.png")
-    path.write_text(json.dumps(rows + [dict(rows[0])]))
+    path.write_text(json.dumps([*rows, dict(rows[0])]))
     with pytest.raises(DatasetError, match="duplicate ids: x1"):
         load_knowgen(path)
     path.write_text(json.dumps([{"id": "y", "prompt": "p", "meta": {"category": "art"}}, 5]))

@@ -281,9 +281,9 @@ def test_wise_on_real_prompts(tmp_path: Path, render_url: str, protocol: str) ->
     data = tmp_path / "wise"
     data.mkdir()
     source = WISE_DIR / protocol
-    for name in sorted(os.listdir(source))[:2]:
-        rows = json.loads((source / name).read_text())
-        (data / name).write_text(json.dumps(rows[:2] + rows[-2:]))
+    for path in sorted(source.iterdir())[:2]:
+        rows = json.loads(path.read_text())
+        (data / path.name).write_text(json.dumps(rows[:2] + rows[-2:]))
     judge = ScriptedJudge()
     if protocol == "legacy":
         judge.default = json.dumps({"consistency": 2, "realism": 2, "aesthetic_quality": 2})

@@ -96,7 +96,8 @@ def build_app(web: Web) -> Starlette:
         await count(request)
         paras = "".join(f"<p>{p}</p>" for p in content.long_text().split("\n\n"))
         return HTMLResponse(
-            f"<html><head><title>Harbour records</title></head><body><article><h1>Harbour records</h1>{paras}</article></body></html>"
+            "<html><head><title>Harbour records</title></head>"
+            f"<body><article><h1>Harbour records</h1>{paras}</article></body></html>"
         )
 
     async def text(request: Request) -> Response:

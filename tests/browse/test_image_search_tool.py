@@ -49,7 +49,9 @@ def gallery(web: Web) -> dict[str, str]:
         f'<p>The harbour again.<img src="{web.url("/img/harbour-copy.jpg")}" alt="harbour at dawn again"></p>'
     )
     return {
-        "gallery.html": f"<html><head><title>Bellmoor gallery</title></head><body><h1>Gallery</h1>{bad}{good}</body></html>",
+        "gallery.html": (
+            f"<html><head><title>Bellmoor gallery</title></head><body><h1>Gallery</h1>{bad}{good}</body></html>"
+        ),
         "harbour.html": f"<html><head><title>Harbour</title></head><body>{harbour}</body></html>",
     }
 

@@ -78,7 +78,8 @@ def write_site(root: Path) -> None:
         figures = ""
         for file, alt, colour in images:
             (root / file).write_bytes(png(colour))
-            figures += f'<figure><img src="{file}" alt="{alt}" width="160" height="120"><figcaption>{alt}</figcaption></figure>\n'
+            image = f'<img src="{file}" alt="{alt}" width="160" height="120">'
+            figures += f"<figure>{image}<figcaption>{alt}</figcaption></figure>\n"
         (root / name).write_text(
             f"<html><head><title>{title}</title></head><body><nav>Home | News</nav>"
             f"<article><h1>{title}</h1><p>{text}</p>{figures}<p>{text}</p></article>"

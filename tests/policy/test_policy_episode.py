@@ -25,7 +25,8 @@ from policy.prompts import FORCED_FINAL_NOTICE, SYSTEM_PROMPT, TOO_LONG_NOTICE
 
 
 def call(name: str, **arguments: object) -> str:
-    return f"<think>next: {name} {arguments}</think><tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
+    call = json.dumps({"name": name, "arguments": arguments})
+    return f"<think>next: {name} {arguments}</think><tool_call>{call}</tool_call>"
 
 
 def answer(*ids: str, prompt: str = "Draw it like the first reference image.") -> str:
@@ -197,7 +198,8 @@ def test_parallel_calls_and_tool_errors_in_one_message() -> None:
         [ToolResult(name="search", text="hits"), ToolResult.error("browse", "refused: private address")]
     )
     assert message_text(msg) == (
-        "<tool_response>\nhits\n</tool_response>\n<tool_response>\nError from browse: refused: private address\n</tool_response>"
+        "<tool_response>\nhits\n</tool_response>\n"
+        "<tool_response>\nError from browse: refused: private address\n</tool_response>"
     )
     assert episode.tool_calls == 2
 

@@ -94,7 +94,8 @@ def test_a_plugin_reusing_a_shipped_name_is_an_error_at_start() -> None:
 
 
 def test_unknown_and_broken_renderers_are_clear_errors() -> None:
-    with pytest.raises(RendererConfigError, match=r"unknown renderer 'nosuch' \(render.backend\); known renderers: diffusers, http"):
+    unknown = r"unknown renderer 'nosuch' \(render\.backend\); known renderers: diffusers, http"
+    with pytest.raises(RendererConfigError, match=unknown):
         create_tool_renderer(RenderSettings(backend="nosuch"))
     broken = EntryPoint(name="broken", value="no_such_module_xyz:create", group=ENTRY_POINT_GROUP)
     with pytest.raises(RendererConfigError, match="could not load renderer plugin 'no_such_module_xyz:create'"):

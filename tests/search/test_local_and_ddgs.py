@@ -159,7 +159,7 @@ async def test_ddgs_error_mapping(fail: BaseException, kind: str, text: str) -> 
 @pytest.mark.anyio
 async def test_ddgs_hang_is_a_timeout_not_a_hang() -> None:
     hung = threading.Event()
-    backend = DdgsBackend(timeout_s=0.2, rate_limit_per_s=1000, client_factory=lambda timeout: FakeDDGS(hang_until=hung))
+    backend = DdgsBackend(timeout_s=0.2, rate_limit_per_s=1000, client_factory=lambda _: FakeDDGS(hang_until=hung))
     started = time.monotonic()
     try:
         error = await check_failure(backend)

@@ -35,8 +35,10 @@ SPECIAL_TOKENS = [
 ]
 
 _CORPUS = [
-    "Describe the image by detailing the color, shape, size, texture, quantity, text, spatial relationships of the objects and background.",
-    "Describe the key features of the input image, then explain how the user's text instruction should alter or modify the image.",
+    "Describe the image by detailing the color, shape, size, texture, quantity, text, spatial relationships"
+    " of the objects and background.",
+    "Describe the key features of the input image, then explain how the user's text instruction should alter"
+    " or modify the image.",
     "Generate a new image that meets the user's requirements while maintaining consistency with the original input.",
     "A red fox sitting in the snow at sunset, photorealistic, detailed fur.",
     "The first reference image shows a lighthouse; draw it at night with stars.",
