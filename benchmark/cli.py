@@ -191,14 +191,18 @@ def _report(
 
 def _judge_item(benchmark: str, wise_protocol: str | None) -> Any:
     from benchmark.rubrics import judge_kscore, judge_wise
+    from benchmark.rubrics.wise import Protocol
 
     if benchmark == "wise":
+        if wise_protocol not in ("legacy", "verified"):
+            raise ValueError(f"unknown WISE protocol {wise_protocol!r}")
+        protocol: Protocol = "legacy" if wise_protocol == "legacy" else "verified"
 
         async def judge_one(client: Any, item: Any, image: Path) -> Any:
             return await judge_wise(
                 client,
-                protocol=wise_protocol,
-                prompt=item.prompt,  # type: ignore[arg-type]
+                protocol=protocol,
+                prompt=item.prompt,
                 explanation=item.explanation,
                 image=image,
             )

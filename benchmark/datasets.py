@@ -92,7 +92,9 @@ def _knowgen_row(row: Any, images_root: Path, n: int, *, results: bool) -> Item:
     prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("no prompt")
-    meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+    meta = row.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
     category = meta.get("category", row.get("category"))
     if not isinstance(category, str) or not category:
         raise ValueError("no category (meta.category)")
