@@ -227,6 +227,27 @@ def train_grpo(
     _launch(factory, dry_run)
 
 
+@train_app.command("smoke")
+def train_smoke(
+    processor_from: Annotated[
+        Path,
+        typer.Option(exists=True, file_okay=False, help="folder with the policy's tokenizer and processor (local)"),
+    ],
+    work: Annotated[Path, typer.Option(help="scratch folder for the tiny model, data and checkpoint")] = Path(
+        "gen-searcher-smoke"
+    ),
+    device: DeviceOption = Device.auto,
+) -> None:
+    """Check this node before a real launch: tiny model, SFT data, one SFT step, HF weights; prints what passed."""
+    from verl_recipes.smoke import run_smoke
+
+    checks = run_smoke(processor_from, work, device.value)
+    for check in checks:
+        typer.echo(check.line())
+    if any(check.ok is False for check in checks):
+        raise typer.Exit(1)
+
+
 @train_app.command("tools-yaml")
 def tools_yaml(
     url: Annotated[str, typer.Option("--url", help="MCP server URL (…/mcp)")],

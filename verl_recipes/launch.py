@@ -269,12 +269,15 @@ def plan_grpo(
     )
 
 
-def run(plan: LaunchPlan) -> int:
-    """Write the plan's files and run its command in the foreground; returns the exit code."""
+def run(plan: LaunchPlan, stdout: Any = None, stderr: Any = None) -> int:
+    """Write the plan's files and run its command in the foreground; returns the exit code.
+
+    ``stdout``/``stderr`` are passed to :func:`subprocess.run` (default: this process's).
+    """
     import subprocess
 
     for path, content in plan.files.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(content, encoding="utf-8")
     env = {**os.environ, **plan.env}
-    return subprocess.run(plan.command, env=env, check=False).returncode
+    return subprocess.run(plan.command, env=env, check=False, stdout=stdout, stderr=stderr).returncode

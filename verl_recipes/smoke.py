@@ -1,0 +1,182 @@
+"""``gen-searcher train smoke``: check a fresh node end to end before a real launch, in minutes.
+
+Each step is one component; the first failure names it and stops the steps that depend on it:
+
+1. ``tiny model``: a tiny random Qwen2-VL built around the tokenizer and processor of
+   ``--processor-from`` (the policy's own folder on the node; nothing is downloaded);
+2. ``sft data``: a few rows in the published SFT format through the ``data sft`` converter;
+3. ``sft step``: ``train sft`` for one step on this node's devices (the CPU platform when
+   there is no accelerator), through the same launcher users run;
+4. ``hf weights``: the checkpoint's Hugging Face folder loads with ``from_pretrained``
+   (what ``train grpo`` takes as ``actor_rollout_ref.model.path``).
+
+A GRPO step is not part of this version (see docs/training.md); the report says so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verl_recipes.launch import Device, plan_sft, run
+
+ANSWER = (
+    '<think>enough</think><answer>{"gen_prompt": "The bridge from the first reference image at dusk", '
+    '"reference_images": [{"img_id": "IMG_001", "note": "the bridge"}]}</answer>'
+)
+
+
+@dataclass
+class Check:
+    component: str
+    ok: bool | None  # None: not run
+    detail: str
+
+    def line(self) -> str:
+        status = {True: "PASS", False: "FAIL", None: "SKIP"}[self.ok]
+        return f"{status}  {self.component:<11} {self.detail}"
+
+
+def build_tiny_policy(processor_from: Path, out: Path) -> Path:
+    """A tiny random Qwen2-VL sharing ``processor_from``'s tokenizer, processor and chat template."""
+    import torch
+    from transformers import AutoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(processor_from)
+    tokenizer = processor.tokenizer
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")}
+    ids |= {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|im_end|>")}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ids["<|im_end|>"]
+    images = processor.image_processor
+    config = Qwen2VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 32768,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": pad,
+            "bos_token_id": pad,
+            "tie_word_embeddings": True,
+        },
+        vision_config={
+            "depth": 1,
+            "embed_dim": 16,
+            "hidden_size": 32,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "patch_size": images.patch_size,
+            "spatial_merge_size": images.merge_size,
+            "temporal_patch_size": images.temporal_patch_size,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    config.architectures = ["Qwen2VLForConditionalGeneration"]
+    torch.manual_seed(0)
+    out.mkdir(parents=True, exist_ok=True)
+    Qwen2VLForConditionalGeneration(config).save_pretrained(out)
+    processor.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def write_sft_rows(folder: Path, rows: int = 2) -> Path:
+    """``rows`` trajectories in the published SFT format (two images each); returns the JSONL file."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, colour in (("a.png", (200, 40, 40)), ("b.png", (40, 40, 200))):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 48), colour).save(buffer, format="PNG")
+        (folder / name).write_bytes(buffer.getvalue())
+    record = {
+        "messages": [
+            {"role": "system", "content": "published system prompt"},
+            {"role": "user", "content": "Draw the Quorvath Bridge. <image>"},
+            {
+                "role": "assistant",
+                "content": '<think>look</think><tool_call>{"name": "image_search", '
+                '"arguments": {"query": "Quorvath Bridge"}}</tool_call>',
+            },
+            {"role": "user", "content": "<tool_response>\nIMG_001: the bridge\n<image>\n</tool_response>"},
+            {"role": "assistant", "content": ANSWER},
+        ],
+        "images": ["a.png", "b.png"],
+    }
+    src = folder / "sft.jsonl"
+    src.write_text("\n".join(json.dumps(record) for _ in range(rows)), encoding="utf-8")
+    return src
+
+
+def _step(checks: list[Check], component: str, action: Callable[[], str]) -> bool:
+    try:
+        checks.append(Check(component, True, action()))
+    except Exception as exc:  # noqa: BLE001 - the report names the component and its error
+        checks.append(Check(component, False, f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"))
+        return False
+    return True
+
+
+def run_smoke(processor_from: Path, work: Path, device: Device = "auto") -> list[Check]:
+    """Run the steps in order into ``work``; every step after a failure is reported as skipped."""
+    from verl_recipes.data import convert_sft
+
+    work = work.resolve()
+    model, data, checkpoints = work / "model", work / "sft.parquet", work / "checkpoints"
+    checks: list[Check] = []
+
+    def sft_step() -> str:
+        plan = plan_sft(
+            [
+                f"data.train_files={data}",
+                f"model.path={model}",
+                "data.train_batch_size=2",
+                "data.max_length=4096",
+                "data.max_token_len_per_gpu=4096",
+                "trainer.total_training_steps=1",
+                "trainer.save_freq=1",
+                f"trainer.default_local_dir={checkpoints}",
+                "trainer.resume_mode=disable",
+                "model.enable_gradient_checkpointing=false",
+            ],
+            device=device,
+        )
+        log = work / "sft.log"
+        with log.open("w", encoding="utf-8") as sink:
+            code = run(plan, stdout=sink, stderr=subprocess.STDOUT)
+        if code != 0:
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"train sft exited {code} (log: {log}): {tail[0]}")
+        return f"one step on {plan.env.get('VERL_PLATFORM', 'the node accelerators')} (log: {log})"
+
+    def hf_weights() -> str:
+        from transformers import AutoModelForImageTextToText
+
+        folder = checkpoints / "global_step_1" / "huggingface"
+        loaded: Any = AutoModelForImageTextToText.from_pretrained(folder)
+        return f"{folder} loads ({type(loaded).__name__})"
+
+    steps: list[tuple[str, Callable[[], str]]] = [
+        ("tiny model", lambda: str(build_tiny_policy(processor_from, model))),
+        ("sft data", lambda: convert_sft(write_sft_rows(work / "raw"), work / "raw", data).summary()),
+        ("sft step", sft_step),
+        ("hf weights", hf_weights),
+    ]
+    for index, (component, action) in enumerate(steps):
+        if not _step(checks, component, action):
+            checks.extend(Check(name, None, "not run (an earlier step failed)") for name, _ in steps[index + 1 :])
+            break
+    checks.append(Check("grpo step", None, "not part of this version (docs/training.md)"))
+    return checks
