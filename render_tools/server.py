@@ -385,6 +385,9 @@ class RenderApp:
                     if self.fetcher is not None:
                         with anyio.CancelScope(shield=True):
                             await self.fetcher.aclose()
+                    if self.images is not None:
+                        with anyio.CancelScope(shield=True):
+                            await self.images.aclose()
 
         gen, oai = self._generate_error, self._openai_error
         routes = [

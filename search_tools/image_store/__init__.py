@@ -53,5 +53,9 @@ def create_image_store(settings: ImageSettings) -> ImageStore:
 async def open_image_store(settings: ImageSettings) -> ImageStore:
     """The configured store, checked: raises ``ConfigError`` (one line naming the setting) when unusable."""
     store = create_image_store(settings)
-    await store.check()
+    try:
+        await store.check()
+    except Exception:
+        await store.aclose()
+        raise
     return store

@@ -266,8 +266,9 @@ class S3ImageStore(StoreHelpers):
         # One GET of a key that need not exist: "no such key" proves the bucket, endpoint and
         # credentials; a missing bucket, refused credentials or silence say what is wrong.
         try:
-            result = await obstore.get_async(self._s3, CHECK_KEY)
-            await result.bytes_async()
+            with anyio.fail_after(self._deadline_s):
+                result = await obstore.get_async(self._s3, CHECK_KEY)
+                await result.bytes_async()
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise ConfigError(
@@ -423,7 +424,10 @@ class S3ImageStore(StoreHelpers):
         return report
 
     async def aclose(self) -> None:
-        return None
+        # obstore's tokio runtime is never shut down: a background task of the client (connection
+        # teardown, a retry timer) still running when the interpreter finalizes aborts the process
+        # (SIGABRT, seen in about 1 exit in 3 right after a failed request). A short pause lets them end.
+        await anyio.sleep(0.1)
 
 
 def _env_endpoint() -> str | None:
