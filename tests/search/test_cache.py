@@ -117,19 +117,34 @@ async def test_failures_reach_all_waiters_and_are_not_cached(make_cache) -> None
 async def test_cancelled_leader_hands_over_to_a_waiter(tmp_path: Path) -> None:
     cache = SQLiteCache(tmp_path / "c.db")
     slow = Counter(delay=0.3)
+    computing = anyio.Event()
     results: list[Any] = []
 
+    async def compute() -> Any:
+        computing.set()
+        return await slow()
+
+    leader_scope = anyio.CancelScope()
+
     async def leader() -> None:
-        with anyio.move_on_after(0.05):
-            await cache.get_or_compute("search", ["k"], slow)
+        with leader_scope:
+            await cache.get_or_compute("search", ["k"], compute)
 
     async def waiter() -> None:
-        await anyio.sleep(0.01)
-        results.append(await cache.get_or_compute("search", ["k"], slow))
+        await computing.wait()
+        results.append(await cache.get_or_compute("search", ["k"], compute))
+
+    async def cancel_the_leader() -> None:
+        # Only once the leader computes (the store lookup before it may be slow on a loaded machine),
+        # and long before its compute could finish: the loop runs the earlier deadline first.
+        await computing.wait()
+        await anyio.sleep(0.05)
+        leader_scope.cancel()
 
     async with anyio.create_task_group() as group:
         group.start_soon(leader)
         group.start_soon(waiter)
+        group.start_soon(cancel_the_leader)
     assert slow.calls == 2  # the leader's compute was cancelled; the waiter computed it again
     assert results == [{"n": 2, "hits": ["a", "b"]}]
     await cache.aclose()
