@@ -234,11 +234,12 @@ async def test_values_read_back_keep_their_expiry(make_cache) -> None:  # type: 
 
 @pytest.mark.anyio
 async def test_replay_serves_expired_sqlite_entries(tmp_path: Path) -> None:
-    writer = SQLiteCache(tmp_path / "c.db", default_ttl_s=0.05)
+    clock = FakeClock()
+    writer = SQLiteCache(tmp_path / "c.db", default_ttl_s=0.05, clock=clock)
     await writer.get_or_compute("search", ["old"], Counter({"old": 1}))
     await writer.aclose()
-    await anyio.sleep(0.1)
-    replay = SQLiteCache(tmp_path / "c.db", mode="replay")
+    clock.now += 1
+    replay = SQLiteCache(tmp_path / "c.db", mode="replay", clock=clock)
     assert await replay.get_or_compute("search", ["old"], Counter()) == {"old": 1}
     await replay.aclose()
 
@@ -295,12 +296,13 @@ async def test_open_cache_follows_settings(make_settings, redis_url: str) -> Non
 async def test_sqlite_prunes_expired_entries(tmp_path: Path) -> None:
     import sqlite3
 
-    cache = SQLiteCache(tmp_path / "c.db", default_ttl_s=0.05)
+    clock = FakeClock()
+    cache = SQLiteCache(tmp_path / "c.db", default_ttl_s=0.05, clock=clock)
     cache.prune_every = 5
     for i in range(4):
         await cache.get_or_compute("search", [i], Counter())
     await cache.get_or_compute("search", ["kept"], Counter(), ttl_s=0)
-    await anyio.sleep(0.1)
+    clock.now += 1
     await cache.get_or_compute("search", ["fresh"], Counter(), ttl_s=60)  # a later sweep removes the dead ones
     cache.prune_every = 1
     await cache.set("search", ["also fresh"], {"v": 1}, ttl_s=60)
