@@ -23,7 +23,7 @@ def build(
     ] = None,
 ) -> None:
     """Build a local search index from SRC_DIR."""
-    from search_tools.index import IndexBuildError, build_index
+    from search_tools.index_build import IndexBuildError, build_index
 
     try:
         stats = build_index(src_dir, out, base_url=base_url)
@@ -47,7 +47,7 @@ def query(
     """Query an index and print the hits as JSON lines."""
     import json
 
-    from search_tools.index import IndexNotFoundError, LocalIndex
+    from search_tools.index_read import IndexNotFoundError, LocalIndex
 
     idx = LocalIndex(index)
     try:

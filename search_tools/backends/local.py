@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 
 from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
-from search_tools.index import IndexNotFoundError, LocalIndex
+from search_tools.index_read import IndexNotFoundError, LocalIndex
 
 if TYPE_CHECKING:
     from search_tools.settings import BackendConfig
