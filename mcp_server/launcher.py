@@ -66,7 +66,7 @@ def check_image_store(settings: Settings) -> None:
     """Open the configured image store once, so that an unusable one (a folder that cannot be
     written, a missing bucket, refused credentials, an endpoint that does not answer) stops the
     server before it starts, with a ``ConfigError`` naming the setting."""
-    from search_tools.images import open_image_store
+    from search_tools.image_store import open_image_store
 
     async def check() -> None:
         store = await open_image_store(settings.images)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # imported when opened: the stdio server answers `initialize`
     from search_tools.browse import Browser
     from search_tools.cache import Cache
     from search_tools.fetch import Fetcher
-    from search_tools.images import ImageStore
+    from search_tools.image_store import ImageStore
     from search_tools.search_service import SearchService
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ async def open_services(settings: Settings, *, metrics: Metrics | None = None) -
     from render_tools.factory import create_tool_renderer
     from search_tools.browse import open_browser
     from search_tools.cache import open_cache
-    from search_tools.images import open_image_store
+    from search_tools.image_store import open_image_store
     from search_tools.search_service import open_search
 
     metrics = metrics or Metrics()

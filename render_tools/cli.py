@@ -123,7 +123,7 @@ def _shared_image_store(settings: Any) -> Any:
     import anyio
 
     from gen_searcher_core.errors import ConfigError
-    from search_tools.images import open_image_store
+    from search_tools.image_store import open_image_store
 
     try:
         return anyio.run(open_image_store, settings.images)

@@ -83,7 +83,7 @@ class ReferenceLoader:
         """A reference by id from the shared image store (``image://img_...``)."""
         if self._images is None:
             raise InvalidRenderRequest(f"{what}: this server has no image store (set images.url to the shared store)")
-        from search_tools.images import ImageNotFoundError, ImageStoreUnavailable
+        from search_tools.image_store import ImageNotFoundError, ImageStoreUnavailable
 
         try:
             data, _ = await self._images.read_bytes(image_id)

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gen_searcher_core.errors import UserFacingError, first_leaf
 from search_tools.fetch import Fetcher, FetchError
-from search_tools.images import (
+from search_tools.image_store import (
     ImageNotFoundError,
     ImageStore,
     ImageStoreUnavailable,

@@ -42,7 +42,7 @@ from typing import Any
 import anyio
 from PIL import Image
 
-from search_tools.images import ImageStore, create_image_store, image_id_for
+from search_tools.image_store import ImageStore, create_image_store, image_id_for
 from search_tools.settings import ImageSettings
 
 BUCKET = "gen-searcher-perf"

@@ -11,8 +11,8 @@ from PIL import Image
 
 from search_tools.backends.base import ImageHit
 from search_tools.image_fetch import ImageCollector, ImageRejected, validate_image
-from search_tools.images import DiskImageStore as ImageStore
-from search_tools.images import ImageNotFoundError, image_id_for
+from search_tools.image_store import DiskImageStore as ImageStore
+from search_tools.image_store import ImageNotFoundError, image_id_for
 from tests.browse import content
 from tests.browse.conftest import IMAGES, Web, make_fetcher
 
