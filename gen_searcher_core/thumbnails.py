@@ -14,7 +14,9 @@ def make_thumbnail(source: Path, dest: Path, *, max_side: int = DEFAULT_SIDE, qu
     A thumbnail newer than its source is kept as it is, so a report written again costs
     nothing for images it has seen before.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from gen_searcher_core.imaging import jpeg_thumbnail
 
     try:
         source_mtime = source.stat().st_mtime
@@ -26,14 +28,11 @@ def make_thumbnail(source: Path, dest: Path, *, max_side: int = DEFAULT_SIDE, qu
     except OSError:
         pass
     try:
-        with Image.open(source) as image:
-            image.draft("RGB", (max_side, max_side))  # JPEG sources decode at a reduced size
-            image.thumbnail((max_side, max_side))
-            rgb = image.convert("RGB")
+        thumbnail = jpeg_thumbnail(source.read_bytes(), max_side, quality)
     except (UnidentifiedImageError, OSError, ValueError):
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    rgb.save(tmp, format="JPEG", quality=quality, optimize=True)
+    tmp.write_bytes(thumbnail)
     tmp.replace(dest)
     return True
