@@ -291,6 +291,7 @@ class GenSearcherAgentLoop(AgentLoopBase):
             )
         if output.stop_reason == "aborted":
             return None
+        context.record_server_fields(output.extra_fields)
         generated = list(output.token_ids)
         # A vision placeholder the model wrote would claim image features no image has
         # (verl's postprocess then fails): the turn ends before it, like a cut hallucination.
@@ -390,7 +391,7 @@ class GenSearcherAgentLoop(AgentLoopBase):
         mask = context.mask
         if summary["loss_masked"]:
             mask = [0] * len(mask)  # no loss; grpo_masked also leaves it out of the group (verl_recipes.advantage)
-        extra_fields: dict[str, Any] = {EXTRA_KEY: summary}
+        extra_fields: dict[str, Any] = {**context.server_fields, EXTRA_KEY: summary}
         if reward is not None:
             extra_fields["reward_extra_info"] = reward  # where verl's own reward step would put it
         limit = self.response_length
@@ -432,6 +433,16 @@ class _Context:
     images: list[Any]
     mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    #: What the rollout server reported about the weights it generated with (verl's v1 trainer
+    #: reads ``min_global_steps``/``max_global_steps`` of every sample): the first turn's fields,
+    #: with the newest ``max_global_steps`` of later turns.
+    server_fields: dict[str, Any] = field(default_factory=dict)
+
+    def record_server_fields(self, fields: dict[str, Any]) -> None:
+        if not self.server_fields:
+            self.server_fields = dict(fields)
+        elif fields.get("max_global_steps") is not None:
+            self.server_fields["max_global_steps"] = fields["max_global_steps"]
 
 
 @dataclass

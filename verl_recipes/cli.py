@@ -204,6 +204,10 @@ def train_grpo(
         Optional[Path],  # noqa: UP045
         typer.Option(exists=True, dir_okay=False, help="the policy's system prompt (the one given to `data rl`)"),
     ] = None,
+    device: Annotated[
+        Device,
+        typer.Option(help="gpu: vLLM rollouts; cpu: the CPU platform and vLLM's test double (tiny models only)"),
+    ] = Device.gpu,
     dry_run: DryRun = False,
 ) -> None:
     """Multi-turn GRPO (verl main_ppo) with the gen_searcher agent loop and the dual reward."""
@@ -222,6 +226,7 @@ def train_grpo(
                 **({"system_prompt_file": str(system_prompt_file.resolve())} if system_prompt_file else {}),
             },
             invalid=invalid.value,
+            device=device.value,
         )
 
     _launch(factory, dry_run)

@@ -152,10 +152,13 @@ class PlatformCPU(PlatformBase):
         return None
 
     def ray_resource_name(self) -> str:
-        return "CPU"
+        # verl sizes and checks its Ray resource pools in "GPU" (or "NPU") slots only. On this
+        # platform they are logical worker slots (``ray.init(num_gpus=N)``, what ``train grpo
+        # --device cpu`` passes): Ray schedules by them and never touches a device for them.
+        return "GPU"
 
     def ray_resource_options(self, num_gpus: float) -> dict[str, Any]:
-        return {}  # a worker's CPU share is its default num_cpus
+        return {"num_gpus": num_gpus}
 
     def ray_noset_envvars(self) -> list[str]:
         return []

@@ -151,11 +151,40 @@ def resolve_device(device: Device) -> Literal["gpu", "cpu"]:
     return "gpu" if accelerator_present() else "cpu"
 
 
-def cpu_env() -> dict[str, str]:
-    """The environment that makes every verl process (torchrun ranks, Ray workers) use the CPU platform."""
+def cpu_env(*, with_vllm_double: bool = False) -> dict[str, str]:
+    """The environment that makes every verl process (torchrun ranks, Ray workers) use the CPU platform.
+
+    ``with_vllm_double``: verl also imports :mod:`verl_recipes.vllm_double` everywhere, which
+    registers the CPU stand-in for vLLM that a GRPO run on CPU rolls out with.
+    """
     from verl_recipes.cpu_platform import CPU_ENV
 
-    return dict(CPU_ENV)
+    env = dict(CPU_ENV)
+    if with_vllm_double:
+        env["VERL_USE_EXTERNAL_MODULES"] += ",verl_recipes.vllm_double"
+    return env
+
+
+#: Ray's logical CPUs for a GRPO run on CPU: verl reserves one for each of its actors (task runner,
+#: TransferQueue units, FSDP worker, agent loops), more than a small node has cores; tiny models share them.
+CPU_RAY_SLOTS = 16
+
+
+def cpu_grpo_overrides() -> list[str]:
+    """A GRPO run on one CPU process: no vLLM (its CPU test double instead), no flash-attn, no padding removal."""
+    return [
+        f"ray_kwargs.ray_init.num_cpus={CPU_RAY_SLOTS}",
+        # The CPU platform's worker slots (verl_recipes.cpu_platform): one per trainer process.
+        "+ray_kwargs.ray_init.num_gpus=1",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+        "trainer.device=cpu",
+        "trainer.n_gpus_per_node=1",
+        "actor_rollout_ref.rollout.name=vllm_double",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        "++actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        "actor_rollout_ref.model.use_remove_padding=false",
+        "actor_rollout_ref.model.enable_gradient_checkpointing=false",
+    ]
 
 
 def plan_sft(
@@ -220,7 +249,9 @@ def plan_grpo(
     run_dir: Path = Path("gen-searcher-run"),
     loop_settings: dict[str, Any] | None = None,
     invalid: Literal["zero", "mask"] = "zero",
+    device: Device = "gpu",
 ) -> LaunchPlan:
+    """verl's ``main_ppo`` with the recipe's config; on ``cpu`` the rollout is :mod:`verl_recipes.vllm_double`."""
     tool_server = tool_server or os.environ.get("GEN_SEARCHER_MCP_URL")
     if not tool_server:
         raise LaunchError("GRPO needs the MCP tool server: --tool-server URL (or $GEN_SEARCHER_MCP_URL)")
@@ -236,7 +267,9 @@ def plan_grpo(
         generated.append(f"{kwargs}.judge_base_url={judge_url}")
     if judge_model:
         generated.append(f"{kwargs}.judge_model={judge_model}")
-    all_overrides = [*generated, *overrides]  # the user's own overrides come last and win
+    on = resolve_device(device)
+    device_overrides = cpu_grpo_overrides() if on == "cpu" else []
+    all_overrides = [*device_overrides, *generated, *overrides]  # the user's own overrides come last and win
     config = compose("grpo", all_overrides)
     if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data rl`)")
@@ -260,11 +293,12 @@ def plan_grpo(
         "grpo",
         *all_overrides,
     ]
+    env = {**(cpu_env(with_vllm_double=True) if on == "cpu" else {}), "GEN_SEARCHER_MCP_URL": tool_server}
     return LaunchPlan(
         kind="grpo",
         command=command,
         overrides=all_overrides,
-        env={"GEN_SEARCHER_MCP_URL": tool_server},
+        env=env,
         files={str(loops_path): agent_loop_yaml(tool_server, settings)},
     )
 
