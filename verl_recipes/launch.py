@@ -162,6 +162,10 @@ def cpu_env(*, with_vllm_double: bool = False) -> dict[str, str]:
     env = dict(CPU_ENV)
     if with_vllm_double:
         env["VERL_USE_EXTERNAL_MODULES"] += ",verl_recipes.vllm_double"
+    # Modules the user already asks verl to import stay imported.
+    theirs = [m for m in os.environ.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if m.strip()]
+    ours = env["VERL_USE_EXTERNAL_MODULES"].split(",")
+    env["VERL_USE_EXTERNAL_MODULES"] = ",".join([*ours, *(m for m in theirs if m not in ours)])
     return env
 
 
@@ -177,6 +181,7 @@ def cpu_grpo_overrides() -> list[str]:
         # The CPU platform's worker slots (verl_recipes.cpu_platform): one per trainer process.
         "+ray_kwargs.ray_init.num_gpus=1",
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+        "reward.num_workers=1",
         "trainer.device=cpu",
         "trainer.n_gpus_per_node=1",
         "actor_rollout_ref.rollout.name=vllm_double",

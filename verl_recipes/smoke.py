@@ -8,9 +8,14 @@ Each step is one component; the first failure names it and stops the steps that 
 3. ``sft step``: ``train sft`` for one step on this node's devices (the CPU platform when
    there is no accelerator), through the same launcher users run;
 4. ``hf weights``: the checkpoint's Hugging Face folder loads with ``from_pretrained``
-   (what ``train grpo`` takes as ``actor_rollout_ref.model.path``).
-
-A GRPO step is not part of this version (see docs/training.md); the report says so.
+   (what ``train grpo`` takes as ``actor_rollout_ref.model.path``);
+5. ``grpo step``: ``train grpo`` for one step from those weights, against a tool server the
+   smoke starts (local index over a tiny web, :mod:`verl_recipes.smoke_servers`). On CPU the
+   rollout is vLLM's test double (:mod:`verl_recipes.vllm_double`) following a script: one
+   image search, then a reply without an answer; on GPUs it is vLLM itself (skipped when vLLM
+   is not installed), sampling from the tiny model. Episodes without an answer score 0 (the
+   published setting), so the render and the judge are not called: this checks verl, the
+   rollout, the agent loop, the tool server and the actor update on this node, not the judge.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from verl_recipes.launch import Device, plan_sft, run
+from verl_recipes.launch import Device, plan_grpo, plan_sft, resolve_device, run
 
 ANSWER = (
     '<think>enough</think><answer>{"gen_prompt": "The bridge from the first reference image at dusk", '
@@ -120,9 +125,95 @@ def write_sft_rows(folder: Path, rows: int = 2) -> Path:
     return src
 
 
+#: The CPU rollout's script: one image search, then a reply without an answer (scored 0).
+SMOKE_SCRIPT = {
+    "turns": [
+        ['<think>look</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", '
+         '"top_k": 1}}</tool_call>'],
+        ["<think>nothing more to do</think>"],
+    ]
+}  # fmt: skip
+#: A judge URL the GRPO step never calls (its episodes end without an answer).
+UNUSED_JUDGE = "http://127.0.0.1:9/v1"
+
+
+class Skipped(Exception):
+    """A step that cannot run on this node (reported as SKIP with the reason)."""
+
+
+def write_rl_rows(folder: Path, rows: int = 2) -> Path:
+    """``rows`` RL prompts in the published format with a ground-truth image; returns the JSON file."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (40, 160, 120)).save(buffer, format="PNG")
+    (folder / "gt.png").write_bytes(buffer.getvalue())
+    records = [
+        {"id": f"smoke-{i}", "prompt": f"Draw the Quorvath Bridge {i}.", "gt_image": "gt.png"} for i in range(rows)
+    ]
+    src = folder / "rl.json"
+    src.write_text(json.dumps(records), encoding="utf-8")
+    return src
+
+
+def _run_logged(plan: Any, log: Path, what: str) -> None:
+    with log.open("w", encoding="utf-8") as sink:
+        code = run(plan, stdout=sink, stderr=subprocess.STDOUT)
+    if code != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{what} exited {code} (log: {log}): {tail[0]}")
+
+
+def grpo_step(work: Path, model: Path, device: Device) -> str:
+    """One ``train grpo`` step from ``model`` against a smoke tool server (see the module docstring)."""
+    import importlib.util
+
+    from verl_recipes.data import convert_rl
+
+    on = resolve_device(device)
+    if on == "gpu" and importlib.util.find_spec("vllm") is None:
+        raise Skipped("vLLM is not installed (the GPU rollout); see docs/training.md#install")
+    data = work / "rl.parquet"
+    convert_rl(write_rl_rows(work / "rl"), work / "rl", data)
+    sizes = [
+        f"data.train_files={data}",
+        f"actor_rollout_ref.model.path={model}",
+        "data.train_batch_size=2",
+        "actor_rollout_ref.rollout.n=2",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+        "data.max_prompt_length=4096",
+        "data.max_response_length=1024",
+        "actor_rollout_ref.rollout.prompt_length=4096",
+        "actor_rollout_ref.rollout.response_length=1024",
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "trainer.total_training_steps=1",
+        "trainer.save_freq=-1",
+        f"trainer.default_local_dir={work / 'grpo-checkpoints'}",
+    ]
+    if on == "cpu":
+        script = work / "rollout-script.json"
+        script.write_text(json.dumps(SMOKE_SCRIPT), encoding="utf-8")
+        sizes.append(f"+actor_rollout_ref.rollout.engine_kwargs.vllm_double.script={script}")
+    else:
+        sizes += ["actor_rollout_ref.rollout.tensor_model_parallel_size=1", "trainer.n_gpus_per_node=1"]
+    from verl_recipes.smoke_servers import smoke_tool_server
+
+    log = work / "grpo.log"
+    with smoke_tool_server(work / "tools") as tool_url:
+        plan = plan_grpo(sizes, tool_server=tool_url, judge_url=UNUSED_JUDGE, run_dir=work / "grpo-run", device=on)
+        _run_logged(plan, log, "train grpo")
+    if "training/global_step:1" not in log.read_text(encoding="utf-8", errors="replace"):
+        raise RuntimeError(f"train grpo exited 0 but logged no finished step (log: {log})")
+    rollout = "vllm_double" if on == "cpu" else "vLLM"
+    return f"one step on {plan.env.get('VERL_PLATFORM', 'the node accelerators')}, {rollout} rollout (log: {log})"
+
+
 def _step(checks: list[Check], component: str, action: Callable[[], str]) -> bool:
     try:
         checks.append(Check(component, True, action()))
+    except Skipped as reason:
+        checks.append(Check(component, None, str(reason)))
     except Exception as exc:  # noqa: BLE001 - the report names the component and its error
         checks.append(Check(component, False, f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"))
         return False
@@ -154,17 +245,15 @@ def run_smoke(processor_from: Path, work: Path, device: Device = "auto") -> list
             device=device,
         )
         log = work / "sft.log"
-        with log.open("w", encoding="utf-8") as sink:
-            code = run(plan, stdout=sink, stderr=subprocess.STDOUT)
-        if code != 0:
-            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"train sft exited {code} (log: {log}): {tail[0]}")
+        _run_logged(plan, log, "train sft")
         return f"one step on {plan.env.get('VERL_PLATFORM', 'the node accelerators')} (log: {log})"
+
+    hf_folder = checkpoints / "global_step_1" / "huggingface"
 
     def hf_weights() -> str:
         from transformers import AutoModelForImageTextToText
 
-        folder = checkpoints / "global_step_1" / "huggingface"
+        folder = hf_folder
         loaded: Any = AutoModelForImageTextToText.from_pretrained(folder)
         return f"{folder} loads ({type(loaded).__name__})"
 
@@ -173,10 +262,10 @@ def run_smoke(processor_from: Path, work: Path, device: Device = "auto") -> list
         ("sft data", lambda: convert_sft(write_sft_rows(work / "raw"), work / "raw", data).summary()),
         ("sft step", sft_step),
         ("hf weights", hf_weights),
+        ("grpo step", lambda: grpo_step(work, hf_folder, device)),
     ]
     for index, (component, action) in enumerate(steps):
         if not _step(checks, component, action):
             checks.extend(Check(name, None, "not run (an earlier step failed)") for name, _ in steps[index + 1 :])
             break
-    checks.append(Check("grpo step", None, "not part of this version (docs/training.md)"))
     return checks

@@ -15,11 +15,12 @@ instead. It implements the rollout server interface verl 0.9.1 drives, and nothi
 Everything around it (agent loops, router, trainer, FSDP actor, reward) is verl's and ours,
 unmodified. A random tiny model never writes a tool call, so the server can also follow a
 script: ``+actor_rollout_ref.rollout.engine_kwargs.vllm_double.script=FILE`` names a JSON
-file ``{"turns": [[reply, ...], [reply, ...], ...]}``; the reply for a request is chosen by
-its turn (the assistant replies already in the ChatML prompt) and round-robin within the
-turn. Scripted replies are teacher-forced: their tokens are fixed, but their log-probs are the
-model's own, computed exactly as for sampled tokens, so rollout and actor log-probs stay
-comparable. Unscripted turns are sampled from the model.
+file ``{"turns": [[reply, ...], [reply, ...], ...], "rules": [{"when": TEXT, "turns": ...}]}``;
+the reply for a request is chosen by its turn (the assistant replies already in the ChatML
+prompt), round-robin within the turn, from the first rule whose ``when`` occurs in the prompt
+(else from the top-level ``turns``). Scripted replies are teacher-forced: their tokens are
+fixed, but their log-probs are the model's own, computed exactly as for sampled tokens, so
+rollout and actor log-probs stay comparable. Unscripted turns are sampled from the model.
 
 Imported by verl in every process through ``VERL_USE_EXTERNAL_MODULES`` (``gen-searcher
 train grpo --device cpu`` sets it), which registers the name with verl's two rollout registries.
@@ -48,21 +49,31 @@ def server_actor_name(replica_rank: int) -> str:
 
 
 class ScriptedReplies:
-    """Replies by turn, round-robin within each turn (see the module docstring)."""
+    """Replies by turn, round-robin within each turn, optionally chosen by the prompt (see the module docstring)."""
 
-    def __init__(self, turns: list[list[str]]) -> None:
+    def __init__(self, turns: list[list[str]], rules: list[tuple[str, ScriptedReplies]] | None = None) -> None:
         if not turns or not all(isinstance(t, list) and t and all(isinstance(r, str) for r in t) for t in turns):
             raise ValueError('a vllm_double script is {"turns": [[reply, ...], ...]} with at least one reply per turn')
         self.turns = turns
+        self.rules = rules or []
         self.served = [0] * len(turns)
 
     @classmethod
-    def load(cls, path: str | Path) -> ScriptedReplies:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(data.get("turns") if isinstance(data, dict) else None)  # type: ignore[arg-type]
+    def parse(cls, data: Any) -> ScriptedReplies:
+        if not isinstance(data, dict):
+            raise ValueError("a vllm_double script is a JSON object")
+        rules = [(str(rule["when"]), cls.parse(rule)) for rule in data.get("rules", [])]
+        return cls(data.get("turns"), rules)  # type: ignore[arg-type]
 
-    def next(self, turn: int) -> str | None:
-        """The next reply for ``turn``, or None past the script's last turn (the model samples)."""
+    @classmethod
+    def load(cls, path: str | Path) -> ScriptedReplies:
+        return cls.parse(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def next(self, turn: int, prompt: str = "") -> str | None:
+        """The next reply for ``turn`` (from the first rule matching ``prompt``); None past the last turn."""
+        for needle, script in self.rules:
+            if needle in prompt:
+                return script.next(turn)
         if turn >= len(self.turns):
             return None
         replies = self.turns[turn]
@@ -160,14 +171,18 @@ class VllmDoubleServer:
     def _generate(self, prompt_ids: list[int], params: dict[str, Any], images: list[Any]) -> TokenOutput:
         limit = int(params.get("max_tokens") or params.get("max_new_tokens") or 64)
         vision = self._vision_inputs(prompt_ids, images)
-        reply = self.script.next(self._turn(prompt_ids)) if self.script else None
+        reply = None
+        if self.script:
+            reply = self.script.next(self._turn(prompt_ids), self.tokenizer.decode(prompt_ids))
         if reply is not None:
             response = self.tokenizer.encode(reply, add_special_tokens=False)[:limit]
             if len(response) < limit and self.stop_ids:
                 response.append(min(self.stop_ids))
         else:
             response = self._sample(prompt_ids, vision, params, limit)
-        log_probs = self._log_probs(prompt_ids + response, len(prompt_ids), vision, float(params.get("temperature", 1.0)))
+        log_probs = self._log_probs(
+            prompt_ids + response, len(prompt_ids), vision, float(params.get("temperature", 1.0))
+        )
         return TokenOutput(
             token_ids=response,
             log_probs=log_probs if params.get("logprobs", True) else None,
@@ -189,7 +204,9 @@ class VllmDoubleServer:
             raise ValueError("vllm_double does not take videos")
         async with self.lock:
             self.requests += 1
-            return await asyncio.to_thread(self._generate, list(prompt_ids), dict(sampling_params), list(image_data or []))
+            return await asyncio.to_thread(
+                self._generate, list(prompt_ids), dict(sampling_params), list(image_data or [])
+            )
 
     async def load_weights(self, weights: dict[str, Any], global_steps: int | None = None) -> int:
         """Replace the model's weights with the actor's (every name must be known); returns how many."""
@@ -236,7 +253,7 @@ class VllmDoubleReplica(RolloutReplica):
             raise ValueError(f"unknown engine_kwargs.{NAME} keys: {sorted(unknown)} (known: script)")
         model_path = self.model_config.local_path if hasattr(self.model_config, "local_path") else None
         model_path = model_path or self.model_config.path
-        server = (
+        server: Any = (
             ray.remote(VllmDoubleServer)
             .options(name=server_actor_name(self.replica_rank), num_cpus=0, max_concurrency=self.max_concurrency)
             .remote(str(model_path), options.get("script"), bool(self.model_config.get("trust_remote_code", False)))

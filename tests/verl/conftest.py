@@ -8,6 +8,7 @@
 * ``recording_render``: an MCP server whose ``render`` tool records its arguments and
   whose ``image://`` resource serves a fixed PNG (the reward without a diffusion model);
 * ``tool_server``: the real Gen-Searcher tool server (local backend over a tiny web);
+* ``render_server``: the same with the diffusers renderer over tiny random-weight Qwen-Image pipelines;
 * ``ppo_config``: verl's own ``ppo_trainer`` config composed with Hydra.
 """
 
@@ -327,6 +328,28 @@ def tool_server(tmp_path_factory: pytest.TempPathFactory, site_url: tuple[str, P
         yield server
 
 
+@pytest.fixture(scope="session")
+def render_server(tmp_path_factory: pytest.TempPathFactory, site_url: tuple[str, Path]) -> Iterator[Any]:
+    """The real tool server with the diffusers renderer over tiny random-weight Qwen-Image pipelines."""
+    from search_tools.index import build_index
+    from tests.support.tiny_qwen_image import build_tiny_qwen_image, build_tiny_qwen_image_edit
+    from tests.support.tool_server import run_tool_server
+
+    url, root = site_url
+    work = tmp_path_factory.mktemp("verl-render-server")
+    models = work / "models"
+    render = {
+        "backend": "diffusers",
+        "model": str(build_tiny_qwen_image(models)),
+        "edit_model": str(build_tiny_qwen_image_edit(models)),
+        "device": "cpu",
+        "steps": 2,
+    }
+    index = build_index(root, work / "index.db", base_url=url + "/").path
+    with run_tool_server(work, index=index, render=render) as server:
+        yield server
+
+
 # ---------------------------------------------------------------- verl config
 
 
@@ -374,9 +397,11 @@ class ScriptedGenerator:
     Every request is recorded. (A plain class: Hydra would turn a dataclass into a config.)
     """
 
-    def __init__(self, tokenizer: Any, replies: list[str]) -> None:
+    def __init__(self, tokenizer: Any, replies: list[str], weight_versions: list[int] | None = None) -> None:
         self.tokenizer = tokenizer
         self.replies = list(replies)
+        # The weight version (global step) of each reply, as verl's LLMServerClient reports it.
+        self.weight_versions = list(weight_versions or [])
         self.requests: list[dict[str, Any]] = []
 
     async def generate(
@@ -408,7 +433,9 @@ class ScriptedGenerator:
         else:
             ids = [*ids, self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
         logprobs = [-0.25] * len(ids) if sampling_params.get("logprobs") else None
-        return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason="completed")
+        version = self.weight_versions.pop(0) if self.weight_versions else None
+        extra = {"global_steps": version, "min_global_steps": version, "max_global_steps": version}
+        return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason="completed", extra_fields=extra)
 
     def prompt_text(self, index: int) -> str:
         return self.tokenizer.decode(self.requests[index]["prompt_ids"], skip_special_tokens=False)

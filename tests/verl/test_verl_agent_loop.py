@@ -97,6 +97,16 @@ async def test_clean_multi_hop_episode(tiny_vl: Any, tool_server: Any) -> None:
     )
 
 
+async def test_the_rollouts_weight_versions_reach_verl(tiny_vl: Any, tool_server: Any) -> None:
+    """verl's v1 trainer reads every sample's min/max weight version (it fails on a missing one)."""
+    generator = ScriptedGenerator(tiny_vl.tokenizer, [SEARCH, IMAGES, ANSWER], weight_versions=[3, 3, 4])
+    output = await make_loop(tiny_vl, generator, tool_server.url).run(
+        {"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT}
+    )
+    assert output.extra_fields["min_global_steps"] == 3 and output.extra_fields["max_global_steps"] == 4
+    assert output.extra_fields["gen_searcher"]["termination"] == "answered"
+
+
 async def test_format_error_hallucination_and_too_long(tiny_vl: Any, tool_server: Any) -> None:
     hallucinated = (
         '<think>Go.</think><tool_call>{"name": "search", "arguments": {"queries": ["Velmora"]}}</tool_call>'

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +16,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 KSCORE = "Grade the CANDIDATE"
 TEXT = "Generation prompt:"
-
-
-@pytest.fixture(scope="module")
-def render_server(tmp_path_factory: pytest.TempPathFactory, site_url: tuple[str, Path]) -> Iterator[Any]:
-    """The real tool server with the diffusers renderer over tiny random-weight Qwen-Image pipelines."""
-    from search_tools.index import build_index
-    from tests.support.tiny_qwen_image import build_tiny_qwen_image, build_tiny_qwen_image_edit
-    from tests.support.tool_server import run_tool_server
-
-    url, root = site_url
-    work = tmp_path_factory.mktemp("verl-render-server")
-    models = work / "models"
-    render = {
-        "backend": "diffusers",
-        "model": str(build_tiny_qwen_image(models)),
-        "edit_model": str(build_tiny_qwen_image_edit(models)),
-        "device": "cpu",
-        "steps": 2,
-    }
-    index = build_index(root, work / "index.db", base_url=url + "/").path
-    with run_tool_server(work, index=index, render=render) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
