@@ -302,3 +302,23 @@ def test_sft_on_cpu_uses_the_cpu_platform_in_every_rank() -> None:
     assert "hf_model" in config.checkpoint.save_contents  # train grpo takes <checkpoint>/huggingface as is
     gpu = plan_sft(["data.train_files=/data/sft.parquet"], device="gpu")
     assert gpu.env == {} and "--nproc-per-node=8" in gpu.command
+
+
+def test_grpo_on_cpu_rolls_out_with_the_vllm_double_and_keeps_the_users_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verl_recipes.launch import compose
+
+    monkeypatch.setenv("VERL_USE_EXTERNAL_MODULES", "my_lab.plugin")
+    plan = grpo_plan(tmp_path, "actor_rollout_ref.rollout.n=2", device="cpu")
+    modules = plan.env["VERL_USE_EXTERNAL_MODULES"].split(",")
+    assert modules == ["verl_recipes.cpu_platform", "verl_recipes.vllm_double", "my_lab.plugin"]
+    assert plan.env["VERL_PLATFORM"] == "cpu" and plan.env["GEN_SEARCHER_MCP_URL"] == TOOLS
+    config = compose("grpo", plan.overrides)
+    rollout = config.actor_rollout_ref.rollout
+    assert rollout.name == "vllm_double" and rollout.n == 2 and rollout.tensor_model_parallel_size == 1
+    assert config.trainer.device == "cpu" and config.trainer.n_gpus_per_node == 1
+    assert config.ray_kwargs.ray_init.num_gpus == 1 and config.reward.num_workers == 1
+    # GRPO defaults to GPUs (vLLM): a CPU node never trains with the stand-in unless asked.
+    gpu = compose("grpo", grpo_plan(tmp_path).overrides)
+    assert gpu.actor_rollout_ref.rollout.name == "vllm" and "VERL_PLATFORM" not in grpo_plan(tmp_path).env

@@ -230,7 +230,7 @@ def test_one_grpo_step_through_verls_trainer_on_cpu(tmp_path: Path, render_serve
 
     # The rollout's log-probs (the double computed them with the images, in float32) match the
     # actor's (bf16 compute): measured mean 0.011, max 0.03.
-    gaps = torch.cat([(s["old_log_probs"] - s["rollout_log_probs"])[s["response_mask"].bool()].abs() for s in samples])
+    gaps = torch.cat([(x["old_log_probs"] - x["rollout_log_probs"])[x["response_mask"].bool()].abs() for x in samples])
     assert gaps.numel() > 0 and float(gaps.mean()) < 0.03 and float(gaps.max()) < 0.1
 
     # One actor update: the language model moved, the vision tower stayed frozen.
