@@ -13,9 +13,10 @@ Each step is one component; the first failure names it and stops the steps that 
    smoke starts (local index over a tiny web, :mod:`verl_recipes.smoke_servers`). On CPU the
    rollout is vLLM's test double (:mod:`verl_recipes.vllm_double`) following a script: one
    image search, then replies without an answer (sampled once the script ends); on GPUs it
-   is vLLM itself (skipped when vLLM is not installed), sampling from the tiny model. Episodes without an answer score 0 (the
-   published setting), so the render and the judge are not called: this checks verl, the
-   rollout, the agent loop, the tool server and the actor update on this node, not the judge.
+   is vLLM itself (skipped when vLLM is not installed), sampling from the tiny model.
+   Episodes without an answer score 0 (the published setting), so the render and the judge
+   are not called: this checks verl, the rollout, the agent loop, the tool server and the
+   actor update on this node, not the judge.
 """
 
 from __future__ import annotations

@@ -1,17 +1,22 @@
 """The services ``gen-searcher train smoke`` starts for its GRPO step, all on 127.0.0.1.
 
-* a tiny web (two pages, each with a photo) served as static files;
-* the production tool server (``mcp_server.http_app``) over a local index of that web, with
-  its cache and image store under the smoke's work folder.
+* a tiny web (two pages, each with a photo) served as static files from a uvicorn thread;
+* the tool server, ``gen-searcher serve`` as a subprocess (the recipe reaches tools only over
+  MCP), over a local index of that web (``gen-searcher index build``), with its settings
+  file, cache and image store under the smoke's work folder.
 
-Each runs in a uvicorn thread of the smoke process and stops with its context manager.
+Each stops with its context manager.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -70,26 +75,65 @@ def serve_in_thread(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def _gen_searcher() -> list[str]:
+    """This installation's ``gen-searcher`` command."""
+    script = Path(sys.executable).with_name("gen-searcher")
+    return [str(script)] if script.exists() else [shutil.which("gen-searcher") or "gen-searcher"]
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the smoke tool server exited {process.returncode} (log: {log})")
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the smoke tool server did not answer /healthz within {timeout_s:.0f} s (log: {log})")
+
+
 @contextlib.contextmanager
 def smoke_tool_server(work: Path) -> Iterator[str]:
-    """The tool server over a local index of the tiny web; yields its MCP URL."""
+    """``gen-searcher serve`` over a local index of the tiny web; yields its MCP URL."""
     from starlette.applications import Starlette
     from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
 
-    from mcp_server.http_app import MCP_PATH, create_app
-    from mcp_server.settings import load_settings
-    from search_tools.index import build_index
-
     web = write_web(work / "web")
     with serve_in_thread(Starlette(routes=[Mount("/", StaticFiles(directory=web))])) as web_url:
-        index = build_index(web, work / "index.db", base_url=web_url + "/").path
-        settings = load_settings(
-            server={"host": "127.0.0.1", "log_level": "WARNING"},
-            search={"backend": "local", "index": str(index)},
-            cache={"path": str(work / "cache.db"), "url": None},
-            images={"dir": str(work / "images")},
-            fetch={"allow_private_networks": True, "respect_robots": False},
+        index = work / "index.db"
+        subprocess.run(
+            [*_gen_searcher(), "index", "build", str(web), "--out", str(index), "--base-url", web_url + "/"],
+            check=True,
+            capture_output=True,
         )
-        with serve_in_thread(create_app(settings)) as base:
-            yield base + MCP_PATH
+        port = _free_port()
+        config = work / "tool-server.toml"
+        config.write_text(
+            f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "WARNING"\n'
+            f'[search]\nbackend = "local"\nindex = {json.dumps(str(index))}\n'
+            f"[cache]\npath = {json.dumps(str(work / 'cache.db'))}\n"
+            f"[images]\ndir = {json.dumps(str(work / 'images'))}\n"
+            "[fetch]\nallow_private_networks = true\nrespect_robots = false\n",
+            encoding="utf-8",
+        )
+        log = work / "tool-server.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [*_gen_searcher(), "serve", "--config", str(config)], stdout=sink, stderr=subprocess.STDOUT
+            )
+            try:
+                base = f"http://127.0.0.1:{port}"
+                _wait_healthy(base, process, log)
+                yield base + "/mcp"
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
