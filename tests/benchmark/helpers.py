@@ -38,10 +38,13 @@ def write_png(path: Path, color: tuple[int, int, int] = (200, 30, 30)) -> Path:
 class RenderServer:
     """Speaks the published ``POST /generate`` API; draws a flat colour derived from the prompt.
 
-    Prompts containing ``FAILRENDER`` get a refusal (HTTP 422). ``delay_s`` slows every render.
+    Prompts containing ``FAILRENDER`` get a refusal (HTTP 422). ``delay_s`` slows every render;
+    with ``stall_after`` the renders after the first ``stall_after`` hang for a minute (a run
+    to interrupt at a known point, however loaded the machine).
     """
 
     delay_s: float = 0.0
+    stall_after: int | None = None
     prompts: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,8 +55,11 @@ class RenderServer:
         prompt = body.get("prompt", "")
         with self._lock:
             self.prompts.append(prompt)
+            stalled = self.stall_after is not None and len(self.prompts) > self.stall_after
         if self.delay_s:
             await anyio.sleep(self.delay_s)
+        if stalled:
+            await anyio.sleep(60)
         if "FAILRENDER" in prompt:
             return JSONResponse({"success": False, "message": "scripted render failure"}, status_code=422)
         crc = zlib.crc32(prompt.encode())

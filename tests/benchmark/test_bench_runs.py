@@ -419,7 +419,7 @@ def test_transient_failures_are_not_recorded_and_a_rerun_finishes(
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     data = make_knowgen(tmp_path / "data", 10)
-    render_server = RenderServer(delay_s=0.2)
+    render_server = RenderServer(stall_after=2)  # the third render hangs: the interrupt lands mid-run
     out = tmp_path / "run"
     env = dict(os.environ)  # the autouse fixture has cleared the developer's settings and keys
     with (
