@@ -39,12 +39,13 @@ class RenderServer:
     """Speaks the published ``POST /generate`` API; draws a flat colour derived from the prompt.
 
     Prompts containing ``FAILRENDER`` get a refusal (HTTP 422). ``delay_s`` slows every render;
-    with ``stall_after`` the renders after the first ``stall_after`` hang for a minute (a run
+    with ``stall_after`` the renders after the first ``stall_after`` hang for ``stall_s`` (a run
     to interrupt at a known point, however loaded the machine).
     """
 
     delay_s: float = 0.0
     stall_after: int | None = None
+    stall_s: float = 10.0
     prompts: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,7 +60,7 @@ class RenderServer:
         if self.delay_s:
             await anyio.sleep(self.delay_s)
         if stalled:
-            await anyio.sleep(60)
+            await anyio.sleep(self.stall_s)
         if "FAILRENDER" in prompt:
             return JSONResponse({"success": False, "message": "scripted render failure"}, status_code=422)
         crc = zlib.crc32(prompt.encode())

@@ -438,7 +438,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
             wait_for(lambda: len(read_rows(out / "generations.jsonl")) >= 2 or proc.poll() is not None, timeout=60)
             assert proc.poll() is None, proc.communicate()
             proc.send_signal(signal.SIGINT)
-            _, stderr = proc.communicate(timeout=20)
+            _, stderr = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
