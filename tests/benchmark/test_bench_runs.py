@@ -429,6 +429,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
         cmd = [
             sys.executable,
             "-c",
+            # Ctrl-C as in a terminal: a test run started in the background (CI under `cmd &`)
+            # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt.
+            "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
             "from gen_searcher_core.commands import main; main()",
             "bench",
             *knowgen_args(data, out, render_url, judge_url, "--concurrency", "1"),
