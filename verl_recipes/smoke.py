@@ -48,17 +48,15 @@ class Check:
         return f"{status}  {self.component:<11} {self.detail}"
 
 
-def build_tiny_policy(processor_from: Path, out: Path) -> Path:
-    """A tiny random Qwen2-VL sharing ``processor_from``'s tokenizer, processor and chat template."""
-    import torch
-    from transformers import AutoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+def tiny_qwen2_vl_config(
+    tokenizer: Any, *, patch_size: int = 14, merge_size: int = 2, temporal_patch_size: int = 2
+) -> Any:
+    """A tiny Qwen2-VL config for ``tokenizer``'s vocabulary and vision tokens (verl reads its ``architectures``)."""
+    from transformers import Qwen2VLConfig
 
-    processor = AutoProcessor.from_pretrained(processor_from)
-    tokenizer = processor.tokenizer
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")}
     ids |= {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|im_end|>")}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ids["<|im_end|>"]
-    images = processor.image_processor
     config = Qwen2VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
@@ -80,9 +78,9 @@ def build_tiny_policy(processor_from: Path, out: Path) -> Path:
             "hidden_size": 32,
             "num_heads": 2,
             "mlp_ratio": 2,
-            "patch_size": images.patch_size,
-            "spatial_merge_size": images.merge_size,
-            "temporal_patch_size": images.temporal_patch_size,
+            "patch_size": patch_size,
+            "spatial_merge_size": merge_size,
+            "temporal_patch_size": temporal_patch_size,
         },
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
@@ -90,6 +88,23 @@ def build_tiny_policy(processor_from: Path, out: Path) -> Path:
         vision_end_token_id=ids["<|vision_end|>"],
     )
     config.architectures = ["Qwen2VLForConditionalGeneration"]
+    return config
+
+
+def build_tiny_policy(processor_from: Path, out: Path) -> Path:
+    """A tiny random Qwen2-VL sharing ``processor_from``'s tokenizer, processor and chat template."""
+    import torch
+    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(processor_from)
+    tokenizer = processor.tokenizer
+    images = processor.image_processor
+    config = tiny_qwen2_vl_config(
+        tokenizer,
+        patch_size=images.patch_size,
+        merge_size=images.merge_size,
+        temporal_patch_size=images.temporal_patch_size,
+    )
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)
     Qwen2VLForConditionalGeneration(config).save_pretrained(out)

@@ -240,6 +240,15 @@ class VllmDoubleServer:
     async def stop_profile(self) -> None: ...
 
 
+def engine_options(engine_kwargs: Any) -> dict[str, Any]:
+    """This rollout's ``engine_kwargs.vllm_double`` (only ``script``); a misspelt key is refused."""
+    options = dict((engine_kwargs or {}).get(NAME) or {})
+    unknown = set(options) - {"script"}
+    if unknown:
+        raise ValueError(f"unknown engine_kwargs.{NAME} keys: {sorted(unknown)} (known: script)")
+    return options
+
+
 class VllmDoubleReplica(RolloutReplica):
     """verl's rollout replica for :class:`VllmDoubleServer`: one server actor, no GPU."""
 
@@ -247,10 +256,7 @@ class VllmDoubleReplica(RolloutReplica):
         return False
 
     async def launch_servers(self) -> None:
-        options = dict(self.config.engine_kwargs.get(NAME) or {})
-        unknown = set(options) - {"script"}
-        if unknown:
-            raise ValueError(f"unknown engine_kwargs.{NAME} keys: {sorted(unknown)} (known: script)")
+        options = engine_options(self.config.engine_kwargs)
         model_path = self.model_config.local_path if hasattr(self.model_config, "local_path") else None
         model_path = model_path or self.model_config.path
         server: Any = (

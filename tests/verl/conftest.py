@@ -91,41 +91,9 @@ def build_tiny_vl(folder: Path) -> Path:
 
 def tiny_model_config(tokenizer: Any) -> Any:
     """A tiny Qwen2-VL model config matching the tokenizer (verl reads it next to the processor)."""
-    from transformers import Qwen2VLConfig
+    from verl_recipes.smoke import tiny_qwen2_vl_config
 
-    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL}
-    config = Qwen2VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 16384,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "eos_token_id": ids["<|im_end|>"],
-            "bos_token_id": ids["<|endoftext|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "tie_word_embeddings": True,
-        },
-        vision_config={
-            "depth": 1,
-            "embed_dim": 16,
-            "hidden_size": 32,
-            "num_heads": 2,
-            "mlp_ratio": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
-    config.architectures = ["Qwen2VLForConditionalGeneration"]  # verl's model config reads it
-    return config
+    return tiny_qwen2_vl_config(tokenizer)
 
 
 @dataclass(frozen=True)

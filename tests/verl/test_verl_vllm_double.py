@@ -37,6 +37,15 @@ def test_script_picks_by_prompt_then_turn_round_robin() -> None:
         ScriptedReplies.parse({"turns": [[]]})
 
 
+def test_engine_options_refuse_a_misspelt_key() -> None:
+    from verl_recipes.vllm_double import engine_options
+
+    assert engine_options({"vllm": {}, "vllm_double": {"script": "s.json"}}) == {"script": "s.json"}
+    assert engine_options({}) == {}
+    with pytest.raises(ValueError, match=r"unknown engine_kwargs.vllm_double keys: \['scirpt'\]"):
+        engine_options({"vllm_double": {"scirpt": "s.json"}})
+
+
 async def test_scripted_turns_carry_the_models_own_log_probs(model_dir: Path, tmp_path: Path) -> None:
     import torch
     from transformers import Qwen2VLForConditionalGeneration
@@ -82,6 +91,8 @@ async def test_images_must_match_their_tokens_and_weights_load(model_dir: Path) 
         await server.generate("r", expanded, {"max_tokens": 4}, image_data=[image, image])
     with pytest.raises(ValueError, match="no image was sent"):
         await server.generate("r", expanded, {"max_tokens": 4})
+    with pytest.raises(ValueError, match="does not take videos"):
+        await server.generate("r", expanded, {"max_tokens": 4}, image_data=[image], video_data=[image])
 
     # The actor's weights replace the server's; an unknown name is refused.
     name, tensor = next(iter(server.model.state_dict().items()))
