@@ -187,6 +187,14 @@ def _report(
     shown = "-" if overall is None else (f"{overall:.3f}" if benchmark == "wise" else f"{overall:.2f}")
     counts = summary["counts"]
     typer.echo(f"overall: {shown}  ({counts['scored']}/{counts['items']} scored)  report: {report}")
+    for path in written_pages(out):
+        typer.echo(f"wrote {path}")
+
+
+def written_pages(out: Path) -> list[Path]:
+    """What the report stage leaves for people to open: the pages, the summary, the traces' folder."""
+    names = ("report.html", "report.md", "summary.json", "traces", "compare.html", "compare.md", "compare.png")
+    return [out / name for name in names if (out / name).exists()]
 
 
 def _judge_item(benchmark: str, wise_protocol: str | None) -> Any:
@@ -335,3 +343,5 @@ def compare(
         typer.echo(compare_runs(runs, out), nl=False)
     except CompareError as exc:
         raise fail(str(exc)) from None
+    for path in written_pages(out) if out is not None else []:
+        typer.echo(f"wrote {path}")

@@ -111,6 +111,11 @@ class ConfigRoot(BaseSettings):
         """Settings from an optional TOML file (or ``$GEN_SEARCHER_CONFIG``) plus the environment.
 
         ``overrides`` are merged over the file's values (per section) and, like the
-        file, lose to environment variables.
+        file, lose to environment variables. Unknown keys and ``GEN_SEARCHER_`` variables are
+        refused or warned about (see :mod:`gen_searcher_core.settings_check`).
         """
-        return cls(**merge_sections(read_config_file(config_file), overrides))
+        from gen_searcher_core.settings_check import check_settings
+
+        data = read_config_file(config_file)
+        check_settings(data, str(config_file or os.environ.get(CONFIG_ENV) or "the settings file"))
+        return cls(**merge_sections(data, overrides))

@@ -103,18 +103,52 @@ def tools(url: UrlOption = None, config: ConfigOption = None, token: TokenOption
             typer.echo(f"note: tool {name!r} is not offered: {reason}", err=True)
 
 
+_IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+def _images_out(result: dict[str, Any], tool: str, save: Path | None, show_data: bool) -> list[Path]:
+    """Replace each image block's base64 ``data`` by the file it was saved to (``save``) or a short note.
+
+    A thumbnail is tens of kilobytes of base64: on a terminal it is noise, in a file it is a picture.
+    Returns the files written.
+    """
+    import base64
+
+    written: list[Path] = []
+    for n, block in enumerate(result.get("content", []), start=1):
+        if block.get("type") != "image" or not isinstance(block.get("data"), str):
+            continue
+        if save is not None:
+            save.mkdir(parents=True, exist_ok=True)
+            path = save / f"{tool}-{n:02d}.{_IMAGE_EXTENSIONS.get(block.get('mimeType', ''), 'bin')}"
+            path.write_bytes(base64.b64decode(block["data"]))
+            written.append(path)
+            block["data"] = None
+            block["saved"] = str(path)
+        elif not show_data:
+            block["data"] = f"<{len(block['data'])} characters of base64: --save DIR writes it, --show-data prints it>"
+    return written
+
+
 def call(
     tool: Annotated[str, typer.Argument(help="tool name, e.g. search")],
     arguments: Annotated[str, typer.Argument(help='JSON object, e.g. \'{"queries": ["eiffel tower"]}\'')] = "{}",
     url: UrlOption = None,
     config: ConfigOption = None,
     token: TokenOption = None,
+    save: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--save", help="write the result's images into this folder (their paths replace the data)"),
+    ] = None,
+    show_data: Annotated[
+        bool, typer.Option("--show-data", help="print images as base64 (by default their data is left out)")
+    ] = False,
 ) -> None:
     """Call one tool and print its result as JSON; exits 1 when the tool reports an error."""
     try:
         parsed = json.loads(arguments)
     except json.JSONDecodeError as exc:
-        typer.echo(f"error: arguments are not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", err=True)
+        typer.echo(f"error: arguments are not valid JSON: {exc}", err=True)
         raise typer.Exit(2) from None
     if not isinstance(parsed, dict):
         typer.echo(f"error: arguments must be a JSON object, got {type(parsed).__name__}", err=True)
@@ -123,7 +157,10 @@ def call(
 
     settings = _settings(config)
     result = _exit_on_setup_error(anyio.run, call_tool_json, settings, tool, parsed, url, token)
+    written = _images_out(result, tool, save, show_data)
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    for path in written:
+        typer.echo(f"saved {path}", err=True)
     if result.get("isError"):
         raise typer.Exit(1)
 

@@ -38,7 +38,12 @@ class BaselineModel:
         content = last["content"] if isinstance(last["content"], list) else []
         img_ids = [part["img_id"] for part in content if part.get("type") == "image"]
         if not img_ids:
-            raise ChatModelError("baseline: image search found no image for the prompt")
+            # The tool's own words (a network error, say) are the useful part: keep them in the message.
+            said = " ".join(message_text(last).split())[:400]
+            raise ChatModelError(
+                "baseline: image search found no image for the prompt"
+                + (f" (image_search said: {said})" if said else "")
+            )
         answer = {"gen_prompt": prompt, "reference_images": [{"img_id": img_ids[0], "note": "top image search result"}]}
         return ChatReply(
             text=f"<think>Use the top result.</think>\n<answer>{json.dumps(answer, ensure_ascii=False)}</answer>",

@@ -269,12 +269,19 @@ def _progress_printer(console: Console) -> Callable[[str, dict[str, Any]], None]
             line = f"model {data['call']}{forced}"
             console.print(f"[{colour}]{line}[/{colour}] {data['elapsed_s']:.1f}s → {what} {escape(detail)}")
         elif kind == "tool_end":
-            status = "[red]error[/red]" if data["result"]["is_error"] else "ok"
-            images = len(data["result"]["images"])
+            result = data["result"]
+            status = f"[red]error: {escape(_error_text(result))}[/red]" if result["is_error"] else "ok"
+            images = len(result["images"])
             extra = f", {images} image(s)" if images else ""
             console.print(f"  [magenta]{escape(data['name'])}[/magenta] {data['elapsed_s']:.2f}s {status}{extra}")
 
     return show
+
+
+def _error_text(result: dict[str, Any], limit: int = 600) -> str:
+    """A failed tool's own message (the server words it for people), on one line."""
+    text = " ".join(str(result.get("text") or "no message").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _short(arguments: dict[str, Any], limit: int = 80) -> str:

@@ -79,6 +79,14 @@ class ImageHit:
         )
 
 
+#: Appended to "could not reach" errors: without a network, the local index is the way to search.
+OFFLINE_HINT = (
+    "offline? search a local index instead: gen-searcher index build PAGES_DIR --out index.db, then set "
+    "GEN_SEARCHER_SEARCH__BACKEND=local and GEN_SEARCHER_SEARCH__INDEX=index.db (docs/search.md; "
+    "gen-searcher demo runs one)"
+)
+
+
 class SearchBackendError(UserFacingError):
     """A search failed. The message names the backend and never contains a credential."""
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from gen_searcher_core.http_retry import rate_limiter
-from search_tools.backends.base import ImageHit, SearchBackendError, WebHit, check_request
+from search_tools.backends.base import OFFLINE_HINT, ImageHit, SearchBackendError, WebHit, check_request
 from search_tools.backends.parsing import image_hits, web_hits
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class DdgsBackend:
                 return SearchBackendError(
                     self.name,
                     "unavailable",
-                    "could not reach any search engine (network error; is this machine online?)",
+                    f"could not reach any search engine (network error; is this machine online?); {OFFLINE_HINT}",
                 )
             return SearchBackendError(self.name, "unavailable", f"search failed: {detail}"[:300])
         return SearchBackendError(self.name, "unavailable", f"search failed ({type(exc).__name__})")

@@ -20,7 +20,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from gen_searcher_core.http_retry import parse_retry_after, rate_limiter
-from search_tools.backends.base import ErrorKind, SearchBackendError
+from search_tools.backends.base import OFFLINE_HINT, ErrorKind, SearchBackendError
 
 if TYPE_CHECKING:
     from search_tools.settings import BackendConfig
@@ -171,7 +171,7 @@ class HttpBackend:
                 raise RetryableError(self.error("timeout", f"no answer from {origin(url)} in time")) from None
             except httpx.TransportError as exc:
                 raise RetryableError(
-                    self.error("unavailable", f"could not reach {origin(url)} ({type(exc).__name__})")
+                    self.error("unavailable", f"could not reach {origin(url)} ({type(exc).__name__}); {OFFLINE_HINT}")
                 ) from None
             except httpx.RequestError as exc:  # e.g. a body that does not decode as its Content-Encoding
                 raise self.error(
