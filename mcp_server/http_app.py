@@ -39,7 +39,7 @@ from mcp_server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mcp_server.server import GenSearcherServer, build_server
 from mcp_server.services import Services, open_services, warm_up
 from mcp_server.settings import Settings
-from search_tools.image_store import ImageNotFoundError, ImageStoreUnavailable, is_image_id
+from safe_io.image_store import ImageNotFoundError, ImageStoreUnavailable, is_image_id
 
 __all__ = ["MCP_PATH", "SSE_PATH", "GuardMiddleware", "HostPolicy", "create_app"]
 

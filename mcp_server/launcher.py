@@ -26,6 +26,7 @@ __all__ = [
     "RemoteServerError",
     "call_tool_json",
     "check_image_store",
+    "check_port",
     "check_search_config",
     "list_tools_json",
     "serve_http",
@@ -66,13 +67,35 @@ def check_image_store(settings: Settings) -> None:
     """Open the configured image store once, so that an unusable one (a folder that cannot be
     written, a missing bucket, refused credentials, an endpoint that does not answer) stops the
     server before it starts, with a ``ConfigError`` naming the setting."""
-    from search_tools.image_store import open_image_store
+    from safe_io.image_store import open_image_store
 
     async def check() -> None:
         store = await open_image_store(settings.images)
         await store.aclose()
 
     anyio.run(check)
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once (as uvicorn will, with ``SO_REUSEADDR``), so that a port in use stops the
+    server before it opens its services and logs that it is ready, with a ``ConfigError`` naming the flag."""
+    import errno
+    import socket
+
+    from gen_searcher_core.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {host} is already in use (another gen-searcher serve?); "
+                    "pass --port or set GEN_SEARCHER_SERVER__PORT"
+                ) from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def serve_http(settings: Settings) -> None:
@@ -82,6 +105,7 @@ def serve_http(settings: Settings) -> None:
     from mcp_server.http_app import create_app
 
     _configure_logging(settings)
+    check_port(settings.server.host, settings.server.port)
     check_search_config(settings)
     check_image_store(settings)
     uvicorn.run(

@@ -24,10 +24,10 @@ from mcp_server.settings import Settings
 
 if TYPE_CHECKING:  # imported when opened: the stdio server answers `initialize` before these load
     from render_tools.base import Renderer
+    from safe_io.fetcher import GuardedFetcher
+    from safe_io.image_store import ImageStore
     from search_tools.browse import Browser
     from search_tools.cache import Cache
-    from search_tools.fetch import Fetcher
-    from search_tools.image_store import ImageStore
     from search_tools.search_service import SearchService
 
 logger = logging.getLogger(__name__)
@@ -36,11 +36,11 @@ logger = logging.getLogger(__name__)
 @dataclass(kw_only=True)
 class Services:
     settings: Settings
-    images: ImageStore  # images area: disk or S3 (search_tools.image_store)
+    images: ImageStore  # images area: disk or S3 (safe_io.image_store)
     metrics: Metrics = field(default_factory=Metrics)
     cache: Cache | None = None  # search area: results cache (single-flight; readwrite|readonly|replay|off)
     search: SearchService | None = None  # search area: cached web and image search over the configured backend
-    fetcher: Fetcher | None = None  # browse area: the safe fetcher (pages, images)
+    fetcher: GuardedFetcher | None = None  # browse area: the safe fetcher (pages, images)
     browser: Browser | None = None  # browse area: fetch + extract + summarize for the browse tool
     renderer: Renderer | None = None  # render area: Qwen-Image renderer; None: no render tool
 
@@ -70,9 +70,9 @@ async def warm_up(services: Services) -> None:
 async def open_services(settings: Settings, *, metrics: Metrics | None = None) -> AsyncIterator[Services]:
     """Open every collaborator once; closes them in reverse order on exit."""
     from render_tools.factory import create_tool_renderer
+    from safe_io.image_store import open_image_store
     from search_tools.browse import open_browser
     from search_tools.cache import open_cache
-    from search_tools.image_store import open_image_store
     from search_tools.search_service import open_search
 
     metrics = metrics or Metrics()

@@ -63,7 +63,7 @@ def render_server(
     from render_tools.factory import model_source_problem
     from render_tools.server import create_app
     from render_tools.workers import PoolConfig, WorkerPool
-    from search_tools.fetch import Fetcher
+    from safe_io.fetcher import GuardedFetcher
 
     if not model and not edit_model:
         raise typer.BadParameter("give --model and/or --edit-model")
@@ -103,7 +103,7 @@ def render_server(
     api_key = settings.render.api_key
     app = create_app(
         pool,
-        fetcher=Fetcher.from_settings(fetch_settings),
+        fetcher=GuardedFetcher.from_settings(fetch_settings),
         api_keys=[api_key.get_secret_value()] if api_key else [],
         model_name=" + ".join(source for source in (model, edit_model) if source),
         host_policy=HostPolicy(host, settings.allowed_hosts),  # the tool server's policy and setting
@@ -123,7 +123,7 @@ def _shared_image_store(settings: Any) -> Any:
     import anyio
 
     from gen_searcher_core.errors import ConfigError
-    from search_tools.image_store import open_image_store
+    from safe_io.image_store import open_image_store
 
     try:
         return anyio.run(open_image_store, settings.images)

@@ -26,7 +26,7 @@ def check_reference_count(count: int) -> None:
 class ReferenceLoader:
     """Turns ``image_urls`` into validated RGB images.
 
-    ``fetcher`` is a :class:`search_tools.fetch.Fetcher` (http/https only,
+    ``fetcher`` is a :class:`safe_io.fetcher.GuardedFetcher` (http/https only,
     private addresses refused unless its settings allow them); without one,
     only data URLs are accepted.
     """
@@ -34,7 +34,7 @@ class ReferenceLoader:
     def __init__(self, fetcher: Any | None, *, max_bytes: int = MAX_IMAGE_BYTES, images: Any | None = None) -> None:
         self._fetcher = fetcher
         self.max_bytes = max_bytes
-        self._images = images  # a search_tools image store: image://{id} references are read from it
+        self._images = images  # the image store (safe_io): image://{id} references are read from it
 
     async def load(self, urls: list[Any]) -> list[Image.Image]:
         if not isinstance(urls, list):
@@ -71,7 +71,7 @@ class ReferenceLoader:
             raise InvalidRenderRequest(f"{what}: only http(s), data: and image://{{id}} URLs are accepted")
         if self._fetcher is None:
             raise RendererUnavailable(f"{what}: this server does not fetch URLs; send a data URL")
-        from search_tools.fetch import FetchError
+        from safe_io.fetcher import FetchError
 
         try:
             page = await self._fetcher.fetch(url, accept=IMAGE_MEDIA_TYPES, max_bytes=self.max_bytes)
@@ -83,7 +83,7 @@ class ReferenceLoader:
         """A reference by id from the shared image store (``image://img_...``)."""
         if self._images is None:
             raise InvalidRenderRequest(f"{what}: this server has no image store (set images.url to the shared store)")
-        from search_tools.image_store import ImageNotFoundError, ImageStoreUnavailable
+        from safe_io.image_store import ImageNotFoundError, ImageStoreUnavailable
 
         try:
             data, _ = await self._images.read_bytes(image_id)

@@ -261,7 +261,7 @@ class RenderApp:
         """``{"ids": [...]}`` of the results kept in the shared store, or ``{"store_error": why}``."""
         if self.images is None:
             return {}
-        from search_tools.image_store import ImageStoreUnavailable
+        from safe_io.image_store import ImageStoreUnavailable
 
         prompt = body.get("prompt")
         if not isinstance(prompt, str):

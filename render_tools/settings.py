@@ -6,7 +6,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
 from gen_searcher_core.config import ConfigRoot
 from gen_searcher_core.host_policy import AllowedHosts
-from search_tools.settings import FetchSettings, ImageSettings
+from safe_io.settings import FetchSettings, ImageSettings
 
 
 class RenderSettings(BaseModel):

@@ -16,12 +16,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from gen_searcher_core.errors import UserFacingError
+from safe_io.fetch_protocol import Fetcher
+from safe_io.fetcher import GuardedFetcher, InvalidUrl
 from search_tools.cache import Cache
 from search_tools.extract import SUPPORTED_TYPES, ExtractedPage, extract
 from search_tools.extract_pool import ExtractionPool, ExtractLimits
-from search_tools.fetch import Fetcher as GuardedFetcher
-from search_tools.fetch import InvalidUrl
-from search_tools.fetch_protocol import Fetcher
 from search_tools.fetchers.registry import FetcherConfig, FetcherEvents, create_fetcher
 from search_tools.settings import FetchSettings, SummarySettings
 from search_tools.summarize import ChatSummarizer, Summarizer

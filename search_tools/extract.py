@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 
 from gen_searcher_core.errors import UserFacingError
+from safe_io.fetcher import FetchedPage, UnsupportedContentType
 from search_tools.extract_pool import ExtractionPool, ExtractLimits, PoolFailure
-from search_tools.fetch import FetchedPage, UnsupportedContentType
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
@@ -149,7 +149,7 @@ def extract_html(html: bytes | str, url: str, max_chars: int = ExtractLimits.max
     )
     # bare_extraction answers a Document (None when nothing was found); its type also allows a dict.
     # fast=False: trafilatura's fallback mode (its readability and jusText fallbacks compared), main-text F1 0.926
-    # against 0.918 on 990 annotated pages for about 2.5 ms more CPU per page (benchmark/perf/browse.py).
+    # against 0.918 on 990 annotated pages for about 2.5 ms more CPU per page (perf/browse.py).
     text = getattr(trafilatura.bare_extraction(html, fast=False, **options), "text", None) or ""
     if not text.strip():  # short or unusual pages: the recall-oriented settings and fallbacks
         text = getattr(trafilatura.bare_extraction(html, favor_recall=True, **options), "text", None) or ""

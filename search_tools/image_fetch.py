@@ -20,8 +20,8 @@ import anyio
 from PIL import Image, UnidentifiedImageError
 
 from gen_searcher_core.errors import UserFacingError, first_leaf
-from search_tools.fetch import Fetcher, FetchError
-from search_tools.image_store import (
+from safe_io.fetcher import FetchError, GuardedFetcher
+from safe_io.image_store import (
     ImageNotFoundError,
     ImageStore,
     ImageStoreUnavailable,
@@ -120,7 +120,7 @@ class ImageCollector:
 
     def __init__(
         self,
-        fetcher: Fetcher,
+        fetcher: GuardedFetcher,
         store: ImageStore,
         *,
         min_side: int = 64,
@@ -138,7 +138,7 @@ class ImageCollector:
         self._reuse_sources_s = reuse_sources_s
 
     @classmethod
-    def from_settings(cls, fetcher: Fetcher, store: ImageStore, settings: ImageSettings) -> ImageCollector:
+    def from_settings(cls, fetcher: GuardedFetcher, store: ImageStore, settings: ImageSettings) -> ImageCollector:
         return cls(
             fetcher,
             store,

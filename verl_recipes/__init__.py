@@ -7,8 +7,8 @@
 * :mod:`verl_recipes.reward` -- ``compute_score``: render the answer, judge image and text.
 * :mod:`verl_recipes.data` -- converters from the published SFT/RL data to verl parquet.
 * :mod:`verl_recipes.launch` -- ``gen-searcher train sft|grpo``.
-* :mod:`verl_recipes.cpu_platform` -- a CPU platform for verl (tests, smoke checks, ``--device cpu``).
-* :mod:`verl_recipes.smoke` -- ``gen-searcher train smoke``: one command that checks a node.
+* :mod:`verl_recipes.cpu.cpu_platform` -- a CPU platform for verl (tests, smoke checks, ``--device cpu``).
+* :mod:`verl_recipes.cpu.smoke` -- ``gen-searcher train smoke``: one command that checks a node.
 
 verl and torch are imported lazily by the modules that need them, so importing this
 package stays cheap.

@@ -13,8 +13,9 @@ cut) the token stream is cut at the same place and the turn closed with an
 end-of-turn token that is masked out, so the context the model sees next matches
 inference. A turn that hits the token limit is closed the same way.
 
-The episode's outcome is returned in ``extra_fields["gen_searcher"]`` (termination,
-answer, the generator's store ids) for :mod:`verl_recipes.reward`. With
+The episode's outcome is returned in ``extra_fields["gen_searcher"]`` as the JSON dump
+of a :class:`~gen_searcher_core.episode_record.EpisodeRecord` (termination, answer, the
+generator's store ids, counters; no turns) for :mod:`verl_recipes.reward`. With
 ``score_in_loop`` (what ``gen-searcher train grpo`` sets) the loop calls that reward
 itself and returns ``reward_score``, which verl then uses instead of its reward
 workers: an episode whose render or judgement failed gets a zero loss mask, so the
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -40,8 +42,9 @@ from verl.experimental.agent_loop import agent_loop as verl_agent_loop
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.utils.profiler import simple_timer
 
+from gen_searcher_core.episode_record import EpisodeRecord, Termination
 from policy.chat import Sampling
-from policy.episode import Continue, Episode, EpisodeConfig, Finished, RunTools, Termination, ToolResult
+from policy.episode import Continue, Episode, EpisodeConfig, Finished, RunTools, ToolResult
 from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpConnectionError
 from policy.mcp_tools import McpTools
 from policy.protocol import ToolCall
@@ -244,11 +247,12 @@ class GenSearcherAgentLoop(AgentLoopBase):
             if not await self._add_message(context, message):
                 episode.fail("the rollout response_length budget is used up")
                 break
-        summary = self._summary(episode, context)
-        reward = await self._score(summary, kwargs) if self.settings.score_in_loop else None
+        record = self._record(episode, context)
+        reward = await self._score(record, kwargs) if self.settings.score_in_loop else None
         if reward is not None and reward["failed"]:
-            summary["loss_masked"] = True  # a failed render or judgement teaches nothing (and leaves the group)
-        return self._output(summary, context, turn, reward)
+            # a failed render or judgement teaches nothing (and leaves the group)
+            record = record.model_copy(update={"loss_masked": True})
+        return self._output(record, context, turn, reward)
 
     def _turn_params(self, sampling_params: dict[str, Any]) -> dict[str, Any]:
         params = dict(sampling_params)
@@ -349,20 +353,16 @@ class GenSearcherAgentLoop(AgentLoopBase):
         context.images.extend(new_images)
         return True
 
-    def _summary(self, episode: Episode, context: _Context) -> dict[str, Any]:
-        """The episode's outcome as plain JSON, for the reward (``extra_fields["gen_searcher"]``)."""
-        result = episode.result
-        assert result is not None
-        summary = result.to_dict()
-        summary["answer"] = result.answer.to_dict() if result.answer else None
-        summary["valid"] = result.ok
-        summary["prompt"] = episode.prompt
-        summary["image_count"] = len(context.images)
-        summary["loss_masked"] = self.settings.mask_invalid and not result.ok
-        log.debug("episode ended: %s after %d model calls", summary["termination"], summary["model_calls"])
-        return summary
+    def _record(self, episode: Episode, context: _Context) -> EpisodeRecord:
+        """The episode's outcome, no turns (verl keeps the tokens): ``extra_fields["gen_searcher"]``."""
+        record = episode.record(
+            image_count=len(context.images),
+            loss_masked=self.settings.mask_invalid and episode.result is not None and not episode.result.ok,
+        )
+        log.debug("episode ended: %s after %d model calls", record.termination, record.model_calls)
+        return record
 
-    async def _score(self, summary: dict[str, Any], sample: dict[str, Any]) -> dict[str, float]:
+    async def _score(self, record: EpisodeRecord, sample: dict[str, Any]) -> dict[str, float]:
         """The dual reward, computed here rather than by verl's reward workers (``score_in_loop``).
 
         verl gives a reward function no way to drop a sample, but it takes an agent loop's own
@@ -380,18 +380,21 @@ class GenSearcherAgentLoop(AgentLoopBase):
         if not isinstance(configured, dict):
             raise TypeError(f"reward.custom_reward_function.reward_kwargs must be a mapping, not {configured!r}")
         reward_model = sample.get("reward_model") or {}
-        extra_info = {**(sample.get("extra_info") or {}), EXTRA_KEY: summary}
+        extra_info = {**(sample.get("extra_info") or {}), EXTRA_KEY: record}
         return await compute_score(
             sample.get("data_source"), "", reward_model.get("ground_truth"), extra_info, **configured
         )
 
     def _output(
-        self, summary: dict[str, Any], context: _Context, turn: _Turn, reward: dict[str, float] | None
+        self, record: EpisodeRecord, context: _Context, turn: _Turn, reward: dict[str, float] | None
     ) -> AgentLoopOutput:
         mask = context.mask
-        if summary["loss_masked"]:
-            mask = [0] * len(mask)  # no loss; grpo_masked also leaves it out of the group (verl_recipes.advantage)
-        extra_fields: dict[str, Any] = {**context.server_fields, EXTRA_KEY: summary}
+        if record.loss_masked:
+            mask = [0] * len(
+                mask
+            )  # no loss; grpo_masked also leaves it out of the group (verl_recipes.verl_ext.advantage)
+        # The record's JSON dump: plain data that survives verl's batching and pickling between processes.
+        extra_fields: dict[str, Any] = {**context.server_fields, EXTRA_KEY: record.model_dump(mode="json")}
         if reward is not None:
             extra_fields["reward_extra_info"] = reward  # where verl's own reward step would put it
         limit = self.response_length
@@ -456,9 +459,9 @@ class _Turn:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def termination_counts(summaries: list[dict[str, Any]]) -> dict[str, int]:
+def termination_counts(records: Iterable[EpisodeRecord]) -> dict[str, int]:
     """How many episodes ended each way (for logs and tests)."""
     counts = {str(t): 0 for t in Termination}
-    for summary in summaries:
-        counts[summary["termination"]] = counts.get(summary["termination"], 0) + 1
+    for record in records:
+        counts[str(record.termination)] += 1
     return counts

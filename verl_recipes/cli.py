@@ -63,7 +63,7 @@ class Device(StrEnum):
 
 
 DeviceOption = Annotated[
-    Device, typer.Option(help="auto: GPUs if present, else CPU (verl_recipes.cpu_platform; small models only)")
+    Device, typer.Option(help="auto: GPUs if present, else CPU (verl_recipes.cpu.cpu_platform; small models only)")
 ]
 
 
@@ -244,7 +244,7 @@ def train_smoke(
     device: DeviceOption = Device.auto,
 ) -> None:
     """Check this node before a real launch: tiny model, SFT data, one SFT step, HF weights; prints what passed."""
-    from verl_recipes.smoke import run_smoke
+    from verl_recipes.cpu.smoke import run_smoke
 
     checks = run_smoke(processor_from, work, device.value)
     for check in checks:

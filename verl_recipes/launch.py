@@ -26,7 +26,7 @@ from gen_searcher_core.errors import UserFacingError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 Kind = Literal["sft", "grpo"]
-#: ``gpu``: verl's own platform detection (CUDA, ROCm, NPU); ``cpu``: :mod:`verl_recipes.cpu_platform`.
+#: ``gpu``: verl's own platform detection (CUDA, ROCm, NPU); ``cpu``: :mod:`verl_recipes.cpu.cpu_platform`.
 Device = Literal["auto", "gpu", "cpu"]
 #: Model settings a CPU run needs: no flash-attn (PyTorch's SDPA instead) and so no padding removal.
 CPU_MODEL_OVERRIDES = ("++model.override_config.attn_implementation=sdpa", "model.use_remove_padding=false")
@@ -146,7 +146,7 @@ def resolve_device(device: Device) -> Literal["gpu", "cpu"]:
     """``auto``: ``gpu`` where torch sees an accelerator, else ``cpu``."""
     if device != "auto":
         return device
-    from verl_recipes.cpu_platform import accelerator_present
+    from verl_recipes.cpu.cpu_platform import accelerator_present
 
     return "gpu" if accelerator_present() else "cpu"
 
@@ -154,14 +154,14 @@ def resolve_device(device: Device) -> Literal["gpu", "cpu"]:
 def cpu_env(*, with_vllm_double: bool = False) -> dict[str, str]:
     """The environment that makes every verl process (torchrun ranks, Ray workers) use the CPU platform.
 
-    ``with_vllm_double``: verl also imports :mod:`verl_recipes.vllm_double` everywhere, which
+    ``with_vllm_double``: verl also imports :mod:`verl_recipes.cpu.vllm_double` everywhere, which
     registers the CPU stand-in for vLLM that a GRPO run on CPU rolls out with.
     """
-    from verl_recipes.cpu_platform import CPU_ENV
+    from verl_recipes.cpu.cpu_platform import CPU_ENV
 
     env = dict(CPU_ENV)
     if with_vllm_double:
-        env["VERL_USE_EXTERNAL_MODULES"] += ",verl_recipes.vllm_double"
+        env["VERL_USE_EXTERNAL_MODULES"] += ",verl_recipes.cpu.vllm_double"
     # Modules the user already asks verl to import stay imported.
     theirs = [m for m in os.environ.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if m.strip()]
     ours = env["VERL_USE_EXTERNAL_MODULES"].split(",")
@@ -178,7 +178,7 @@ def cpu_grpo_overrides() -> list[str]:
     """A GRPO run on one CPU process: no vLLM (its CPU test double instead), no flash-attn, no padding removal."""
     return [
         f"ray_kwargs.ray_init.num_cpus={CPU_RAY_SLOTS}",
-        # The CPU platform's worker slots (verl_recipes.cpu_platform): one per trainer process.
+        # The CPU platform's worker slots (verl_recipes.cpu.cpu_platform): one per trainer process.
         "+ray_kwargs.ray_init.num_gpus=1",
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
         "reward.num_workers=1",
@@ -256,7 +256,7 @@ def plan_grpo(
     invalid: Literal["zero", "mask"] = "zero",
     device: Device = "gpu",
 ) -> LaunchPlan:
-    """verl's ``main_ppo`` with the recipe's config; on ``cpu`` the rollout is :mod:`verl_recipes.vllm_double`."""
+    """verl's ``main_ppo`` with the recipe's config; on ``cpu`` the rollout is :mod:`verl_recipes.cpu.vllm_double`."""
     tool_server = tool_server or os.environ.get("GEN_SEARCHER_MCP_URL")
     if not tool_server:
         raise LaunchError("GRPO needs the MCP tool server: --tool-server URL (or $GEN_SEARCHER_MCP_URL)")

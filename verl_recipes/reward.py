@@ -23,7 +23,7 @@ raised (``on_failure="raise"``). A reward function cannot drop a sample in verl
 0.9.1, so masking happens where verl allows it: the ``gen_searcher`` agent loop
 calls this function itself (``score_in_loop``) and zeroes the ``response_mask`` of
 a failed or (with ``mask_invalid``) answerless episode, and the ``grpo_masked``
-advantage estimator (:mod:`verl_recipes.advantage`) leaves such samples out of
+advantage estimator (:mod:`verl_recipes.verl_ext.advantage`) leaves such samples out of
 their group's mean and std; ``gen-searcher train grpo`` sets this up (a warning
 says so when an episode arrives unmasked under ``invalid="mask"``). Called by
 verl's reward workers instead, a failure still reads ``failed = 1`` in the metrics
@@ -59,6 +59,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from benchmark.judge import JudgeClient, JudgeError, JudgeSettings
 from benchmark.rubrics import judge_kscore, judge_text
+from gen_searcher_core.episode_record import EpisodeRecord, EpisodeRecordError, read_episode_record
 from gen_searcher_core.errors import UserFacingError
 from gen_searcher_core.tool_results import RenderResult, parse_output
 from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool, McpCallError, McpConnectionError
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 RENDER_URL_ENV = "GEN_SEARCHER_RENDER_MCP_URL"
 #: What verl itself adds to a custom reward function's keyword arguments (with a reward-model router).
 VERL_REWARD_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+#: Where the agent loop puts the episode record in ``extra_info``.
+EPISODE_KEY = "gen_searcher"
 RESULT_KEYS = ("score", "image_score", "text_score", "valid", "invalid", "masked", "failed", "render_s", "judge_s")
 
 
@@ -265,7 +268,7 @@ async def _judged(what: str, attempts: int, make: Any) -> Any:
 
 async def score_episode(
     settings: RewardSettings,
-    episode: Mapping[str, Any],
+    episode: EpisodeRecord,
     ground_truth: Any,
     *,
     judges: JudgeRegistry | None = None,
@@ -274,13 +277,13 @@ async def score_episode(
 
     The judge client comes from ``judges`` (default: the process-wide :attr:`JudgeRegistry.shared`).
     """
-    answer = episode.get("answer") or {}
-    gen_prompt = episode.get("gen_prompt") or answer.get("gen_prompt")
-    if not isinstance(gen_prompt, str) or not gen_prompt.strip():
-        raise RewardFailure("the episode is marked valid but has no gen_prompt")
-    prompt = str(episode.get("prompt") or "")
-    references = list(episode.get("generator_image_ids") or [])[: settings.generator_references]
-    notes = [str(ref.get("note", "")) for ref in (answer.get("reference_images") or [])]
+    answer = episode.answer
+    if answer is None:
+        raise RewardFailure("the episode has no valid answer to score")
+    gen_prompt = answer.gen_prompt
+    prompt = episode.prompt
+    references = list(answer.generator_image_ids)[: settings.generator_references]
+    notes = [ref.note for ref in answer.references]
     truth = await asyncio.to_thread(_ground_truth_image, ground_truth)  # a file check: off the event loop
     judge = (judges if judges is not None else JudgeRegistry.shared).get(settings.judge_settings())
 
@@ -317,6 +320,16 @@ async def score_episode(
     )
 
 
+def _episode_of(info: Mapping[str, Any]) -> EpisodeRecord | None:
+    """The episode record under ``extra_info["gen_searcher"]`` (any version the reader knows); None when absent."""
+    episode = info.get(EPISODE_KEY)
+    if episode is None:
+        return None
+    if not isinstance(episode, (EpisodeRecord, Mapping)):
+        raise EpisodeRecordError(f"extra_info[{EPISODE_KEY!r}] is a {type(episode).__name__}, not an episode record")
+    return read_episode_record(episode)
+
+
 async def compute_score(
     data_source: str | None = None,
     solution_str: str | None = None,
@@ -327,12 +340,18 @@ async def compute_score(
     """verl's custom reward entry point (async). Returns ``{"score": …, …}`` with the keys of ``RESULT_KEYS``."""
     settings = RewardSettings.from_kwargs(kwargs)
     info = dict(extra_info or {})
-    episode = info.get("gen_searcher")
     sample = info.get("id") or info.get("index")
-    if not isinstance(episode, Mapping) or not episode.get("valid"):
-        termination = episode.get("termination") if isinstance(episode, Mapping) else "no episode"
+    try:
+        episode = _episode_of(info)
+    except EpisodeRecordError as exc:
+        log.error("reward sample=%s FAILED (unreadable episode record, not scored as a bad answer): %s", sample, exc)
+        if settings.on_failure == "raise":
+            raise RewardFailure(f"unreadable episode record: {exc}") from None
+        return _empty(failed=1.0, valid=1.0)
+    if episode is None or not episode.valid:
+        termination = episode.termination if episode is not None else "no episode"
         log.info("reward sample=%s termination=%s: no valid answer (%s)", sample, termination, settings.invalid)
-        if settings.invalid == "mask" and isinstance(episode, Mapping) and not episode.get("loss_masked"):
+        if settings.invalid == "mask" and episode is not None and not episode.loss_masked:
             warnings.warn(  # shown once per process: a configuration problem, not a per-sample one
                 "reward_kwargs.invalid=mask, but the agent loop kept this episode's loss: set mask_invalid: true in "
                 "the agent-loop config and algorithm.adv_estimator=grpo_masked (gen-searcher train grpo "

@@ -9,7 +9,7 @@ import mcp_types
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from gen_searcher_core.errors import describe_failure
+from gen_searcher_core.errors import describe_failure, first_leaf
 from gen_searcher_core.tool_results import BrowseResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result
@@ -43,6 +43,24 @@ def render_text(result: dict[str, Any]) -> str:
     return text
 
 
+#: Appended when a page's host cannot be reached: offline, browse reads pages served on loopback.
+BROWSE_OFFLINE_HINT = (
+    "offline? a local index's pages can be browsed when served on this machine: build it with "
+    "gen-searcher index build PAGES_DIR --out index.db --base-url http://127.0.0.1:PORT/ and set "
+    "GEN_SEARCHER_FETCH__ALLOW_PRIVATE_NETWORKS=true (docs/search.md; gen-searcher demo runs one)"
+)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A host that does not resolve or answer (not a page that was refused or too large)."""
+    from safe_io.fetcher import ConnectionFailed, HostNotFound
+
+    leaf = first_leaf(exc)
+    return isinstance(leaf, HostNotFound) or (
+        isinstance(leaf, ConnectionFailed) and str(leaf).startswith(("could not fetch", "could not reach"))
+    )
+
+
 async def run_browse(services: Services, url: str, goal: str, offset: int = 0) -> mcp_types.CallToolResult:
     browser = services.browser
     if browser is None:
@@ -50,7 +68,8 @@ async def run_browse(services: Services, url: str, goal: str, offset: int = 0) -
     try:
         result = await browser.browse(url, goal, offset)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error; internal ones are logged
-        return error_result(f"browse failed: {describe_failure(exc, logger=logger)}")
+        message = f"browse failed: {describe_failure(exc, logger=logger)}"
+        return error_result(f"{message}; {BROWSE_OFFLINE_HINT}" if _unreachable(exc) else message)
     return mcp_types.CallToolResult(
         content=[mcp_types.TextContent(type="text", text=render_text(result))],
         structured_content=result,

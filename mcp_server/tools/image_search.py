@@ -79,7 +79,7 @@ def render_text(query: str, images: list[dict[str, Any]], dropped: list[str]) ->
 async def run_image_search(services: Services, query: str, top_k: int) -> mcp_types.CallToolResult:
     """The tool's result; an image store that is down or unwritable is a clear error result."""
     from gen_searcher_core.errors import first_leaf
-    from search_tools.image_store import ImageStoreUnavailable
+    from safe_io.image_store import ImageStoreUnavailable
 
     try:
         return await _run_image_search(services, query, top_k)
@@ -174,7 +174,7 @@ def register(server: MCPServer, services: Services) -> None:
         mime_type="image/png",
     )
     async def read_image(id: str, ctx: Context) -> bytes:
-        from search_tools.image_store import ImageNotFoundError, ImageStoreUnavailable
+        from safe_io.image_store import ImageNotFoundError, ImageStoreUnavailable
 
         try:
             data, media_type = await services.images.read_bytes(id)

@@ -58,7 +58,7 @@ def _decode_reference(data: bytes, image_id: str) -> Any:
 
 async def run_render(services: Services, *args: Any) -> mcp_types.CallToolResult:
     """The tool's result; an image store that is down or unwritable is a clear error result."""
-    from search_tools.image_store import ImageStoreUnavailable
+    from safe_io.image_store import ImageStoreUnavailable
 
     try:
         return await _run_render(services, *args)
@@ -77,7 +77,7 @@ async def _run_render(
 ) -> mcp_types.CallToolResult:
     from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest
     from render_tools.imaging import png_bytes
-    from search_tools.image_store import ImageNotFoundError
+    from safe_io.image_store import ImageNotFoundError
 
     renderer = services.renderer
     if renderer is None:

@@ -17,10 +17,9 @@ from dataclasses import replace
 
 import anyio
 
+from safe_io.fetch_protocol import FetchedPage
+from safe_io.fetcher import FetchError, GuardedFetcher
 from search_tools.extract import HTML_TYPES, sniff_media_type
-from search_tools.fetch import Fetcher as GuardedFetcher
-from search_tools.fetch import FetchError
-from search_tools.fetch_protocol import FetchedPage
 from search_tools.fetchers.browser import BrowserFetcher
 from search_tools.fetchers.browser import create as create_browser
 from search_tools.fetchers.registry import FetcherConfig

@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from gen_searcher_core.errors import ConfigError
+from safe_io.fetch_protocol import FetchedPage
+from safe_io.fetcher import FetchError, FetchTimeout, GuardedFetcher, Resolver, system_resolver
+from safe_io.netguard import AddressPolicy
 from search_tools.extract import HTML_TYPES, sniff_media_type
-from search_tools.fetch import Fetcher as GuardedFetcher
-from search_tools.fetch import FetchError, FetchTimeout, Resolver, system_resolver
-from search_tools.fetch_protocol import FetchedPage
 from search_tools.fetchers.guard_proxy import GuardProxy, Slot
-from search_tools.netguard import AddressPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection

@@ -1,8 +1,8 @@
-"""``direct``: the guarded httpx fetcher (``search_tools.fetch.Fetcher``), unchanged."""
+"""``direct``: the guarded httpx fetcher (``safe_io.fetcher.GuardedFetcher``), unchanged."""
 
 from __future__ import annotations
 
-from search_tools.fetch import Fetcher as GuardedFetcher
+from safe_io.fetcher import GuardedFetcher
 from search_tools.fetchers.registry import FetcherConfig
 
 

@@ -3,7 +3,7 @@
 Chromium is started with every context's traffic sent here (loopback included,
 ``<-loopback>``). Each tunnel (``CONNECT host:port``, used for https, wss and
 ws) and each plain-http request (absolute-form ``GET http://host/...``) is
-opened by :class:`search_tools.fetch.GuardedNetworkBackend`, the connector of
+opened by :class:`safe_io.fetcher.GuardedNetworkBackend`, the connector of
 the ``direct`` fetcher: the host is checked, resolved, every answer vetted, the
 vetted address connected to and the socket's peer address checked again. So a
 page's scripts, XHR/fetch, iframes, WebSockets and redirect hops meet exactly
@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import httpcore
 
-from search_tools.fetch import BlockedAddress, ConnectionFailed, GuardedNetworkBackend, Resolver, system_resolver
-from search_tools.netguard import AddressPolicy
+from safe_io.fetcher import BlockedAddress, ConnectionFailed, GuardedNetworkBackend, Resolver, system_resolver
+from safe_io.netguard import AddressPolicy
 
 _HEAD_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024

@@ -18,9 +18,8 @@ import anyio
 import httpx
 from pydantic import SecretStr
 
-from search_tools.fetch import ConnectionFailed, FetchError, FetchTimeout, TooLarge
-from search_tools.fetch import Fetcher as GuardedFetcher
-from search_tools.fetch_protocol import FetchedPage
+from safe_io.fetch_protocol import FetchedPage
+from safe_io.fetcher import ConnectionFailed, FetchError, FetchTimeout, GuardedFetcher, TooLarge
 from search_tools.fetchers.registry import FetcherConfig
 
 

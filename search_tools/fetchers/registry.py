@@ -22,9 +22,8 @@ from pydantic import SecretStr
 
 from gen_searcher_core.errors import ConfigError
 from gen_searcher_core.plugins import EntryPoints, by_name, load_plugin
-from search_tools.fetch import Fetcher as GuardedFetcher
-from search_tools.fetch import Resolver, system_resolver
-from search_tools.fetch_protocol import Fetcher
+from safe_io.fetch_protocol import Fetcher
+from safe_io.fetcher import GuardedFetcher, Resolver, system_resolver
 from search_tools.settings import FetchSettings
 
 ENTRY_POINT_GROUP = "gen_searcher.fetchers"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from search_tools.fetch import Fetcher, system_resolver
+from safe_io.fetcher import GuardedFetcher, system_resolver
+from safe_io.netguard import AddressPolicy
 from search_tools.fetchers.browser import BrowserFetcher, BrowserOptions, find_chromium
-from search_tools.netguard import AddressPolicy
 from tests.browse.conftest import Web, make_fetcher
 from tests.browse.js_web import JsWeb, build_js_app
 from tests.support.loopback import serve_app
@@ -38,12 +38,12 @@ def allowed(web: Web, js_web: JsWeb) -> list[str]:
     return [f"127.0.0.1:{web.port}", f"127.0.0.1:{js_web.port}"]
 
 
-def make_direct(web: Web, js_web: JsWeb, **kwargs: Any) -> Fetcher:
+def make_direct(web: Web, js_web: JsWeb, **kwargs: Any) -> GuardedFetcher:
     policy = AddressPolicy.from_strings(False, allowed(web, js_web))
     return make_fetcher(web, policy=policy, resolver=rebinding_resolver, **kwargs)
 
 
-def make_browser(direct: Fetcher, web: Web, js_web: JsWeb, events: Any = None, **options: Any) -> BrowserFetcher:
+def make_browser(direct: GuardedFetcher, web: Web, js_web: JsWeb, events: Any = None, **options: Any) -> BrowserFetcher:
     settings: dict[str, Any] = dict(executable=find_chromium(), contexts=2, page_timeout_s=20.0, settle_s=4.0)
     settings.update(options)
     policy = AddressPolicy.from_strings(False, allowed(web, js_web))

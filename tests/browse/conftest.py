@@ -32,8 +32,8 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from search_tools.fetch import Fetcher
-from search_tools.netguard import AddressPolicy
+from safe_io.fetcher import GuardedFetcher
+from safe_io.netguard import AddressPolicy
 from tests.browse import content
 from tests.support.env import clear_settings_environment
 from tests.support.loopback import serve_app
@@ -246,7 +246,7 @@ def web() -> Iterator[Web]:
         yield holder
 
 
-def make_fetcher(web: Web, **kwargs: Any) -> Fetcher:
+def make_fetcher(web: Web, **kwargs: Any) -> GuardedFetcher:
     """The production fetcher with the guard on; only the test web's own address:port is excepted."""
     options: dict[str, Any] = dict(
         user_agent="Gen-Searcher/0.1 (+https://github.com/gen-searcher/gen-searcher; test)",
@@ -258,11 +258,11 @@ def make_fetcher(web: Web, **kwargs: Any) -> Fetcher:
         max_bytes=1024 * 1024,
     )
     options.update(kwargs)
-    return Fetcher(**options)
+    return GuardedFetcher(**options)
 
 
 @pytest.fixture
-async def fetcher(web: Web) -> AsyncIterator[Fetcher]:
+async def fetcher(web: Web) -> AsyncIterator[GuardedFetcher]:
     f = make_fetcher(web)
     try:
         yield f

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mcp_server.metrics import Metrics
+from safe_io.fetcher import BlockedAddress, FetchError, FetchTimeout
 from search_tools.extract import extract_html
-from search_tools.fetch import BlockedAddress, FetchError, FetchTimeout
 from search_tools.fetchers.browser import BrowserFetcher
 from tests.browse.browser_support import js_web_server, make_browser, make_direct  # noqa: F401 - a fixture
 from tests.browse.conftest import Web

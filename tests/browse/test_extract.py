@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from safe_io.fetcher import FetchedPage, UnsupportedContentType
 from search_tools.extract import ExtractionError, extract, sniff_media_type
-from search_tools.fetch import FetchedPage, UnsupportedContentType
 from tests.browse import content
 
 pytestmark = pytest.mark.anyio

@@ -7,9 +7,9 @@ import anyio
 import psutil
 import pytest
 
+from safe_io.fetch_protocol import FetchedPage
 from search_tools.extract import ExtractionError, extract, extract_html
 from search_tools.extract_pool import ExtractionPool, ExtractLimits
-from search_tools.fetch_protocol import FetchedPage
 from tests.browse import content
 
 pytestmark = pytest.mark.anyio

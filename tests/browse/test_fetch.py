@@ -10,11 +10,11 @@ import httpcore
 import httpx
 import pytest
 
-from search_tools.fetch import (
+from safe_io.fetcher import (
     BlockedAddress,
     ConnectionFailed,
-    Fetcher,
     FetchTimeout,
+    GuardedFetcher,
     GuardedNetworkBackend,
     GuardedTransport,
     HttpStatusError,
@@ -25,13 +25,13 @@ from search_tools.fetch import (
     UnsupportedContentType,
     check_peer,
 )
-from search_tools.netguard import AddressPolicy, AddressRefused
+from safe_io.netguard import AddressPolicy, AddressRefused
 from tests.browse.conftest import Web, make_fetcher
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_fetches_a_page_with_a_truthful_user_agent(fetcher: Fetcher, web: Web) -> None:
+async def test_fetches_a_page_with_a_truthful_user_agent(fetcher: GuardedFetcher, web: Web) -> None:
     page = await fetcher.fetch(web.url("/article"))
     assert page.status == 200 and page.media_type == "text/html"
     assert b"Bellmoor" in page.body
@@ -70,7 +70,7 @@ def hostile_urls(web: Web) -> list[str]:
     ]
 
 
-async def test_hostile_urls_are_refused_in_every_spelling(fetcher: Fetcher, web: Web) -> None:
+async def test_hostile_urls_are_refused_in_every_spelling(fetcher: GuardedFetcher, web: Web) -> None:
     before = sum(web.internal_hits.values())
     for url in hostile_urls(web):
         with pytest.raises((BlockedAddress, InvalidUrl)) as info:
@@ -79,7 +79,7 @@ async def test_hostile_urls_are_refused_in_every_spelling(fetcher: Fetcher, web:
     assert sum(web.internal_hits.values()) == before  # the internal service was never contacted
 
 
-async def test_redirects_to_internal_addresses_are_refused_at_every_hop(fetcher: Fetcher, web: Web) -> None:
+async def test_redirects_to_internal_addresses_are_refused_at_every_hop(fetcher: GuardedFetcher, web: Web) -> None:
     before = sum(web.internal_hits.values())
     for target in hostile_urls(web)[:12]:
         with pytest.raises((BlockedAddress, InvalidUrl), match=r"redirect from .*refused"):
@@ -91,7 +91,7 @@ async def test_redirects_to_internal_addresses_are_refused_at_every_hop(fetcher:
     assert sum(web.internal_hits.values()) == before
 
 
-async def test_redirect_to_other_schemes_is_refused(fetcher: Fetcher, web: Web) -> None:
+async def test_redirect_to_other_schemes_is_refused(fetcher: GuardedFetcher, web: Web) -> None:
     for target in ["file:///etc/passwd", "gopher://127.0.0.1:70/", "ftp://example.com/x"]:
         with pytest.raises(InvalidUrl, match="only http and https"):
             await fetcher.fetch(web.url("/redirect?to=" + quote(target, safe="")))
@@ -140,7 +140,7 @@ async def test_allow_private_networks_lifts_the_guard(web: Web) -> None:
         await f.aclose()
 
 
-async def test_redirect_chains_stop_after_the_limit(fetcher: Fetcher, web: Web) -> None:
+async def test_redirect_chains_stop_after_the_limit(fetcher: GuardedFetcher, web: Web) -> None:
     page = await fetcher.fetch(web.url("/chain/5"))
     assert b"End of the chain" in page.body and len(page.redirects) == 5
     with pytest.raises(TooManyRedirects, match="more than 5 redirects"):
@@ -207,7 +207,7 @@ async def test_slow_responses_time_out(web: Web) -> None:
         await f.aclose()
 
 
-async def test_byte_caps(fetcher: Fetcher, web: Web) -> None:
+async def test_byte_caps(fetcher: GuardedFetcher, web: Web) -> None:
     with pytest.raises(TooLarge, match="over the limit"):
         await fetcher.fetch(web.url("/huge"))  # refused from Content-Length alone
     # Streamed: stopped at the cap (decoded bytes). Were the cap not enforced, the endless body
@@ -217,7 +217,7 @@ async def test_byte_caps(fetcher: Fetcher, web: Web) -> None:
             await fetcher.fetch(web.url(path))
 
 
-async def test_unwanted_content_types_are_refused_before_reading(fetcher: Fetcher, web: Web) -> None:
+async def test_unwanted_content_types_are_refused_before_reading(fetcher: GuardedFetcher, web: Web) -> None:
     accept = {"text/html", "text/plain", "application/pdf"}
     with pytest.raises(UnsupportedContentType, match="video/mp4"):
         await fetcher.fetch(web.url("/clip.mp4"), accept=accept)
@@ -225,7 +225,7 @@ async def test_unwanted_content_types_are_refused_before_reading(fetcher: Fetche
         await fetcher.fetch(web.url("/archive.zip"), accept=accept)
 
 
-async def test_http_errors_and_bad_urls(fetcher: Fetcher, web: Web) -> None:
+async def test_http_errors_and_bad_urls(fetcher: GuardedFetcher, web: Web) -> None:
     for code in (404, 410, 500, 503):
         with pytest.raises(HttpStatusError, match=f"HTTP {code}"):
             await fetcher.fetch(web.url(f"/status/{code}"))

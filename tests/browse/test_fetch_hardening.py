@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from search_tools.fetch import ConnectionFailed, Fetcher, InvalidUrl, RobotsDisallowed, TooLarge
-from search_tools.netguard import AddressPolicy
+from safe_io.fetcher import ConnectionFailed, GuardedFetcher, InvalidUrl, RobotsDisallowed, TooLarge
+from safe_io.netguard import AddressPolicy
 from tests.browse import content
 from tests.browse.conftest import Web, browse_settings, text_of, tool_client
 from tests.support.loopback import serve_app
@@ -106,7 +106,7 @@ def hostile() -> Iterator[tuple[str, collections.Counter[str]]]:
         yield base, hits
 
 
-def fetcher_for(base: str, **options: Any) -> Fetcher:
+def fetcher_for(base: str, **options: Any) -> GuardedFetcher:
     port = base.rsplit(":", 1)[1]
     settings: dict[str, Any] = dict(
         user_agent="Gen-Searcher/0.1 (test)",
@@ -116,11 +116,11 @@ def fetcher_for(base: str, **options: Any) -> Fetcher:
         max_bytes=CAP,
     )
     settings.update(options)
-    return Fetcher(**settings)
+    return GuardedFetcher(**settings)
 
 
 @pytest.fixture
-async def fetcher(hostile: tuple[str, collections.Counter[str]]) -> AsyncIterator[Fetcher]:
+async def fetcher(hostile: tuple[str, collections.Counter[str]]) -> AsyncIterator[GuardedFetcher]:
     f = fetcher_for(hostile[0])
     try:
         yield f
@@ -129,7 +129,7 @@ async def fetcher(hostile: tuple[str, collections.Counter[str]]) -> AsyncIterato
 
 
 async def test_a_double_gzip_bomb_stops_at_the_cap_without_inflating(
-    fetcher: Fetcher, hostile: tuple[str, collections.Counter[str]]
+    fetcher: GuardedFetcher, hostile: tuple[str, collections.Counter[str]]
 ) -> None:
     base, _ = hostile
     double_gzip_bomb()  # built before measuring
@@ -146,7 +146,7 @@ async def test_a_double_gzip_bomb_stops_at_the_cap_without_inflating(
 
 
 async def test_stacked_and_unknown_encodings_are_refused_clearly(
-    fetcher: Fetcher, hostile: tuple[str, collections.Counter[str]]
+    fetcher: GuardedFetcher, hostile: tuple[str, collections.Counter[str]]
 ) -> None:
     base, _ = hostile
     with pytest.raises(ConnectionFailed, match="3 stacked content encodings"):
@@ -158,7 +158,7 @@ async def test_stacked_and_unknown_encodings_are_refused_clearly(
 
 
 async def test_ordinary_encodings_decode_exactly(
-    fetcher: Fetcher, hostile: tuple[str, collections.Counter[str]]
+    fetcher: GuardedFetcher, hostile: tuple[str, collections.Counter[str]]
 ) -> None:
     base, _ = hostile
     for kind in ("double", "deflate-zlib", "deflate-raw", "multi-member"):
@@ -176,7 +176,7 @@ async def test_ordinary_encodings_decode_exactly(
     ],
 )
 async def test_redirects_to_script_and_data_urls_are_clear_refusals(
-    fetcher: Fetcher, hostile: tuple[str, collections.Counter[str]], target: str
+    fetcher: GuardedFetcher, hostile: tuple[str, collections.Counter[str]], target: str
 ) -> None:
     base, _ = hostile
     from urllib.parse import quote
@@ -188,7 +188,7 @@ async def test_redirects_to_script_and_data_urls_are_clear_refusals(
 
 
 async def test_a_redirect_target_with_control_characters_is_a_clear_refusal(
-    fetcher: Fetcher, hostile: tuple[str, collections.Counter[str]]
+    fetcher: GuardedFetcher, hostile: tuple[str, collections.Counter[str]]
 ) -> None:
     base, _ = hostile
     with pytest.raises(InvalidUrl, match=r"redirect from .*(invalid redirect target|not a valid http\(s\) URL)"):

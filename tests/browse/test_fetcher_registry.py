@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gen_searcher_core.errors import ConfigError
-from search_tools.fetch import Fetcher as GuardedFetcher
-from search_tools.fetch_protocol import FetchedPage
+from safe_io.fetch_protocol import FetchedPage
+from safe_io.fetcher import GuardedFetcher
 from search_tools.fetchers import ENTRY_POINT_GROUP, FetcherConfig, create_fetcher, known_fetchers
 from search_tools.settings import FetchSettings
 from tests.browse.conftest import Web, browse_settings, make_fetcher, text_of, tool_client

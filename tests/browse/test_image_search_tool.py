@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from mcp_server.server import build_server
 from mcp_server.services import open_services
-from search_tools.image_store import image_id_for
+from safe_io.image_store import image_id_for
 from tests.browse.conftest import IMAGES, Web, browse_settings, text_of, tool_client
 from tests.support.tool_server import write_index
 

@@ -9,10 +9,10 @@ import anyio
 import pytest
 from PIL import Image
 
+from safe_io.image_store import DiskImageStore as ImageStore
+from safe_io.image_store import ImageNotFoundError, image_id_for
 from search_tools.backends.base import ImageHit
 from search_tools.image_fetch import ImageCollector, ImageRejected, validate_image
-from search_tools.image_store import DiskImageStore as ImageStore
-from search_tools.image_store import ImageNotFoundError, image_id_for
 from tests.browse import content
 from tests.browse.conftest import IMAGES, Web, make_fetcher
 

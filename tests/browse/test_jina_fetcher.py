@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pydantic import SecretStr
 
-from search_tools.fetch import BlockedAddress, FetchError, InvalidUrl
+from safe_io.fetcher import BlockedAddress, FetchError, InvalidUrl
 from search_tools.fetchers.jina import JinaFetcher
 from tests.browse.conftest import Web, make_fetcher
 from tests.browse.jina_fake import KEY, FakeJina

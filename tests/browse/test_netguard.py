@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify, parse_loose_ipv4
+from safe_io.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify, parse_loose_ipv4
 
 GUARD = AddressPolicy()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from search_tools.image_store import ImageStore, create_image_store
+from safe_io.image_store import ImageStore, create_image_store
 from search_tools.settings import ImageSettings
 from tests.search.conftest import redis_url  # noqa: F401  (a real redis-server, shared fixture)
 from tests.support.env import clear_settings_environment

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from search_tools.image_store import create_image_store
+from safe_io.image_store import create_image_store
 from search_tools.settings import ImageSettings
 from tests.support.loopback import serve_app
 from tests.support.s3 import S3Server

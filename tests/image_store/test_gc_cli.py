@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gen_searcher_core.commands import build_app
-from search_tools.image_store import DiskImageStore, create_image_store
+from safe_io.image_store import DiskImageStore, create_image_store
 from search_tools.settings import ImageSettings
 from tests.browse import content
 from tests.support.s3 import S3Server

@@ -20,10 +20,10 @@ from starlette.routing import Route
 
 from mcp_server.server import build_server
 from mcp_server.services import open_services
+from safe_io.fetcher import GuardedFetcher
+from safe_io.netguard import AddressPolicy
 from search_tools.backends.base import ImageHit
-from search_tools.fetch import Fetcher
 from search_tools.image_fetch import ImageCollector
-from search_tools.netguard import AddressPolicy
 from tests.support.loopback import serve_app
 from tests.support.tool_server import serve_settings, tool_server_settings
 
@@ -47,7 +47,7 @@ async def test_candidates_are_downloaded_once_then_reused_by_source_url(make_sto
     store = make_store(share=True)
     with serve_app(image_host(downloads)) as base:
         port = base.rsplit(":", 1)[1]
-        fetcher = Fetcher(
+        fetcher = GuardedFetcher(
             user_agent="gen-searcher-tests",
             policy=AddressPolicy.from_strings(False, [f"127.0.0.1:{port}"]),
             respect_robots=False,

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from PIL import Image
 
-from search_tools.image_store import (
+from safe_io.image_store import (
     ImageNotFoundError,
     ImageStore,
     ImageStoreUnavailable,
@@ -139,7 +139,7 @@ async def test_gc_deletes_only_what_is_older_than_asked(make_store: Any) -> None
 
 
 async def test_disk_store_evicts_least_recently_used_over_budget(tmp_path: Path) -> None:
-    from search_tools.image_store import DiskImageStore
+    from safe_io.image_store import DiskImageStore
 
     images = [content.jpeg_bytes((200, 200), (i * 40, 10, 10)) for i in range(3)]
     store = DiskImageStore(tmp_path, max_total_bytes=sum(len(d) for d in images[:2]) + 10)
@@ -154,7 +154,7 @@ async def test_disk_store_evicts_least_recently_used_over_budget(tmp_path: Path)
 
 
 async def test_s3_local_cache_is_bounded_and_reads_through(tmp_path: Path, s3_server: Any) -> None:
-    from search_tools.image_store import create_image_store
+    from safe_io.image_store import create_image_store
     from search_tools.settings import ImageSettings
 
     images = [content.jpeg_bytes((200, 200), (i * 40, 90, 10)) for i in range(4)]
@@ -170,7 +170,7 @@ async def test_s3_local_cache_is_bounded_and_reads_through(tmp_path: Path, s3_se
 
 
 async def test_s3_outage_is_a_clear_error_and_recovery_is_automatic(tmp_path: Path, s3_server: Any) -> None:
-    from search_tools.image_store import create_image_store
+    from safe_io.image_store import create_image_store
     from search_tools.settings import ImageSettings
 
     store = create_image_store(ImageSettings(**s3_server.images_settings(tmp_path / "c", cache_max_bytes=0)))
@@ -191,7 +191,7 @@ async def test_s3_outage_is_a_clear_error_and_recovery_is_automatic(tmp_path: Pa
 async def test_disk_folder_that_becomes_unusable_is_a_clear_error(tmp_path: Path) -> None:
     import shutil
 
-    from search_tools.image_store import DiskImageStore
+    from safe_io.image_store import DiskImageStore
 
     root = tmp_path / "images"
     store = DiskImageStore(root)
@@ -203,7 +203,7 @@ async def test_disk_folder_that_becomes_unusable_is_a_clear_error(tmp_path: Path
 
 
 async def test_s3_server_that_goes_away_and_returns(tmp_path: Path) -> None:
-    from search_tools.image_store import create_image_store
+    from safe_io.image_store import create_image_store
     from search_tools.settings import ImageSettings
     from tests.support.s3 import S3Server
 

@@ -24,8 +24,8 @@ from render_tools.imaging import png_bytes, png_data_url
 from render_tools.openai_images import OpenAIImagesRenderer
 from render_tools.server import create_app
 from render_tools.workers import PoolConfig, WorkerPool
-from search_tools.fetch import Fetcher
-from search_tools.netguard import AddressPolicy
+from safe_io.fetcher import GuardedFetcher
+from safe_io.netguard import AddressPolicy
 from tests.support.loopback import serve_app
 
 from .conftest import EngineControls
@@ -39,7 +39,7 @@ SMALL = {"width": 64, "height": 64, "num_inference_steps": 2}
 def render_server(factory, *, allowed: tuple[str, ...] = (), api_keys=(), **config: Any) -> Iterator[str]:
     """Serve the real app over a worker pool; waits until every worker has loaded."""
     pool = WorkerPool(factory, PoolConfig(**{"devices": ("cpu",), **config}))
-    fetcher = Fetcher(
+    fetcher = GuardedFetcher(
         user_agent="gen-searcher-tests", policy=AddressPolicy.from_strings(False, allowed), respect_robots=False
     )
     with serve_app(create_app(pool, fetcher=fetcher, api_keys=api_keys)) as base:

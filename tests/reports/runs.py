@@ -1,6 +1,6 @@
 """Synthetic benchmark run folders (journals, images, ground truth) in the exact layout a real run leaves.
 
-Used by the page tests and by ``benchmark/perf/gallery.py``; :func:`knowgen_run` goes through the
+Used by the page tests and by ``perf/gallery.py``; :func:`knowgen_run` goes through the
 production loaders (``load_knowgen``) and summary (``summarize``), only the images and judge
 replies are made up.
 """

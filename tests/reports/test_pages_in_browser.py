@@ -139,7 +139,7 @@ def test_compare_page(browser: Any, tmp_path: Path) -> None:
 
 
 def test_a_500_item_gallery_loads(browser: Any, tmp_path: Path) -> None:
-    """Loads and sorts; the time is reported, not asserted (benchmark/perf/gallery.py measures it)."""
+    """Loads and sorts; the time is reported, not asserted (perf/gallery.py measures it)."""
     run_dir, items, summary, run = knowgen_run(tmp_path, 500, image_size=64, failed=frozenset(range(0, 500, 37)))
     write_report(run_dir, summary, run, items)
     started = time.perf_counter()

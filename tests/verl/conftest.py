@@ -91,7 +91,7 @@ def build_tiny_vl(folder: Path) -> Path:
 
 def tiny_model_config(tokenizer: Any) -> Any:
     """A tiny Qwen2-VL model config matching the tokenizer (verl reads it next to the processor)."""
-    from verl_recipes.smoke import tiny_qwen2_vl_config
+    from verl_recipes.cpu.smoke import tiny_qwen2_vl_config
 
     return tiny_qwen2_vl_config(tokenizer)
 

@@ -33,7 +33,7 @@ def test_equals_verls_grpo_when_nothing_is_masked(norm: bool) -> None:
     from omegaconf import OmegaConf
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-    from verl_recipes.advantage import grpo_masked_advantage
+    from verl_recipes.verl_ext.advantage import grpo_masked_advantage
 
     rewards, mask = batch([0.9, 0.1, 0.5, 0.2, 0.7, 0.7], [5, 3, 4, 2, 5, 1])
     index = np.array(["a", "a", "a", "b", "b", "b"], dtype=object)
@@ -45,7 +45,7 @@ def test_equals_verls_grpo_when_nothing_is_masked(norm: bool) -> None:
 def test_masked_samples_are_left_out_of_their_group() -> None:
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-    from verl_recipes.advantage import grpo_masked_advantage
+    from verl_recipes.verl_ext.advantage import grpo_masked_advantage
 
     # Group a: two masked failures (score 0) among four; group b: one survivor; group c: all masked.
     scores = [0.0, 0.8, 0.0, 0.4, 0.6, 0.0, 0.0, 0.0, 0.0]
@@ -75,8 +75,8 @@ def test_verl_runs_it_by_name_after_importing_the_external_lib(tmp_path: Path) -
     from verl.trainer.ppo.ray_trainer import compute_advantage
     from verl.utils.import_utils import import_external_libs
 
-    from verl_recipes.advantage import grpo_masked_advantage
     from verl_recipes.launch import compose, plan_grpo
+    from verl_recipes.verl_ext.advantage import grpo_masked_advantage
 
     plan = plan_grpo(
         ["data.train_files=/d/rl.parquet"], tool_server="http://t/mcp", judge_url="http://j/v1", run_dir=tmp_path

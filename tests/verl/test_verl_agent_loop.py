@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gen_searcher_core.episode_record import EpisodeRecord
 from tests.support.loopback import free_port
 from tests.verl.conftest import ScriptedGenerator, agent_loop_kwargs, compose_verl
 
@@ -38,6 +39,11 @@ def make_loop(
     return GenSearcherAgentLoop(**agent_loop_kwargs(tiny_vl, generator, config, tool_server_url=url, **settings))
 
 
+def episode_record(output: Any) -> EpisodeRecord:
+    """The episode record the loop returned (its JSON dump, read back strictly as the current version)."""
+    return EpisodeRecord.model_validate(output.extra_fields["gen_searcher"])
+
+
 def trained_text(tokenizer: Any, output: Any) -> str:
     ids = [t for t, m in zip(output.response_ids, output.response_mask, strict=True) if m]
     return tokenizer.decode(ids, skip_special_tokens=False)
@@ -63,11 +69,12 @@ async def test_clean_multi_hop_episode(tiny_vl: Any, tool_server: Any) -> None:
     loop = make_loop(tiny_vl, generator, tool_server.url)
     output = await loop.run({"temperature": 1.0, "logprobs": True}, raw_prompt=[], extra_info={"prompt": PROMPT})
 
-    summary = output.extra_fields["gen_searcher"]
-    assert summary["termination"] == "answered" and summary["valid"] is True
-    assert summary["model_calls"] == 3 and summary["tool_calls"] == 2 and summary["format_errors"] == 0
-    assert summary["answer"]["reference_images"] == [{"img_id": "IMG_001", "note": "the bridge at dusk"}]
-    (store_id,) = summary["generator_image_ids"]
+    summary = episode_record(output)
+    assert summary.termination == "answered" and summary.valid is True
+    assert summary.model_calls == 3 and summary.tool_calls == 2 and summary.format_errors == 0
+    assert [(r.img_id, r.note) for r in summary.references] == [("IMG_001", "the bridge at dusk")]
+    (store_id,) = summary.generator_image_ids
+    assert summary.references[0].store_id == store_id
     assert await tool_server.services.images.contains(store_id)
 
     # The prompt is the policy's own: its system prompt, then the request.
@@ -104,7 +111,7 @@ async def test_the_rollouts_weight_versions_reach_verl(tiny_vl: Any, tool_server
         {"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT}
     )
     assert output.extra_fields["min_global_steps"] == 3 and output.extra_fields["max_global_steps"] == 4
-    assert output.extra_fields["gen_searcher"]["termination"] == "answered"
+    assert episode_record(output).termination == "answered"
 
 
 async def test_format_error_hallucination_and_too_long(tiny_vl: Any, tool_server: Any) -> None:
@@ -117,16 +124,16 @@ async def test_format_error_hallucination_and_too_long(tiny_vl: Any, tool_server
     loop = make_loop(tiny_vl, generator, tool_server.url, max_turn_tokens=60, mask_invalid=True)
     output = await loop.run({"temperature": 1.0}, raw_prompt=[{"role": "user", "content": PROMPT}], extra_info={})
 
-    summary = output.extra_fields["gen_searcher"]
-    assert summary["termination"] == "too_long" and summary["valid"] is False
-    assert summary["format_errors"] == 1 and summary["prompt"] == PROMPT
+    summary = episode_record(output)
+    assert summary.termination == "too_long" and summary.valid is False
+    assert summary.format_errors == 1 and summary.prompt == PROMPT
     assert "Format error" in generator.prompt_text(1)
     third = generator.prompt_text(2)
     assert "FAKE RESULTS" not in third and "Velmora lantern festival" in third  # cut, then the real result
     assert "too long" in generator.prompt_text(3)
     assert all(r["sampling_params"]["max_tokens"] <= 60 for r in generator.requests)
     assert set(output.response_mask) == {0}  # mask_invalid: an episode without an answer trains nothing
-    assert summary["loss_masked"] is True  # what the reward checks before flagging it masked
+    assert summary.loss_masked is True  # what the reward checks before flagging it masked
 
 
 async def test_hallucinated_tool_response_is_cut_from_the_trained_tokens(tiny_vl: Any, tool_server: Any) -> None:
@@ -134,7 +141,7 @@ async def test_hallucinated_tool_response_is_cut_from_the_trained_tokens(tiny_vl
     generator = ScriptedGenerator(tiny_vl.tokenizer, [hallucinated, IMAGES, ANSWER])
     loop = make_loop(tiny_vl, generator, tool_server.url)
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
-    assert output.extra_fields["gen_searcher"]["termination"] == "answered"
+    assert episode_record(output).termination == "answered"
     trained = trained_text(tiny_vl.tokenizer, output)
     assert "FAKE" not in trained and trained.startswith(SEARCH)
     assert "FAKE" not in tiny_vl.tokenizer.decode(output.response_ids)
@@ -146,8 +153,8 @@ async def test_forced_final_call(tiny_vl: Any, tool_server: Any) -> None:
     generator = ScriptedGenerator(tiny_vl.tokenizer, [IMAGES, SEARCH, ANSWER])
     loop = make_loop(tiny_vl, generator, tool_server.url, max_calls=2)
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
-    summary = output.extra_fields["gen_searcher"]
-    assert summary["termination"] == "forced_answer" and summary["valid"]
+    summary = episode_record(output)
+    assert summary.termination == "forced_answer" and summary.valid
     assert FORCED_FINAL_NOTICE in generator.prompt_text(2) and FORCED_FINAL_NOTICE not in generator.prompt_text(1)
     assert output.num_turns == 6  # user, then assistant/user pairs, then the answer
 
@@ -156,9 +163,10 @@ async def test_unreachable_tool_server_ends_the_episode_as_an_error(tiny_vl: Any
     generator = ScriptedGenerator(tiny_vl.tokenizer, [SEARCH])
     loop = make_loop(tiny_vl, generator, f"http://127.0.0.1:{free_port()}/mcp", tool_timeout_s=5)
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
-    summary = output.extra_fields["gen_searcher"]
-    assert summary["termination"] == "error" and "tool session failed" in summary["detail"]
-    assert summary["valid"] is False and json.dumps(summary)  # plain JSON for the reward
+    summary = episode_record(output)
+    assert summary.termination == "error" and "tool session failed" in (summary.detail or "")
+    assert summary.valid is False
+    assert json.dumps(output.extra_fields["gen_searcher"])  # plain JSON for the reward
 
 
 async def test_loop_built_from_the_launchers_agent_loop_config(tiny_vl: Any, tool_server: Any, tmp_path: Any) -> None:
@@ -179,9 +187,9 @@ async def test_loop_built_from_the_launchers_agent_loop_config(tiny_vl: Any, too
     )
     assert loop.settings.max_calls == 1 and loop.settings.tool_server_url == tool_server.url
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
-    assert output.extra_fields["gen_searcher"]["termination"] == "forced_answer"
+    assert episode_record(output).termination == "forced_answer"
     assert 1 in output.response_mask  # a valid answer keeps its loss even with mask_invalid
-    assert output.extra_fields["gen_searcher"]["loss_masked"] is False
+    assert episode_record(output).loss_masked is False
 
 
 async def test_parallel_tool_calls_in_one_turn(tiny_vl: Any, tool_server: Any) -> None:
@@ -194,8 +202,8 @@ async def test_parallel_tool_calls_in_one_turn(tiny_vl: Any, tool_server: Any) -
     generator = ScriptedGenerator(tiny_vl.tokenizer, [calls, ANSWER])
     loop = make_loop(tiny_vl, generator, tool_server.url, parallel_tool_calls=True)
     output = await loop.run({"temperature": 1.0}, raw_prompt=[], extra_info={"prompt": PROMPT})
-    summary = output.extra_fields["gen_searcher"]
-    assert summary["termination"] == "answered" and summary["tool_calls"] == 3 and summary["model_calls"] == 2
+    summary = episode_record(output)
+    assert summary.termination == "answered" and summary.tool_calls == 3 and summary.model_calls == 2
     browsed, searched, images = generator.prompt_text(1).split(PROMPT, 1)[1].split("<tool_response>")[1:]
     assert browsed.strip().startswith("Error from browse:") and "goal" in browsed  # the server's reason
     assert "lantern festival" in searched and "IMG_001: " in images
@@ -238,16 +246,16 @@ async def test_reward_in_the_loop_masks_failed_judgements(
     good.when("Grade the CANDIDATE", kscore_reply(1.0, 1.0, 1.0, 1.0))
     good.when("Generation prompt:", json.dumps({"score": 0.5}))
     output = await episode(good)
-    summary = output.extra_fields["gen_searcher"]
+    summary = episode_record(output)
     assert output.reward_score == pytest.approx(0.75)  # (1 - 0.5) * 1.0 + 0.5 * 0.5
     assert output.extra_fields["reward_extra_info"]["text_score"] == 0.5
-    assert calls[-1]["refs"] == summary["generator_image_ids"] and calls[-1]["prompt"] == summary["gen_prompt"]
-    assert 1 in output.response_mask and summary["loss_masked"] is False
+    assert calls[-1]["refs"] == list(summary.generator_image_ids) and calls[-1]["prompt"] == summary.gen_prompt
+    assert 1 in output.response_mask and summary.loss_masked is False
 
     output = await episode(ScriptedJudge(default="not json"))
-    summary = output.extra_fields["gen_searcher"]
+    summary = episode_record(output)
     assert output.extra_fields["reward_extra_info"]["failed"] == 1.0 and output.reward_score == 0.0
-    assert set(output.response_mask) == {0} and summary["loss_masked"] is True  # grpo_masked leaves it out
+    assert set(output.response_mask) == {0} and summary.loss_masked is True  # grpo_masked leaves it out
 
 
 WORKER_SCRIPT = """
@@ -342,5 +350,5 @@ async def test_vision_placeholders_in_text_reach_verls_postprocess_as_text(
     assert grid.shape[0] == output.extra_fields["gen_searcher"]["image_count"] >= 1  # what image_search returned
     merge = 2 * 2  # spatial_merge_size ** 2
     assert int((output.input_ids == pad_id).sum()) == int(grid.prod(dim=-1).sum()) // merge
-    assert output.extra_fields["gen_searcher"]["termination"] == "answered"
+    assert episode_record(output).termination == "answered"
     assert output.position_ids.shape[1] == 4  # text + M-RoPE (t, h, w) positions were computed

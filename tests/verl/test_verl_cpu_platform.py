@@ -43,7 +43,7 @@ def probe(script: str = PROBE, **env: str) -> dict[str, object]:
 
 
 def test_verl_runs_on_the_cpu_platform_when_asked() -> None:
-    from verl_recipes.cpu_platform import CPU_ENV
+    from verl_recipes.cpu.cpu_platform import CPU_ENV
 
     seen = probe(**CPU_ENV)
     assert seen == {
@@ -57,9 +57,9 @@ def test_verl_runs_on_the_cpu_platform_when_asked() -> None:
 
 
 def test_auto_detection_reaches_the_cpu_platform_only_without_an_accelerator() -> None:
-    from verl_recipes.cpu_platform import accelerator_present
+    from verl_recipes.cpu.cpu_platform import accelerator_present
 
     if accelerator_present():
         pytest.skip("this node has an accelerator: auto-detection must not pick the CPU")
     # (verl alone falls back to CUDA here, which is what this platform fixes)
-    assert probe(DEVICE, VERL_USE_EXTERNAL_MODULES="verl_recipes.cpu_platform")["device"] == "cpu"
+    assert probe(DEVICE, VERL_USE_EXTERNAL_MODULES="verl_recipes.cpu.cpu_platform")["device"] == "cpu"

@@ -44,7 +44,7 @@ def test_grpo_config_has_the_published_settings(tmp_path: Path) -> None:
     assert actor.optim.lr == 1e-6 and (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.28)
     assert actor.use_kl_loss is False and rollout.name == "vllm" and rollout.multi_turn.enable
     assert rollout.agent.default_agent_loop == "gen_searcher"
-    assert config.actor_rollout_ref.model.external_lib == "verl_recipes.verl_plugins"
+    assert config.actor_rollout_ref.model.external_lib == "verl_recipes.verl_ext.verl_plugins"
     assert config.trainer.total_epochs == 3  # the user's override wins
     kwargs = config.reward.custom_reward_function.reward_kwargs
     assert kwargs.render_mcp_url == TOOLS and kwargs.judge_base_url == JUDGE and kwargs.judge_model == "gpt-4.1"
@@ -123,7 +123,7 @@ def test_sft_config_and_command() -> None:
     config = compose("sft", plan.overrides)
     assert config.optim.lr == 1e-5 and config.trainer.total_epochs == 2
     assert config.data.max_length == 32768 and config.model.lora_rank == 0
-    assert config.model.external_lib == "verl_recipes.freeze_vision"
+    assert config.model.external_lib == "verl_recipes.verl_ext.freeze_vision"
     assert config.model.path == "/ckpt/qwen3-vl-8b" and config.trainer.n_gpus_per_node == 4
     multi = plan_sft(["data.train_files=x"], nnodes=2, node_rank=1, master_addr="10.0.0.1")
     assert (
@@ -211,7 +211,7 @@ def test_vision_tower_is_frozen_and_the_engine_swapped(tiny_vl: Any, monkeypatch
     from verl.workers.engine.base import EngineRegistry
 
     from tests.verl.conftest import tiny_model_config
-    from verl_recipes.freeze_vision import freeze_vision_tower
+    from verl_recipes.verl_ext.freeze_vision import freeze_vision_tower
 
     model = Qwen2VLForConditionalGeneration(tiny_model_config(tiny_vl.tokenizer))
     frozen = freeze_vision_tower(model)
@@ -226,7 +226,7 @@ def test_vision_tower_is_frozen_and_the_engine_swapped(tiny_vl: Any, monkeypatch
     for backend in ("fsdp", "fsdp2"):
         engine = EngineRegistry.get_engine_cls("language_model", backend)
         assert engine.__name__.startswith("FrozenVision") and engine._gen_searcher_freezes_vision
-    import verl_recipes.freeze_vision as module
+    import verl_recipes.verl_ext.freeze_vision as module
 
     assert module.install() == module.install()  # idempotent: no double wrapping
     assert EngineRegistry.get_engine_cls("language_model", "fsdp2").__mro__[1].__name__ == "FSDPEngineWithLMHead"
@@ -295,7 +295,9 @@ def test_sft_on_cpu_uses_the_cpu_platform_in_every_rank() -> None:
     from verl_recipes.launch import compose, plan_sft
 
     plan = plan_sft(["data.train_files=/data/sft.parquet"], device="cpu")
-    assert plan.env["VERL_PLATFORM"] == "cpu" and plan.env["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.cpu_platform"
+    assert (
+        plan.env["VERL_PLATFORM"] == "cpu" and plan.env["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.cpu.cpu_platform"
+    )
     assert "--nproc-per-node=1" in plan.command and plan.shell().startswith("VERL_PLATFORM=cpu ")
     config = compose("sft", plan.overrides)
     assert config.trainer.device == "cpu" and config.model.override_config.attn_implementation == "sdpa"
@@ -312,7 +314,7 @@ def test_grpo_on_cpu_rolls_out_with_the_vllm_double_and_keeps_the_users_modules(
     monkeypatch.setenv("VERL_USE_EXTERNAL_MODULES", "my_lab.plugin")
     plan = grpo_plan(tmp_path, "actor_rollout_ref.rollout.n=2", device="cpu")
     modules = plan.env["VERL_USE_EXTERNAL_MODULES"].split(",")
-    assert modules == ["verl_recipes.cpu_platform", "verl_recipes.vllm_double", "my_lab.plugin"]
+    assert modules == ["verl_recipes.cpu.cpu_platform", "verl_recipes.cpu.vllm_double", "my_lab.plugin"]
     assert plan.env["VERL_PLATFORM"] == "cpu" and plan.env["GEN_SEARCHER_MCP_URL"] == TOOLS
     config = compose("grpo", plan.overrides)
     rollout = config.actor_rollout_ref.rollout

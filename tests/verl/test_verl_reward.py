@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gen_searcher_core.episode_record import EpisodeAnswer, EpisodeRecord, ResolvedReference, Termination
 from tests.support.scripted_judge import ScriptedJudge, kscore_reply, serve_judge
 from tests.verl.conftest import png_bytes
 
@@ -40,14 +41,42 @@ async def found_image(server: Any) -> str:
     return result.structured_content["images"][0]["id"]
 
 
-def episode(store_id: str | None, *, valid: bool = True) -> dict[str, Any]:
+GEN_PROMPT = "The copper-green Quorvath Bridge from the first reference image"
+
+
+def episode(
+    store_id: str | None,
+    *,
+    valid: bool = True,
+    loss_masked: bool = False,
+    generator_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """``extra_info["gen_searcher"]`` as the agent loop writes it: an episode record's JSON dump."""
+    answer = None
+    if valid:
+        answer = EpisodeAnswer(
+            gen_prompt=GEN_PROMPT,
+            references=(ResolvedReference(img_id="IMG_001", store_id=store_id, note="NOTE-bridge-at-dusk"),),
+            generator_image_ids=tuple(generator_ids if generator_ids is not None else [store_id] if store_id else []),
+        )
+    record = EpisodeRecord(
+        prompt="Draw the Quorvath Bridge.",
+        termination=Termination.ANSWERED if valid else Termination.MAX_TURNS,
+        answer=answer,
+        loss_masked=loss_masked,
+    )
+    return record.model_dump(mode="json")
+
+
+def older_summary(store_id: str | None, *, valid: bool = True) -> dict[str, Any]:
+    """The agent loop's summary before the episode record (gen_prompt at the top and in the answer)."""
     return {
         "termination": "answered" if valid else "max_turns",
         "valid": valid,
         "prompt": "Draw the Quorvath Bridge.",
-        "gen_prompt": "The copper-green Quorvath Bridge from the first reference image" if valid else None,
+        "gen_prompt": GEN_PROMPT if valid else None,
         "answer": {
-            "gen_prompt": "The copper-green Quorvath Bridge from the first reference image",
+            "gen_prompt": GEN_PROMPT,
             "reference_images": [{"img_id": "IMG_001", "note": "NOTE-bridge-at-dusk"}],
         }
         if valid
@@ -97,7 +126,7 @@ async def test_only_the_first_references_go_to_the_generator(recording_render: A
     judge.when(KSCORE, kscore_reply(1.0, 1.0, 1.0, 1.0))
     judge.when(TEXT, json.dumps({"score": 1.0}))
     with serve_judge(judge) as judge_url:
-        info = {"gen_searcher": {**episode(None), "generator_image_ids": ids}}
+        info = {"gen_searcher": episode(None, generator_ids=ids)}
         settings = {
             "render_mcp_url": url,
             "judge_base_url": judge_url,
@@ -110,7 +139,7 @@ async def test_only_the_first_references_go_to_the_generator(recording_render: A
         await compute_score("knowgen", "", str(ground_truth), info, **settings, generator_references=1)
     assert [c["refs"] for c in calls] == [ids[:3], ids[:1]]
     assert calls[0]["steps"] == 8 and calls[0]["seed"] == 7 and calls[0]["width"] is None
-    assert calls[0]["prompt"] == episode(None)["gen_prompt"]
+    assert calls[0]["prompt"] == GEN_PROMPT
     from tests.support.scripted_judge import image_urls
 
     kscore_request = next(r for r in judge.requests if KSCORE in str(r))
@@ -138,7 +167,7 @@ async def test_episodes_without_an_answer_are_zero_or_masked(ground_truth: Path)
     masked = await compute_score("knowgen", "", str(ground_truth), {}, invalid="mask")
     assert masked["score"] == 0.0 and masked["masked"] == 1.0
     # The reward cannot mask by itself: it says so when the agent loop kept the episode's loss.
-    failed = {**episode(None, valid=False), "loss_masked": True}
+    failed = episode(None, valid=False, loss_masked=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": failed}, invalid="mask")
@@ -146,6 +175,40 @@ async def test_episodes_without_an_answer_are_zero_or_masked(ground_truth: Path)
         await compute_score(
             "knowgen", "", str(ground_truth), {"gen_searcher": episode(None, valid=False)}, invalid="mask"
         )
+
+
+async def test_older_summaries_still_score(recording_render: Any, ground_truth: Path) -> None:
+    """A rollout dump of before the episode record is read by the same reader, and scores the same."""
+    from verl_recipes.reward import compute_score
+
+    url, calls = recording_render
+    judge = ScriptedJudge()
+    judge.when(KSCORE, kscore_reply(1.0, 1.0, 1.0, 1.0))
+    judge.when(TEXT, json.dumps({"score": 1.0}))
+    settings = {"render_mcp_url": url, "judge_base_url": "", "judge_model": "m"}
+    with serve_judge(judge) as judge_url:
+        settings["judge_base_url"] = judge_url
+        old = await compute_score(
+            "knowgen", "", str(ground_truth), {"gen_searcher": older_summary("img_1")}, **settings
+        )
+        new = await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": episode("img_1")}, **settings)
+    assert old["score"] == new["score"] == pytest.approx(1.0) and old["valid"] == new["valid"] == 1.0
+    assert [(c["refs"], c["prompt"]) for c in calls] == [(["img_1"], GEN_PROMPT)] * 2
+    assert any("NOTE-bridge-at-dusk" in str(r) for r in judge.requests)  # the old answer's notes are judged
+    invalid = await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": older_summary(None, valid=False)})
+    assert invalid["invalid"] == 1.0 and invalid["failed"] == 0.0
+
+
+async def test_unreadable_episode_records_are_failures_not_zeros(ground_truth: Path) -> None:
+    from verl_recipes.reward import RewardFailure, compute_score
+
+    newer = {**episode("img_1"), "schema_version": 99}
+    marked_valid_without_prompt = {**older_summary("img_1"), "gen_prompt": None, "answer": None}
+    for bad in (newer, marked_valid_without_prompt, "not a record"):
+        result = await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": bad})
+        assert result["failed"] == 1.0 and result["score"] == 0.0
+    with pytest.raises(RewardFailure, match="schema_version 99 is newer"):
+        await compute_score("knowgen", "", str(ground_truth), {"gen_searcher": newer}, on_failure="raise")
 
 
 async def test_unknown_reward_kwargs_are_refused(ground_truth: Path) -> None:
@@ -286,7 +349,7 @@ async def test_every_episode_reports_the_same_keys(recording_render: Any, ground
         common = {"render_mcp_url": render_url, "judge_base_url": judge_url, "judge_model": "m", "judge_attempts": 1}
         valid = await compute_score("k", "", str(ground_truth), {"gen_searcher": episode("img_1")}, **common)
         failed = await compute_score("k", "", str(ground_truth), {"gen_searcher": episode("img_1")}, **common)
-    invalid = {"gen_searcher": {**episode(None, valid=False), "loss_masked": True}}
+    invalid = {"gen_searcher": episode(None, valid=False, loss_masked=True)}
     zero = await compute_score("k", "", str(ground_truth), invalid, **common)
     masked = await compute_score("k", "", str(ground_truth), invalid, **common, invalid="mask")
     results = {"valid": valid, "failed": failed, "invalid": zero, "masked": masked}

@@ -5,7 +5,7 @@ The same launcher and configs users run (only sizes and devices overridden) star
 v1 trainer, ``grpo_masked`` through verl's advantage code and one FSDP actor update. Tools
 are the real tool server (local index, tiny Qwen-Image renderer) over MCP, the reward is
 the real dual reward with a scripted judge on loopback. The one stand-in is the rollout
-engine: :mod:`verl_recipes.vllm_double` (vLLM cannot run here), replying from a script with
+engine: :mod:`verl_recipes.cpu.vllm_double` (vLLM cannot run here), replying from a script with
 the tiny policy's own log-probs.
 
 In the same step, the three prompts run three ways: two through the ``gen_searcher`` loop
@@ -100,7 +100,7 @@ def test_one_grpo_step_through_verls_trainer_on_cpu(tmp_path: Path, render_serve
     import torch
     from transformers import AutoTokenizer, Qwen2VLForConditionalGeneration
 
-    from verl_recipes.freeze_vision import vision_parameters
+    from verl_recipes.verl_ext.freeze_vision import vision_parameters
 
     model_dir = build_tiny_vl_model(tmp_path / "model")
     data = rl_data(tmp_path)

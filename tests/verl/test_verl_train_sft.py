@@ -1,7 +1,7 @@
 """SFT end to end: `gen-searcher data sft`, then `gen-searcher train sft --device cpu` (verl under torchrun).
 
 A tiny random Qwen2-VL (built here, never downloaded) trains for 2 steps on CPU through
-:mod:`verl_recipes.cpu_platform`; the checkpoint's Hugging Face weights load back with
+:mod:`verl_recipes.cpu.cpu_platform`; the checkpoint's Hugging Face weights load back with
 ``from_pretrained``, the vision tower is unchanged (frozen as configured) and the language
 model moved; the loss mask covers exactly the assistant turns of the chat template.
 """
@@ -45,7 +45,7 @@ def test_sft_trains_two_steps_on_cpu_and_ends_with_hf_weights(tmp_path: Path) ->
     from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 
     from gen_searcher_core.commands import build_app
-    from verl_recipes.freeze_vision import vision_parameters
+    from verl_recipes.verl_ext.freeze_vision import vision_parameters
 
     model_dir = build_tiny_vl_model(tmp_path / "model")
     images = tmp_path / "images"

@@ -27,7 +27,7 @@ def chat_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
 
 
 def test_script_picks_by_prompt_then_turn_round_robin() -> None:
-    from verl_recipes.vllm_double import ScriptedReplies
+    from verl_recipes.cpu.vllm_double import ScriptedReplies
 
     script = ScriptedReplies.parse({"turns": [["a"]], "rules": [{"when": "Bridge 1", "turns": [["x"], ["y", "z"]]}]})
     assert [script.next(1, "Bridge 1") for _ in range(3)] == ["y", "z", "y"]
@@ -38,7 +38,7 @@ def test_script_picks_by_prompt_then_turn_round_robin() -> None:
 
 
 def test_engine_options_refuse_a_misspelt_key() -> None:
-    from verl_recipes.vllm_double import engine_options
+    from verl_recipes.cpu.vllm_double import engine_options
 
     assert engine_options({"vllm": {}, "vllm_double": {"script": "s.json"}}) == {"script": "s.json"}
     assert engine_options({}) == {}
@@ -50,7 +50,7 @@ async def test_scripted_turns_carry_the_models_own_log_probs(model_dir: Path, tm
     import torch
     from transformers import Qwen2VLForConditionalGeneration
 
-    from verl_recipes.vllm_double import VllmDoubleServer
+    from verl_recipes.cpu.vllm_double import VllmDoubleServer
 
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"turns": [[REPLY], ["done"]]}))
@@ -78,7 +78,7 @@ async def test_scripted_turns_carry_the_models_own_log_probs(model_dir: Path, tm
 async def test_images_must_match_their_tokens_and_weights_load(model_dir: Path) -> None:
     import torch
 
-    from verl_recipes.vllm_double import VllmDoubleServer
+    from verl_recipes.cpu.vllm_double import VllmDoubleServer
 
     server = VllmDoubleServer(str(model_dir))
     image = Image.new("RGB", (56, 56), (200, 40, 40))

@@ -1,6 +1,6 @@
 """Speed of the MCP tool server: cached ``search`` against an echo-tool floor, and single-flight.
 
-    .venv/bin/python benchmark/perf/tool_server.py [--sessions 1,16,64] [--rounds 8] [--seconds 1]
+    .venv/bin/python -m perf.tool_server [--sessions 1,16,64] [--rounds 8] [--seconds 1]
 
 Starts two servers in subprocesses, both served by uvicorn over streamable
 HTTP (stateful sessions): the real ``gen-searcher serve`` (local backend over a
@@ -35,7 +35,7 @@ from typing import Any
 import anyio
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CORPUS = {
     "eiffel-tower.md": (
         "# Eiffel Tower\n\nThe Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889."
@@ -368,9 +368,9 @@ def main() -> None:
             "GEN_SEARCHER_FETCH__RESPECT_ROBOTS": "false",
         }
         servers = [
-            start([__file__, "--serve-echo", str(echo_port)], {}),
+            start(["-m", "perf.tool_server", "--serve-echo", str(echo_port)], {}),
             start(["-m", "mcp_server", "serve", "--port", str(ours_port)], env),
-            start([__file__, "--serve-images", str(images_port)], {}),
+            start(["-m", "perf.tool_server", "--serve-images", str(images_port)], {}),
         ]
         try:
             wait_for_port(echo_port)

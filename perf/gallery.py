@@ -1,6 +1,6 @@
 """How fast the benchmark gallery is written and how fast it opens, for a large synthetic run.
 
-    .venv/bin/python -m benchmark.perf.gallery [--items 500] [--size 1024]
+    .venv/bin/python -m perf.gallery [--items 500] [--size 1024]
 
 Builds a finished KnowGen run of ``--items`` items (generated and ground-truth PNGs of
 ``--size`` pixels, a few failures) with the tests' synthetic-run builder, then prints:

@@ -4,12 +4,12 @@ verl imports ``actor_rollout_ref.model.external_lib`` wherever it builds the mod
 config: in the trainer process (where advantages are computed) and in every
 worker (where the FSDP engine is built). Importing this module
 
-* swaps in the FSDP engines that freeze the vision tower (:mod:`verl_recipes.freeze_vision`);
-* registers the ``grpo_masked`` advantage estimator (:mod:`verl_recipes.advantage`).
+* swaps in the FSDP engines that freeze the vision tower (:mod:`verl_recipes.verl_ext.freeze_vision`);
+* registers the ``grpo_masked`` advantage estimator (:mod:`verl_recipes.verl_ext.advantage`).
 """
 
 from __future__ import annotations
 
-from verl_recipes import advantage, freeze_vision
+from verl_recipes.verl_ext import advantage, freeze_vision
 
 __all__ = ["advantage", "freeze_vision"]

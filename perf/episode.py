@@ -1,6 +1,6 @@
 """Wall time of a scripted policy episode: parallel vs sequential tool calls, session reuse vs one per call.
 
-    .venv/bin/python benchmark/perf/episode.py [--delay-ms 100] [--repeats 5]
+    .venv/bin/python -m perf.episode [--delay-ms 100] [--repeats 5]
 
 A tiny MCP server (subprocess, streamable HTTP on 127.0.0.1) offers ``search``,
 ``image_search`` and ``browse`` tools that each sleep ``--delay-ms`` before
@@ -28,14 +28,11 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import mcp_types
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from policy.chat import ChatReply
 from policy.driver import run_episode
@@ -93,7 +90,9 @@ def free_port() -> int:
 @contextlib.contextmanager
 def tool_server(delay_s: float):  # type: ignore[no-untyped-def]
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--delay-ms", str(delay_s * 1000)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perf.episode", "--serve", str(port), "--delay-ms", str(delay_s * 1000)]
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:

@@ -1,4 +1,4 @@
-"""One side of ``benchmark/perf/browse.py``: fetch + extract a list of URLs, timed, in this interpreter.
+"""One side of ``perf/browse.py``: fetch + extract a list of URLs, timed, in this interpreter.
 
     python _browse_worker.py --impl ours|ref|direct|browser|auto --urls FILE --concurrency N --rounds R --out FILE.json
 
@@ -25,11 +25,11 @@ USER_AGENT = "Gen-Searcher-benchmark/0.1"
 
 
 async def make_ours() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awaitable[None]]]:
+    from safe_io.fetcher import GuardedFetcher
+    from safe_io.netguard import AddressPolicy
     from search_tools.extract import SUPPORTED_TYPES, extract
-    from search_tools.fetch import Fetcher
-    from search_tools.netguard import AddressPolicy
 
-    fetcher = Fetcher(user_agent=USER_AGENT, policy=AddressPolicy(allow_private=True), respect_robots=False)
+    fetcher = GuardedFetcher(user_agent=USER_AGENT, policy=AddressPolicy(allow_private=True), respect_robots=False)
 
     async def read(url: str) -> str:
         return (await extract(await fetcher.fetch(url, accept=SUPPORTED_TYPES))).text
@@ -41,14 +41,14 @@ async def make_fetcher(
     name: str, contexts: int
 ) -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awaitable[None]]]:
     """``direct``, ``browser`` or ``auto`` from ``search_tools.fetchers``, then the browse tool's extraction."""
+    from safe_io.fetcher import GuardedFetcher
+    from safe_io.netguard import AddressPolicy
     from search_tools.extract import SUPPORTED_TYPES, extract
-    from search_tools.fetch import Fetcher
     from search_tools.fetchers.auto import AutoFetcher
     from search_tools.fetchers.browser import BrowserFetcher, BrowserOptions, find_chromium
-    from search_tools.netguard import AddressPolicy
 
     policy = AddressPolicy(allow_private=True)
-    direct = Fetcher(user_agent=USER_AGENT, policy=policy, respect_robots=False)
+    direct = GuardedFetcher(user_agent=USER_AGENT, policy=policy, respect_robots=False)
     browser = BrowserFetcher(direct, policy, BrowserOptions(executable=find_chromium(), contexts=contexts))
     fetcher = {"direct": direct, "browser": browser, "auto": AutoFetcher(direct, browser)}[name]
     BROWSERS.append(browser)

@@ -1,9 +1,9 @@
-"""Build the annotated page set of ``benchmark/perf/browse.py``.
+"""Build the annotated page set of ``perf/browse.py``.
 
 The benchmark calls ``build_pages`` into a temporary folder on every run (the
 output is deterministic, so runs compare); to look at the pages themselves:
 
-    .venv/bin/python benchmark/perf/data/make_pages.py OUT_DIR
+    .venv/bin/python -m perf.data.make_pages OUT_DIR
 
 Ten pages in five common layouts (news article, blog in div soup, reference
 page with infobox and navbox, recipe, documentation), each wrapped in the

@@ -1,9 +1,9 @@
 """Speed and extraction quality of ``browse`` against the reference MCP fetch server, in one run.
 
-    .venv/bin/python benchmark/perf/browse.py [--concurrency 8] [--rounds 5] [--skip-mcp]
+    .venv/bin/python -m perf.browse [--concurrency 8] [--rounds 5] [--skip-mcp]
         [--part all|pipeline|fetchers|extraction] [--browser-concurrency 4]
 
-The annotated pages built by ``benchmark/perf/data/make_pages.py`` into a temporary folder
+The annotated pages built by ``perf/data/make_pages.py`` into a temporary folder
 are served on 127.0.0.1. Two comparisons run over the same pages:
 
 1. pipeline: our fetch + extraction (no summary model) and the reference's
@@ -49,10 +49,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 REF_VENV = ROOT / ".venv-ref-fetch"
 REF_PYTHON = REF_VENV / "bin" / "python"
-WORKER = Path(__file__).resolve().parent / "_browse_worker.py"
 
 
 def ensure_reference_venv() -> None:
@@ -126,7 +125,8 @@ def run_worker(
         out = Path(tmp) / "out.json"
         cmd = [
             str(python),
-            str(WORKER),
+            "-m",
+            "perf._browse_worker",
             "--impl",
             impl,
             "--urls",
@@ -138,9 +138,7 @@ def run_worker(
             "--out",
             str(out),
         ]
-        done = subprocess.run(
-            cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, capture_output=True, text=True
-        )
+        done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{impl} worker failed:\n{done.stderr[-4000:]}")
         return json.loads(out.read_text())
@@ -164,7 +162,7 @@ async def _drive(
     """The MCP twin of ``_browse_worker.run``: same passes, same failure counting, same result shape."""
     import anyio
 
-    from benchmark.perf._browse_worker import measurement
+    from perf._browse_worker import measurement
 
     errors: dict[str, int] = {}
 
@@ -398,8 +396,7 @@ def main() -> None:
     parser.add_argument("--browser-concurrency", type=int, default=4, help="pages at once in the fetchers part")
     parser.add_argument("--no-reference", action="store_true", help="fetchers part without mcp-server-fetch")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from benchmark.perf.data.make_pages import build_pages
+    from perf.data.make_pages import build_pages
 
     ensure_reference_venv()
     with tempfile.TemporaryDirectory(prefix="browse-pages-") as tmp:

@@ -36,7 +36,7 @@ import obstore
 from obstore.store import S3Store
 
 from gen_searcher_core.errors import ConfigError
-from search_tools.image_store.base import (
+from safe_io.image_store.base import (
     DEFAULT_THUMBNAIL_QUALITY,
     GcReport,
     ImageNotFoundError,
@@ -50,8 +50,8 @@ from search_tools.image_store.base import (
     make_thumbnail,
     source_key,
 )
-from search_tools.image_store.disk import DiskImageStore
-from search_tools.settings import ImageSettings
+from safe_io.image_store.disk import DiskImageStore
+from safe_io.settings import ImageSettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -19,7 +19,7 @@ recipe's default, is GRPO over the samples whose mask is not all zero:
 With nothing masked the result equals verl's ``grpo``. verl computes advantages
 in its trainer process (the ``TaskRunner`` actor), which imports
 ``actor_rollout_ref.model.external_lib``; the GRPO config names
-:mod:`verl_recipes.verl_plugins`, which imports this module, so the name is
+:mod:`verl_recipes.verl_ext.verl_plugins`, which imports this module, so the name is
 registered where it is needed. An unregistered name fails loudly in verl
 ("Unknown advantage estimator").
 

@@ -10,8 +10,8 @@ Each step is one component; the first failure names it and stops the steps that 
 4. ``hf weights``: the checkpoint's Hugging Face folder loads with ``from_pretrained``
    (what ``train grpo`` takes as ``actor_rollout_ref.model.path``);
 5. ``grpo step``: ``train grpo`` for one step from those weights, against a tool server the
-   smoke starts (local index over a tiny web, :mod:`verl_recipes.smoke_servers`). On CPU the
-   rollout is vLLM's test double (:mod:`verl_recipes.vllm_double`) following a script: one
+   smoke starts (local index over a tiny web, :mod:`verl_recipes.cpu.smoke_servers`). On CPU the
+   rollout is vLLM's test double (:mod:`verl_recipes.cpu.vllm_double`) following a script: one
    image search, then replies without an answer (sampled once the script ends); on GPUs it
    is vLLM itself (skipped when vLLM is not installed), sampling from the tiny model.
    Episodes without an answer score 0 (the published setting), so the render and the judge
@@ -214,7 +214,7 @@ def grpo_step(work: Path, model: Path, device: Device) -> str:
         sizes.append(f"+actor_rollout_ref.rollout.engine_kwargs.vllm_double.script={script}")
     else:
         sizes += ["actor_rollout_ref.rollout.tensor_model_parallel_size=1", "trainer.n_gpus_per_node=1"]
-    from verl_recipes.smoke_servers import smoke_tool_server
+    from verl_recipes.cpu.smoke_servers import smoke_tool_server
 
     log = work / "grpo.log"
     with smoke_tool_server(work / "tools") as tool_url:

@@ -1,8 +1,8 @@
 """Seconds per image of Qwen-Image-Edit-2509 (and Qwen-Image) at 1024x1024 on one GPU.
 
-    .venv/bin/python benchmark/perf/render_gpu.py            # full size, needs a ~80 GB GPU
-    .venv/bin/python benchmark/perf/render_gpu.py --toy      # tiny model on CPU (keeps the script alive)
-    .venv/bin/python benchmark/perf/render_gpu.py --only edit40-r1-b1,t2i50-b1 --no-compile
+    .venv/bin/python -m perf.render_gpu            # full size, needs a ~80 GB GPU
+    .venv/bin/python -m perf.render_gpu --toy      # tiny model on CPU (keeps the script alive)
+    .venv/bin/python -m perf.render_gpu --only edit40-r1-b1,t2i50-b1 --no-compile
 
 The full-size architecture (60-layer 20B MMDiT, Qwen2.5-VL-7B text encoder
 with its vision tower, the Qwen-Image VAE) is built with random bf16 weights
@@ -30,10 +30,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for tests.support
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ Each scenario runs in its own process against real servers on 127.0.0.1:
 how the "before" column is measured::
 
     git archive <commit> | tar -x -C /tmp/before
-    .venv/bin/python benchmark/perf/hardening.py --src /tmp/before
-    .venv/bin/python benchmark/perf/hardening.py
+    .venv/bin/python -m perf.hardening --src /tmp/before
+    .venv/bin/python -m perf.hardening
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("drip", "silent", "bomb", "pdf", "html", "redis")
 
 
@@ -114,8 +114,8 @@ async def bomb() -> dict[str, Any]:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from search_tools.fetch import Fetcher
-    from search_tools.netguard import AddressPolicy
+    from safe_io.fetcher import GuardedFetcher
+    from safe_io.netguard import AddressPolicy
     from search_tools.settings import FetchSettings
     from tests.support.loopback import free_port, serve_app
 
@@ -130,7 +130,7 @@ async def bomb() -> dict[str, Any]:
     defaults = FetchSettings()
     outcomes: list[str] = []
     with serve_app(Starlette(routes=[Route("/robots.txt", lambda r: Response("")), Route("/bomb", page)]), port=port):
-        fetcher = Fetcher(
+        fetcher = GuardedFetcher(
             user_agent=defaults.user_agent,
             policy=AddressPolicy.from_strings(False, [f"127.0.0.1:{port}"]),
             max_bytes=defaults.max_bytes,
@@ -181,9 +181,9 @@ def pdf_bytes(pages: int) -> bytes:
 
 def fetched(body: bytes, media_type: str, url: str) -> Any:
     try:
-        from search_tools.fetch_protocol import FetchedPage
+        from safe_io.fetch_protocol import FetchedPage
     except ImportError:  # older trees
-        from search_tools.fetch import FetchedPage  # type: ignore[attr-defined,no-redef]
+        from safe_io.fetcher import FetchedPage  # type: ignore[attr-defined,no-redef]
     return FetchedPage(url=url, status=200, media_type=media_type, charset="utf-8", body=body)
 
 

@@ -4,7 +4,7 @@ The published recipe trains every language-model weight of Qwen3-VL-8B but not
 its vision encoder. verl 0.9.1's FSDP training engine has no switch for that
 (``actor.freeze_vision_tower`` exists in its config but nothing reads it), so
 importing this module -- which the recipes do through
-``model.external_lib=verl_recipes.freeze_vision``, imported by verl in every
+``model.external_lib=verl_recipes.verl_ext.freeze_vision``, imported by verl in every
 worker before the engine is built -- swaps the registered FSDP engines for
 subclasses that set ``requires_grad=False`` on the vision tower right after the
 model is built. Frozen parameters get no gradient, so AdamW leaves them as they

@@ -1,7 +1,7 @@
 """Speed of the image store: disk, S3, and S3 behind the local read-through cache, side by side.
 
-    .venv/bin/python benchmark/perf/image_store.py [--thumbs 40] [--full 12] [--searches 6]
-    .venv/bin/python benchmark/perf/image_store.py --s3-url s3://bucket/prefix   # a real endpoint (AWS_* vars)
+    .venv/bin/python -m perf.image_store [--thumbs 40] [--full 12] [--searches 6]
+    .venv/bin/python -m perf.image_store --s3-url s3://bucket/prefix   # a real endpoint (AWS_* vars)
 
 Without ``--s3-url`` a moto S3 server (``pip install 'moto[server]'``) is
 started on loopback, so S3 figures are those of a local, unoptimised server:
@@ -42,7 +42,7 @@ from typing import Any
 import anyio
 from PIL import Image
 
-from search_tools.image_store import ImageStore, create_image_store, image_id_for
+from safe_io.image_store import ImageStore, create_image_store, image_id_for
 from search_tools.settings import ImageSettings
 
 BUCKET = "gen-searcher-perf"

@@ -1,7 +1,7 @@
 """What typed tool outputs cost per call: the server's check of each result against its output model,
 and the client's check against the declared outputSchema (what the Python SDK does on every call).
 
-    .venv/bin/python benchmark/perf/tool_outputs.py [--seconds 1]
+    .venv/bin/python -m perf.tool_outputs [--seconds 1]
 
 Results: ``search`` with 5 queries x 10 hits (the largest) and 2 x 5, ``image_search`` with 10 images, a
 ``browse`` slice of 8,000 characters, a ``render``. Prints microseconds per result for the

@@ -22,11 +22,11 @@ import httpcore
 import httpx
 
 from gen_searcher_core.errors import UserFacingError
-from search_tools.bounded_decode import BoundedDecoder, DecodedTooLarge, DecodeError
-from search_tools.fetch_protocol import FetchedPage
-from search_tools.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
-from search_tools.robots import RobotsCache
-from search_tools.settings import FetchSettings
+from safe_io.bounded_decode import BoundedDecoder, DecodedTooLarge, DecodeError
+from safe_io.fetch_protocol import FetchedPage
+from safe_io.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
+from safe_io.robots import RobotsCache
+from safe_io.settings import FetchSettings
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -214,7 +214,7 @@ def _translate(exc: httpx.HTTPError, url: httpx.URL) -> FetchError:
     return ConnectionFailed(f"could not fetch {url}: {exc or type(exc).__name__}")
 
 
-class Fetcher:
+class GuardedFetcher:
     """Safe HTTP(S) GETs under the fetch settings; one instance per server, closed with ``aclose``."""
 
     def __init__(
@@ -254,7 +254,7 @@ class Fetcher:
         )
 
     @classmethod
-    def from_settings(cls, fetch_settings: FetchSettings, resolver: Resolver = system_resolver) -> Fetcher:
+    def from_settings(cls, fetch_settings: FetchSettings, resolver: Resolver = system_resolver) -> GuardedFetcher:
         """Build from the ``[fetch]`` section."""
         return cls(
             user_agent=fetch_settings.user_agent,

@@ -14,7 +14,7 @@ import typer
 from pydantic import Field
 
 from gen_searcher_core.config import ConfigRoot
-from search_tools.settings import ImageSettings
+from safe_io.settings import ImageSettings
 
 
 class ImagesConfig(ConfigRoot):
@@ -38,7 +38,7 @@ def gc(
     import anyio
 
     from gen_searcher_core.errors import ConfigError
-    from search_tools.image_store import ImageStoreUnavailable, open_image_store
+    from safe_io.image_store import ImageStoreUnavailable, open_image_store
 
     try:
         settings = ImagesConfig.load(config).images

@@ -7,7 +7,7 @@ read-through cache; without it, a :class:`DiskImageStore` in ``images.dir``.
 
 from __future__ import annotations
 
-from search_tools.image_store.base import (
+from safe_io.image_store.base import (
     IMAGE_ID_PATTERN,
     GcReport,
     ImageNotFoundError,
@@ -19,8 +19,8 @@ from search_tools.image_store.base import (
     is_image_id,
     make_thumbnail,
 )
-from search_tools.image_store.disk import DiskImageStore
-from search_tools.settings import ImageSettings
+from safe_io.image_store.disk import DiskImageStore
+from safe_io.settings import ImageSettings
 
 __all__ = [
     "IMAGE_ID_PATTERN",
@@ -42,7 +42,7 @@ __all__ = [
 def create_image_store(settings: ImageSettings) -> ImageStore:
     """The store these settings describe (not yet checked; see :func:`open_image_store`)."""
     if settings.url:
-        from search_tools.image_store.s3 import S3ImageStore
+        from safe_io.image_store.s3 import S3ImageStore
 
         return S3ImageStore.from_settings(settings)
     return DiskImageStore(

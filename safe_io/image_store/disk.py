@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import anyio
 
 from gen_searcher_core.errors import ConfigError
-from search_tools.image_store.base import (
+from safe_io.image_store.base import (
     DEFAULT_THUMBNAIL_QUALITY,
     EXTENSIONS,
     GcReport,

@@ -1,6 +1,6 @@
 """Cost of a tool call through the verl MCP bridge: one reused session vs a new session per call.
 
-    .venv/bin/python benchmark/perf/verl_bridge.py [--calls 100]
+    .venv/bin/python -m perf.verl_bridge [--calls 100]
 
 A tiny MCP server (streamable HTTP on 127.0.0.1, in a background thread) offers an
 ``echo`` tool. The same number of calls runs three ways:
@@ -18,11 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def echo_app():  # -> Starlette

@@ -8,7 +8,7 @@ and in ``gen-searcher train smoke`` on a node without GPUs. It is loaded
 
 * by verl itself in every process that imports verl: the ``verl.plugins`` entry point
   of this distribution (verl loads that group on import), or
-  ``VERL_USE_EXTERNAL_MODULES=verl_recipes.cpu_platform``;
+  ``VERL_USE_EXTERNAL_MODULES=verl_recipes.cpu.cpu_platform``;
 * and chosen either explicitly (``VERL_PLATFORM=cpu``, what ``--device cpu`` sets) or by
   verl's auto-detection, which probes the built-in accelerators first and reaches this
   platform only when none is there (:func:`accelerator_present`), so a CPU-only Ray actor on
@@ -59,7 +59,7 @@ def accelerator_present() -> bool:
 
 def _device_module() -> ModuleType:
     """``torch.cpu`` plus the ``torch.cuda`` calls verl makes on its device module (memory, RNG, IPC)."""
-    module = ModuleType("verl_recipes.cpu_platform.device")
+    module = ModuleType("verl_recipes.cpu.cpu_platform.device")
     for name in dir(torch.cpu):
         if not name.startswith("_"):
             setattr(module, name, getattr(torch.cpu, name))

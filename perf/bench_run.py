@@ -1,6 +1,6 @@
 """Throughput of the benchmark runner against loopback servers with fixed latency.
 
-    .venv/bin/python -m benchmark.perf.bench_run [--items 48] [--latency 0.1]
+    .venv/bin/python -m perf.bench_run [--items 48] [--latency 0.1]
 
 Prints, for one run each:
 * judge-only K-Score throughput at judge concurrency 1 vs 8 vs 32 (ratio to 1);

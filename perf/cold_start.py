@@ -1,6 +1,6 @@
 """Cold start of the stdio server: spawn to answered ``initialize`` and ``tools/list``.
 
-    .venv/bin/python benchmark/perf/cold_start.py [--runs 7] [--reference .venv-ref-fetch/bin/mcp-server-fetch]
+    .venv/bin/python -m perf.cold_start [--runs 7] [--reference .venv-ref-fetch/bin/mcp-server-fetch]
 
 A desktop assistant launches ``gen-searcher serve --transport stdio`` itself
 and waits for ``initialize`` (the MCP Inspector gives up after 15 s). This
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CORPUS = {"eiffel-tower.md": "# Eiffel Tower\n\nA wrought-iron lattice tower in Paris, completed in 1889."}
 TARGET_S = 1.5
 
@@ -110,7 +110,6 @@ def cold_start(command: list[str], env: dict[str, str], timeout_s: float = 60.0)
 
 def build_tiny_model(directory: Path) -> Path:
     """A tiny random-weight Qwen-Image pipeline folder (the same one the tests build)."""
-    sys.path.insert(0, str(ROOT))
     from tests.support.tiny_qwen_image import build_tiny_qwen_image
 
     return build_tiny_qwen_image(directory)
