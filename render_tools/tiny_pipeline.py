@@ -81,7 +81,7 @@ def build_tokenizer() -> Qwen2Tokenizer:
     bpe = train_byte_level_bpe(_CORPUS, vocab_size=400)
     model_state = json.loads(bpe.to_str())["model"]
     vocab: dict[str, int] = dict(model_state["vocab"])
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model_state["merges"]]
+    merges: Any = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model_state["merges"]]
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
     tokenizer.model_max_length = 4096
@@ -109,6 +109,7 @@ def _build_text_encoder(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLForConditionalGe
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
+    token_ids: dict[str, Any] = special_token_ids(tokenizer)
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
@@ -135,7 +136,7 @@ def _build_text_encoder(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLForConditionalGe
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
         },
-        **special_token_ids(tokenizer),
+        **token_ids,
     )
     torch.manual_seed(0)
     return Qwen2_5_VLForConditionalGeneration(config).eval()
@@ -189,7 +190,7 @@ def tiny_components(tokenizer: Qwen2Tokenizer) -> dict[str, Any]:
 
     torch.manual_seed(0)
     z_dim = 4
-    transformer = QwenImageTransformer2DModel(
+    transformer: Any = QwenImageTransformer2DModel(
         patch_size=2,
         in_channels=z_dim * 4,
         out_channels=z_dim,
@@ -201,7 +202,7 @@ def tiny_components(tokenizer: Qwen2Tokenizer) -> dict[str, Any]:
         axes_dims_rope=(4, 6, 6),
     )
     torch.manual_seed(0)
-    vae = AutoencoderKLQwenImage(
+    vae: Any = AutoencoderKLQwenImage(
         base_dim=4,
         z_dim=z_dim,
         dim_mult=[1, 1, 1, 1, 1],
@@ -226,7 +227,7 @@ def build_tiny_qwen_image(directory: str | Path) -> Path:
 
     folder = Path(directory) / "tiny-qwen-image"
     tokenizer = build_tokenizer()
-    pipe = QwenImagePipeline(**tiny_components(tokenizer))
+    pipe: Any = QwenImagePipeline(**tiny_components(tokenizer))
     pipe.save_pretrained(folder)
     return folder
 
@@ -237,6 +238,6 @@ def build_tiny_qwen_image_edit(directory: str | Path) -> Path:
 
     folder = Path(directory) / "tiny-qwen-image-edit-plus"
     tokenizer = build_tokenizer()
-    pipe = QwenImageEditPlusPipeline(processor=build_processor(tokenizer), **tiny_components(tokenizer))
+    pipe: Any = QwenImageEditPlusPipeline(processor=build_processor(tokenizer), **tiny_components(tokenizer))
     pipe.save_pretrained(folder)
     return folder
