@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import anyio
 
 from benchmark.datasets import Item
+from gen_searcher_core.episode_record import EpisodeRecord, Termination
 from gen_searcher_core.errors import UserFacingError
 
 
@@ -133,8 +134,8 @@ class DirectGenerator:
         await self.renderer.aclose()
 
 
-#: ``run_episode(item) -> (EpisodeResult, {store_id: PIL image of each generator reference})``
-EpisodeRunner = Callable[[Item], Awaitable[tuple[Any, dict[str, Any]]]]
+#: ``run_episode(item) -> (EpisodeRecord, {store_id: PIL image of each generator reference})``
+EpisodeRunner = Callable[[Item], Awaitable[tuple[EpisodeRecord, dict[str, Any]]]]
 
 
 class PolicyGenerator:
@@ -157,27 +158,32 @@ class PolicyGenerator:
     async def generate(self, item: Item, out_path: Path) -> Generation:
         started = time.monotonic()
         try:
-            result, images = await self.run_episode(item)
+            record, images = await self.run_episode(item)
         except GenerationError:
             raise
         except Exception as exc:  # noqa: BLE001  model server / tool session failures end this item only
             raise GenerationError(f"policy episode failed: {type(exc).__name__}: {exc}", transient=True) from None
-        episode = result.to_dict()
-        if not result.ok:
+        if record.answer is None:
             # "error": the driver failed (model server, tool session), not the policy.
             raise GenerationError(
-                f"policy gave no answer ({episode['termination']}: {episode.get('detail') or ''})",
-                transient=episode["termination"] == "error",
+                f"policy gave no answer ({record.termination}: {record.detail or ''})",
+                transient=record.termination == Termination.ERROR,
             )
-        refs = [images[store_id] for store_id in result.generator_image_ids if store_id in images]
-        seed = await _render(self.renderer, self.options, item, result.gen_prompt, refs, out_path)
+        answer = record.answer
+        refs = [images[store_id] for store_id in answer.generator_image_ids if store_id in images]
+        seed = await _render(self.renderer, self.options, item, answer.gen_prompt, refs, out_path)
         return Generation(
             image=out_path,
-            gen_prompt=result.gen_prompt,
-            references=episode["reference_images"],
+            gen_prompt=answer.gen_prompt,
+            references=[ref.model_dump(mode="json", exclude_none=True) for ref in answer.references],
             seed=seed,
-            detail={k: episode[k] for k in ("termination", "model_calls", "tool_calls", "format_errors")}
-            | {"episode_s": round(time.monotonic() - started, 3)},
+            detail={
+                "termination": str(record.termination),
+                "model_calls": record.model_calls,
+                "tool_calls": record.tool_calls,
+                "format_errors": record.format_errors,
+                "episode_s": round(time.monotonic() - started, 3),
+            },
         )
 
     async def aclose(self) -> None:

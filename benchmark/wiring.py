@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from benchmark.datasets import Item
     from benchmark.generate import Generator, RenderOptions
     from benchmark.settings import BenchConfig, JudgeSettings
+    from gen_searcher_core.episode_record import EpisodeRecord
     from render_tools.settings import RenderConfig
 
 #: ``() -> async context manager yielding a Generator``; called only when the generate stage runs.
@@ -150,25 +151,26 @@ def _decode_rgb(data: bytes) -> Any:
 
 
 def _episode_runner(tools: Any, chat: Any, model_name: str | None, traces: Path) -> Any:
-    """``run(item) -> (EpisodeResult, {store_id: reference image})``; writes the episode trace to ``traces``."""
+    """``run(item) -> (EpisodeRecord, {store_id: reference image})``; writes the episode record to ``traces``."""
     import anyio
 
     from benchmark.generate import safe_name
     from policy.baseline import run_baseline
     from policy.driver import run_episode
 
-    async def run(item: Item) -> tuple[Any, dict[str, Any]]:
+    async def run(item: Item) -> tuple[EpisodeRecord, dict[str, Any]]:
         if chat is None:
             episode = await run_baseline(item.prompt, tools)
         else:
             episode = await run_episode(item.prompt, chat, tools, model_name=model_name)
+        record = episode.record()
         images: dict[str, Any] = {}
-        for store_id in episode.result.generator_image_ids:
+        for store_id in record.generator_image_ids:
             data, _ = await tools.read_image(store_id)
             images[store_id] = await anyio.to_thread.run_sync(_decode_rgb, data)
         await anyio.Path(traces).mkdir(parents=True, exist_ok=True)
-        trace = json.dumps(episode.trace(), ensure_ascii=False, default=str)
+        trace = json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
         await anyio.Path(traces / f"{safe_name(item.id)}.json").write_text(trace)
-        return episode.result, images
+        return record, images
 
     return run

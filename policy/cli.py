@@ -21,7 +21,8 @@ from rich.markup import escape
 if TYPE_CHECKING:  # the MCP client and rich load only when the command runs (keeps --help fast)
     from rich.console import Console
 
-    from policy.episode import EpisodeConfig, EpisodeResult
+    from gen_searcher_core.episode_record import EpisodeRecord
+    from policy.episode import EpisodeConfig
     from policy.mcp_tools import McpTools
 
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -162,28 +163,29 @@ async def _run(
                     async with chat:
                         run = await run_episode(prompt, chat, tools, config, progress=progress, model_name=model_name)
             await anyio.Path(out_dir).mkdir(parents=True, exist_ok=True)
-            saved = await _save_references(tools, run.result, out_dir, console)
+            record = run.record()
+            saved = await _save_references(tools, record, out_dir, console)
             rendered = None
-            if render and run.result.ok:
-                rendered = await _render(tools, run.result, out_dir, console)
+            if render and record.valid:
+                rendered = await _render(tools, record, out_dir, console)
     except McpConnectionError as exc:
         console.print(f"[red]tool server: {escape(str(exc))}[/red]")
         return 2
-    trace = run.trace()
+    trace = record.model_dump(mode="json", exclude_none=True)  # = run.trace()
     answer = {**run.result.to_dict(), "saved_references": saved, "render": rendered}
     await anyio.Path(out_dir / "trace.json").write_text(json.dumps(trace, indent=2, ensure_ascii=False))
     await anyio.Path(out_dir / "answer.json").write_text(json.dumps(answer, indent=2, ensure_ascii=False))
     await _write_trace_page(run, answer, out_dir)
-    colour = "green" if run.result.ok else "red"
+    colour = "green" if record.valid else "red"
     console.print(
-        f"[{colour}]{run.result.termination}[/{colour}] after {run.result.model_calls} model call(s), "
-        f"{run.result.tool_calls} tool call(s), {run.wall_s:.1f}s; output in {escape(str(out_dir))}"
+        f"[{colour}]{record.termination}[/{colour}] after {record.model_calls} model call(s), "
+        f"{record.tool_calls} tool call(s), {run.wall_s:.1f}s; output in {escape(str(out_dir))}"
     )
-    if run.result.ok:
-        console.print(f"[bold]gen_prompt:[/bold] {escape(run.result.gen_prompt or '')}")
-    elif run.result.detail:
-        console.print(f"[red]{escape(run.result.detail)}[/red]")
-    return 0 if run.result.ok else 1
+    if record.valid:
+        console.print(f"[bold]gen_prompt:[/bold] {escape(record.gen_prompt or '')}")
+    elif record.detail:
+        console.print(f"[red]{escape(record.detail)}[/red]")
+    return 0 if record.valid else 1
 
 
 async def _write_trace_page(run: Any, answer: dict[str, Any], out_dir: Path) -> None:
@@ -198,17 +200,20 @@ async def _write_trace_page(run: Any, answer: dict[str, Any], out_dir: Path) -> 
     await anyio.to_thread.run_sync(functools.partial(write_trace_html, trace, out_dir / "trace.html", answer=answer))
 
 
-async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> list[str]:
+async def _save_references(tools: McpTools, record: EpisodeRecord, out_dir: Path, console: Console) -> list[str]:
     import anyio
 
     from policy.mcp_client import McpCallError, McpConnectionError
 
     saved: list[str] = []
-    if not result.references:
+    if not record.references:
         return saved
     folder = anyio.Path(out_dir / "references")
     await folder.mkdir(parents=True, exist_ok=True)
-    for index, ref in enumerate(result.references, start=1):
+    for index, ref in enumerate(record.references, start=1):
+        if ref.store_id is None:  # a driver's references are always resolved; say so if one is not
+            console.print(f"[yellow]{ref.img_id} has no image-store id; not saved[/yellow]")
+            continue
         try:
             data, media_type = await tools.read_image(ref.store_id)
         except (McpCallError, McpConnectionError) as exc:
@@ -220,7 +225,7 @@ async def _save_references(tools: McpTools, result: EpisodeResult, out_dir: Path
     return saved
 
 
-async def _render(tools: McpTools, result: EpisodeResult, out_dir: Path, console: Console) -> dict[str, Any] | None:
+async def _render(tools: McpTools, record: EpisodeRecord, out_dir: Path, console: Console) -> dict[str, Any] | None:
     import anyio
 
     from gen_searcher_core.tool_results import RenderResult
@@ -232,21 +237,21 @@ async def _render(tools: McpTools, result: EpisodeResult, out_dir: Path, console
         return None
     with console.status("rendering…"):
         rendered = await tools.call(
-            ToolCall("render", {"prompt": result.gen_prompt, "reference_image_ids": result.generator_image_ids})
+            ToolCall("render", {"prompt": record.gen_prompt, "reference_image_ids": list(record.generator_image_ids)})
         )
     output = rendered.output
     if not isinstance(output, RenderResult):
         console.print(f"[yellow]render failed: {escape(rendered.text)}[/yellow]")
         return {"error": rendered.text}
-    record = dict(rendered.structured)  # as the server sent it
+    sent = dict(rendered.structured)  # as the server sent it
     try:
         data, media_type = await tools.read_image(output.id)
     except McpCallError as exc:
         console.print(f"[yellow]could not fetch the rendered image: {escape(str(exc))}[/yellow]")
-        return {**record, "error": str(exc)}
+        return {**sent, "error": str(exc)}
     name = f"render.{_EXTENSIONS.get(media_type, 'png')}"
     await anyio.Path(out_dir / name).write_bytes(data)
-    return {**record, "file": name}
+    return {**sent, "file": name}
 
 
 _FAILED_TURN = {

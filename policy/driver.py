@@ -8,13 +8,20 @@ episode with the ``error`` termination.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gen_searcher_core.episode_record import (
+    EpisodeRecord,
+    ModelStep,
+    Step,
+    ToolCallRecord,
+    ToolResultRecord,
+    ToolsStep,
+)
 from policy.chat import ChatModel, ChatModelError
 from policy.concurrency import gather_ordered
 from policy.episode import Continue, Episode, EpisodeConfig, EpisodeResult, Finished, RunTools, ToolResult
@@ -32,23 +39,22 @@ class ToolRunner(Protocol):
 class EpisodeRun:
     episode: Episode
     result: EpisodeResult
-    steps: list[dict[str, Any]]
+    steps: list[Step]
     wall_s: float
     model_name: str | None = None
 
+    def record(self, *, include_image_data: bool = False) -> EpisodeRecord:
+        """The run as an episode record with its turns. Image bytes are left out unless asked for (ids stay)."""
+        return self.episode.record(
+            model=self.model_name,
+            wall_s=round(self.wall_s, 4),
+            steps=self.steps,
+            include_image_data=include_image_data,
+        )
+
     def trace(self, *, include_image_data: bool = False) -> dict[str, Any]:
-        """A JSON-ready record of the run. Image bytes are left out unless asked for (ids stay)."""
-        return {
-            "prompt": self.episode.prompt,
-            "model": self.model_name,
-            "config": _config_dict(self.episode.config),
-            "termination": str(self.result.termination),
-            "result": self.result.to_dict(),
-            "wall_s": round(self.wall_s, 4),
-            "steps": self.steps,
-            "images": self.episode.images.to_dict(),
-            "messages": [_strip_images(m, include_image_data) for m in self.episode.messages],
-        }
+        """The record as JSON (what ``trace.json`` holds); unset fields are left out."""
+        return self.record(include_image_data=include_image_data).model_dump(mode="json", exclude_none=True)
 
 
 async def run_episode(
@@ -62,7 +68,7 @@ async def run_episode(
 ) -> EpisodeRun:
     """Run one episode to its end and return the result with its trace."""
     episode = Episode(prompt, config)
-    steps: list[dict[str, Any]] = []
+    steps: list[Step] = []
     notify = progress or (lambda kind, data: None)
     started = time.perf_counter()
     while True:
@@ -72,22 +78,23 @@ async def run_episode(
         try:
             reply = await model.chat(episode.messages)
         except ChatModelError as exc:
-            steps.append({"type": "model", "call": call_no, "elapsed_s": _since(t0), "error": str(exc)})
+            steps.append(ModelStep(call=call_no, elapsed_s=_since(t0), error=str(exc)))
             action: Any = episode.fail(str(exc))
         else:
             action = episode.on_model_output(reply.text, reply.truncated)
-            step = {
-                "type": "model",
-                "call": call_no,
-                "elapsed_s": _since(t0),
-                "finish_reason": reply.finish_reason,
-                "truncated": reply.truncated,
-                "usage": reply.usage,
-                "text": reply.text,
-                **{k: v for k, v in episode.events[-1].items() if k not in ("call", "truncated")},
-            }
+            step = ModelStep.model_validate(
+                {
+                    "call": call_no,
+                    "elapsed_s": _since(t0),
+                    "finish_reason": reply.finish_reason,
+                    "truncated": reply.truncated,
+                    "usage": reply.usage,
+                    "text": reply.text,
+                    **{k: v for k, v in episode.events[-1].items() if k not in ("call", "truncated")},
+                }
+            )
             steps.append(step)
-            notify("model_end", step)
+            notify("model_end", step.model_dump(mode="json", exclude_none=True))
         if isinstance(action, Finished):
             break
         if isinstance(action, RunTools):
@@ -114,46 +121,30 @@ async def _run_tools(
     calls: Sequence[ToolCall],
     tools: ToolRunner,
     parallel: bool,
-    steps: list[dict[str, Any]],
+    steps: list[Step],
     notify: ProgressFn,
 ) -> list[ToolResult]:
     batch_start = time.perf_counter()
     concurrent = parallel and len(calls) > 1
 
-    async def one(call: ToolCall) -> tuple[ToolResult, dict[str, Any]]:
+    async def one(call: ToolCall) -> tuple[ToolResult, ToolCallRecord]:
         notify("tool_start", {"name": call.name, "arguments": call.arguments})
         t0 = time.perf_counter()
         result = await tools.call(call)
-        record = {
-            "name": call.name,
-            "arguments": call.arguments,
-            "started_s": round(t0 - batch_start, 4),
-            "elapsed_s": _since(t0),
-            "result": result.to_dict(),
-        }
-        notify("tool_end", record)
+        record = ToolCallRecord(
+            name=call.name,
+            arguments=call.arguments,
+            started_s=round(t0 - batch_start, 4),
+            elapsed_s=_since(t0),
+            result=ToolResultRecord.model_validate(result.to_dict()),
+        )
+        notify("tool_end", record.model_dump(mode="json", exclude_none=True))
         return result, record
 
     done = await gather_ordered([functools.partial(one, call) for call in calls], concurrent=concurrent)
-    steps.append(
-        {"type": "tools", "parallel": concurrent, "elapsed_s": _since(batch_start), "calls": [r for _, r in done]}
-    )
+    steps.append(ToolsStep(parallel=concurrent, elapsed_s=_since(batch_start), calls=tuple(r for _, r in done)))
     return [result for result, _ in done]
 
 
 def _since(t0: float) -> float:
     return round(time.perf_counter() - t0, 4)
-
-
-def _config_dict(config: EpisodeConfig) -> dict[str, Any]:
-    data = dataclasses.asdict(config)
-    data["tool_specs"] = [spec["function"]["name"] for spec in config.tool_specs]
-    return data
-
-
-def _strip_images(message: dict[str, Any], include_data: bool) -> dict[str, Any]:
-    content = message["content"]
-    if include_data or isinstance(content, str):
-        return message
-    parts = [{k: v for k, v in p.items() if k != "data"} if p["type"] == "image" else p for p in content]
-    return {**message, "content": parts}

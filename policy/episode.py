@@ -32,13 +32,22 @@ in a row end the episode, and so does a response identical to an earlier one.
 from __future__ import annotations
 
 import base64
-import enum
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gen_searcher_core.episode_record import (
+    EpisodeAnswer,
+    EpisodeRecord,
+    ImageRecord,
+    Message,
+    ResolvedReference,
+    Step,
+    Termination,
+)
 from gen_searcher_core.errors import GenSearcherError
 from gen_searcher_core.imaging import data_url
 from gen_searcher_core.limits import GENERATOR_REFERENCES, MAX_MODEL_CALLS, MAX_REFERENCES, MIN_REFERENCES
@@ -62,16 +71,6 @@ from policy.protocol import (
 )
 
 _STORE_ID = re.compile(r"\bimg_[0-9a-f]{16}\b")
-
-
-class Termination(enum.StrEnum):
-    ANSWERED = "answered"  # a valid answer within the ordinary calls
-    FORCED_ANSWER = "forced_answer"  # a valid answer on the forced final call
-    MAX_TURNS = "max_turns"  # the forced final call gave no answer
-    REPEATED_RESPONSE = "repeated_response"  # a response identical to an earlier one
-    TOO_LONG = "too_long"  # too many consecutive truncated responses
-    ANSWER_PARSE_FAILED = "answer_parse_failed"  # the forced final call's answer was invalid
-    ERROR = "error"  # the driver failed (model server, tool session)
 
 
 @dataclass(frozen=True)
@@ -152,19 +151,6 @@ class ToolResult:
 
 
 @dataclass(frozen=True)
-class ResolvedReference:
-    img_id: str
-    store_id: str
-    note: str
-    title: str | None = None
-    page_url: str | None = None
-    source_url: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass(frozen=True)
 class EpisodeResult:
     termination: Termination
     answer: Answer | None
@@ -186,19 +172,29 @@ class EpisodeResult:
     @property
     def generator_image_ids(self) -> list[str]:
         """Store ids of the references the generator receives (the first ``generator_references``)."""
-        return [ref.store_id for ref in self.references[: self.generator_references]]
+        return [ref.store_id for ref in self.references[: self.generator_references] if ref.store_id is not None]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "termination": str(self.termination),
             "gen_prompt": self.gen_prompt,
-            "reference_images": [ref.to_dict() for ref in self.references],
+            "reference_images": [ref.model_dump(exclude_none=True) for ref in self.references],
             "generator_image_ids": self.generator_image_ids,
             "model_calls": self.model_calls,
             "tool_calls": self.tool_calls,
             "format_errors": self.format_errors,
             "detail": self.detail,
         }
+
+    def to_answer(self) -> EpisodeAnswer | None:
+        """The answer as the episode record holds it (resolved references, the generator's store ids)."""
+        if self.answer is None:
+            return None
+        return EpisodeAnswer(
+            gen_prompt=self.answer.gen_prompt,
+            references=self.references,
+            generator_image_ids=tuple(self.generator_image_ids),
+        )
 
 
 @dataclass(frozen=True)
@@ -412,6 +408,43 @@ class Episode:
         self._pending = None
         return self._finish(Termination.ERROR, detail=detail)
 
+    def record(
+        self,
+        *,
+        model: str | None = None,
+        wall_s: float | None = None,
+        image_count: int | None = None,
+        loss_masked: bool = False,
+        steps: Sequence[Step] | None = None,
+        include_image_data: bool = False,
+    ) -> EpisodeRecord:
+        """The finished episode as an :class:`EpisodeRecord`.
+
+        With ``steps`` (a driver's turns) the record also holds the episode's limits, its
+        IMG id map and every message; image bytes only with ``include_image_data``.
+        """
+        if self.result is None:
+            raise EpisodeStateError("the episode has not finished")
+        result = self.result
+        trace = steps is not None
+        return EpisodeRecord(
+            prompt=self.prompt,
+            termination=result.termination,
+            answer=result.to_answer(),
+            model_calls=result.model_calls,
+            tool_calls=result.tool_calls,
+            format_errors=result.format_errors,
+            detail=result.detail,
+            model=model,
+            wall_s=wall_s,
+            image_count=image_count,
+            loss_masked=loss_masked,
+            config=_config_dict(self.config) if trace else None,
+            steps=tuple(steps) if steps is not None else None,
+            images={e.img_id: ImageRecord.model_validate(e.to_dict()) for e in self.images} if trace else None,
+            messages=tuple(_message_record(m, include_image_data) for m in self.messages) if trace else None,
+        )
+
     # -- helpers -------------------------------------------------------------
 
     def _format_error(self, event: dict[str, Any], exc: FormatError, forced: bool, *, answer_attempt: bool) -> Action:
@@ -515,3 +548,16 @@ class Episode:
         if len(text) <= budget:
             return text
         return f"{text[:budget]}\n[… {len(text) - budget} more characters not shown]"
+
+
+def _config_dict(config: EpisodeConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["tool_specs"] = [spec["function"]["name"] for spec in config.tool_specs]
+    return data
+
+
+def _message_record(message: dict[str, Any], include_data: bool) -> Message:
+    content = message["content"]
+    if not include_data and not isinstance(content, str):
+        content = [{k: v for k, v in p.items() if k != "data"} if p["type"] == "image" else p for p in content]
+    return Message.model_validate({"role": message["role"], "content": content})

@@ -1,6 +1,8 @@
 """Episode traces as one view model, whatever wrote them.
 
-Three records describe an episode:
+Three records describe an episode; the first two are :class:`EpisodeRecord` s (read through
+:func:`~gen_searcher_core.episode_record.read_episode_record`, so files of before the record
+existed still show):
 
 * the inference driver's trace (``trace.json`` of ``gen-searcher run``, ``traces/<id>.json``
   of a benchmark run): every model turn and tool call with timings (:meth:`EpisodeRun.trace`);
@@ -21,6 +23,19 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from gen_searcher_core.episode_record import (
+    EpisodeRecord,
+    EpisodeRecordError,
+    ImagePart,
+    ImageRecord,
+    ModelStep,
+    ResolvedReference,
+    ToolCallRecord,
+    ToolImageRecord,
+    ToolsStep,
+    read_episode_record,
+)
 
 _THINK = re.compile(r"^(?:.*?<think>)?(.*?)</think>", re.DOTALL)
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
@@ -162,80 +177,86 @@ def _size(width: Any, height: Any) -> str | None:
     return f"{width}×{height}" if isinstance(width, int) and isinstance(height, int) else None
 
 
-# ---------------------------------------------------------------- the driver's trace
+# ---------------------------------------------------------------- episode records
 
 
 class _Images:
-    """What the trace knows about each image: IMG ids by store id, thumbnails by store id."""
+    """What the record knows about each image: IMG ids by store id, thumbnails by store id."""
 
-    def __init__(self, trace: Mapping[str, Any]) -> None:
-        self.entries: dict[str, dict[str, Any]] = dict(trace.get("images") or {})
-        self.img_by_store = {e.get("store_id"): img_id for img_id, e in self.entries.items() if e.get("store_id")}
+    def __init__(self, record: EpisodeRecord) -> None:
+        self.entries: dict[str, ImageRecord] = dict(record.images or {})
+        self.img_by_store = {e.store_id: img_id for img_id, e in self.entries.items()}
         self.src_by_store: dict[str, str] = {}
-        for message in trace.get("messages") or []:
-            content = message.get("content")
-            if not isinstance(content, list):
+        for message in record.messages or ():
+            if isinstance(message.content, str):
                 continue
-            for part in content:
-                if part.get("type") == "image" and part.get("data") and part.get("store_id"):
-                    self.src_by_store[part["store_id"]] = data_url(part["data"], part.get("mime_type"))
+            for part in message.content:
+                if isinstance(part, ImagePart) and part.data and part.store_id:
+                    self.src_by_store[part.store_id] = data_url(part.data, part.mime_type)
 
-    def view(self, image: Mapping[str, Any]) -> ImageView:
-        store_id = str(image.get("store_id") or "")
-        src = data_url(image["data"], image.get("mime_type")) if image.get("data") else self.src_by_store.get(store_id)
+    def view(self, image: ToolImageRecord) -> ImageView:
+        store_id = image.store_id or ""
+        src = data_url(image.data, image.mime_type) if image.data else self.src_by_store.get(store_id)
         return ImageView(
             img_id=self.img_by_store.get(store_id),
             src=src,
-            title=image.get("title"),
-            page_url=image.get("page_url"),
-            size=_size(image.get("width"), image.get("height")),
+            title=image.title,
+            page_url=image.page_url,
+            size=_size(image.width, image.height),
         )
 
     def by_img_id(self, img_id: str) -> ImageView:
-        entry = self.entries.get(img_id, {})
+        entry = self.entries.get(img_id)
+        if entry is None:
+            return ImageView(img_id=img_id)
         return ImageView(
             img_id=img_id,
-            src=self.src_by_store.get(entry.get("store_id", "")),
-            title=entry.get("title"),
-            page_url=entry.get("page_url"),
-            size=_size(entry.get("width"), entry.get("height")),
+            src=self.src_by_store.get(entry.store_id),
+            title=entry.title,
+            page_url=entry.page_url,
+            size=_size(entry.width, entry.height),
         )
 
 
-def _tool_view(record: Mapping[str, Any], images: _Images) -> ToolCallView:
-    result = record.get("result") or {}
-    name = str(record.get("name") or result.get("name") or "?")
-    arguments: dict[str, Any] = record["arguments"] if isinstance(record.get("arguments"), dict) else {}
+def _search_queries(structured: Mapping[str, Any]) -> list[SearchQueryView]:
+    queries = []
+    for entry in structured["results"]:
+        if not isinstance(entry, dict):
+            continue
+        hits = [
+            SearchHitView(
+                title=str(h.get("title") or h.get("url") or ""),
+                url=str(h.get("url") or ""),
+                snippet=str(h.get("snippet") or ""),
+                date=h.get("date"),
+            )
+            for h in entry.get("hits") or []
+            if isinstance(h, dict)
+        ]
+        queries.append(SearchQueryView(str(entry.get("query", "")), hits, entry.get("error")))
+    return queries
+
+
+def _tool_view(record: ToolCallRecord, images: _Images) -> ToolCallView:
+    result = record.result
+    name = record.name or result.name or "?"
     view = ToolCallView(
         name=name,
-        arguments=dict(arguments),
+        arguments=dict(record.arguments),
         kind="text",
-        text=str(result.get("text") or ""),
-        elapsed_s=record.get("elapsed_s"),
-        started_s=record.get("started_s"),
+        text=result.text,
+        elapsed_s=record.elapsed_s,
+        started_s=record.started_s,
     )
-    structured = result.get("structured")
-    if result.get("is_error"):
+    structured = result.structured
+    if result.is_error:
         view.kind = "error"
     elif isinstance(structured, dict) and isinstance(structured.get("results"), list):
         view.kind = "search"
-        for entry in structured["results"]:
-            if not isinstance(entry, dict):
-                continue
-            hits = [
-                SearchHitView(
-                    title=str(h.get("title") or h.get("url") or ""),
-                    url=str(h.get("url") or ""),
-                    snippet=str(h.get("snippet") or ""),
-                    date=h.get("date"),
-                )
-                for h in entry.get("hits") or []
-                if isinstance(h, dict)
-            ]
-            view.searches.append(SearchQueryView(str(entry.get("query", "")), hits, entry.get("error")))
-    elif result.get("images"):
+        view.searches = _search_queries(structured)
+    elif result.images:
         view.kind = "images"
-        view.images = [images.view(image) for image in result["images"] if isinstance(image, dict)]
+        view.images = [images.view(image) for image in result.images]
     elif isinstance(structured, dict) and "content" in structured and ("url" in structured or name == "browse"):
         view.kind = "browse"
         view.browse = dict(structured)
@@ -245,40 +266,42 @@ def _tool_view(record: Mapping[str, Any], images: _Images) -> ToolCallView:
     return view
 
 
-def _driver_turns(trace: Mapping[str, Any], images: _Images) -> list[TurnView]:
+def _turn_error(step: ModelStep, kind: str) -> str | None:
+    if kind == "model_error":
+        return f"model server: {step.error}"
+    if kind == "format_error":
+        return f"{step.error or 'format error'}: {step.detail or ''}".strip()
+    if kind == "too_long":
+        return "the turn hit the token limit"
+    if kind == "repeated_response":
+        return "the same reply as an earlier turn"
+    return None
+
+
+def _record_turns(record: EpisodeRecord, images: _Images) -> list[TurnView]:
     turns: list[TurnView] = []
-    for step in trace.get("steps") or []:
-        if step.get("type") == "tools" and turns:
-            turn = turns[-1]
-            turn.tools = [_tool_view(call, images) for call in step.get("calls") or []]
-            turn.tools_elapsed_s = step.get("elapsed_s")
-            turn.parallel = bool(step.get("parallel"))
+    for step in record.steps or ():
+        if isinstance(step, ToolsStep):
+            if turns:
+                turn = turns[-1]
+                turn.tools = [_tool_view(call, images) for call in step.calls]
+                turn.tools_elapsed_s = step.elapsed_s
+                turn.parallel = step.parallel
             continue
-        if step.get("type") != "model":
-            continue
-        text = str(step.get("text") or "")
+        text = step.text or ""
         think, _ = split_think(text)
-        kind = step.get("kind") or ("model_error" if step.get("error") else "unknown")
-        error = None
-        if kind == "model_error":
-            error = f"model server: {step.get('error')}"
-        elif kind == "format_error":
-            error = f"{step.get('error') or 'format error'}: {step.get('detail') or ''}".strip()
-        elif kind == "too_long":
-            error = "the turn hit the token limit"
-        elif kind == "repeated_response":
-            error = "the same reply as an earlier turn"
+        kind = step.kind or ("model_error" if step.error else "unknown")
         turns.append(
             TurnView(
-                call=int(step.get("call") or len(turns) + 1),
+                call=step.call,
                 kind=kind,
-                forced=bool(step.get("forced")),
+                forced=step.forced,
                 text=text,
                 think=think,
-                elapsed_s=step.get("elapsed_s"),
-                finish_reason=step.get("finish_reason"),
-                usage=step.get("usage") if isinstance(step.get("usage"), dict) else None,
-                error=error,
+                elapsed_s=step.elapsed_s,
+                finish_reason=step.finish_reason,
+                usage=step.usage,
+                error=_turn_error(step, kind),
                 answer=_answer_of(text) if kind == "answer" else None,
             )
         )
@@ -296,45 +319,26 @@ def _saved_references(answer: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def _references(
-    result: Mapping[str, Any], images: _Images | None, saved: Mapping[str, str] | None = None
+    references: Sequence[ResolvedReference],
+    generator_ids: Sequence[str],
+    images: _Images | None,
+    saved: Mapping[str, str] | None = None,
 ) -> list[ReferenceView]:
-    generator_ids = set(result.get("generator_image_ids") or [])
+    to_generator_ids = set(generator_ids)
     refs = []
-    for n, ref in enumerate(result.get("reference_images") or []):
-        if not isinstance(ref, dict) or not ref.get("img_id"):
-            continue
-        img_id = str(ref["img_id"])
-        image = images.by_img_id(img_id) if images else ImageView(img_id=img_id)
-        image.title = image.title or ref.get("title")
-        image.page_url = image.page_url or ref.get("page_url")
-        image.href = (saved or {}).get(img_id)
+    for n, ref in enumerate(references):
+        image = images.by_img_id(ref.img_id) if images else ImageView(img_id=ref.img_id)
+        image.title = image.title or ref.title
+        image.page_url = image.page_url or ref.page_url
+        image.href = (saved or {}).get(ref.img_id)
         if image.src is None and image.href is not None:
             image.src = image.href
-        to_generator = ref.get("store_id") in generator_ids if generator_ids else n < 3
-        refs.append(
-            ReferenceView(img_id=img_id, note=str(ref.get("note") or ""), to_generator=to_generator, image=image)
-        )
+        to_generator = ref.store_id in to_generator_ids if to_generator_ids else n < 3
+        refs.append(ReferenceView(img_id=ref.img_id, note=ref.note, to_generator=to_generator, image=image))
     return refs
 
 
-def _driver_view(trace: Mapping[str, Any], answer: Mapping[str, Any] | None) -> TraceView:
-    images = _Images(trace)
-    result = trace.get("result") or {}
-    view = TraceView(
-        source="driver",
-        prompt=str(trace.get("prompt") or ""),
-        termination=trace.get("termination") or result.get("termination"),
-        ok=bool(result.get("gen_prompt")),
-        model=trace.get("model"),
-        detail=result.get("detail"),
-        wall_s=trace.get("wall_s"),
-        model_calls=result.get("model_calls"),
-        tool_calls=result.get("tool_calls"),
-        format_errors=result.get("format_errors"),
-        gen_prompt=result.get("gen_prompt"),
-        references=_references(result, images, _saved_references(answer)),
-        turns=_driver_turns(trace, images),
-    )
+def _render_view(view: TraceView, answer: Mapping[str, Any] | None) -> None:
     render = (answer or {}).get("render")
     if isinstance(render, dict):
         if render.get("file"):
@@ -343,33 +347,44 @@ def _driver_view(trace: Mapping[str, Any], answer: Mapping[str, Any] | None) -> 
             )
         if render.get("error"):
             view.render_error = str(render["error"])
+
+
+def record_view(record: EpisodeRecord, *, answer: Mapping[str, Any] | None = None) -> TraceView:
+    """The view of an episode record: with its turns when the driver recorded them, else the outcome only.
+
+    ``answer`` is ``answer.json`` of a ``gen-searcher run`` folder (saved references, the render).
+    """
+    with_turns = record.steps is not None
+    images = _Images(record) if with_turns else None
+    facts: list[tuple[str, Any]] = []
+    if record.image_count is not None:
+        facts.append(("image count", record.image_count))
+    if not with_turns:
+        facts.append(("loss masked", record.loss_masked))
+    view = TraceView(
+        source="driver" if with_turns else "verl summary",
+        prompt=record.prompt,
+        termination=str(record.termination),
+        ok=record.valid,
+        model=record.model,
+        detail=record.detail,
+        wall_s=record.wall_s,
+        model_calls=record.model_calls,
+        tool_calls=record.tool_calls,
+        format_errors=record.format_errors,
+        gen_prompt=record.gen_prompt,
+        references=_references(record.references, record.generator_image_ids, images, _saved_references(answer)),
+        turns=_record_turns(record, images) if images is not None else [],
+        facts=facts,
+        note=None
+        if with_turns
+        else "This is the verl agent loop's episode summary: the outcome only, without the turns.",
+    )
+    _render_view(view, answer)
     return view
 
 
-# ---------------------------------------------------------------- verl records
-
-
-def _summary_view(summary: Mapping[str, Any]) -> TraceView:
-    answer: Mapping[str, Any] = summary["answer"] if isinstance(summary.get("answer"), dict) else {}
-    gen_prompt = summary.get("gen_prompt") or answer.get("gen_prompt")
-    facts: list[tuple[str, Any]] = []
-    for key in ("image_count", "loss_masked"):
-        if key in summary:
-            facts.append((key.replace("_", " "), summary[key]))
-    return TraceView(
-        source="verl summary",
-        prompt=str(summary.get("prompt") or ""),
-        termination=summary.get("termination"),
-        ok=bool(summary.get("valid", gen_prompt)),
-        detail=summary.get("detail"),
-        model_calls=summary.get("model_calls"),
-        tool_calls=summary.get("tool_calls"),
-        format_errors=summary.get("format_errors"),
-        gen_prompt=gen_prompt,
-        references=_references(summary, None),
-        facts=facts,
-        note="This is the verl agent loop's episode summary: the outcome only, without the turns.",
-    )
+# ---------------------------------------------------------------- verl rollout dumps
 
 
 def _tool_calls_of(text: str) -> list[ToolCallView]:
@@ -438,9 +453,9 @@ def _rollout_view(row: Mapping[str, Any]) -> TraceView:
             turns.append(_rollout_turn(len(turns) + 1, text))
         elif turns:
             _attach_responses(turns[-1], text)
-    summary = row.get("gen_searcher") if isinstance(row.get("gen_searcher"), dict) else None
+    summary = _read(row["gen_searcher"]) if isinstance(row.get("gen_searcher"), dict) else None
     final = next((t.answer for t in reversed(turns) if t.answer), None)
-    prompt = (summary or {}).get("prompt") or _prompt_from_input(str(row.get("input") or ""))
+    prompt = (summary.prompt if summary else "") or _prompt_from_input(str(row.get("input") or ""))
     facts: list[tuple[str, Any]] = []
     for key, value in row.items():
         if key not in ("input", "output", "gen_searcher") and isinstance(value, (str, int, float, bool)):
@@ -448,7 +463,7 @@ def _rollout_view(row: Mapping[str, Any]) -> TraceView:
     view = TraceView(
         source="verl rollout",
         prompt=str(prompt),
-        termination=(summary or {}).get("termination"),
+        termination=str(summary.termination) if summary else None,
         ok=final is not None,
         model_calls=len(turns),
         tool_calls=sum(len(t.tools) for t in turns),
@@ -459,10 +474,17 @@ def _rollout_view(row: Mapping[str, Any]) -> TraceView:
         raw_input=str(row.get("input") or "") or None,
     )
     if final is not None:
-        view.references = _references(
-            {"reference_images": [r for r in final.get("reference_images") or [] if isinstance(r, dict)]}, None
-        )
+        view.references = _references(_answer_references(final), (), None)
     return view
+
+
+def _answer_references(answer: Mapping[str, Any]) -> list[ResolvedReference]:
+    """The references of an answer the model wrote (ids and notes; nothing resolved)."""
+    return [
+        ResolvedReference(img_id=str(ref["img_id"]), note=str(ref.get("note") or ""))
+        for ref in answer.get("reference_images") or []
+        if isinstance(ref, dict) and ref.get("img_id")
+    ]
 
 
 # ---------------------------------------------------------------- entry points
@@ -470,6 +492,8 @@ def _rollout_view(row: Mapping[str, Any]) -> TraceView:
 
 def trace_kind(record: Mapping[str, Any]) -> str:
     """``driver``, ``verl summary`` or ``verl rollout``; raises :class:`TraceFormatError` for anything else."""
+    if "schema_version" in record:  # an episode record: with turns from the driver, the outcome only from verl
+        return "driver" if record.get("steps") is not None else "verl summary"
     if isinstance(record.get("steps"), list) and "prompt" in record:
         return "driver"
     if isinstance(record.get("output"), str) and "input" in record:
@@ -479,22 +503,28 @@ def trace_kind(record: Mapping[str, Any]) -> str:
     if isinstance(record.get("gen_searcher"), dict):
         return "verl summary"
     raise TraceFormatError(
-        "not an episode trace: expected a driver trace (prompt, steps), a verl episode summary "
-        "(termination, prompt) or a verl rollout dump row (input, output)"
+        "not an episode trace: expected an episode record (schema_version), a driver trace (prompt, steps), "
+        "a verl episode summary (termination, prompt) or a verl rollout dump row (input, output)"
     )
 
 
-def trace_view(record: Mapping[str, Any], *, answer: Mapping[str, Any] | None = None) -> TraceView:
+def _read(obj: Mapping[str, Any]) -> EpisodeRecord:
+    try:
+        return read_episode_record(obj)
+    except EpisodeRecordError as exc:
+        raise TraceFormatError(str(exc)) from None
+
+
+def trace_view(record: Mapping[str, Any] | EpisodeRecord, *, answer: Mapping[str, Any] | None = None) -> TraceView:
     """The view of one trace record; ``answer`` is ``answer.json`` of a ``gen-searcher run`` folder."""
+    if isinstance(record, EpisodeRecord):
+        return record_view(record, answer=answer)
     if not isinstance(record, Mapping):
         raise TraceFormatError("a trace must be a JSON object")
-    kind = trace_kind(record)
-    if kind == "driver":
-        return _driver_view(record, answer)
-    if kind == "verl rollout":
+    if trace_kind(record) == "verl rollout":
         return _rollout_view(record)
-    summary = record["gen_searcher"] if isinstance(record.get("gen_searcher"), dict) else record
-    return _summary_view(summary)
+    wrapped = record.get("gen_searcher")
+    return record_view(_read(wrapped if isinstance(wrapped, dict) else record), answer=answer)
 
 
 def parse_records(text: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gen_searcher_core.commands import build_app
+from gen_searcher_core.episode_record import ToolsStep
 from policy.baseline import run_baseline
 from policy.episode import Termination
 from policy.mcp_tools import McpTools
@@ -34,8 +35,9 @@ async def test_baseline_takes_the_top_image(tool_server: ToolServer) -> None:
     assert result.termination is Termination.ANSWERED
     assert result.gen_prompt == prompt and [r.img_id for r in result.references] == ["IMG_001"]
     assert result.references[0].title and "Marendt" in result.references[0].title
-    calls = run.steps[1]["calls"]
-    assert calls[0]["name"] == "image_search" and calls[0]["arguments"]["query"] == prompt
+    tools_step = run.steps[1]
+    assert isinstance(tools_step, ToolsStep)
+    assert tools_step.calls[0].name == "image_search" and tools_step.calls[0].arguments["query"] == prompt
     assert run.trace()["model"] == "baseline"
 
 

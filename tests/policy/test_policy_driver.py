@@ -13,6 +13,7 @@ import json
 import pytest
 from PIL import Image
 
+from gen_searcher_core.episode_record import ToolsStep
 from policy.chat import OpenAIChatModel, Sampling
 from policy.driver import EpisodeRun, run_episode
 from policy.episode import EpisodeConfig, Termination
@@ -226,7 +227,8 @@ async def test_parallel_tool_calls_run_concurrently(chat: ScriptedChat, tool_ser
     text = last_user_text(chat.requests[1])
     assert text.count("<tool_response>") == 2
     assert text.index("Slow page a") < text.index("Slow page b")  # results keep the calls' order
-    assert run_.steps[1]["parallel"] is True
+    tools_step = run_.steps[1]
+    assert isinstance(tools_step, ToolsStep) and tools_step.parallel is True
 
 
 async def test_parallel_calls_refused_when_disabled(chat: ScriptedChat, tool_server: ToolServer, site: Site) -> None:
