@@ -203,12 +203,27 @@ def parse_answer(
     ordinals in ``gen_prompt`` follow that order).
     """
     is_known: Callable[[str], bool] = known_ids if callable(known_ids) else known_ids.__contains__
+    data = _answer_object(raw)
+    prompt = _gen_prompt(data)
+    items = _reference_items(data, min_references, max_references)
+    references = [_reference(item, is_known) for item in items]
+    _check_reference_order(references)
+    return Answer(gen_prompt=prompt.strip(), reference_images=tuple(references))
+
+
+def _answer_object(raw: str) -> dict[str, Any]:
+    """The JSON object inside ``<answer>``."""
     try:
         data = _loads_lenient(raw)
     except ValueError as exc:
         raise AnswerError("answer_json", f"The <answer> content is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise AnswerError("answer_shape", "The <answer> must hold a JSON object with gen_prompt and reference_images.")
+    return data
+
+
+def _gen_prompt(data: dict[str, Any]) -> str:
+    """``gen_prompt``: a non-empty string that names no IMG id (the generator never sees them)."""
     prompt = data.get("gen_prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise AnswerError("gen_prompt", "The answer needs a non-empty string gen_prompt.")
@@ -219,6 +234,11 @@ def parse_answer(
             f"gen_prompt mentions {named.group(0)}, but the generator never sees IMG ids; name references by "
             "position in your list (the first reference image, the second reference image, …).",
         )
+    return prompt
+
+
+def _reference_items(data: dict[str, Any], min_references: int, max_references: int) -> list[Any]:
+    """``reference_images``: a list of ``min_references``..``max_references`` entries (not yet checked)."""
     refs = data.get("reference_images")
     if not isinstance(refs, list):
         raise AnswerError("references_shape", "reference_images must be a list of {img_id, note} objects.")
@@ -227,26 +247,31 @@ def parse_answer(
             "reference_count",
             f"reference_images must list {min_references} to {max_references} images; you gave {len(refs)}.",
         )
-    parsed: list[ReferenceImage] = []
-    for item in refs:
-        if isinstance(item, str):  # tolerate a bare id
-            item = {"img_id": item, "note": ""}
-        if not isinstance(item, dict) or not isinstance(item.get("img_id"), str):
-            raise AnswerError(
-                "references_shape", 'Each reference must be an object {"img_id": "IMG_###", "note": ...}.'
-            )
-        img_id = item["img_id"].strip()
-        note = item.get("note", "")
-        if not isinstance(note, str):
-            note = json.dumps(note, ensure_ascii=False)
-        if not IMG_ID_PATTERN.match(img_id):
-            raise AnswerError("img_id_format", f"{img_id!r} is not an image id; use ids of the form IMG_001.")
-        if not is_known(img_id):
-            raise AnswerError(
-                "unknown_img_id", f"{img_id} is not an image you were shown; use only IMG ids from tool responses."
-            )
-        parsed.append(ReferenceImage(img_id=img_id, note=note.strip()))
-    ids = [ref.img_id for ref in parsed]
+    return refs
+
+
+def _reference(item: Any, is_known: Callable[[str], bool]) -> ReferenceImage:
+    """One entry: ``{"img_id": "IMG_###", "note": …}`` (a bare id is tolerated) naming an image of this episode."""
+    if isinstance(item, str):  # tolerate a bare id
+        item = {"img_id": item, "note": ""}
+    if not isinstance(item, dict) or not isinstance(item.get("img_id"), str):
+        raise AnswerError("references_shape", 'Each reference must be an object {"img_id": "IMG_###", "note": ...}.')
+    img_id = item["img_id"].strip()
+    note = item.get("note", "")
+    if not isinstance(note, str):
+        note = json.dumps(note, ensure_ascii=False)
+    if not IMG_ID_PATTERN.match(img_id):
+        raise AnswerError("img_id_format", f"{img_id!r} is not an image id; use ids of the form IMG_001.")
+    if not is_known(img_id):
+        raise AnswerError(
+            "unknown_img_id", f"{img_id} is not an image you were shown; use only IMG ids from tool responses."
+        )
+    return ReferenceImage(img_id=img_id, note=note.strip())
+
+
+def _check_reference_order(references: list[ReferenceImage]) -> None:
+    """No id twice, ids ascending (``gen_prompt``'s ordinals follow the list's order)."""
+    ids = [ref.img_id for ref in references]
     if len(set(ids)) != len(ids):
         raise AnswerError("duplicate_reference", "Each reference image may be listed only once.")
     if ids != sorted(ids, key=_id_number):
@@ -255,7 +280,6 @@ def parse_answer(
             "List reference_images in ascending id order (IMG_001 before IMG_002); "
             "gen_prompt's ordinals (the first reference image, …) follow that order.",
         )
-    return Answer(gen_prompt=prompt.strip(), reference_images=tuple(parsed))
 
 
 def _id_number(img_id: str) -> int:
