@@ -9,9 +9,10 @@ command's name and its object a ``register(app: typer.Typer) -> None`` hook::
 
 Registration modules import only typer and their own option declarations, so
 ``gen-searcher --help`` stays fast. A command whose optional dependencies are
-missing says which extra to install when run (see :func:`require_modules`); a
-plugin that fails to load, or reuses a taken name, becomes a command that says
-so, and the rest of the command line keeps working.
+missing says which extra to install when run (see :func:`require_modules`). The
+clash rule is the one of every plugin group (:mod:`gen_searcher_core.plugins`):
+a command that fails to load, or whose name two packages register, becomes a
+command that says so when run, and the rest of the command line keeps working.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 
 import typer
+
+from gen_searcher_core.plugins import PluginError, by_name, load_entry_point, single_provider
 
 ENTRY_POINT_GROUP = "gen_searcher.commands"
 
@@ -64,37 +67,15 @@ def _broken_command(app: typer.Typer, name: str, reason: str) -> None:
 
 
 def register_entry_points(app: typer.Typer, found: Iterable[EntryPoint] | None = None) -> None:
-    """Attach every command registered under :data:`ENTRY_POINT_GROUP` to ``app``."""
-    seen: dict[str, str] = {}
-    for entry_point in sorted(found if found is not None else entry_points(group=ENTRY_POINT_GROUP), key=_order):
-        name = entry_point.name
-        if name in seen:
-            typer.echo(
-                f"warning: command {name!r} from {entry_point.value!r} ignored: {seen[name]!r} already provides it",
-                err=True,
-            )
-            continue
-        seen[name] = entry_point.value
+    """Attach every command registered under :data:`ENTRY_POINT_GROUP` (or ``found``) to ``app``."""
+    grouped = by_name(entry_points(group=ENTRY_POINT_GROUP) if found is None else found)
+    for name in sorted(grouped):
         try:
-            hook = entry_point.load()
-        except Exception as exc:  # noqa: BLE001 - a plugin may fail to import in any way
-            _broken_command(app, name, f"{entry_point.value} failed to load ({type(exc).__name__}: {exc})")
-            continue
-        if not callable(hook):
-            _broken_command(app, name, f"{entry_point.value} is not a register(app) function")
+            hook = load_entry_point(single_provider(grouped, name, what="command"), what="command")
+        except PluginError as exc:
+            _broken_command(app, name, str(exc))
             continue
         hook(app)
-
-
-def _order(entry_point: EntryPoint) -> tuple[int, str]:
-    # Our own commands first (they win a name clash with a plugin), then plugins by name.
-    ours = entry_point.value.split(".", 1)[0] in _PROJECT_PACKAGES
-    return (0 if ours else 1, entry_point.name)
-
-
-_PROJECT_PACKAGES = frozenset(
-    {"mcp_server", "search_tools", "render_tools", "policy", "benchmark", "verl_recipes", "gen_searcher_core"}
-)
 
 
 def build_app() -> typer.Typer:

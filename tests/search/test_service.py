@@ -180,7 +180,7 @@ def test_unknown_backend_lists_known_names(make_settings) -> None:  # type: igno
     with pytest.raises(SearchBackendError) as info:
         create_backend(make_settings(search={"backend": "bingo"}).backend_config())
     assert info.value.kind == "config"
-    assert "unknown search backend 'bingo'; known backends: auto, brave, ddgs, local, searxng, serper" in str(
+    assert "unknown search backend 'bingo'; known search backends: auto, brave, ddgs, local, searxng, serper" in str(
         info.value
     )
 
@@ -256,11 +256,11 @@ def test_plugin_loader_errors(installed_plugin: str, make_settings) -> None:  # 
     cases = {
         "missing module": (
             EntryPoint("custom", "gs_no_such_module_xyz:create", "gen_searcher.search_backends"),
-            "could not load plugin",
+            "could not load search backend plugin",
         ),
         "not callable": (
             EntryPoint("custom", f"{installed_plugin}:not_callable", "gen_searcher.search_backends"),
-            "not a callable factory",
+            "is not callable",
         ),
         "wrong object": (
             EntryPoint("custom", f"{installed_plugin}:broken_factory", "gen_searcher.search_backends"),

@@ -123,7 +123,7 @@ def test_serve_flags_beat_environment_and_file(tmp_path: Path, monkeypatch: pyte
     [
         (
             {"GEN_SEARCHER_SEARCH__BACKEND": "nosuch"},
-            "nosuch search backend is misconfigured: unknown search backend 'nosuch'; known backends: auto,",
+            "nosuch search backend is misconfigured: unknown search backend 'nosuch'; known search backends: auto,",
         ),
         (
             {"GEN_SEARCHER_SEARCH__BACKEND": "local"},

@@ -11,7 +11,20 @@ from typer.testing import CliRunner
 
 from gen_searcher_core.commands import ENTRY_POINT_GROUP, build_app, register_entry_points, require_modules
 
-SHIPPED = {"serve", "tools", "call", "index", "render-server", "run", "bench", "data", "train"}
+SHIPPED = {
+    "serve",
+    "tools",
+    "call",
+    "index",
+    "render-server",
+    "images",
+    "run",
+    "trace",
+    "bench",
+    "data",
+    "train",
+    "plugins",
+}
 
 
 def _ep(name: str, value: str) -> EntryPoint:
@@ -68,11 +81,23 @@ def test_a_plugin_that_fails_to_load_becomes_a_command_that_says_so() -> None:
     assert CliRunner().invoke(app, ["serve", "--help"]).exit_code == 0  # the rest keeps working
 
 
-def test_a_plugin_cannot_shadow_a_shipped_command() -> None:
+def test_a_command_name_two_packages_register_is_refused_naming_both() -> None:
+    # The clash rule of every plugin group: the name is refused when used, nothing shadows silently,
+    # and the other commands keep working.
     app = typer.Typer()
-    register_entry_points(app, [_ep("serve", f"{__name__}:_hello"), _ep("serve", "mcp_server.cli:register_serve")])
-    result = CliRunner().invoke(app, ["serve", "--help"])
-    assert result.exit_code == 0 and "MCP tool server" in result.output
+    register_entry_points(
+        app,
+        [
+            _ep("serve", f"{__name__}:_hello"),
+            _ep("serve", "mcp_server.cli:register_serve"),
+            _ep("trace", "policy.trace_cli:register"),
+        ],
+    )
+    result = CliRunner().invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "registered more than once" in result.output
+    assert f"'{__name__}:_hello'" in result.output and "'mcp_server.cli:register_serve'" in result.output
+    assert CliRunner().invoke(app, ["trace", "--help"]).exit_code == 0
 
 
 def test_a_missing_optional_dependency_names_the_extra() -> None:
