@@ -102,6 +102,11 @@ class ImageSettings(BaseModel):
         default_factory=lambda: default_cache_dir() / "images-cache", description="local read-through cache (S3)"
     )
     cache_max_bytes: int = Field(1024**3, description="size of the local read-through cache (S3); 0 turns it off")
+    max_image_bytes: int = Field(
+        64 * 1024**2,
+        gt=0,
+        description="largest image the S3 store writes or reads; a larger object under an id is refused unread",
+    )
 
     @field_validator("url", "endpoint_url", "region", mode="before")
     @classmethod

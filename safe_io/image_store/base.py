@@ -38,6 +38,14 @@ class ImageStoreUnavailable(UserFacingError):
     """The store cannot be reached or written right now; the message says which store and why."""
 
 
+class ImageIntegrityError(ImageStoreUnavailable):
+    """What the store holds under an id is not that image (other bytes, wrong size, over the size cap).
+
+    Refused, never cached, and counted; a kind of "unavailable" so every caller already
+    turns it into a clear error.
+    """
+
+
 @dataclass(frozen=True)
 class StoredImage:
     """What the store knows about one image; ``meta`` holds provenance (source and page URL, prompt, seed)."""

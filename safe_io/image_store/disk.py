@@ -94,6 +94,11 @@ class DiskImageStore(StoreHelpers):
     async def contains(self, image_id: str) -> bool:
         return is_image_id(image_id) and await anyio.to_thread.run_sync(self._meta_path(image_id).exists)
 
+    async def discard(self, image_id: str) -> None:
+        """Forget one image and its thumbnails (the S3 store's cache drops what it must not serve)."""
+        if is_image_id(image_id):
+            await self._run(self._discard_sync, image_id)
+
     async def lookup_source(self, url: str) -> SourceEntry | None:
         return await self._run(self._lookup_source_sync, url)
 
@@ -231,6 +236,11 @@ class DiskImageStore(StoreHelpers):
         meta_path.unlink(missing_ok=True)  # the record first: readers never see a record without its image
         for path in meta_path.parent.glob(f"{image_id}.*"):
             path.unlink(missing_ok=True)
+
+    def _discard_sync(self, image_id: str) -> None:
+        self._delete_image(self._meta_path(image_id))
+        with self._lock:
+            self._estimated_bytes = None
 
     def _evict_over_budget(self, keep: str, added: int) -> None:
         with self._lock:

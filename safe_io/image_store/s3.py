@@ -13,6 +13,16 @@ Layout under ``s3://bucket/prefix``:
   the image, so a record is only ever seen with its image;
 * ``sources/<sha256 of URL>.json``: what a downloaded source URL gave.
 
+Nothing read from the bucket is trusted: objects are streamed under a hard
+size cap (``images.max_image_bytes``; records and source entries a few KB) and
+an object whose announced size is over it is refused unread; image bytes must
+hash to their id and match their record's size. A refusal is an
+:class:`ImageIntegrityError`, is never cached, and is counted in ``events``
+(and reported to the server's metrics when given). An id this replica knows
+from its local cache is confirmed in the bucket before it is returned, and
+written back from the (verified) cached bytes when the bucket lost it, so
+every replica can serve what any replica returns.
+
 Writes of images and records are conditional (``If-None-Match: *``): a write
 of an id that exists is a no-op and the first record is kept. A local
 :class:`DiskImageStore` serves as a size-bounded LRU read-through cache, and
@@ -26,9 +36,10 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -39,6 +50,7 @@ from gen_searcher_core.errors import ConfigError
 from safe_io.image_store.base import (
     DEFAULT_THUMBNAIL_QUALITY,
     GcReport,
+    ImageIntegrityError,
     ImageNotFoundError,
     ImageStoreUnavailable,
     SourceEntry,
@@ -55,9 +67,14 @@ from safe_io.settings import ImageSettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 SOURCES = "sources"
 CHECK_KEY = ".gen-searcher-check"
+DEFAULT_MAX_IMAGE_BYTES = 64 * 1024**2
+MAX_RECORD_BYTES = 64 * 1024  # an image record or source entry is a few hundred bytes
+STREAM_CHUNK_BYTES = 256 * 1024
 _ERROR_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 _CREDENTIAL_CODES = frozenset(
     {
@@ -103,6 +120,21 @@ class _ConditionalPutUnsupported(Exception):
     """The store answered a conditional put with NotImplemented (older S3-compatible servers)."""
 
 
+class _TooLarge(Exception):
+    """An object is larger than the cap of its kind (announced or counted while streaming)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(size, limit)
+        self.size = size
+        self.limit = limit
+
+
+class ImageStoreEvents(Protocol):
+    """Where the store reports what it refused or restored (the server's metrics)."""
+
+    def image_store_event(self, event: str) -> None: ...
+
+
 def parse_s3_url(url: str) -> tuple[str, str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix, location shown in messages, without any userinfo)."""
     parts = urlsplit(url.strip())
@@ -124,17 +156,24 @@ class S3ImageStore(StoreHelpers):
         cache: DiskImageStore | None = None,
         thumbnail_side: int = 512,
         timeout_s: float = 10.0,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        events: ImageStoreEvents | None = None,
     ) -> None:
         self._s3 = store
         self.location = location
         self.cache = cache
         self.thumbnail_side = thumbnail_side
+        self.max_image_bytes = max_image_bytes
+        #: What this store refused or restored: ``oversized``, ``hash_mismatch``, ``size_mismatch``,
+        #: ``bad_record``, ``restored``, ``lost`` (an id known only to the local cache, not returned).
+        self.events: Counter[str] = Counter()
+        self._sink = events
         # A hard bound over the client's own timeouts and retries: no call waits longer than this.
         self._deadline_s = timeout_s * 3
         self._conditional_puts = True  # until the store says it does not implement them
 
     @classmethod
-    def from_settings(cls, settings: ImageSettings) -> S3ImageStore:
+    def from_settings(cls, settings: ImageSettings, *, events: ImageStoreEvents | None = None) -> S3ImageStore:
         assert settings.url
         bucket, prefix, location = parse_s3_url(settings.url)
         config: dict[str, Any] = {}
@@ -182,7 +221,13 @@ class S3ImageStore(StoreHelpers):
                 setting="images.cache_dir (GEN_SEARCHER_IMAGES__CACHE_DIR)",
             )
         return cls(
-            store, location=location, cache=cache, thumbnail_side=settings.thumbnail_side, timeout_s=settings.timeout_s
+            store,
+            location=location,
+            cache=cache,
+            thumbnail_side=settings.thumbnail_side,
+            timeout_s=settings.timeout_s,
+            max_image_bytes=settings.max_image_bytes,
+            events=events,
         )
 
     # -- plumbing -------------------------------------------------------------
@@ -197,7 +242,7 @@ class S3ImageStore(StoreHelpers):
         try:
             with anyio.fail_after(self._deadline_s):
                 return await awaitable
-        except (FileNotFoundError, AlreadyExistsError):
+        except (FileNotFoundError, AlreadyExistsError, _TooLarge):
             raise
         except Exception as exc:  # noqa: BLE001  obstore errors, timeouts, connection failures
             if conditional and (isinstance(exc, NotSupportedError) or "<Code>NotImplemented</Code>" in str(exc)):
@@ -237,12 +282,87 @@ class S3ImageStore(StoreHelpers):
         await self._call(obstore.put_async(self._s3, key, data, attributes=attributes))
         return True
 
-    async def _get_object(self, key: str) -> tuple[bytes, dict[str, Any]]:
-        async def fetch() -> tuple[bytes, dict[str, Any]]:
+    async def _get_object(self, key: str, limit: int) -> bytes:
+        """The object's bytes, streamed: over ``limit`` raises ``_TooLarge`` without reading on.
+
+        An object whose announced size is over the cap is refused before its body is read;
+        the count while streaming guards against a size that lies.
+        """
+
+        async def fetch() -> bytes:
             result = await obstore.get_async(self._s3, key)
-            return bytes(await result.bytes_async()), dict(result.attributes)
+            announced = int(result.meta["size"])
+            if announced > limit:
+                raise _TooLarge(announced, limit)
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in result.stream(min_chunk_size=min(STREAM_CHUNK_BYTES, limit + 1)):
+                total += len(chunk)
+                if total > limit:
+                    raise _TooLarge(total, limit)
+                chunks.append(chunk)
+            return b"".join(chunks)
 
         return await self._call(fetch())
+
+    def _count(self, event: str) -> None:
+        self.events[event] += 1
+        if self._sink is not None:
+            self._sink.image_store_event(event)
+
+    def _refuse(self, image_id: str, event: str, why: str) -> ImageIntegrityError:
+        """Count a refused read and say what it was; the bytes go nowhere (no cache, no caller)."""
+        self._count(event)
+        logger.warning("image store %s: %s refused: %s", self.location, image_id, why)
+        return ImageIntegrityError(f"image {image_id} in {self.location} failed verification: {why}; not served")
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self._call(obstore.head_async(self._s3, key))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def _in_bucket(self, image_id: str) -> tuple[bool, bool]:
+        """(image there, record there), asked concurrently."""
+        found = {image_id: False, f"{image_id}.json": False}
+
+        async def one(key: str) -> None:
+            found[key] = await self._exists(key)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for key in found:
+                    tg.start_soon(one, key)
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
+        return found[image_id], found[f"{image_id}.json"]
+
+    async def _confirm_in_bucket(self, record: StoredImage, data: bytes | None = None) -> bool:
+        """True when the bucket holds ``record``'s image and record, writing back what it lost.
+
+        The bytes come from ``data`` or the local cache, verified against the id first; with
+        none usable, the id is dropped from the cache and False says it must not be returned.
+        """
+        image_there, record_there = await self._in_bucket(record.id)
+        if image_there and record_there:
+            return True
+        if data is None and self.cache is not None:
+            hit = await self._cached(self.cache.read_bytes(record.id))
+            data = hit[0] if hit is not None else None
+        if data is None or not await anyio.to_thread.run_sync(_matches, data, record):
+            self._count("lost")
+            logger.warning("image store %s lost %s and no good local copy is left", self.location, record.id)
+            if self.cache is not None:
+                await self._cached(self.cache.discard(record.id))
+            return False
+        if not image_there:
+            await self._create(record.id, data, record.media_type)
+        if not record_there:
+            await self._create(f"{record.id}.json", json.dumps(record.to_dict()).encode(), "application/json")
+        self._count("restored")
+        logger.warning("image store %s had lost %s: written back from the local cache", self.location, record.id)
+        return True
 
     async def _cached(self, awaitable: Awaitable[T]) -> T | None:
         """A cache operation; a cache that failed costs a trip to S3, never the call."""
@@ -256,10 +376,18 @@ class S3ImageStore(StoreHelpers):
 
     async def _fetch_record(self, image_id: str) -> StoredImage:
         try:
-            raw, _ = await self._get_object(f"{image_id}.json")
+            raw = await self._get_object(f"{image_id}.json", MAX_RECORD_BYTES)
         except FileNotFoundError:
             raise ImageNotFoundError(image_id) from None
-        return StoredImage.from_dict(json.loads(raw))
+        except _TooLarge as exc:
+            raise self._refuse(image_id, "bad_record", f"its record is over {exc.limit} bytes") from None
+        try:
+            record = StoredImage.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise self._refuse(image_id, "bad_record", "its record is not a valid image record") from None
+        if record.id != image_id or not 0 < record.size_bytes <= self.max_image_bytes:
+            raise self._refuse(image_id, "bad_record", "its record names another id or an impossible size")
+        return record
 
     # -- the store ------------------------------------------------------------
     async def check(self) -> None:
@@ -285,10 +413,15 @@ class S3ImageStore(StoreHelpers):
         def describe() -> tuple[str, int, int]:
             return (image_id_for(data), *image_size(data, media_type))
 
+        if len(data) > self.max_image_bytes:
+            raise ValueError(
+                f"image is {len(data)} bytes, over the store's limit of {self.max_image_bytes} "
+                "(images.max_image_bytes, GEN_SEARCHER_IMAGES__MAX_IMAGE_BYTES)"
+            )
         image_id, width, height = await anyio.to_thread.run_sync(describe)
         if self.cache is not None:
             known = await self._cached(self.cache.get(image_id))
-            if known is not None:
+            if known is not None and await self._confirm_in_bucket(known, data):
                 return known
         record = StoredImage(image_id, width, height, media_type, len(data), dict(meta or {}))
         await self._create(image_id, data, media_type)
@@ -303,41 +436,70 @@ class S3ImageStore(StoreHelpers):
             raise ImageNotFoundError(image_id)
         if self.cache is not None:
             known = await self._cached(self.cache.get(image_id))
-            if known is not None:
+            if known is not None and await self._confirm_in_bucket(known):
                 return known
-        return await self._fetch_record(image_id)
+        # The record and the image: an id is only returned when both are there.
+        record, (image_there, _) = await self._gather(self._fetch_record(image_id), self._in_bucket(image_id))
+        if not image_there:
+            raise ImageNotFoundError(image_id)
+        return record
 
     async def read_bytes(self, image_id: str) -> tuple[bytes, str]:
         if not is_image_id(image_id):
             raise ImageNotFoundError(image_id)
         if self.cache is not None:
-            hit = await self._cached(self.cache.read_bytes(image_id))
-            if hit is not None:
-                return hit
-        record: StoredImage | None = None
-        data = b""
+            served = await self._from_cache(image_id)
+            if served is not None:
+                return served
 
-        async def fetch_record() -> None:
-            nonlocal record
-            record = await self._fetch_record(image_id)
-
-        async def fetch_data() -> None:
-            nonlocal data
+        async def fetch_data() -> bytes:
             try:
-                data, _ = await self._get_object(image_id)
+                return await self._get_object(image_id, self.max_image_bytes)
             except FileNotFoundError:
                 raise ImageNotFoundError(image_id) from None
+            except _TooLarge as exc:
+                raise self._refuse(image_id, "oversized", f"the object is over {exc.limit} bytes") from None
+
+        record, data = await self._gather(self._fetch_record(image_id), fetch_data())
+        if len(data) != record.size_bytes:
+            raise self._refuse(
+                image_id, "size_mismatch", f"{len(data)} bytes where its record says {record.size_bytes}"
+            )
+        if not await anyio.to_thread.run_sync(_matches, data, record):
+            raise self._refuse(image_id, "hash_mismatch", "its bytes do not hash to the id")
+        if self.cache is not None:  # only verified bytes reach the cache
+            await self._cached(self.cache.insert(record, data))
+        return data, record.media_type
+
+    async def _from_cache(self, image_id: str) -> tuple[bytes, str] | None:
+        """The cached bytes (verified) when the bucket still holds the image, restored if it lost it."""
+        assert self.cache is not None
+        record = await self._cached(self.cache.get(image_id))
+        hit = await self._cached(self.cache.read_bytes(image_id)) if record is not None else None
+        if record is None or hit is None:
+            return None
+        if not await anyio.to_thread.run_sync(_matches, hit[0], record):
+            logger.warning("local image cache: %s does not match its id; dropped", image_id)
+            await self._cached(self.cache.discard(image_id))
+            return None
+        if not await self._confirm_in_bucket(record, hit[0]):
+            return None
+        return hit
+
+    async def _gather(self, first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+        """Both results, run concurrently; the first one's error wins (it is the one callers expect)."""
+        results: list[Any] = [None, None]
+
+        async def run(i: int, awaitable: Awaitable[Any]) -> None:
+            results[i] = await awaitable
 
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(fetch_record)
-                tg.start_soon(fetch_data)
-        except BaseExceptionGroup as group:  # the record's error first: it is the one callers expect
+                tg.start_soon(run, 0, first)
+                tg.start_soon(run, 1, second)
+        except BaseExceptionGroup as group:
             raise group.exceptions[0] from None
-        assert record is not None
-        if self.cache is not None:
-            await self._cached(self.cache.insert(record, data))
-        return data, record.media_type
+        return results[0], results[1]
 
     async def thumbnail(
         self, image_id: str, max_side: int | None = None, quality: int = DEFAULT_THUMBNAIL_QUALITY
@@ -357,13 +519,11 @@ class S3ImageStore(StoreHelpers):
     async def contains(self, image_id: str) -> bool:
         if not is_image_id(image_id):
             return False
-        if self.cache is not None and await self._cached(self.cache.contains(image_id)):
-            return True
-        try:
-            await self._call(obstore.head_async(self._s3, f"{image_id}.json"))
-        except FileNotFoundError:
-            return False
-        return True
+        if self.cache is not None:
+            known = await self._cached(self.cache.get(image_id))
+            if known is not None:
+                return await self._confirm_in_bucket(known)
+        return all(await self._in_bucket(image_id))
 
     async def lookup_source(self, url: str) -> SourceEntry | None:
         if self.cache is not None:
@@ -371,11 +531,12 @@ class S3ImageStore(StoreHelpers):
             if entry is not None:
                 return entry
         try:
-            raw, _ = await self._get_object(f"{SOURCES}/{source_key(url)}.json")
+            raw = await self._get_object(f"{SOURCES}/{source_key(url)}.json", MAX_RECORD_BYTES)
             entry = SourceEntry.from_dict(json.loads(raw))
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError):
+        except (_TooLarge, ValueError, KeyError, TypeError, AttributeError):
+            self._count("bad_source_entry")
             return None
         if self.cache is not None:
             await self._cached(self.cache.remember_source(url, entry))
@@ -428,6 +589,11 @@ class S3ImageStore(StoreHelpers):
         # teardown, a retry timer) still running when the interpreter finalizes aborts the process
         # (SIGABRT, seen in about 1 exit in 3 right after a failed request). A short pause lets them end.
         await anyio.sleep(0.1)
+
+
+def _matches(data: bytes, record: StoredImage) -> bool:
+    """Whether ``data`` is the image ``record`` names: its size and its content hash (run in a worker thread)."""
+    return len(data) == record.size_bytes and image_id_for(data) == record.id
 
 
 def _env_endpoint() -> str | None:
