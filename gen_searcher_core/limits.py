@@ -15,3 +15,17 @@ MAX_REFERENCES = 5
 GENERATOR_REFERENCES = 3
 #: Ordinary model calls of an episode before the forced final one.
 MAX_MODEL_CALLS = 9
+
+# -- untrusted text ------------------------------------------------------------
+# Every name, id and URI a client sends is refused over these lengths before any
+# other work, and error messages are scrubbed on a capped length, so one request's
+# cost is bounded however large its strings are.
+
+#: Longest tool or prompt name accepted (the MCP specification suggests 1 to 128 characters).
+MAX_NAME_CHARS = 128
+#: Longest resource URI accepted (``image://`` ids need 30).
+MAX_URI_CHARS = 2048
+#: Longest string JSON-RPC request id accepted (it is echoed in the answer).
+MAX_REQUEST_ID_CHARS = 256
+#: Longest error message sent to a client; longer ones are cut, with the cut said.
+MAX_MESSAGE_CHARS = 8192

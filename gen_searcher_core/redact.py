@@ -5,6 +5,11 @@ credentials or a query token. :class:`Redactor` replaces each known secret (and
 its URL-encoded form) with ``***``, plus credentials in URLs and bearer tokens
 it does not know. The tool server scrubs every tool error through one, the
 render server every error answer, and access logs lose query values.
+
+Its input is untrusted (an error may quote a client's tool name or URI), so a
+scrub costs time linear in a capped length: text past ``MAX_MESSAGE_CHARS`` is
+cut (the cut is said), and every pattern has a bounded amount of work per
+position (no unbounded run followed by a literal that may be missing).
 """
 
 from __future__ import annotations
@@ -17,10 +22,18 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
 
+from gen_searcher_core.limits import MAX_MESSAGE_CHARS
+
 MASK = "***"
 MIN_SECRET_CHARS = 4  # shorter "secrets" would mask ordinary words
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+# The scheme is bounded: an unbounded one made each letter of a long word start a scan to
+# its end in search of "://" (quadratic: 80,000 letters took 5 s). A longer scheme still has
+# its last 32 characters matched, so credentials after it are masked all the same. The
+# userinfo scans stop at the next "/", which every later "://" holds, so they do not overlap.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/\s:@]+(?::[^/\s@]*)?@")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s{1,16}[A-Za-z0-9._~+/=-]{8,}")
+#: Scrubbed past the cut, so a secret or URL credential that straddles it is masked whole first.
+_CUT_MARGIN = 512
 _QUERY_VALUE = re.compile(r"=[^&#\s]*")
 
 
@@ -36,13 +49,24 @@ class Redactor:
             forms.update({value, quote(value, safe=""), quote_plus(value)})
         # Longest first, so a secret that contains another is masked whole.
         self._forms = sorted(forms, key=len, reverse=True)
+        self._margin = _CUT_MARGIN + (len(self._forms[0]) if self._forms else 0)
 
-    def __call__(self, text: str) -> str:
+    def __call__(self, text: str, *, max_chars: int = MAX_MESSAGE_CHARS) -> str:
+        """``text`` without secrets, cut to ``max_chars`` (plus a note of how much was cut)."""
+        total = len(text)
+        window = max_chars + self._margin
+        text = text[:window]
         for form in self._forms:
             if form in text:
                 text = text.replace(form, MASK)
         text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{MASK}@", text)
-        return _BEARER.sub(lambda m: f"{m[1]} {MASK}", text)
+        text = _BEARER.sub(lambda m: f"{m[1]} {MASK}", text)
+        if total <= max_chars:
+            return text
+        # A secret cut in two at the window's end escaped the masks: it lies in the last
+        # ``margin`` characters of the scrubbed text (masks before it do not change that), which go.
+        keep = min(max_chars, len(text) - self._margin if total > window else len(text))
+        return text[:keep] + f"… [cut: {total} characters in all]"
 
 
 def secrets_of(model: BaseModel) -> list[SecretStr]:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from gen_searcher_core.redact import Redactor, secrets_of
 from mcp_server.metrics import Metrics
+from mcp_server.request_guard import RequestGuard
 from mcp_server.services import Services
 from mcp_server.settings import Settings
 from mcp_server.tools import browse as browse_tool
@@ -162,6 +163,7 @@ def build_server(
         until_ready=until_ready,
         on_listed=on_listed,
         log_level=services.settings.server.log_level.upper(),
+        middleware=[RequestGuard()],
     )
     # Each tool module registers itself (one line per tool); see mcp_server/tools/.
     search_tool.register(server, services)
