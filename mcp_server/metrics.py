@@ -10,6 +10,7 @@ tests, never share counters). Collaborators record events through these calls:
 * ``metrics.backend_call(backend)``: a search backend, once per provider request;
 * ``metrics.backend_error(backend)``: a search backend, once per failed request;
 * ``metrics.fetcher_event(fetcher, event)``: a page fetcher (``refused``: a guard refusal inside the browser).
+* ``metrics.image_store_event(event)``: the S3 image store (a read refused by verification, an object written back).
 
 Label values are names chosen by the code (tool, namespace, backend), never
 user input or secrets. ``render()`` returns the Prometheus text exposition.
@@ -70,6 +71,13 @@ class Metrics:
             ["fetcher", "event"],
             registry=self.registry,
         )
+        self._image_store_events = Counter(
+            "gen_searcher_image_store_events",
+            "What the S3 image store refused or repaired, by event (oversized, hash_mismatch, size_mismatch, "
+            "bad_record, bad_source_entry, restored, lost).",
+            ["event"],
+            registry=self.registry,
+        )
 
         # Labelled children by label values: ``labels()`` costs a lock and a tuple build per call,
         # and these calls sit on the hot path of every cached search.
@@ -97,6 +105,9 @@ class Metrics:
 
     def fetcher_event(self, fetcher: str, event: str) -> None:
         self._child(self._fetcher_events, fetcher, event).inc()
+
+    def image_store_event(self, event: str) -> None:
+        self._child(self._image_store_events, event).inc()
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of one sample (e.g. ``gen_searcher_backend_calls_total``); 0 when absent."""

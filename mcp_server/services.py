@@ -78,7 +78,7 @@ async def open_services(settings: Settings, *, metrics: Metrics | None = None) -
     metrics = metrics or Metrics()
     async with contextlib.AsyncExitStack() as stack:
         # Disk (images.dir) or S3 (images.url); checked, so a bad store is one ConfigError line.
-        images = await open_image_store(settings.images)
+        images = await open_image_store(settings.images, events=metrics)
         stack.push_async_callback(images.aclose)
         services = Services(settings=settings, images=images, metrics=metrics)
         services.cache = open_cache(settings.cache, metrics=metrics)

@@ -197,3 +197,29 @@ async def test_a_second_replica_serves_every_id_the_first_returned(
         data, _ = await second.read_bytes(image_id)
         assert image_id_for(data) == image_id
         assert json.loads(json.dumps((await second.get(image_id)).to_dict()))["id"] == image_id
+
+
+async def test_the_tool_server_refuses_tampered_images_and_counts_them(
+    tmp_path: Path, replicas: tuple[ImageSettings, Bucket], s3_server: S3Server
+) -> None:
+    import httpx
+    from mcp import Client
+    from mcp.shared.exceptions import MCPError
+
+    from tests.support.tool_server import run_tool_server, write_index
+
+    settings, bucket = replicas
+    writer = replica(settings, tmp_path / "a")
+    record = await writer.put(content.jpeg_bytes((120, 90), (200, 40, 40)), "image/jpeg")
+    bucket.put(record.id, b"x" * record.size_bytes)
+    images = s3_server.images_settings(tmp_path / "server-cache") | {"url": settings.url}  # the same prefix
+    with run_tool_server(tmp_path, index=write_index(tmp_path), images=images) as ts:
+        async with httpx.AsyncClient(base_url=ts.base_url) as http:
+            answer = await http.get(f"/images/{record.id}")
+            assert answer.status_code == 503 and "failed verification" in answer.json()["error"]
+            async with Client(ts.url) as client:
+                with pytest.raises(MCPError, match="failed verification"):
+                    await client.read_resource(f"image://{record.id}")
+            assert (await http.get("/healthz")).status_code == 200
+            exposed = (await http.get("/metrics")).text
+        assert 'gen_searcher_image_store_events_total{event="hash_mismatch"} 2.0' in exposed
