@@ -2,7 +2,7 @@
 
 The commands only read their options and items; :mod:`benchmark.cli_options` declares the
 shared options, :mod:`benchmark.wiring` builds the judge settings and generators, and
-:func:`_start` runs the stages. Heavy imports happen inside the commands.
+:func:`start_run` runs the stages (``gen-searcher demo`` calls it too). Heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -80,7 +80,7 @@ def _check_ground_truth(items: list[Item], judging: bool) -> None:
         )
 
 
-def _start(
+def start_run(
     *,
     benchmark: str,
     items: list[Item],
@@ -239,7 +239,7 @@ def knowgen(
 
     items = _first(_dataset(load_knowgen, data, images_root), run.limit)
     _check_ground_truth(items, run.stage.judges)
-    _start(
+    start_run(
         benchmark="knowgen",
         items=items,
         out=out,
@@ -258,7 +258,7 @@ def wise(
     *,
     protocol: Annotated[WiseProtocol, typer.Option("--protocol", help="legacy (WiScore) or verified (pass/fail).")],
     data: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option(
             "--data",
             help="WISE json files: a folder (or one file), or the folder holding legacy/ and "
@@ -280,7 +280,7 @@ def wise(
     wise_dir = bench_config(gen.config).wise_dir if data is None else None
     folder = _dataset(wise_data_path, data, protocol.value, wise_dir)
     items = _first(_dataset(load_wise, folder), run.limit)
-    _start(
+    start_run(
         benchmark="wise",
         items=items,
         out=out,
@@ -300,7 +300,7 @@ def score(
     *,
     images_root: ImagesRootOpt = None,
     outputs_root: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option("--outputs-root", help="Root of relative output_path values (default: the file's folder)."),
     ] = None,
     out: OutOpt,
@@ -313,7 +313,7 @@ def score(
 
     items = _first(_dataset(load_results, results, images_root, outputs_root), run.limit)
     _check_ground_truth(items, run.stage.judges)
-    _start(
+    start_run(
         benchmark="score",
         items=items,
         out=out,
@@ -330,7 +330,7 @@ def score(
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (each with summary.json).")],
     out: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option("--out", help="Write compare.md, compare.png and compare.html (items side by side) here."),
     ] = None,
 ) -> None:

@@ -271,5 +271,6 @@ def write_gallery(run_dir: Path, summary: Mapping[str, Any], run: Mapping[str, A
         groups=_choices(cards, "group"),
         categories=_choices(cards, "category"),
         statuses=_choices(cards, "status"),
+        notice=run.get("notice"),
     )
     return write_page(run_dir / REPORT_HTML, html)

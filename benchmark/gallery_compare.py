@@ -129,6 +129,7 @@ def write_compare_page(
         missing=missing,
         categories=sorted({r["category"] for r in rows if r["category"]}),
         groups=sorted({r["group"] for r in rows if r["group"]}),
+        notice=" ".join(sorted({str(s["run"]["notice"]) for s in summaries if (s.get("run") or {}).get("notice")})),
         counts={k: sum(1 for r in rows if r["change"] == k) for k in ("better", "worse", "same", "unknown")},
     )
     return write_page(Path(out) / COMPARE_HTML, html)

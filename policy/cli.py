@@ -60,6 +60,9 @@ def run_command(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also show informational logs (HTTP requests…).")
     ] = False,
+    notice: Annotated[
+        str | None, typer.Option(hidden=True, help="A line shown atop trace.html (gen-searcher demo says 'scripted').")
+    ] = None,
 ) -> None:
     """Run one Gen-Searcher episode: search, pick references, write a grounded prompt (and render it)."""
     import anyio
@@ -93,6 +96,7 @@ def run_command(
         (temperature, top_p, max_tokens),
         config,
         console,
+        notice,
     )
     raise typer.Exit(code)
 
@@ -136,6 +140,7 @@ async def _run(
     sampling: tuple[float, float, int],
     settings_file: Path | None,
     console: Console,
+    notice: str | None = None,
 ) -> int:
     import anyio
 
@@ -175,12 +180,15 @@ async def _run(
     answer = {**run.result.to_dict(), "saved_references": saved, "render": rendered}
     await anyio.Path(out_dir / "trace.json").write_text(json.dumps(trace, indent=2, ensure_ascii=False))
     await anyio.Path(out_dir / "answer.json").write_text(json.dumps(answer, indent=2, ensure_ascii=False))
-    await _write_trace_page(run, answer, out_dir)
+    await _write_trace_page(run, answer, out_dir, notice)
     colour = "green" if record.valid else "red"
     console.print(
         f"[{colour}]{record.termination}[/{colour}] after {record.model_calls} model call(s), "
         f"{record.tool_calls} tool call(s), {run.wall_s:.1f}s; output in {escape(str(out_dir))}"
     )
+    console.print(f"page: {escape(str(out_dir / 'trace.html'))}")
+    if notice:
+        console.print(f"[yellow]{escape(notice)}[/yellow]")
     if record.valid:
         console.print(f"[bold]gen_prompt:[/bold] {escape(record.gen_prompt or '')}")
     elif record.detail:
@@ -188,7 +196,7 @@ async def _run(
     return 0 if record.valid else 1
 
 
-async def _write_trace_page(run: Any, answer: dict[str, Any], out_dir: Path) -> None:
+async def _write_trace_page(run: Any, answer: dict[str, Any], out_dir: Path, notice: str | None = None) -> None:
     """``trace.html``: the episode as a page, with the thumbnails the model saw embedded."""
     import functools
 
@@ -197,7 +205,9 @@ async def _write_trace_page(run: Any, answer: dict[str, Any], out_dir: Path) -> 
     from policy.trace_html import write_trace_html
 
     trace = run.trace(include_image_data=True)
-    await anyio.to_thread.run_sync(functools.partial(write_trace_html, trace, out_dir / "trace.html", answer=answer))
+    await anyio.to_thread.run_sync(
+        functools.partial(write_trace_html, trace, out_dir / "trace.html", answer=answer, notice=notice)
+    )
 
 
 async def _save_references(tools: McpTools, record: EpisodeRecord, out_dir: Path, console: Console) -> list[str]:

@@ -20,7 +20,7 @@ from policy.trace_view import TraceView, parse_records, trace_view
 ANSWER_FILE = "answer.json"
 
 
-def render_trace_html(views: Sequence[TraceView], *, title: str | None = None) -> str:
+def render_trace_html(views: Sequence[TraceView], *, title: str | None = None, notice: str | None = None) -> str:
     """The page of one episode (or of several, e.g. a verl rollout dump, each folded)."""
     if not views:
         raise ValueError("no episodes to show")
@@ -28,7 +28,9 @@ def render_trace_html(views: Sequence[TraceView], *, title: str | None = None) -
         title = "Episode trace" if len(views) == 1 else f"{len(views)} episodes"
     sources = sorted({view.source for view in views})
     subtitle = f"from the {', '.join(sources)} record" + ("s" if len(views) > 1 else "")
-    return render_page(page_environment("policy"), "trace.html.j2", views=list(views), title=title, subtitle=subtitle)
+    return render_page(
+        page_environment("policy"), "trace.html.j2", views=list(views), title=title, subtitle=subtitle, notice=notice
+    )
 
 
 def _rebase(view: TraceView, run_dir: Path, page_dir: Path) -> None:
@@ -47,17 +49,22 @@ def _rebase(view: TraceView, run_dir: Path, page_dir: Path) -> None:
 
 
 def write_trace_html(
-    trace: Mapping[str, Any], out: Path, *, answer: Mapping[str, Any] | None = None, run_dir: Path | None = None
+    trace: Mapping[str, Any],
+    out: Path,
+    *,
+    answer: Mapping[str, Any] | None = None,
+    run_dir: Path | None = None,
+    notice: str | None = None,
 ) -> Path:
     """Write the page of one trace record to ``out``.
 
     ``answer`` is the run's ``answer.json`` (saved references, the render); its paths are
-    relative to ``run_dir`` (default: the page's folder).
+    relative to ``run_dir`` (default: the page's folder). ``notice`` is a line shown atop the page.
     """
     view = trace_view(trace, answer=answer)
     _rebase(view, run_dir or out.parent, out.parent)
     title = f"Episode: {_short(view.prompt)}" if view.prompt else None
-    return write_page(out, render_trace_html([view], title=title))
+    return write_page(out, render_trace_html([view], title=title, notice=notice))
 
 
 def write_trace_file(source: Path, out: Path, *, index: int | None = None) -> tuple[Path, int]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from gen_searcher_core.loopback import free_port, gen_searcher_command, serve_in_thread
+
+__all__ = ["PAGES", "serve_in_thread", "smoke_tool_server", "write_web"]
 
 PAGES = {
     "quorvath-bridge.html": ("Quorvath Bridge", "A copper-green suspension bridge in Velmora.", (40, 160, 120)),
@@ -48,37 +47,9 @@ def write_web(root: Path) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve an ASGI app on a free loopback port; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"a smoke service did not start on 127.0.0.1:{port}")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def _gen_searcher() -> list[str]:
-    """This installation's ``gen-searcher`` command."""
-    script = Path(sys.executable).with_name("gen-searcher")
-    return [str(script)] if script.exists() else [shutil.which("gen-searcher") or "gen-searcher"]
+# Shared with gen-searcher demo; the old names stay importable from here.
+_free_port = free_port
+_gen_searcher = gen_searcher_command
 
 
 def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60.0) -> None:
