@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?= -n auto
 
-.PHONY: serve test test-fast lint format settings-doc install install-test clean
+.PHONY: serve test test-fast lint format settings-doc commands-doc install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: $(VENV)/.installed-test
 # docs/settings.md from the settings models (a test fails when it is stale).
 settings-doc: $(VENV)/.installed-test
 	$(BIN)/python -m gen_searcher_core.settings_reference --out docs/settings.md
+
+# docs/commands.md from the typer apps of the shipped commands (a test fails when it is stale).
+commands-doc: $(VENV)/.installed-test
+	$(BIN)/python -m gen_searcher_core.commands_reference --out docs/commands.md
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

@@ -2,7 +2,7 @@
 
 The commands only read their options and items; :mod:`benchmark.cli_options` declares the
 shared options, :mod:`benchmark.wiring` builds the judge settings and generators, and
-:func:`start_run` runs the stages (``gen-searcher demo`` calls it too). Heavy imports happen inside the commands.
+:func:`_start` runs the stages. Heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _check_ground_truth(items: list[Item], judging: bool) -> None:
         )
 
 
-def start_run(
+def _start(
     *,
     benchmark: str,
     items: list[Item],
@@ -239,7 +239,7 @@ def knowgen(
 
     items = _first(_dataset(load_knowgen, data, images_root), run.limit)
     _check_ground_truth(items, run.stage.judges)
-    start_run(
+    _start(
         benchmark="knowgen",
         items=items,
         out=out,
@@ -280,7 +280,7 @@ def wise(
     wise_dir = bench_config(gen.config).wise_dir if data is None else None
     folder = _dataset(wise_data_path, data, protocol.value, wise_dir)
     items = _first(_dataset(load_wise, folder), run.limit)
-    start_run(
+    _start(
         benchmark="wise",
         items=items,
         out=out,
@@ -313,7 +313,7 @@ def score(
 
     items = _first(_dataset(load_results, results, images_root, outputs_root), run.limit)
     _check_ground_truth(items, run.stage.judges)
-    start_run(
+    _start(
         benchmark="score",
         items=items,
         out=out,

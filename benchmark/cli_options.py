@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_type_hints
+from typing import Annotated, Any, get_type_hints
 
 import typer
 
@@ -58,10 +58,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-# typer needs Optional[...] rather than X | None inside Annotated.
+# typer needs ... | None rather than X | None inside Annotated.
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (created; a rerun resumes it).")]
 ImagesRootOpt = Annotated[
-    Optional[Path],  # noqa: UP045
+    Path | None,
     typer.Option("--images-root", help="Root of relative gt_image paths (default: the data file's folder)."),
 ]
 FailureProtocolOpt = Annotated[
@@ -82,36 +82,28 @@ class GenerationOptions:
             "or an OpenAI-compatible policy model URL (e.g. http://localhost:8001/v1).",
         ),
     ] = "none"
-    policy_model: Annotated[
-        Optional[str], typer.Option("--policy-model", help="Model name on the policy server.")  # noqa: UP045
-    ] = None
+    policy_model: Annotated[str | None, typer.Option("--policy-model", help="Model name on the policy server.")] = None
     mcp_url: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--mcp-url", help="Tool server (streamable HTTP /mcp URL); in-process from --config if omitted."),
+        str | None,
+        typer.Option(
+            "--mcp-url", help="Tool server (streamable HTTP /mcp URL); a local one over stdio (--config) when omitted."
+        ),
     ] = None
     render: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option("--render", help="Render backend: diffusers | http | openai (default: the settings' backend)."),
     ] = None
-    render_url: Annotated[
-        Optional[str], typer.Option("--render-url", help="Render server or images API URL.")  # noqa: UP045
-    ] = None
-    render_model: Annotated[
-        Optional[str], typer.Option("--render-model", help="Qwen-Image model id or folder.")  # noqa: UP045
-    ] = None
+    render_url: Annotated[str | None, typer.Option("--render-url", help="Render server or images API URL.")] = None
+    render_model: Annotated[str | None, typer.Option("--render-model", help="Qwen-Image model id or folder.")] = None
     render_edit_model: Annotated[
-        Optional[str], typer.Option("--render-edit-model", help="Qwen-Image-Edit model id or folder.")  # noqa: UP045
+        str | None, typer.Option("--render-edit-model", help="Qwen-Image-Edit model id or folder.")
     ] = None
     width: Annotated[int, typer.Option("--width", help="Image width.")] = 1024
     height: Annotated[int, typer.Option("--height", help="Image height.")] = 1024
-    steps: Annotated[
-        Optional[int], typer.Option("--steps", help="Denoising steps (default: the pipeline's).")  # noqa: UP045
-    ] = None
+    steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (default: the pipeline's).")] = None
     seed: Annotated[int, typer.Option("--seed", help="Base seed; each item's seed derives from it and its id.")] = 42
     concurrency: Annotated[int, typer.Option("--concurrency", help="Items generated at the same time.")] = 2
-    config: Annotated[
-        Optional[Path], typer.Option("--config", help="TOML settings (render, tool server, judge).")  # noqa: UP045
-    ] = None
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings (render, tool server, judge).")] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,11 +111,11 @@ class JudgeOptions:
     """Which judge scores the images."""
 
     judge_url: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option("--judge-url", help="OpenAI-compatible judge API root (default $GEN_SEARCHER_JUDGE_BASE_URL)."),
     ] = None
     judge_model: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option("--judge-model", help="Judge model (default $GEN_SEARCHER_JUDGE_MODEL or gpt-4.1)."),
     ] = None
     judge_concurrency: Annotated[int, typer.Option("--judge-concurrency", help="Judge requests in flight.")] = 8
@@ -133,7 +125,7 @@ class JudgeOptions:
 class RunOptions:
     """Which part of the run to do now."""
 
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None  # noqa: UP045
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N items.")] = None
     stage: Annotated[Stage, typer.Option("--stage", help="Run only this stage (all = generate, judge, report).")] = (
         Stage.all
     )

@@ -10,21 +10,21 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import anyio
 import typer
 
 ConfigOption = Annotated[
-    Optional[Path],  # noqa: UP045 (typer needs Optional here)
+    Path | None,
     typer.Option("--config", help="TOML settings file (default: $GEN_SEARCHER_CONFIG)", show_default=False),
 ]
 UrlOption = Annotated[
-    Optional[str],  # noqa: UP045
+    str | None,
     typer.Option("--url", help="MCP endpoint of a running server (http://host:port/mcp); in-process when absent"),
 ]
 TokenOption = Annotated[
-    Optional[str],  # noqa: UP045
+    str | None,
     typer.Option("--token", envvar="GEN_SEARCHER_TOKEN", help="bearer token for --url", show_default=False),
 ]
 
@@ -74,11 +74,11 @@ def serve(
     transport: Annotated[
         Transport, typer.Option(help="stdio for a launching MCP client, http for a network server")
     ] = (Transport.http),
-    host: Annotated[Optional[str], typer.Option(help="bind address [default: 127.0.0.1]", show_default=False)] = None,  # noqa: UP045
-    port: Annotated[Optional[int], typer.Option(help="port [default: 8000]", show_default=False)] = None,  # noqa: UP045
+    host: Annotated[str | None, typer.Option(help="bind address [default: 127.0.0.1]", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="port [default: 8000]", show_default=False)] = None,
     config: ConfigOption = None,
     stateless: Annotated[
-        Optional[bool],  # noqa: UP045
+        bool | None,
         typer.Option(
             "--stateless/--stateful", help="streamable HTTP without sessions (RL workers)", show_default=False
         ),
@@ -137,7 +137,7 @@ def call(
     config: ConfigOption = None,
     token: TokenOption = None,
     save: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option("--save", help="write the result's images into this folder (their paths replace the data)"),
     ] = None,
     show_data: Annotated[

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,11 +19,11 @@ def show(
         typer.Argument(help="A trace: trace.json of a run, traces/<id>.json of a benchmark, verl rollouts (.jsonl)."),
     ],
     out: Annotated[
-        Optional[Path],  # noqa: UP045  (typer needs Optional inside Annotated)
+        Path | None,
         typer.Option("--out", help="The page to write (default: FILE with the suffix .html)."),
     ] = None,
     index: Annotated[
-        Optional[int],  # noqa: UP045
+        int | None,
         typer.Option("--index", help="Only this record (0-based) of a file holding several episodes."),
     ] = None,
 ) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
 import typer
@@ -52,6 +52,13 @@ ImagesRoot = Annotated[
 Out = Annotated[Path, typer.Option("--out", help="parquet file to write")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="Hydra overrides for verl (key=value, +key=value, ~key)")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="check the config and print the command without running it")]
+
+
+class OverLength(StrEnum):
+    """What ``data sft`` does with a row over ``--max-length``."""
+
+    drop = "drop"
+    split = "split"
 
 
 class Device(StrEnum):
@@ -111,12 +118,38 @@ def data_sft(
         str, typer.Option(help="'ours' (the policy's prompt, as at inference), 'keep' (the record's), or a file path")
     ] = "ours",
     require_answer: Annotated[bool, typer.Option(help="skip trajectories whose last turn has no <answer>")] = True,
+    processor_from: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, file_okay=False, help="the policy's processor folder: rows are measured in its tokens"
+        ),
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(help="the SFT cutoff (the recipe's data.max_length); 0: do not measure rows")
+    ] = 32768,
+    over_length: Annotated[
+        OverLength, typer.Option(help="rows over max_length: drop them, or split them to the whole turns that fit")
+    ] = OverLength.drop,
 ) -> None:
-    """Multi-turn trajectories -> verl MultiTurnSFTDataset parquet (images embedded)."""
-    from verl_recipes.data import convert_sft
+    """Multi-turn trajectories -> verl MultiTurnSFTDataset parquet (images embedded, rows within max_length)."""
+    from verl_recipes.data import LengthLimit, SftTokenCounter, convert_sft
 
     prompt = system_prompt if system_prompt in ("ours", "keep") else _read_text(Path(system_prompt))
-    _convert(lambda: convert_sft(src, images_root, out, system_prompt=prompt, require_answer=require_answer), out)
+    if max_length > 0 and processor_from is None:
+        typer.echo(
+            "error: --processor-from DIR is needed to measure rows against --max-length "
+            "(a row verl cuts past an image stops the run); --max-length 0 skips the check",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    def convert() -> ConversionReport:
+        limit = None
+        if max_length > 0 and processor_from is not None:
+            limit = LengthLimit(SftTokenCounter(processor_from), max_length, over_length.value)
+        return convert_sft(src, images_root, out, system_prompt=prompt, require_answer=require_answer, limit=limit)
+
+    _convert(convert, out)
 
 
 @data_app.command("rl")
@@ -129,7 +162,7 @@ def data_rl(
     out: Out,
     data_source: Annotated[str, typer.Option(help="data_source column (reward logs group by it)")] = "knowgen",
     system_prompt_file: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option(help="replace the policy's system prompt (give `train grpo` the same file)"),
     ] = None,
 ) -> None:
@@ -155,11 +188,11 @@ def train_sft(
     overrides: Overrides = None,
     device: DeviceOption = Device.auto,
     nproc_per_node: Annotated[
-        Optional[int], typer.Option(help="processes per node (default: 8 GPUs, or 1 on CPU)")  # noqa: UP045
+        int | None, typer.Option(help="processes per node (default: 8 GPUs, or 1 on CPU)")
     ] = None,
     nnodes: Annotated[int, typer.Option(help="nodes (run the same command on each, with --node-rank)")] = 1,
     node_rank: Annotated[int, typer.Option(help="this node's rank")] = 0,
-    master_addr: Annotated[Optional[str], typer.Option(help="rank-0 node address (multi-node)")] = None,  # noqa: UP045
+    master_addr: Annotated[str | None, typer.Option(help="rank-0 node address (multi-node)")] = None,
     dry_run: DryRun = False,
 ) -> None:
     """Supervised fine-tuning (verl sft_trainer, torchrun)."""
@@ -182,16 +215,16 @@ def train_sft(
 def train_grpo(
     overrides: Overrides = None,
     tool_server: Annotated[
-        Optional[str], typer.Option(help="MCP tool server URL (…/mcp)", envvar="GEN_SEARCHER_MCP_URL")  # noqa: UP045
+        str | None, typer.Option(help="MCP tool server URL (…/mcp)", envvar="GEN_SEARCHER_MCP_URL")
     ] = None,
     render_server: Annotated[
-        Optional[str], typer.Option(help="MCP server with the render tool (default: the tool server)")  # noqa: UP045
+        str | None, typer.Option(help="MCP server with the render tool (default: the tool server)")
     ] = None,
     judge_url: Annotated[
         str | None,
         typer.Option(help="OpenAI-compatible judge API root (…/v1)", envvar="GEN_SEARCHER_JUDGE_BASE_URL"),
     ] = None,
-    judge_model: Annotated[Optional[str], typer.Option(help="judge model name")] = None,  # noqa: UP045
+    judge_model: Annotated[str | None, typer.Option(help="judge model name")] = None,
     run_dir: Annotated[Path, typer.Option(help="where the generated agent-loop config goes")] = Path(
         "gen-searcher-run"
     ),
@@ -201,7 +234,7 @@ def train_grpo(
     ] = Invalid.zero,
     max_calls: Annotated[int, typer.Option(help="model calls per episode before the forced answer")] = 9,
     system_prompt_file: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option(exists=True, dir_okay=False, help="the policy's system prompt (the one given to `data rl`)"),
     ] = None,
     device: Annotated[
@@ -257,7 +290,7 @@ def train_smoke(
 def tools_yaml(
     url: Annotated[str, typer.Option("--url", help="MCP server URL (…/mcp)")],
     out: Out,
-    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="only these tools (repeatable)")] = None,  # noqa: UP045
+    tool: Annotated[list[str] | None, typer.Option("--tool", help="only these tools (repeatable)")] = None,
     token_env: Annotated[str, typer.Option(help="variable holding the server's bearer token")] = "GEN_SEARCHER_TOKEN",
     max_text_chars: Annotated[int, typer.Option(help="text budget per tool result")] = 8000,
 ) -> None:

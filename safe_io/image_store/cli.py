@@ -8,7 +8,7 @@ command (or a bucket lifecycle rule, see docs/scaling.md) removes it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import Field
@@ -30,7 +30,7 @@ def gc(
     ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would go")] = False,
     config: Annotated[
-        Optional[Path],  # noqa: UP045 (typer needs Optional here)
+        Path | None,
         typer.Option("--config", help="TOML settings file (default: $GEN_SEARCHER_CONFIG)", show_default=False),
     ] = None,
 ) -> None:
