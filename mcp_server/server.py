@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,15 @@ SERVER_INSTRUCTIONS = (
     "grounded in what was found. Images are referred to by store ids (img_…); full images are "
     "resources at image://{id}."
 )
+#: The instructions of a server without a renderer: they promise only the tools it lists.
+SERVER_INSTRUCTIONS_NO_RENDER = (
+    "Gen-Searcher tools: search the web, find reference images and read pages (this server renders "
+    "nothing: no renderer is configured). Images are referred to by store ids (img_…); full images are "
+    "resources at image://{id}."
+)
+
+#: One line per tool call on this logger: tool name, outcome, duration (never the arguments).
+access_log = logging.getLogger("mcp_server.access")
 
 
 def describe_validation_error(tool: str, error: ValidationError) -> str:
@@ -58,9 +68,11 @@ class GenSearcherServer(MCPServer):
         redact: Callable[[str], str] = str,
         until_ready: Callable[[], Awaitable[None]] | None = None,
         on_listed: Callable[[], None] | None = None,
+        not_offered: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._not_offered = dict(not_offered or {})
         self._metrics = metrics
         self._tool_names: set[str] = set()
         self._redact = redact
@@ -94,11 +106,16 @@ class GenSearcherServer(MCPServer):
         label = name if name in self._tool_names else "unknown"
         started = time.perf_counter()
         ok = False
+        outcome = "failed"
         try:
+            if name not in self._tool_names and name in self._not_offered:
+                outcome = "not offered"
+                raise ToolError(f"{name} is not configured on this server: {self._not_offered[name]}")
             if self._until_ready is not None:
                 await self._until_ready()
             result = await super().call_tool(name, arguments, context)
             ok = not (isinstance(result, mcp_types.CallToolResult) and result.is_error)
+            outcome = "ok" if ok else "error"
             if not ok and isinstance(result, mcp_types.CallToolResult):
                 result = self._scrubbed(result)
             return result
@@ -106,13 +123,16 @@ class GenSearcherServer(MCPServer):
             # Argument validation failures arrive as a plain ToolError caused by pydantic's error;
             # an UnexpectedToolError is a crash inside the tool and keeps the SDK's wording.
             if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                outcome = "invalid arguments"
                 raise ToolError(describe_validation_error(name, exc.__cause__)) from exc.__cause__
             message = self._redact(str(exc))
             if message != str(exc):
                 raise ToolError(message) from None
             raise
         finally:
-            self._metrics.tool_call(label, ok, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._metrics.tool_call(label, ok, elapsed)
+            access_log.info("tool %s %s in %.3f s", label if label != "unknown" else repr(name[:64]), outcome, elapsed)
 
     async def list_tools(self) -> Any:
         tools = await super().list_tools()
@@ -154,10 +174,12 @@ def build_server(
     on_listed: Callable[[], None] | None = None,
 ) -> GenSearcherServer:
     """The MCP server over ``services``; see :class:`GenSearcherServer` for ``until_ready`` and ``on_listed``."""
+    not_offered = unavailable_tools(services.settings) if getattr(services, "renderer", None) is None else {}
     server = GenSearcherServer(
         name="gen-searcher",
         version="0.1.0",
-        instructions=SERVER_INSTRUCTIONS,
+        instructions=SERVER_INSTRUCTIONS_NO_RENDER if "render" in not_offered else SERVER_INSTRUCTIONS,
+        not_offered=not_offered,
         metrics=services.metrics,
         redact=Redactor(secrets_of(services.settings)),
         until_ready=until_ready,

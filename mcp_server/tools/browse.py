@@ -56,8 +56,12 @@ def _unreachable(exc: BaseException) -> bool:
     from safe_io.fetcher import ConnectionFailed, HostNotFound
 
     leaf = first_leaf(exc)
-    return isinstance(leaf, HostNotFound) or (
-        isinstance(leaf, ConnectionFailed) and str(leaf).startswith(("could not fetch", "could not reach"))
+    if isinstance(leaf, HostNotFound):
+        return True
+    # A site whose robots.txt could not even be fetched is as unreachable as its page.
+    text = str(leaf)
+    return (isinstance(leaf, ConnectionFailed) and text.startswith(("could not fetch", "could not reach"))) or (
+        "robots.txt" in text and "(could not fetch " in text
     )
 
 
