@@ -216,3 +216,15 @@ def test_termination_is_one_enum_for_policy_and_core() -> None:
     from policy.episode import Termination as PolicyTermination
 
     assert PolicyTermination is Termination
+
+
+def test_an_old_trace_json_still_shows_as_a_page() -> None:
+    from policy.trace_view import trace_view
+
+    view = trace_view(OLD_DRIVER_TRACE)
+    assert view.source == "driver" and view.ok and view.model == "Gen-Searcher-8B"
+    assert [t.kind for t in view.turns] == ["tool_calls", "format_error", "model_error"]
+    assert view.turns[0].tools[0].kind == "images" and view.turns[0].tools[0].images[0].img_id == "IMG_001"
+    assert view.turns[2].error == "model server: model server down"
+    assert [(r.img_id, r.to_generator, r.image.title) for r in view.references] == [("IMG_001", True, "Quorvath")]
+    assert trace_view(read_episode_record(OLD_DRIVER_TRACE)) == view

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gen_searcher_core.commands import build_app
+from gen_searcher_core.episode_record import read_episode_record
 from policy.trace_html import render_trace_html, write_trace_file, write_trace_html
 from policy.trace_view import TraceFormatError, parse_records, trace_view
 from tests.policy.conftest import ScriptedChat
@@ -92,6 +93,9 @@ def test_verl_summary_and_rollout_rows() -> None:
     view = trace_view({"gen_searcher": summary})
     assert view.source == "verl summary" and view.ok and view.references[0].to_generator
     assert view.turns == [] and "summary" in (view.note or "")
+    # The agent loop now writes an episode record: the same page.
+    dumped = read_episode_record(summary).model_dump(mode="json")
+    assert "gen_prompt" not in dumped and trace_view({"gen_searcher": dumped}) == view
 
     answer = {
         "gen_prompt": "The bridge as in the first reference image.",
