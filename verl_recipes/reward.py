@@ -4,8 +4,10 @@ verl 0.9.1 loads it with ``reward.custom_reward_function.path=<this file>`` and
 ``name=compute_score``; its reward managers await coroutine functions and pass
 ``data_source``, ``solution_str``, ``ground_truth`` and ``extra_info`` (into which
 the agent loop's ``extra_fields`` are merged, so ``extra_info["gen_searcher"]``
-holds the episode's outcome). Keys of ``reward.custom_reward_function.reward_kwargs``
-arrive as keyword arguments and override :class:`RewardSettings`.
+holds the episode's outcome: an :class:`~gen_searcher_core.episode_record.EpisodeRecord`'s
+JSON dump, read once with ``read_episode_record``, so older rollouts' summaries still
+score). Keys of ``reward.custom_reward_function.reward_kwargs`` arrive as keyword
+arguments and override :class:`RewardSettings`.
 
 For an episode with a valid answer:
 
