@@ -185,7 +185,7 @@ def build_server(
         until_ready=until_ready,
         on_listed=on_listed,
         log_level=services.settings.server.log_level.upper(),
-        middleware=[RequestGuard()],
+        middleware=[RequestGuard(services.settings.server.request_deadline_s)],
     )
     # Each tool module registers itself (one line per tool); see mcp_server/tools/.
     search_tool.register(server, services)

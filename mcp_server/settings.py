@@ -52,6 +52,12 @@ class ServerSettings(BaseModel):
         600.0, gt=0, description="a stateful session idle this long is closed (its client re-initializes)"
     )
     max_sessions: int = Field(1000, gt=0, description="open stateful sessions at most; more get HTTP 503")
+    request_deadline_s: float = Field(
+        900.0,
+        gt=0,
+        description="time limit of one JSON-RPC request, whatever the method or tool (above render.timeout_s); "
+        "past it the request is answered with an error and its work cancelled",
+    )
     idle_connection_timeout_s: float = Field(
         5.0, gt=0, description="an HTTP connection that sends no request for this long is closed"
     )

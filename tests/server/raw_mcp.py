@@ -27,7 +27,8 @@ def initialize_body(request_id: int | str = 1, protocol_version: str = PROTOCOL_
 def answer_of(response: httpx.Response) -> Any:
     """The JSON-RPC message of an answer sent as plain JSON or as one SSE event (``None`` if none came)."""
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        for line in response.text.splitlines():
+        # SSE lines end in CR, LF or CRLF only (str.splitlines would also split at U+0085 inside the JSON).
+        for line in response.text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
             if line.startswith("data:") and line[5:].strip():
                 return json.loads(line[5:])
         return None
