@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gen_searcher_core.host_policy import WILDCARD_BINDS, HostPolicy, host_refusal
+from mcp_server.envelope import screen
 from mcp_server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mcp_server.server import GenSearcherServer, build_server
 from mcp_server.services import Services, open_services, warm_up
@@ -49,7 +49,6 @@ MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
 SSE_MESSAGES_PATH = "/messages/"
 OPEN_PATHS = frozenset({"/healthz"})
-INVALID_REQUEST = -32600
 MAX_CHECKED_BODY = 4 * 1024 * 1024  # the SDK's own request body limit
 
 
@@ -153,9 +152,9 @@ class _Endpoint:
 
 
 class RequestIdCheck:
-    """Answers JSON-RPC requests whose ``id`` is not a string or an integer with -32600.
+    """Answers invalid JSON-RPC envelopes with -32600 (see :mod:`mcp_server.envelope`), as stdio does.
 
-    The SDK takes such a message (an object, a float or ``null`` as id) for a
+    The SDK takes a message with an object, a float or ``null`` as id for a
     notification and answers ``202`` with nothing, while the JSON-RPC spec asks
     for an Invalid Request error. POST bodies are read here (up to
     ``MAX_CHECKED_BODY``; larger ones pass on to the SDK's own size limit) and
@@ -181,9 +180,8 @@ class RequestIdCheck:
                 break
         body = b"".join(chunks)
         more = size > MAX_CHECKED_BODY
-        problem = None if more else _invalid_request_id(body)
-        if problem is not None:
-            error = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": problem}}
+        error = None if more else screen(body, answer_parse_errors=False)
+        if error is not None:
             await JSONResponse(error, status_code=400)(scope, receive, send)
             return
         replayed = False
@@ -196,21 +194,6 @@ class RequestIdCheck:
             return await receive()
 
         await self.app(scope, replay, send)
-
-
-def _invalid_request_id(body: bytes) -> str | None:
-    """Why a JSON-RPC request in ``body`` has an invalid id, or ``None`` (also for bodies that are not JSON)."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None  # the SDK answers the parse error
-    for message in parsed if isinstance(parsed, list) else [parsed]:
-        if not isinstance(message, dict) or "method" not in message or "id" not in message:
-            continue
-        request_id = message["id"]
-        if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
-            return "Invalid Request: id must be a string or an integer"
-    return None
 
 
 # -- the app --------------------------------------------------------------------
