@@ -173,8 +173,11 @@ def evaluate(folder: RunFolder, items: list[Item], settings: SynthSettings, benc
             if summary["valid"]:
                 judged = journals.judge.get(row["unit"], k["judge"](row["id"], truth_id))
                 missing = missing or judged is None
-                scored = judged["data"]["scores"] if judged and judged["status"] == "kept" else None
-                if scored is not None:
+                if judged is not None:
+                    scored = (
+                        judged["data"]["scores"] if judged["status"] == "kept" else {"judge_failed": judged["reason"]}
+                    )
+                if scored is not None and "judge_failed" not in scored:
                     outcome.scores[index] = scored
             entries.append((index, summary, scored))
         if missing:
@@ -190,8 +193,10 @@ def evaluate(folder: RunFolder, items: list[Item], settings: SynthSettings, benc
             if any(c is None for c in calib):
                 outcome.pending = "calibrate"
                 continue
-            rewards = [float(c["data"]["score"]) for c in calib if c is not None]
+            rewards = [float(c["data"]["score"]) for c in calib if c is not None and c["status"] == "kept"]
             why, mean, std = band(rewards, settings.calibrate)
+            if len(rewards) < 2:
+                why = "calibration rollouts could not be judged"
             outcome.calibration = {"mean": mean, "std": std, "rewards": rewards, "reason": why}
         else:
             outcome.flags.append("uncalibrated")

@@ -76,7 +76,7 @@ def dhash(data: bytes, size: int = 8) -> int:
 
     with Image.open(io.BytesIO(data)) as image:
         small = image.convert("L").resize((size + 1, size))
-        pixels = list(small.getdata())
+        pixels = list(small.tobytes())
     bits = 0
     for row in range(size):
         for col in range(size):
@@ -89,9 +89,9 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def _minhash(text: str, settings: GateSettings) -> MinHash:
+def _minhash(text: str, settings: GateSettings, n: int | None = None) -> MinHash:
     words = text.split()
-    n = settings.shingle_words
+    n = n or settings.shingle_words
     shingles = {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
     mh = MinHash(num_perm=settings.minhash_permutations, seed=1)
     for shingle in shingles:
@@ -113,7 +113,7 @@ def offline_gate(items: list[Item], settings: GateSettings, bench: Benchmark) ->
     bench_lsh = MinHashLSH(threshold=settings.contamination_jaccard, num_perm=settings.minhash_permutations)
     bench_ngrams: dict[int, dict[tuple[str, ...], str]] = {n: {} for n in settings.contamination_ngrams}
     for index, (source, text) in enumerate(bench.prompts):
-        bench_lsh.insert(f"{index}", _minhash(text, settings))
+        bench_lsh.insert(f"{index}", _minhash(text, settings, settings.contamination_shingle_words))
         for n, table in bench_ngrams.items():
             for gram in _ngrams(text, n):
                 table.setdefault(gram, source)
@@ -132,7 +132,7 @@ def offline_gate(items: list[Item], settings: GateSettings, bench: Benchmark) ->
                 if any(gram in bench_ngrams[n] for gram in _ngrams(text, n)):
                     reason = f"contaminated: {n}-gram overlap"
                     break
-            if reason is None and bench_lsh.query(mh):
+            if reason is None and bench_lsh.query(_minhash(text, settings, settings.contamination_shingle_words)):
                 reason = "contaminated: near copy of a benchmark prompt"
         reasons[item.id] = reason
         if reason in (None, "entity cap"):

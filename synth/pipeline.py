@@ -228,7 +228,12 @@ class Pipeline:
             try:
                 scores = await score(done["record"], truth_path, self.services.render, self.services.judges)
             except RewardFailure as exc:
-                self.failures.add("calibrate", str(exc))
+                if "unparseable" not in str(exc):
+                    self.failures.add("calibrate", str(exc))
+                    return
+                await self.journals.calibrate.record(
+                    unit, inputs, item.id, DROPPED, f"judge answered garbage: {exc}", score=None
+                )
                 return
             finally:
                 self.services.costs.add("renders")

@@ -33,6 +33,8 @@ def rollout_problem(summary: dict[str, Any], scores: dict[str, Any] | None, sett
         return "too long for SFT"
     if scores is None:
         return "not scored"
+    if "judge_failed" in scores:
+        return "judge answered garbage"
     if scores["score"] < settings.min_score:
         return "reward below threshold"
     if scores["image_score"] < settings.min_image_score:
@@ -49,8 +51,10 @@ def choose(
     problems = {index: rollout_problem(summary, scores, settings) for index, summary, scores in rollouts}
     good = [(index, summary, scores) for index, summary, scores in rollouts if problems[index] is None]
     if not good:
-        order = [p for p in problems.values() if p]
-        reason = f"no rollout passed ({max(set(order), key=order.count)})" if order else "no rollouts"
+        # the reason of the rollouts that got furthest: those with an answer, when there are any
+        answered = [problems[i] for i, summary, _ in rollouts if summary.get("valid")]
+        order = [p for p in (answered or list(problems.values())) if p]
+        reason = f"no rollout passed ({max(sorted(set(order)), key=order.count)})" if order else "no rollouts"
         return None, reason, problems
-    best = max(good, key=lambda r: (r[2]["score"] if r[2] else 0.0, -r[1].get("tool_calls", 0), -r[0]))
+    best = max(good, key=lambda r: (float(r[2]["score"]) if r[2] else 0.0, -r[1].get("tool_calls", 0), -r[0]))
     return best[0], None, problems

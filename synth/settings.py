@@ -54,12 +54,15 @@ class PromptSettings(BaseModel):
 class GateSettings(BaseModel):
     """Duplicates, entity cap, decontamination and the search-necessity check."""
 
-    near_duplicate_jaccard: float = Field(0.7, gt=0, le=1, description="MinHash Jaccard at or above: near duplicate")
+    near_duplicate_jaccard: float = Field(0.6, gt=0, le=1, description="MinHash Jaccard at or above: near duplicate")
     minhash_permutations: int = Field(128, ge=16, description="MinHash permutations (more: finer estimates)")
-    shingle_words: int = Field(3, ge=1, description="words per shingle for MinHash")
+    shingle_words: int = Field(2, ge=1, description="words per shingle for MinHash (duplicates among the prompts)")
     max_per_entity: int = Field(5, ge=1, description="prompts kept per primary entity")
     contamination_ngrams: list[int] = Field(
         default_factory=lambda: [8, 13], description="word n-gram sizes; a shared n-gram with a benchmark prompt drops"
+    )
+    contamination_shingle_words: int = Field(
+        2, ge=1, description="words per shingle when comparing with benchmark prompts (small: catches rewordings)"
     )
     contamination_jaccard: float = Field(
         0.5, gt=0, le=1, description="MinHash Jaccard with a benchmark prompt at or above: contaminated"

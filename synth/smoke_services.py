@@ -148,23 +148,29 @@ def judge_reply(text: str) -> str:
             return "I think it looks fine."
         v = 0.0 if "[lowscore]" in text else 1.0
         return json.dumps(
-            {"faithfulness": v, "visual_correctness": v, "text_accuracy": v, "text_accuracy_na": True, "aesthetics": v}
+            {
+                "faithfulness": v,
+                "visual_correctness": v,
+                "text_accuracy": v,
+                "text_accuracy_na": True,
+                "aesthetics": v,
+                "rationale": "scripted",
+            }
         )
     return json.dumps({"score": 0 if "[lowscore]" in text else 1, "rationale": "scripted"})
 
 
 def pattern_image(prompt: str, size: tuple[int, int] = (64, 64)) -> bytes:
-    """What the scripted images API draws for ``prompt``: bands from its digest (``[copy]``: a flat colour)."""
-    from PIL import Image, ImageDraw
+    """What the scripted images API draws for ``prompt``: an 8x8 grid of shades from its digest
+    (``[copy]``: a flat colour, like the tiny web's photos)."""
+    from PIL import Image
 
-    image = Image.new("RGB", size, (40, 160, 120))
-    if "[copy]" not in prompt:
-        seed = hashlib.sha256(prompt.encode("utf-8")).digest()
-        draw = ImageDraw.Draw(image)
-        width = max(1, size[0] // 16)
-        for i in range(16):
-            shade = seed[i]
-            draw.rectangle([i * width, 0, (i + 1) * width, size[1]], fill=(shade, 255 - shade, shade // 2))
+    if "[copy]" in prompt:
+        image = Image.new("RGB", size, (40, 160, 120))
+    else:
+        cells = hashlib.sha512(prompt.encode("utf-8")).digest()
+        grid = Image.frombytes("L", (8, 8), cells)
+        image = grid.resize(size, Image.Resampling.NEAREST).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -175,6 +181,18 @@ class ScriptedServices:
 
     def __init__(self, **services: ServiceLog) -> None:
         self.services = {name: services.get(name) or ServiceLog() for name in ("teacher", "policy", "judge", "images")}
+
+    def reset(self) -> None:
+        """Forget every request and interval and end any scripted outage (between tests)."""
+        for service in self.services.values():
+            with service._lock:
+                service.requests.clear()
+                service.intervals.clear()
+            service.fail_status = None
+
+    def count(self) -> dict[str, int]:
+        """Requests received so far, per service."""
+        return {name: len(service.requests) for name, service in self.services.items()}
 
     async def _busy(self, name: str, entry: dict[str, Any], work: Any) -> Any:
         service = self.services[name]
