@@ -2,12 +2,13 @@
 
 The commands only read their options and items; :mod:`benchmark.cli_options` declares the
 shared options, :mod:`benchmark.wiring` builds the judge settings and generators, and
-:func:`_start` runs the stages. Heavy imports happen inside the commands.
+:func:`start_run` runs the stages (``gen-searcher demo`` calls it too). Heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -80,7 +81,7 @@ def _check_ground_truth(items: list[Item], judging: bool) -> None:
         )
 
 
-def _start(
+def start_run(
     *,
     benchmark: str,
     items: list[Item],
@@ -114,6 +115,8 @@ def _start(
     }
     if not run.stage.generates:
         config = {k: v for k, v in config.items() if k not in ("policy", "policy_model")}
+    started = time.time()
+    config.update(run_metadata(gen if run.stage.generates else None), started=_timestamp(started))
     paths = RunPaths(out)
     try:
         stored = write_run_config(paths, config)
@@ -131,8 +134,52 @@ def _start(
         except KeyboardInterrupt:
             typer.echo("interrupted: finished items are saved; rerun the same command to resume", err=True)
             raise typer.Exit(130) from None
+        finished = {"finished": _timestamp(time.time()), "duration_s": round(time.time() - started, 1)}
+        stored = write_run_config(paths, {**config, **finished})
     if run.stage.reports:
         _report(benchmark, items, out, failures, wise_protocol, stored)
+
+
+def _timestamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(seconds))
+
+
+def source_commit() -> str | None:
+    """The git commit of this installation's source, when it runs from a checkout (else None)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def run_metadata(gen: GenerationOptions | None) -> dict[str, Any]:
+    """What a report shows about how its images were made: version, commit, seed and render settings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed: str | None = version("gen-searcher")
+    except PackageNotFoundError:
+        installed = None
+    meta: dict[str, Any] = {"gen_searcher": installed, "commit": source_commit()}
+    if gen is not None:
+        meta.update(
+            seed=gen.seed,
+            render=gen.render,
+            render_model=gen.render_model or gen.render_edit_model,
+            size=f"{gen.width}x{gen.height}",
+            steps=gen.steps,
+            concurrency=gen.concurrency,
+        )
+    return meta
 
 
 async def _stages(
@@ -239,7 +286,7 @@ def knowgen(
 
     items = _first(_dataset(load_knowgen, data, images_root), run.limit)
     _check_ground_truth(items, run.stage.judges)
-    _start(
+    start_run(
         benchmark="knowgen",
         items=items,
         out=out,
@@ -280,7 +327,7 @@ def wise(
     wise_dir = bench_config(gen.config).wise_dir if data is None else None
     folder = _dataset(wise_data_path, data, protocol.value, wise_dir)
     items = _first(_dataset(load_wise, folder), run.limit)
-    _start(
+    start_run(
         benchmark="wise",
         items=items,
         out=out,
@@ -313,7 +360,7 @@ def score(
 
     items = _first(_dataset(load_results, results, images_root, outputs_root), run.limit)
     _check_ground_truth(items, run.stage.judges)
-    _start(
+    start_run(
         benchmark="score",
         items=items,
         out=out,

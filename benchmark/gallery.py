@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from benchmark.datasets import Item
 from benchmark.generate import safe_name
@@ -127,6 +128,10 @@ def _card(
         if isinstance(ref, dict)
     ]
     card["elapsed_s"] = gen.get("elapsed_s")
+    detail = gen.get("detail") if isinstance(gen.get("detail"), dict) else {}
+    for key in ("model_calls", "tool_calls", "format_errors", "episode_s", "tokens"):
+        card[key] = detail.get(key)
+    card["seed"] = gen.get("seed")
     if judged is None:
         return card
     if not judged.get("ok"):
@@ -157,24 +162,50 @@ def _thumbnail(source: Path, run_dir: Path, folder: str, name: str) -> dict[str,
     return {"thumb": _path_in_run(dest, run_dir), "full": _path_in_run(source, run_dir)}
 
 
-def _trace_page(run_dir: Path, name: str) -> str | None:
-    """The page of the item's episode trace (written when missing or older than the trace)."""
+def _trace_page(run_dir: Path, name: str, card: Mapping[str, Any], run: Mapping[str, Any]) -> str | None:
+    """The page of the item's episode trace: the judge's verdict, the generated and ground-truth pictures and a
+    link back to the item's card open it, then the episode (its render shown from the run folder)."""
     source = run_dir / TRACES / f"{name}.json"
     if not source.is_file():
         return None
     page = source.with_suffix(".html")
-    if not page.is_file() or page.stat().st_mtime < source.stat().st_mtime:
-        from policy.trace_html import write_trace_html
+    from policy.trace_html import write_trace_html
 
-        try:
-            write_trace_html(json.loads(source.read_text(encoding="utf-8")), page)
-        except (ValueError, OSError) as exc:
-            log.warning("no page for the trace %s: %s", source, exc)
-            return None
+    answer = {"render": {"file": card["image"]["full"]}} if card.get("image") else None
+    try:
+        write_trace_html(
+            json.loads(source.read_text(encoding="utf-8")),
+            page,
+            answer=answer,
+            run_dir=run_dir,
+            notice=run.get("notice"),
+            verdict=_verdict(card, run, run_dir, page.parent),
+        )
+    except (ValueError, OSError) as exc:
+        log.warning("no page for the trace %s: %s", source, exc)
+        return None
     return _path_in_run(page, run_dir)
 
 
-def gallery_cards(run_dir: Path, items: Sequence[Item], kind: str) -> list[dict[str, Any]]:
+def _verdict(card: Mapping[str, Any], run: Mapping[str, Any], run_dir: Path, page_dir: Path) -> dict[str, Any]:
+    links = card_links(card, run_dir, page_dir)
+    return {
+        "id": card["id"],
+        "back": relative_href(run_dir / REPORT_HTML, page_dir) + "#" + quote(str(card["id"]), safe=""),
+        "score_text": card.get("score_text") or "-",
+        "status": card["status"],
+        "error": card.get("error"),
+        "dims": card.get("dims") or [],
+        "rationale": card.get("rationale") or "",
+        "judge_model": run.get("judge_model"),
+        "image": links["image"],
+        "gt": links["gt"],
+    }
+
+
+def gallery_cards(
+    run_dir: Path, items: Sequence[Item], kind: str, run: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The cards of a run folder, with thumbnails and trace pages written on the way (blocking).
 
     Thumbnails are made on a few threads: Pillow decodes and resizes without holding the GIL.
@@ -191,7 +222,6 @@ def gallery_cards(run_dir: Path, items: Sequence[Item], kind: str) -> list[dict[
             jobs.append((card, "image", image if image.is_absolute() else run_dir / image, "gen", name))
         if item.gt_image is not None:
             jobs.append((card, "gt", item.gt_image, "gt", name))
-        card["trace"] = _trace_page(run_dir, name)
         cards.append(card)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         made = list(pool.map(lambda job: _thumbnail(job[2], run_dir, job[3], job[4]), jobs))
@@ -199,6 +229,9 @@ def gallery_cards(run_dir: Path, items: Sequence[Item], kind: str) -> list[dict[
         card[key] = pics
         if key == "image" and pics is None and card["status"] != "failed":
             card["image_missing"] = True
+    for card in cards:  # last: the trace pages show the card's pictures and verdict
+        card["score_text"] = score_text(card["score"], kind)
+        card["trace"] = _trace_page(run_dir, safe_name(card["id"]), card, run or {})
     return cards
 
 
@@ -246,7 +279,7 @@ def _choices(cards: Sequence[Mapping[str, Any]], key: str) -> list[str]:
 def write_gallery(run_dir: Path, summary: Mapping[str, Any], run: Mapping[str, Any], items: Sequence[Item]) -> Path:
     """Write ``gallery.json`` and ``report.html`` (plus thumbnails and trace pages) into ``run_dir``."""
     kind = benchmark_kind(summary)
-    cards = gallery_cards(run_dir, items, kind)
+    cards = gallery_cards(run_dir, items, kind, run)
     data = {"benchmark": summary.get("benchmark"), "kind": kind, "cards": cards}
     (run_dir / GALLERY_DATA).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     shown = [

@@ -102,6 +102,25 @@ def _signed(diff: float, kind: str) -> str:
     return f"{diff:+.3f}" if kind == "wise/legacy" else f"{100 * diff:+.1f}"
 
 
+RUN_META = (
+    ("policy", "policy"),
+    ("policy_model", "policy model"),
+    ("judge_model", "judge model"),
+    ("renderer", "renderer"),
+    ("render_model", "render model"),
+    ("seed", "seed"),
+    ("started", "started"),
+    ("duration_s", "duration (s)"),
+    ("commit", "commit"),
+)
+
+
+def run_metadata_rows(summaries: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """How each run was made, one row per setting that any run recorded."""
+    runs = [summary.get("run") or {} for summary in summaries]
+    return [(label, [run.get(key) for run in runs]) for key, label in RUN_META if any(run.get(key) for run in runs)]
+
+
 def write_compare_page(
     run_dirs: Sequence[Path],
     names: Sequence[str],
@@ -129,6 +148,7 @@ def write_compare_page(
         missing=missing,
         categories=sorted({r["category"] for r in rows if r["category"]}),
         groups=sorted({r["group"] for r in rows if r["group"]}),
+        run_meta=run_metadata_rows(summaries),
         notice=" ".join(sorted({str(s["run"]["notice"]) for s in summaries if (s.get("run") or {}).get("notice")})),
         counts={k: sum(1 for r in rows if r["change"] == k) for k in ("better", "worse", "same", "unknown")},
     )

@@ -10,6 +10,7 @@ relative to the page, so a run folder can be zipped and opened anywhere.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,15 @@ from policy.trace_view import TraceView, parse_records, trace_view
 ANSWER_FILE = "answer.json"
 
 
-def render_trace_html(views: Sequence[TraceView], *, title: str | None = None, notice: str | None = None) -> str:
-    """The page of one episode (or of several, e.g. a verl rollout dump, each folded)."""
+def render_trace_html(
+    views: Sequence[TraceView],
+    *,
+    title: str | None = None,
+    notice: str | None = None,
+    verdict: Mapping[str, Any] | None = None,
+) -> str:
+    """The page of one episode (or of several, e.g. a verl rollout dump, each folded, with an overview,
+    sort and filter). ``verdict`` (a benchmark item's judgement, pictures and report link) opens the page."""
     if not views:
         raise ValueError("no episodes to show")
     if title is None:
@@ -29,8 +37,27 @@ def render_trace_html(views: Sequence[TraceView], *, title: str | None = None, n
     sources = sorted({view.source for view in views})
     subtitle = f"from the {', '.join(sources)} record" + ("s" if len(views) > 1 else "")
     return render_page(
-        page_environment("policy"), "trace.html.j2", views=list(views), title=title, subtitle=subtitle, notice=notice
+        page_environment("policy"),
+        "trace.html.j2",
+        views=list(views),
+        title=title,
+        subtitle=subtitle,
+        notice=notice,
+        verdict=verdict,
+        overview=overview(views),
     )
+
+
+def overview(views: Sequence[TraceView]) -> dict[str, Any]:
+    """What a page of many episodes (a verl rollout dump) opens with: counts, mean score, termination mix."""
+    scores = [value for view in views for key, value in view.facts if key == "score" and isinstance(value, int | float)]
+    terminations = Counter(view.termination or "none" for view in views)
+    return {
+        "n": len(views),
+        "answered": sum(1 for view in views if view.ok),
+        "mean_score": sum(scores) / len(scores) if scores else None,
+        "terminations": sorted(terminations.items(), key=lambda item: (-item[1], item[0])),
+    }
 
 
 def _rebase(view: TraceView, run_dir: Path, page_dir: Path) -> None:
@@ -55,6 +82,7 @@ def write_trace_html(
     answer: Mapping[str, Any] | None = None,
     run_dir: Path | None = None,
     notice: str | None = None,
+    verdict: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the page of one trace record to ``out``.
 
@@ -64,7 +92,7 @@ def write_trace_html(
     view = trace_view(trace, answer=answer)
     _rebase(view, run_dir or out.parent, out.parent)
     title = f"Episode: {_short(view.prompt)}" if view.prompt else None
-    return write_page(out, render_trace_html([view], title=title, notice=notice))
+    return write_page(out, render_trace_html([view], title=title, notice=notice, verdict=verdict))
 
 
 def write_trace_file(source: Path, out: Path, *, index: int | None = None) -> tuple[Path, int]:

@@ -80,15 +80,18 @@ def test_bench_commands_write_the_pages(tmp_path: Path) -> None:
             out = tmp_path / name
             args = ["knowgen", "--data", str(data), "--out", str(out), "--render", "http", "--render-url", render_url]
             code, output = bench(
-                *args, "--policy", "none", "--width", "32", "--height", "32", "--judge-url", judge_url, "--no-progress"
+                *args, "--policy", "none", "--width", "64", "--height", "64", "--judge-url", judge_url, "--no-progress"
             )
             assert code == 0, output
+            for page in ("report.html", "report.md", "summary.json"):
+                assert f"wrote {out / page}" in output  # every page the run wrote is named
             runs.append(out)
     html = (runs[0] / "report.html").read_text()
     assert html.count("<article ") == 4 and "render failed" in html
     code, output = bench("compare", str(runs[0]), str(runs[1]), "--out", str(tmp_path / "cmp"))
     assert code == 0, output
-    assert (tmp_path / "cmp" / "compare.html").read_text().count('<article class="row"') == 4
+    assert f"wrote {tmp_path / 'cmp' / 'compare.html'}" in output
+    assert (tmp_path / "cmp" / "compare.html").read_text().count('class="row"') == 4
     assert json.loads((runs[0] / "gallery.json").read_text())["kind"] == "knowgen"
 
 
