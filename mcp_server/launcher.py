@@ -136,6 +136,7 @@ async def _serve_stdio(settings: Settings) -> None:
     too (see :func:`mcp_server.services.warm_up`).
     """
     from mcp_server.services import Services, warm_up
+    from mcp_server.stdio import run_screened_stdio
 
     services = Services(settings=settings, images=None)  # type: ignore[arg-type]  # filled in below
     start = anyio.Event()  # set once the client has the tool list (or calls a tool first)
@@ -170,7 +171,7 @@ async def _serve_stdio(settings: Settings) -> None:
     server = build_server(services, until_ready=until_ready, on_listed=start.set)
     async with anyio.create_task_group() as tg:
         tg.start_soon(open_in_background)
-        await server.run_stdio_async()
+        await run_screened_stdio(server)  # every line answered, even one the SDK cannot read
         tg.cancel_scope.cancel()
 
 

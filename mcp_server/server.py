@@ -39,15 +39,25 @@ access_log = logging.getLogger("mcp_server.access")
 
 
 def describe_validation_error(tool: str, error: ValidationError) -> str:
-    """One readable line per bad argument, without echoing the caller's values."""
-    problems = []
+    """One readable line per bad argument, without echoing the caller's values.
+
+    The alternatives of a union (``steps``: 0, or 2 to 200) are one problem of
+    one field: pydantic's member tags (``constrained-int``) are left out of the
+    path and their messages joined with "or".
+    """
+    problems: dict[str, list[str]] = {}
     for item in error.errors(include_url=False, include_input=False):
         where = ""
         for part in item["loc"]:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+            if isinstance(part, int):
+                where += f"[{part}]"
+            elif part.isidentifier():  # argument names; union member tags are not identifiers
+                where += f".{part}" if where else part
         message = item["msg"].replace(" after validation", "")
-        problems.append(f"{where or 'arguments'}: {message}")
-    return f"Invalid arguments for tool {tool!r}: " + "; ".join(problems)
+        problems.setdefault(where or "arguments", []).append(message)
+    return f"Invalid arguments for tool {tool!r}: " + "; ".join(
+        f"{where}: {' or '.join(messages)}" for where, messages in problems.items()
+    )
 
 
 class GenSearcherServer(MCPServer):

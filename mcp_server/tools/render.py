@@ -47,7 +47,10 @@ ReferenceIds = Annotated[
 ]
 Side = Annotated[int, Field(description="pixels, a multiple of 16 from 64 to 2048 (1024 is usual)", ge=64, le=2048)]
 Seed = Annotated[int, Field(description="random seed for a reproducible image; -1 picks one", ge=-1)]
-Steps = Annotated[int, Field(description="denoising steps, 2 to 200; 0 uses the model's default", ge=0, le=200)]
+Steps = Annotated[
+    Annotated[int, Field(ge=0, le=0)] | Annotated[int, Field(ge=2, le=200)],
+    Field(description="denoising steps, 2 to 200 (as the render server accepts); 0 uses the default"),
+]
 
 
 def _decode_reference(data: bytes, image_id: str) -> Any:
