@@ -26,9 +26,16 @@ def show(
         int | None,
         typer.Option("--index", help="Only this record (0-based) of a file holding several episodes."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --out even when another command wrote it (run's trace.html).")
+    ] = False,
 ) -> None:
-    """Write an HTML page of a saved episode trace: turns, tool calls, references, the answer."""
-    from policy.trace_html import write_trace_file
+    """Write an HTML page of a saved episode trace: turns, tool calls, references, the answer.
+
+    A page another command wrote (``run``'s trace.html, with the thumbnails the model saw) is never
+    replaced: without --out the page goes beside it as FILE.show.html; with --out, --force replaces it.
+    """
+    from policy.trace_html import write_trace_file, written_by_show
 
     if not file.is_file():
         typer.echo(f"error: no such trace file: {file}", err=True)
@@ -37,6 +44,17 @@ def show(
     if target.resolve() == file.resolve():
         typer.echo("error: --out must not overwrite the trace itself", err=True)
         raise typer.Exit(2)
+    if target.exists() and not force and not written_by_show(target):
+        if out is not None:
+            typer.echo(
+                f"error: {target} was written by another command (it may hold pictures this trace lacks); "
+                "pass --force to replace it, or another --out",
+                err=True,
+            )
+            raise typer.Exit(2)
+        richer = target
+        target = file.with_name(f"{file.stem}.show.html")
+        typer.echo(f"note: {richer} was written by another command and stays; this page goes beside it", err=True)
     try:
         page, count = write_trace_file(file, target, index=index)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -121,7 +121,22 @@ def write_trace_file(source: Path, out: Path, *, index: int | None = None) -> tu
     for view in views:
         _rebase(view, source.parent, out.parent)
     title = f"Episode: {_short(views[0].prompt)}" if len(views) == 1 and views[0].prompt else None
-    return write_page(out, render_trace_html(views, title=title)), len(views)
+    html = render_trace_html(views, title=title).replace("<head>", f"<head>\n{SHOW_MARK}", 1)
+    return write_page(out, html), len(views)
+
+
+#: Marks the pages ``gen-searcher trace show`` writes: those it may replace; any other page
+#: (``run``'s trace.html with its pictures, a benchmark's item page) it leaves alone.
+SHOW_MARK = '<meta name="gen-searcher-page" content="trace show">'
+
+
+def written_by_show(page: Path) -> bool:
+    """Whether ``page`` was written by ``gen-searcher trace show`` (so rewriting it loses nothing)."""
+    try:
+        with page.open(encoding="utf-8", errors="replace") as fh:
+            return SHOW_MARK in fh.read(4096)
+    except OSError:
+        return False
 
 
 def _short(text: str, limit: int = 90) -> str:

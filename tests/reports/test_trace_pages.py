@@ -196,3 +196,38 @@ def test_run_command_writes_trace_html(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") >= 2  # the image-search thumbnails are embedded
     assert 'href="references/01_IMG_002.png"' in html and 'src="render.png"' in html
     assert "browse failed: HTTP 404" in html
+
+
+def test_trace_show_never_replaces_a_richer_page(driver_trace: dict, tmp_path: Path) -> None:
+    app = build_app()
+    (tmp_path / "trace.json").write_text(json.dumps(driver_trace))
+    rich = write_trace_html(driver_trace, tmp_path / "trace.html")  # as `run` writes it, thumbnails and all
+    before = rich.read_bytes()
+    shown = CliRunner().invoke(app, ["trace", "show", str(tmp_path / "trace.json")])
+    assert shown.exit_code == 0, shown.output
+    assert rich.read_bytes() == before
+    assert "stays; this page goes beside it" in shown.stderr
+    beside = tmp_path / "trace.show.html"
+    assert f"wrote {beside}" in shown.stdout and beside.is_file()
+    again = CliRunner().invoke(app, ["trace", "show", str(tmp_path / "trace.json")])
+    assert again.exit_code == 0 and f"wrote {beside}" in again.stdout  # its own page is replaced quietly
+    refused = CliRunner().invoke(app, ["trace", "show", str(tmp_path / "trace.json"), "--out", str(rich)])
+    assert refused.exit_code == 2 and "pass --force" in refused.stderr and rich.read_bytes() == before
+    forced = CliRunner().invoke(app, ["trace", "show", str(tmp_path / "trace.json"), "--out", str(rich), "--force"])
+    assert forced.exit_code == 0 and rich.read_bytes() != before
+
+
+def test_a_whole_page_browse_says_so(driver_trace: dict) -> None:
+    html = render_trace_html([trace_view(driver_trace)])
+    assert "None" not in re.sub(r"<pre>.*?</pre>", "", html, flags=re.DOTALL)
+    assert "–None" not in html
+
+
+def test_a_rollout_page_opens_with_an_overview(tmp_path: Path) -> None:
+    rollouts = tmp_path / "rollouts.jsonl"
+    rows = [{"input": f"user\nprompt {n}\nassistant\n", "output": "no tags", "score": n / 4} for n in range(4)]
+    rollouts.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    page, _ = write_trace_file(rollouts, tmp_path / "rollouts.html")
+    html = page.read_text()
+    assert re.search(r"episodes <b>4</b>", html) and re.search(r"mean score <b>0\.375</b>", html)
+    assert html.count("data-score=") == 4 and "data-sort" in html and 'data-filter="termination"' in html
