@@ -36,6 +36,7 @@ MAX_REASONS_SHOWN = 3  # why candidates were dropped, shown when none survived
 MAX_REASON_CHARS = 300
 MEMO_TTL_S = 60.0  # repeated calls within this answer from memory
 MEMO_MAX_BYTES = 64 * 1024 * 1024
+RESULT_RESERVE_BYTES = 512  # of the budget, for what travels around the result (JSON-RPC envelope, _meta)
 
 DESCRIPTION = (
     "Find reference photos on the web. Returns up to top_k (1 to 10) images, each with a stable id "
@@ -120,19 +121,34 @@ async def _run_image_search(services: Services, query: str, top_k: int) -> mcp_t
         dropped += dropped_more
     images = [f.to_dict() for f in found]
     image_settings = services.settings.images
+    text = render_text(query, images, dropped)
+    structured = {"query": query, "images": images}
+    # The budget covers the whole result: what the text and structured content take is not for thumbnails.
+    frame = _result_bytes(text + _left_out_note(len(images)), structured, len(images)) + RESULT_RESERVE_BYTES
     thumbnails = await thumbnails_within_budget(
         services.images,
         [f.image.id for f in found],
         image_settings.thumbnail_side,
-        image_settings.thumbnail_budget_bytes,
+        image_settings.thumbnail_budget_bytes - frame,
     )
-    text = render_text(query, images, dropped)
     if len(thumbnails) < len(images):
-        left_out = len(images) - len(thumbnails)
-        text += f"\n(Thumbnails of the last {left_out} images are left out to keep the result small.)"
+        text += _left_out_note(len(images) - len(thumbnails))
     content: list[Any] = [mcp_types.TextContent(type="text", text=text)]
     content += [jpeg_content(thumb) for thumb in thumbnails]
-    return mcp_types.CallToolResult(content=content, structured_content={"query": query, "images": images})
+    return mcp_types.CallToolResult(content=content, structured_content=structured)
+
+
+def _left_out_note(left_out: int) -> str:
+    return f"\n(Thumbnails of the last {left_out} images are left out to keep the result small.)"
+
+
+def _result_bytes(text: str, structured: dict[str, Any], thumbnails: int) -> int:
+    """The serialized size of the result with ``thumbnails`` empty image blocks (each thumbnail adds its base64)."""
+    frame = mcp_types.CallToolResult(
+        content=[mcp_types.TextContent(type="text", text=text), *(jpeg_content(b"") for _ in range(thumbnails))],
+        structured_content=structured,
+    )
+    return len(frame.model_dump_json(by_alias=True, exclude_none=True).encode())
 
 
 def _result_size(result: mcp_types.CallToolResult) -> int:

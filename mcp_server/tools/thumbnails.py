@@ -1,22 +1,41 @@
 """Thumbnails for a tool result, within one byte budget for all of them together.
 
 MCP clients cap a tool result near 1 MB, and ten detailed photos at 512 px
-exceed that. Each image starts at the configured side and JPEG quality; while
-the sum (as base64, the way it travels) is over the budget, every thumbnail
-larger than its fair share steps down a ladder of smaller sides and qualities,
-all at once. The store caches each (side, quality) it makes, so a repeated
-call reads files instead of encoding again.
+exceed that. Each image starts at the configured side and JPEG quality. When
+the sum (as base64, the way it travels) is over the budget, the budget is
+spent evenly: each image takes the best step of a ladder of smaller sides and
+qualities that fits an equal share, then what the images left unspent lifts
+the smallest ones back up, one step at a time, while it fits. So a result
+never lands far under its budget, and more images never make each other
+needlessly small. The store caches each (side, quality) it makes, so a
+repeated call reads files instead of encoding again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Protocol
 
 import anyio
 
-#: (fraction of the configured side, JPEG quality), largest first.
-LADDER = ((1.0, 85), (1.0, 70), (0.75, 70), (0.5, 65), (0.375, 60), (0.25, 55), (0.125, 50))
+#: (fraction of the configured side, JPEG quality), largest first; close steps, so an even share is met closely.
+LADDER = (
+    (1.0, 85),
+    (1.0, 75),
+    (1.0, 65),
+    (0.875, 65),
+    (0.75, 65),
+    (0.625, 60),
+    (0.5, 60),
+    (0.375, 55),
+    (0.25, 55),
+    (0.125, 50),
+)
 MIN_SIDE = 48
+
+
+class ThumbnailSource(Protocol):
+    async def thumbnail(self, image_id: str, max_side: int | None = None, quality: int = 85) -> bytes: ...
 
 
 def base64_size(data: bytes) -> int:
@@ -32,36 +51,72 @@ def ladder(side: int) -> list[tuple[int, int]]:
     return steps
 
 
-async def thumbnails_within_budget(store: Any, ids: list[str], side: int, budget: int) -> list[bytes]:
-    """JPEG thumbnails of ``ids`` (same order) whose base64 sizes add up to at most ``budget``.
+class _Ladders:
+    """Each image's thumbnails by ladder step, made on first use (concurrent across images)."""
+
+    def __init__(self, store: ThumbnailSource, ids: list[str], steps: list[tuple[int, int]]) -> None:
+        self.store, self.ids, self.steps = store, ids, steps
+        self.made: list[dict[int, bytes]] = [{} for _ in ids]
+
+    async def size(self, i: int, step: int) -> int:
+        if step not in self.made[i]:
+            side, quality = self.steps[step]
+            self.made[i][step] = await self.store.thumbnail(self.ids[i], side, quality)
+        return base64_size(self.made[i][step])
+
+    def known(self, i: int, step: int) -> int:
+        return base64_size(self.made[i][step])
+
+    async def each(self, count: int, job: Callable[[int], Coroutine[object, object, None]]) -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(count):
+                tg.start_soon(job, i)
+
+
+async def thumbnails_within_budget(store: ThumbnailSource, ids: list[str], side: int, budget: int) -> list[bytes]:
+    """JPEG thumbnails of ``ids`` (same order) whose base64 sizes add up to at most ``budget``, spent evenly.
 
     When even the smallest step does not fit, trailing thumbnails are left out
     (the result is then shorter than ``ids``).
     """
     steps = ladder(side)
-    rungs = [0] * len(ids)
-    thumbs: list[bytes] = [b""] * len(ids)
+    last = len(steps) - 1
+    ladders = _Ladders(store, ids, steps)
+    count = len(ids)
+    chosen = [0] * count
 
-    async def make(indexes: list[int]) -> None:
-        async def one(i: int) -> None:
-            thumb_side, quality = steps[rungs[i]]
-            thumbs[i] = await store.thumbnail(ids[i], thumb_side, quality)
+    async def first(i: int) -> None:
+        await ladders.size(i, 0)
 
-        async with anyio.create_task_group() as tg:
-            for i in indexes:
-                tg.start_soon(one, i)
+    await ladders.each(count, first)
+    if sum(ladders.known(i, 0) for i in range(count)) <= budget:
+        return [ladders.made[i][0] for i in range(count)]
+    share = budget
 
-    await make(list(range(len(ids))))
-    while ids and sum(map(base64_size, thumbs)) > budget:
-        share = budget / len(ids)
-        over = [i for i, t in enumerate(thumbs) if base64_size(t) > share and rungs[i] < len(steps) - 1]
-        if not over:  # the big ones are as small as they go: shrink whatever still can
-            over = [i for i in range(len(ids)) if rungs[i] < len(steps) - 1]
-        if not over:
+    async def descend(i: int) -> None:  # the best step within the current share
+        step = 0
+        while await ladders.size(i, step) > share and step < last:
+            step += 1
+        chosen[i] = step
+
+    while count:
+        share = budget // count
+        await ladders.each(count, descend)
+        total = sum(ladders.known(i, chosen[i]) for i in range(count))
+        if total <= budget:
             break
-        for i in over:
-            rungs[i] += 1
-        await make(over)
-    while thumbs and sum(map(base64_size, thumbs)) > budget:
-        thumbs.pop()
-    return thumbs
+        count -= 1  # even the smallest steps do not fit: the last image goes, the others share its part
+    # What the images left of their shares lifts the smallest ones, a step at a time, while it fits.
+    left = budget - sum(ladders.known(i, chosen[i]) for i in range(count))
+    while True:
+        gains = [
+            (ladders.known(i, chosen[i]), i)
+            for i in range(count)
+            if chosen[i] > 0 and ladders.known(i, chosen[i] - 1) - ladders.known(i, chosen[i]) <= left
+        ]
+        if not gains:
+            break
+        _, i = min(gains)
+        left -= ladders.known(i, chosen[i] - 1) - ladders.known(i, chosen[i])
+        chosen[i] -= 1
+    return [ladders.made[i][chosen[i]] for i in range(count)]
