@@ -251,20 +251,17 @@ class Pipeline:
             await self._timed("gate", lambda: self.necessity(item))
         self.progress.advance("gate")
         upstream(item, outcome, s, self.journals, self.folder, self.bench)
-        if outcome.dropped_at or outcome.pending != "trajectories":
-            return
-        if self.services.teacher is None or self.services.tools is None:
-            return
-        async with anyio.create_task_group() as group:
-            for index in range(s.trajectories.rollouts):
-                group.start_soon(self._timed, "trajectories", lambda i=index: self.rollout(item, i))
-        outcome = upstream(item, Outcome(item), s, self.journals, self.folder, self.bench)
-        if outcome.dropped_at or outcome.pending != "ground_truth":
-            return
-        await self._timed("ground_truth", lambda: self.truth(item))
+        if outcome.pending == "trajectories" and self.services.teacher and self.services.tools:
+            async with anyio.create_task_group() as group:
+                for index in range(s.trajectories.rollouts):
+                    group.start_soon(self._timed, "trajectories", lambda i=index: self.rollout(item, i))
+            outcome = upstream(item, Outcome(item), s, self.journals, self.folder, self.bench)
+        if outcome.pending == "ground_truth":
+            await self._timed("ground_truth", lambda: self.truth(item))
+            outcome = upstream(item, Outcome(item), s, self.journals, self.folder, self.bench)
         self.progress.advance("truth")
-        outcome = upstream(item, Outcome(item), s, self.journals, self.folder, self.bench)
         if outcome.dropped_at or outcome.pending is not None or outcome.truth is None:
+            self.progress.advance("judge")
             return
         truth = outcome.truth
         async with anyio.create_task_group() as group:

@@ -99,9 +99,12 @@ SEARCH = (
 )
 
 
-def answer(prompt: str, refs: int = 1) -> str:
+def answer(prompt: str, refs: int = 1, who: str = "teacher") -> str:
     references = [{"img_id": f"IMG_{i + 1:03d}", "note": "the subject"} for i in range(refs)]
-    plan = {"gen_prompt": f"{prompt} Show the subject as in the first reference image.", "reference_images": references}
+    plan = {
+        "gen_prompt": f"{prompt} Show the subject as in the first reference image ({who}).",
+        "reference_images": references,
+    }
     return f"<think>Enough.</think><answer>{json.dumps(plan)}</answer>"
 
 
@@ -120,7 +123,7 @@ def episode_turn(prompt: str, turn: int, seed: int, *, policy: bool) -> str:
         return '<think>done</think><answer>{"gen_prompt": "unterminated</answer>'
     if "[norefs]" in prompt:
         return answer(prompt, refs=0)
-    return answer(prompt)
+    return answer(prompt, who="policy" if policy else "teacher")
 
 
 def write_prompts(text: str) -> str:
