@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -114,12 +115,18 @@ async def _read_json(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str,
             raise _PayloadTooLarge(f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
     try:
-        body = json.loads(b"".join(chunks) or b"null")
+        body = json.loads(b"".join(chunks) or b"null", parse_constant=_refuse_constant)
+    except RecursionError:  # the decoder's own depth guard: a request is an object of short lists
+        raise InvalidRenderRequest("the request body is nested too deeply to be a render request") from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRenderRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRenderRequest("the request body must be a JSON object")
     return body
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _number(body: dict[str, Any], name: str, kind: type, default: Any = None, *aliases: str) -> Any:
@@ -136,8 +143,11 @@ def _number(body: dict[str, Any], name: str, kind: type, default: Any = None, *a
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value)
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+        if not math.isfinite(number):  # 1e999 reads as infinity
+            raise ValueError
+        return number
+    except (TypeError, ValueError, OverflowError):
         raise InvalidRenderRequest(f"{name} must be {'an integer' if kind is int else 'a number'}") from None
 
 
@@ -147,6 +157,11 @@ def _text(body: dict[str, Any], name: str, default: str | None = None) -> str | 
         return default
     if not isinstance(value, str):
         raise InvalidRenderRequest(f"{name} must be a string")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (\ud800) is valid JSON but no text
+            raise InvalidRenderRequest(f"{name} must be valid Unicode text") from None
     return value
 
 

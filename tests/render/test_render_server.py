@@ -435,3 +435,37 @@ async def test_a_render_that_takes_too_long_answers_504(gated_factory, controls:
             assert slow.status_code == 504 and "timed out after 5 s" in slow.json()["message"]
             ok = await client.post("/generate", json={"prompt": "x", **SMALL})
             assert ok.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_deeply_nested_or_malformed_json_gets_400_and_the_server_keeps_serving(gated_factory) -> None:
+    deep = 100_000
+    bodies: list[tuple[bytes, str]] = [
+        (b"[" * deep + b"]" * deep, "nested too deeply"),
+        (b'{"a":' * deep + b"1" + b"}" * deep, "nested too deeply"),
+        (b'{"prompt": ' + b"[" * deep + b"]" * deep + b"}", "nested too deeply"),
+        (b'{"prompt": "x", "true_cfg_scale": NaN}', "not valid JSON"),
+        (b'{"prompt": "x", "true_cfg_scale": -Infinity}', "not valid JSON"),
+        (b'{"prompt": "x", "seed": 1' + b"0" * 5000 + b"}", "not valid JSON"),
+        (b'{"prompt": "\xff\xfe"}', "not valid JSON"),
+        (b'{"prompt": "x", "width": 1e999, "height": 64}', "width must be an integer"),
+        (b'{"prompt": "x", "true_cfg_scale": 1e999}', "true_cfg_scale must be a number"),
+        (b'{"prompt": "\\ud800 lone"}', "prompt must be valid Unicode"),
+        (b'{"prompt": {"text": "x"}}', "prompt must be a string"),
+        (b'{"prompt": "x", "size": [64, 64]}', "size must look like"),
+        (b"[1, 2]", "must be a JSON object"),
+    ]
+    json_header = {"content-type": "application/json"}
+    with render_server(gated_factory) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            for body, message in bodies:
+                response = await client.post("/generate", content=body, headers=json_header)
+                assert response.status_code == 400, (body[:60], response.text)
+                assert message in response.json()["message"] and "Traceback" not in response.text
+                for path in ("/v1/images/generations", "/v1/images/edits"):  # the OpenAI face, same answers
+                    openai = await client.post(path, content=body, headers=json_header)
+                    assert openai.status_code == 400, (path, body[:60], openai.text)
+                    assert message in openai.json()["error"]["message"]
+            assert (await client.get("/health")).json()["status"] == "ok"
+            ok = await client.post("/generate", json={"prompt": "still serving", **SMALL})
+            assert ok.status_code == 200 and ok.json()["success"]
