@@ -83,3 +83,71 @@ def open_page(browser: Any, path: Path, *, width: int = 1280, height: int = 1000
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
     return opened
+
+
+LAYOUT_PROBLEMS = """() => {
+    const problems = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) {
+        problems.push(`page is ${root.scrollWidth} px wide in a ${root.clientWidth} px window`);
+    }
+    const shown = (e) => e.getClientRects().length > 0;
+    document.querySelectorAll(".dims").forEach((dims) => {
+        if (shown(dims) && dims.scrollWidth > dims.clientWidth + 1) {
+            problems.push(`dimension rows are wider than their box: ${dims.textContent.trim().slice(0, 40)}`);
+        }
+        const parts = Array.from(dims.children);
+        for (let i = 0; i + 2 < parts.length; i += 3) {
+            if (!shown(parts[i])) { continue; }
+            const [label, bar, value] = parts.slice(i, i + 3).map((e) => e.getBoundingClientRect());
+            const spills = parts[i].scrollWidth > parts[i].clientWidth + 1;
+            if (spills || label.right > bar.left + 1 || bar.right > value.left + 1 || bar.width < 8) {
+                problems.push(`bar overlaps its label: ${parts[i].textContent}`);
+            }
+        }
+    });
+    document.querySelectorAll(".badge").forEach((badge) => {
+        if (!shown(badge)) { return; }
+        const box = badge.closest("article, section, .panel, details") || document.body;
+        const b = badge.getBoundingClientRect(), c = box.getBoundingClientRect();
+        if (badge.scrollWidth > badge.clientWidth + 1 || b.right > c.right + 1 || b.left < c.left - 1) {
+            problems.push(`badge clipped: ${badge.textContent}`);
+        }
+    });
+    document.querySelectorAll("table").forEach((table) => {
+        const holder = table.parentElement;
+        const scrolls = holder && getComputedStyle(holder).overflowX === "auto";
+        if (shown(table) && table.getBoundingClientRect().right > root.clientWidth + 1 && !scrolls) {
+            problems.push("a wide table does not scroll in its own box");
+        }
+    });
+    return problems;
+}"""
+
+
+def layout_problems(opened: OpenedPage) -> list[str]:
+    """What breaks a layout: horizontal overflow, bars over their labels, clipped badges, wide tables."""
+    return list(opened.page.evaluate(LAYOUT_PROBLEMS))
+
+
+def scrolled_into_view(opened: OpenedPage, element_id: str) -> bool:
+    """Whether the element with this id is in the window (after opening the page at ``#id``)."""
+    return bool(
+        opened.page.evaluate(
+            """(id) => { const e = document.getElementById(id); if (!e) { return false; }
+                const r = e.getBoundingClientRect(); return r.top >= -2 && r.top < window.innerHeight; }""",
+            element_id,
+        )
+    )
+
+
+def open_at(browser: Any, path: Path, fragment: str, *, width: int, height: int = 900) -> OpenedPage:
+    """Open ``path#fragment`` (a deep link) at this window size."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    opened = OpenedPage(page)
+    page.on("console", lambda m: opened.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: opened.errors.append(str(exc)))
+    page.goto(f"{path.as_uri()}#{fragment}")
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(300)  # the browser scrolls to the fragment once the layout settles
+    return opened
