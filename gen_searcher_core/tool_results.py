@@ -87,6 +87,11 @@ class BrowseResult(_Result):
     fetched_with: str | None = Field(
         default=None, description="which fetcher read the page: direct, browser, jina or a plugin's name"
     )
+    likely_js_shell: bool | None = Field(
+        default=None,
+        description="true when the page was read without a browser and its text looks drawn by scripts: the "
+        "content may miss the article (a server with fetch backend auto or browser reads it)",
+    )
 
 
 class RenderResult(_Result):

@@ -1,11 +1,13 @@
 """One side of ``perf/browse.py``: fetch + extract a list of URLs, timed, in this interpreter.
 
-    python _browse_worker.py --impl ours|ref|direct|browser|auto --urls FILE --concurrency N --rounds R --out FILE.json
+    python -m perf._browse_worker --impl ours|library|ref|direct|browser|auto --urls FILE
+        --concurrency N --rounds R --out FILE.json
 
 ``ours`` (run with the project's .venv): the safe fetcher and extraction of the
 ``browse`` tool, no summary model. ``ref`` (run with .venv-ref-fetch): the
 ``fetch_url`` function of ``mcp-server-fetch``, the whole of its fetch tool
-minus the MCP framing. ``direct``, ``browser``, ``auto``: the page fetchers of
+minus the MCP framing. ``library``: httpx and ``trafilatura.extract`` with its
+defaults, in one process (the baseline of ``--part library``). ``direct``, ``browser``, ``auto``: the page fetchers of
 ``search_tools.fetchers`` (the browser with ``concurrency`` contexts), also
 reporting the CPU seconds of the whole process tree over the timed pass and the
 memory of the Chromium processes at its end. Only the standard library and each side's own package
@@ -25,16 +27,36 @@ USER_AGENT = "Gen-Searcher-benchmark/0.1"
 
 
 async def make_ours() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awaitable[None]]]:
+    """The browse service as the server builds it (its extraction pool from the default ``[fetch]`` settings),
+    without cache or summary model."""
     from safe_io.fetcher import GuardedFetcher
     from safe_io.netguard import AddressPolicy
-    from search_tools.extract import SUPPORTED_TYPES, extract
+    from search_tools.browse import Browser
+    from search_tools.extract_pool import ExtractionPool, ExtractLimits
+    from search_tools.settings import FetchSettings
 
     fetcher = GuardedFetcher(user_agent=USER_AGENT, policy=AddressPolicy(allow_private=True), respect_robots=False)
+    browser = Browser(fetcher, extraction=ExtractionPool(ExtractLimits.from_settings(FetchSettings())))
 
     async def read(url: str) -> str:
-        return (await extract(await fetcher.fetch(url, accept=SUPPORTED_TYPES))).text
+        return (await browser.page(url)).text
 
     return read, fetcher.aclose
+
+
+async def make_library() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awaitable[None]]]:
+    """The trafilatura library as its documentation shows it: an httpx client, then ``trafilatura.extract``
+    with its defaults, in this process (the baseline ``browse`` is measured against)."""
+    import httpx
+    import trafilatura
+
+    client = httpx.AsyncClient(headers={"user-agent": USER_AGENT}, timeout=20)
+
+    async def read(url: str) -> str:
+        response = await client.get(url)
+        return trafilatura.extract(response.content, url=url) or ""
+
+    return read, client.aclose
 
 
 async def make_fetcher(
@@ -123,6 +145,8 @@ async def run(impl: str, urls: list[str], concurrency: int, rounds: int) -> dict
     """
     if impl in ("direct", "browser", "auto"):
         read, close = await make_fetcher(impl, concurrency)
+    elif impl == "library":
+        read, close = await make_library()
     else:
         read, close = await (make_ours() if impl == "ours" else make_ref())
     errors: dict[str, int] = {}
@@ -143,7 +167,7 @@ async def run(impl: str, urls: list[str], concurrency: int, rounds: int) -> dict
             async with limit:
                 return await attempt(url) is not None
 
-        measure = impl in ("direct", "browser", "auto")  # psutil: in .venv only
+        measure = impl in ("direct", "browser", "auto", "ours", "library")  # psutil: in .venv only
         cpu = tree_cpu_s() if measure else 0.0
         started = time.perf_counter()
         done = await asyncio.gather(*(one(url) for _ in range(rounds) for url in urls))
@@ -170,7 +194,7 @@ def measurement(sample: dict[str, str | None], timed: list[bool], errors: dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--impl", choices=["ours", "ref", "direct", "browser", "auto"], required=True)
+    parser.add_argument("--impl", choices=["ours", "library", "ref", "direct", "browser", "auto"], required=True)
     parser.add_argument("--urls", type=Path, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)

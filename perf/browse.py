@@ -1,7 +1,7 @@
 """Speed and extraction quality of ``browse`` against the reference MCP fetch server, in one run.
 
     .venv/bin/python -m perf.browse [--concurrency 8] [--rounds 5] [--skip-mcp]
-        [--part all|pipeline|fetchers|extraction] [--browser-concurrency 4]
+        [--part all|pipeline|library|fetchers|extraction] [--browser-concurrency 4]
 
 The annotated pages built by ``perf/data/make_pages.py`` into a temporary folder
 are served on 127.0.0.1. Two comparisons run over the same pages:
@@ -27,7 +27,12 @@ Targets: quality at least the reference's, throughput at least 2x.
    memory. Targets: ``auto`` on server-rendered pages within 1.1x of ``direct``;
    ``browser`` at least 3 pages/s at concurrency 4; the JavaScript pages read
    correctly where ``direct`` reads nothing;
-4. extraction (``--part extraction``): trafilatura as ``extract_html`` calls it
+4. the library (``--part library``): ``browse``'s fetch + extraction against the
+   trafilatura library used as its documentation shows (httpx, then
+   ``trafilatura.extract`` with its defaults, in one process), alternating passes:
+   pages/s and CPU per page of the whole process tree, and quality. Targets:
+   >= 0.7x the library's pages/s at concurrency 8, <= 1.3x its CPU per page;
+5. extraction (``--part extraction``): trafilatura as ``extract_html`` calls it
    against its fallback mode, CPU per page and quality.
 
 The reference lives in its own virtual environment (``.venv-ref-fetch``,
@@ -353,6 +358,41 @@ def fetchers_comparison(pages: Path, annotations: dict[str, Any], args: argparse
         )
 
 
+def library_comparison(pages: Path, annotations: dict[str, Any], args: argparse.Namespace) -> None:
+    """``browse``'s fetch + extraction against the trafilatura library (httpx + ``trafilatura.extract``, defaults,
+    one process), alternating passes so a busy machine slows both alike; medians of pages/s and CPU per page."""
+    passes = 3
+    print(
+        f"\n== browse vs the trafilatura library: {len(annotations)} pages x {args.rounds} rounds, concurrency "
+        f"{args.concurrency}, {passes} alternating passes, {os.cpu_count()} cores =="
+    )
+    with serve_pages(pages) as base:
+        urls = [f"{base}/{name}" for name in annotations]
+        runs: dict[str, list[dict[str, Any]]] = {"ours": [], "library": []}
+        for _ in range(passes):
+            for impl in runs:
+                runs[impl].append(run_worker(Path(sys.executable), impl, urls, args.concurrency, args.rounds))
+    figures = {}
+    print(f"{'side':<34}{'pages/s':>9}{'CPU ms/page':>13}{'failed':>9}{'keep':>8}{'drop':>8}{'overall':>9}")
+    for impl, results in runs.items():
+        rates = sorted((r["pages"] - r["failed"]) / r["seconds"] for r in results)
+        cpus = sorted(r["cpu_s"] / max(r["pages"] - r["failed"], 1) for r in results)
+        rate, cpu = rates[len(rates) // 2], cpus[len(cpus) // 2]
+        quality = score(results[0]["outputs"], annotations, base)
+        figures[impl] = (rate, cpu)
+        label = "gen-searcher browse (fetch+extract)" if impl == "ours" else "trafilatura library (defaults)"
+        failed = sum(r["failed"] for r in results)
+        print(
+            f"{label:<34}{rate:>9.1f}{cpu * 1000:>13.1f}{failed:>9}"
+            f"{quality['keep']:>8.1%}{quality['drop']:>8.1%}{quality['overall']:>9.1%}"
+        )
+    (ours_rate, ours_cpu), (lib_rate, lib_cpu) = figures["ours"], figures["library"]
+    print(
+        f"browse: {ours_rate / lib_rate:.2f}x the library's pages/s (target >= 0.7x), "
+        f"{ours_cpu / lib_cpu:.2f}x its CPU per page (target <= 1.3x)"
+    )
+
+
 def extraction_comparison(pages: Path, annotations: dict[str, Any]) -> None:
     """trafilatura's fast mode (``fast=True``) against its fallback mode (``fast=False``: readability and jusText
     fallbacks compared, what ``extract_html`` uses), same options, alternating passes (medians)."""
@@ -388,9 +428,10 @@ def main() -> None:
     parser.add_argument("--skip-mcp", action="store_true", help="only the pipeline comparison")
     parser.add_argument(
         "--part",
-        choices=["all", "pipeline", "fetchers", "extraction"],
+        choices=["all", "pipeline", "library", "fetchers", "extraction"],
         default="all",
-        help="pipeline: ours vs the reference; fetchers: direct, browser, auto on server-rendered and JavaScript "
+        help="pipeline: ours vs the reference; library: ours vs trafilatura; fetchers: direct, browser, auto on "
+        "server-rendered and JavaScript "
         "pages; extraction: trafilatura's fast vs fallback mode",
     )
     parser.add_argument("--browser-concurrency", type=int, default=4, help="pages at once in the fetchers part")
@@ -398,9 +439,12 @@ def main() -> None:
     args = parser.parse_args()
     from perf.data.make_pages import build_pages
 
-    ensure_reference_venv()
+    if args.part in ("all", "pipeline", "fetchers") and not (args.part == "fetchers" and args.no_reference):
+        ensure_reference_venv()
     with tempfile.TemporaryDirectory(prefix="browse-pages-") as tmp:
         annotations = build_pages(Path(tmp))
+        if args.part in ("all", "library"):
+            library_comparison(Path(tmp), annotations, args)
         if args.part in ("all", "pipeline"):
             compare(Path(tmp), annotations, args)
         if args.part in ("all", "fetchers"):

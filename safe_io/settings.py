@@ -37,7 +37,9 @@ class FetchSettings(BaseModel):
     extract_timeout_s: float = Field(
         30.0, description="time limit of extracting one document's text (a worker process; stopped when over)"
     )
-    extract_workers: int = Field(2, description="documents extracted at once, each in its own worker process")
+    extract_workers: int = Field(
+        0, ge=0, description="documents extracted at once, each in its own worker process (0: one per core)"
+    )
     extract_max_pdf_pages: int = Field(100, description="pages read from one PDF; the text says when more were left")
     extract_max_chars: int = Field(1_000_000, description="characters of text kept from one document")
     extract_memory_mb: int = Field(
@@ -60,7 +62,12 @@ class FetchSettings(BaseModel):
         20 * 1024 * 1024, description="bytes one rendered page may download (scripts, XHR...), document included"
     )
     browser_js_heap_mb: int = Field(512, description="JavaScript heap limit of a page (a runaway page crashes alone)")
-    browser_scrolls: int = Field(2, ge=0, description="scrolls to the bottom that load lazy content")
+    browser_scrolls: int = Field(
+        2, ge=0, description="times the browser scrolls to the bottom of a page that keeps growing (endless pages)"
+    )
+    browser_scroll_screens: int = Field(
+        12, ge=0, description="viewport-sized scroll steps per page, so sections that load when seen load"
+    )
     browser_block: list[str] = Field(
         default_factory=lambda: ["image", "media", "font"],
         description="resource types the browser does not download",

@@ -118,6 +118,7 @@ class Browser:
             raise BrowseError(f"offset {offset} is past the end of the page ({total} characters)")
         result: dict[str, Any] = {"url": page.url, "title": page.title, "offset": offset, "total_chars": total}
         result["fetched_with"] = page.fetched_with or "direct"  # old cache entries predate the field
+        result["likely_js_shell"] = bool(page.js_shell) and result["fetched_with"] == "direct"
         if self.summarizer is not None:
             next_offset = self.summarizer.window_end(page.text, offset)
             window = page.text[offset:next_offset]

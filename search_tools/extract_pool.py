@@ -13,13 +13,17 @@ between calls), under its own deadline:
 
 either way the next call gets a fresh worker, and the server process, which
 only waits on a pipe, keeps serving. Calls beyond ``workers`` queue; the
-deadline starts once a worker is theirs. A worker's address space is capped
+deadline starts once a worker is theirs. ``workers`` defaults to the cores
+(extraction is pure CPU: more processes than cores only add switching), and
+all of them start together on the first call, each importing the extraction
+libraries once. A worker's address space is capped
 (``memory_bytes``), so a document that needs too much memory fails with
 ``MemoryError`` there instead of pressing on the whole machine.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,10 +44,11 @@ class ExtractLimits:
     """Bounds of one extraction."""
 
     timeout_s: float = 30.0  # per document, once a worker runs it
-    workers: int = 2  # documents extracted at once (one process each)
+    workers: int = 0  # documents extracted at once (one process each); 0: one per core
     max_pdf_pages: int = 100  # pages read from one PDF
     max_chars: int = 1_000_000  # characters of text kept from one document
     memory_bytes: int = 1024 * 1024 * 1024  # address space of one worker process
+    shell_min_chars: int = 200  # main text below this (with scripts): a JavaScript shell (search_tools.js_shell)
 
     @classmethod
     def from_settings(cls, fetch: FetchSettings) -> ExtractLimits:
@@ -54,7 +59,30 @@ class ExtractLimits:
             max_pdf_pages=fetch.extract_max_pdf_pages,
             max_chars=fetch.extract_max_chars,
             memory_bytes=fetch.extract_memory_mb * 1024 * 1024,
+            shell_min_chars=fetch.auto_min_chars,
         )
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or the cores this process may run on when it is 0 (more workers than cores only
+        add switching: extraction is pure CPU)."""
+        if self.workers > 0:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+
+
+def _preload(seconds: float) -> None:
+    """Runs in a worker: imports the extraction libraries, then holds the worker a moment so that the other
+    warm-up calls start workers of their own."""
+    import time
+
+    import htmldate  # noqa: F401 - imported for its import cost
+    import trafilatura  # noqa: F401 - imported for its import cost
+
+    time.sleep(seconds)
 
 
 def _limited(memory_bytes: int, func: Callable[..., T], *args: Any) -> T:
@@ -91,16 +119,40 @@ class ExtractionPool:
         self.limits = limits or ExtractLimits()
         self._queue: anyio.CapacityLimiter | None = None
         self._slots: anyio.CapacityLimiter | None = None
+        self._warm: anyio.Event | None = None
 
     def _limiters(self) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
         if self._queue is None or self._slots is None:  # created on first use, inside the event loop
-            workers = max(1, self.limits.workers)
+            workers = self.limits.worker_count
             self._queue, self._slots = anyio.CapacityLimiter(workers), anyio.CapacityLimiter(workers)
         return self._queue, self._slots
+
+    async def start(self) -> None:
+        """Start every worker and import the extraction libraries in it, all at once (once per pool; the
+        first caller waits). Otherwise the workers start one by one as load grows, each paying its imports
+        in the middle of a burst of pages."""
+        if self._warm is not None:
+            return await self._warm.wait()
+        self._warm = anyio.Event()
+        _, slots = self._limiters()
+        try:
+            async with anyio.create_task_group() as group:
+                for _ in range(self.limits.worker_count):
+                    group.start_soon(self._preload_one, slots)
+        finally:
+            self._warm.set()
+
+    async def _preload_one(self, slots: anyio.CapacityLimiter) -> None:
+        try:
+            with anyio.fail_after(self.limits.timeout_s):
+                await anyio.to_process.run_sync(_preload, 0.2, cancellable=True, limiter=slots)
+        except (TimeoutError, BrokenWorkerProcess):  # the first real call reports a worker that cannot start
+            pass
 
     async def run(self, func: Callable[..., T], *args: Any, what: str) -> T:
         """``func(*args)`` in a worker process; ``what`` names the document in error messages."""
         queue, slots = self._limiters()
+        await self.start()
         timeout = self.limits.timeout_s
         async with queue:
             try:

@@ -37,10 +37,19 @@ def render_text(result: dict[str, Any]) -> str:
         end = result["next_offset"] if result["next_offset"] is not None else result["total_chars"]
         head += f"Characters {result['offset']}-{end} of {result['total_chars']}:\n"
     text = head + "\n" + result["content"]
+    if result.get("likely_js_shell"):
+        text += f"\n\n[{JS_SHELL_NOTE}]"
     if result["next_offset"] is not None:
         remaining = result["total_chars"] - result["next_offset"]
         text += f"\n\n[{remaining} more characters: call browse with offset={result['next_offset']} to continue]"
     return text
+
+
+#: Appended when ``direct`` read what looks like a JavaScript shell (search_tools.js_shell).
+JS_SHELL_NOTE = (
+    "this page looks like a JavaScript shell: its text is drawn by scripts, so the content above may miss the "
+    "article; a server with GEN_SEARCHER_FETCH__BACKEND=auto or browser renders it"
+)
 
 
 #: Appended when a page's host cannot be reached: offline, browse reads pages served on loopback.

@@ -1,12 +1,12 @@
-"""``auto``: ``direct`` first; a JavaScript shell (scripts, next to no text) is rendered by ``browser``.
+"""``auto``: ``direct`` first; a JavaScript shell is rendered by ``browser``.
 
-Deciding costs one lxml parse of the document (no second extraction): the text
-of the body outside scripts, styles and page furniture (navigation, header,
-footer, asides, forms) is measured, and a document with scripts whose text is
-shorter than ``auto_min_chars`` is handed to the browser, which renders that
-same document (it is not fetched twice). The browser starts only when a first
-page needs it; a page it cannot render (a crash, its time budget) is returned as
-``direct`` read it.
+Deciding costs one lxml parse of the document (no second extraction), in a
+thread: :mod:`search_tools.js_shell` says whether the page's text is in its HTML
+(main text outside page furniture, an empty application root, a ``<noscript>``
+asking for JavaScript, scripts outweighing the text). A shell is handed to the
+browser, which renders that same document (it is not fetched twice). The
+browser starts only when a first page needs it; a page it cannot render (a
+crash, its time budget) is returned as ``direct`` read it.
 """
 
 from __future__ import annotations
@@ -23,32 +23,11 @@ from search_tools.extract import HTML_TYPES, sniff_media_type
 from search_tools.fetchers.browser import BrowserFetcher
 from search_tools.fetchers.browser import create as create_browser
 from search_tools.fetchers.registry import FetcherConfig
+from search_tools.js_shell import looks_like_shell
 
 logger = logging.getLogger(__name__)
-_FURNITURE = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg")
 
-
-def looks_like_shell(html: bytes | str, min_chars: int) -> bool:
-    """True when ``html`` has scripts and fewer than ``min_chars`` characters of body text outside page furniture."""
-    import lxml.html
-    from lxml import etree
-
-    try:
-        root = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        return False
-    if root.find(".//script") is None:
-        return False
-    body = root.find(".//body")
-    if body is None:
-        return True
-    etree.strip_elements(body, *_FURNITURE, with_tail=False)
-    length = 0
-    for text in body.itertext():
-        length += len(text.strip())
-        if length >= min_chars:
-            return False
-    return True
+__all__ = ["AutoFetcher", "create", "looks_like_shell"]
 
 
 class AutoFetcher:

@@ -69,15 +69,57 @@ document.addEventListener('click', (e) => {
   const a = e.target && e.target.closest ? e.target.closest('a[download], a[target]') : null;
   if (a) e.preventDefault();
 }, true);"""
-_TEXT_LENGTH = "() => document.body ? document.body.innerText.length : 0"
-_SCROLL = """() => { const e = document.scrollingElement || document.body;
-  if (!e) return 0; const h = e.scrollHeight; window.scrollTo(0, h); return h; }"""
+# The text a reader would keep: visible text outside scripts, styles and site chrome (header, nav, footer, aside,
+# their ARIA roles, and plain divs whose id or class names them), shadow roots included. The settle rule waits on
+# it, so a page whose chrome already holds text is not read before its article arrives.
+_MAIN_TEXT = r"""() => {
+  const skip = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'HEADER', 'NAV', 'FOOTER', 'ASIDE', 'SVG']);
+  const roles = /^(banner|navigation|contentinfo|complementary)$/;
+  const names = /(^|[\s_-])(header|nav|navbar|menu|footer|sidebar|cookie|consent|banner)([\s_-]|$)/i;
+  let total = 0, seen = 0;
+  const walk = (node) => {
+    for (let child = node.firstChild; child && seen < 20000; child = child.nextSibling) {
+      seen += 1;
+      if (child.nodeType === 3) { total += child.data.trim().length; continue; }
+      if (child.nodeType !== 1 || skip.has(child.tagName.toUpperCase())) continue;
+      if (roles.test(child.getAttribute('role') || '')) continue;
+      if (names.test((child.id || '') + ' ' + (typeof child.className === 'string' ? child.className : ''))) continue;
+      if (child.shadowRoot) walk(child.shadowRoot);
+      walk(child);
+    }
+  };
+  if (document.body) walk(document.body);
+  return total;
+}"""
+# One viewport down; answers whether the bottom is in view and the page's height.
+_SCROLL_STEP = """() => { const e = document.scrollingElement || document.body;
+  if (!e) return [true, 0]; window.scrollBy(0, window.innerHeight);
+  return [window.innerHeight + window.scrollY >= e.scrollHeight - 2, e.scrollHeight]; }"""
 _HEIGHT = "() => (document.scrollingElement || document.body || {scrollHeight: 0}).scrollHeight"
+# Open shadow roots moved into the light DOM (slots replaced by what they show), innermost first, so the
+# serialized page holds what the reader sees. Runs once, just before the page is read.
+_FLATTEN_SHADOWS = """() => {
+  const hosts = [];
+  const walk = (root) => { for (const el of root.querySelectorAll('*')) {
+    if (el.shadowRoot) { hosts.push(el); walk(el.shadowRoot); } } };
+  walk(document);
+  for (const host of hosts.reverse()) {
+    const root = host.shadowRoot;
+    for (const slot of Array.from(root.querySelectorAll('slot'))) {
+      const shown = slot.assignedNodes({flatten: true});
+      slot.replaceWith(...(shown.length ? shown : Array.from(slot.childNodes)));
+    }
+    host.replaceChildren(...Array.from(root.childNodes).filter((n) => n.nodeName !== 'STYLE'));
+  }
+  return hosts.length;
+}"""
 _LOCAL_RESOURCE = "Not allowed to load local resource"
 _VIEWPORT = {"width": 1280, "height": 1024}
 _TAB_PAGES = 50  # pages one context reads before a fresh one replaces it
 _QUIET_S = 0.3  # no request in flight for this long: the network has settled
 _POLL_S = 0.05
+_STABLE_S = 0.5  # the main text has not grown for this long (network quiet): the page has settled
+_TEXT_POLL_S = 0.15
 
 
 class BrowserGone(FetchError):
@@ -106,6 +148,7 @@ class BrowserOptions:
     max_bytes: int = 20 * 1024 * 1024
     js_heap_mb: int = 512
     scrolls: int = 2
+    scroll_screens: int = 12
     block: frozenset[str] = frozenset({"image", "media", "font"})
     min_chars: int = 200
     user_agent: str | None = None
@@ -120,6 +163,7 @@ class BrowserOptions:
             max_bytes=fetch.browser_max_bytes,
             js_heap_mb=fetch.browser_js_heap_mb,
             scrolls=fetch.browser_scrolls,
+            scroll_screens=fetch.browser_scroll_screens,
             block=frozenset(fetch.browser_block),
             min_chars=fetch.auto_min_chars,
             user_agent=fetch.user_agent,
@@ -358,6 +402,7 @@ class BrowserFetcher:
                 tab.start(document, state)
                 await tab.page.goto(document.url, wait_until="domcontentloaded")
                 await self._settle(tab.page, state, slot)
+                await tab.page.evaluate(_FLATTEN_SHADOWS)
                 html, final_url = await tab.page.content(), tab.page.url
                 done = True
         except TimeoutError:
@@ -472,25 +517,48 @@ class BrowserFetcher:
             return None
 
     async def _settle(self, page: Any, state: _PageState, slot: Slot) -> None:
-        """Wait until the network is quiet and the page has text (bounded by ``settle_s``), then scroll for more."""
+        """Wait for the article, then scroll down the page a screen at a time, all within ``settle_s``.
+
+        Settled: the network is quiet and the main text (outside site chrome) is at least ``min_chars`` and has
+        not grown for ``_STABLE_S``; the first wait takes at most half the budget. Scrolling goes one viewport
+        per step (at most ``scroll_screens`` steps) so sections that load when scrolled into view load; it
+        stops at the bottom unless the page grew there, and at the latest when the bottom was reached
+        ``scrolls`` times (endless pages); then the main text settles once more.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.settle_s
-        await _quiet(state, deadline, slot)
+        # at most half the budget before scrolling: a page whose first screen is short may fill as it scrolls
+        await self._settle_text(page, state, slot, loop.time() + self.options.settle_s / 2)
+        loads = steps = 0
+        height = 0
+        while steps < self.options.scroll_screens and loop.time() < deadline and not slot.over_budget:
+            at_bottom, new_height = await page.evaluate(_SCROLL_STEP)
+            steps += 1
+            if steps == 1 and at_bottom and new_height <= _VIEWPORT["height"]:
+                return  # the whole page is in view: nothing to scroll to
+            started = state.started
+            await asyncio.sleep(0.05)
+            await _quiet(state, deadline, slot)
+            if at_bottom:  # reaching the bottom may have asked for more (endless pages): bounded by ``scrolls``
+                loads += 1
+                grown = state.started != started or await page.evaluate(_HEIGHT) > max(height, new_height)
+                if not grown or loads >= self.options.scrolls:
+                    break
+            height = max(height, new_height)
+        await self._settle_text(page, state, slot, deadline)
+
+    async def _settle_text(self, page: Any, state: _PageState, slot: Slot, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        last, since = -1, loop.time()
         while loop.time() < deadline and not slot.over_budget:
-            if await page.evaluate(_TEXT_LENGTH) >= self.options.min_chars:
-                break
-            await asyncio.sleep(0.1)
             await _quiet(state, deadline, slot)
-        for _ in range(self.options.scrolls):
-            if loop.time() >= deadline or slot.over_budget:
-                break
-            before, started = await page.evaluate(_SCROLL), state.started
-            if before <= _VIEWPORT["height"]:
-                break  # the whole page is in view: nothing to scroll to
-            await asyncio.sleep(0.1)
-            if state.started == started and await page.evaluate(_HEIGHT) <= before:
-                break  # scrolling loaded nothing
-            await _quiet(state, deadline, slot)
+            length = await page.evaluate(_MAIN_TEXT)
+            now = loop.time()
+            if length != last:
+                last, since = length, now
+            elif length >= self.options.min_chars and now - since >= _STABLE_S:
+                return
+            await asyncio.sleep(_TEXT_POLL_S)
 
     async def _close_context(self, context: Any) -> None:
         if context is None:

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tests.browse import content
+from tests.browse.page_kinds import kind_routes
 
 ARTICLE = "".join(
     f"<p>{text}</p>"
@@ -219,5 +220,6 @@ more();"""
             Route("/pictures", pictures),
             Route("/photo.jpg", photo),
             Route("/clip.mp4", download),
+            *kind_routes(count),
         ]
     )
