@@ -32,6 +32,20 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _one_line(exc: BaseException) -> str:
+    """The cause of a failed run in one line (re-raised when it is a bug rather than an input or environment)."""
+    from gen_searcher_core.errors import UserFacingError, first_leaf
+
+    leaf = first_leaf(exc)
+    if isinstance(leaf, OSError) and not isinstance(leaf, ConnectionError):
+        where = f" {leaf.filename}" if leaf.filename else " the run folder"
+        return f"cannot write{where}: {leaf.strerror or leaf}"
+    if isinstance(leaf, UserFacingError | ValueError | ConnectionError):
+        text = str(leaf).strip()
+        return text.splitlines()[0] if text else type(leaf).__name__
+    raise exc
+
+
 def _shard(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -62,7 +76,6 @@ def run_command(
     config: Config = None,
 ) -> None:
     """All stages into RUN; a stage whose service is not given is skipped and says so. Rerun to resume."""
-    from gen_searcher_core.errors import UserFacingError
     from synth.journal import RunFolder
     from synth.run import run_synth
     from synth.settings import SynthConfig
@@ -89,8 +102,8 @@ def run_command(
         result = run_synth(
             RunFolder(run), settings, list(prompts or []), config_file=config, shard=_shard(shard), progress=not quiet
         )
-    except (UserFacingError, OSError, ValueError) as exc:
-        raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    except Exception as exc:  # noqa: BLE001 - task groups wrap the cause; known causes become one line
+        raise _fail(_one_line(exc)) from None
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     print_funnel(result.shape)
