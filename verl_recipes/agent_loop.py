@@ -49,6 +49,7 @@ from policy.mcp_client import DEFAULT_TOKEN_ENV, DEFAULT_URL_ENV, ConnectionPool
 from policy.mcp_tools import McpTools
 from policy.protocol import ToolCall
 from verl_recipes.mcp_convert import decode_image
+from verl_recipes.verl_ext.dropped_episodes import report_dropped_episode
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -219,6 +220,14 @@ class GenSearcherAgentLoop(AgentLoopBase):
     # -- the episode -------------------------------------------------------------
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        try:
+            return await self._run_episode(sampling_params, **kwargs)
+        except Exception as exc:
+            # verl drops an episode that raises; the trainer counts and fails on it (verl_ext.dropped_episodes)
+            await report_dropped_episode(exc)
+            raise
+
+    async def _run_episode(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         episode_config = await asyncio.to_thread(self.settings.episode_config)  # may read the system prompt file
         episode = Episode(task_prompt(kwargs.get("raw_prompt"), kwargs.get("extra_info") or {}), episode_config)
         turn = _Turn(

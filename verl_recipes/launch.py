@@ -192,10 +192,20 @@ def cpu_grpo_overrides() -> list[str]:
     ]
 
 
+def check_attention(model: Any, where: str) -> None:
+    """``sdpa`` with padding removal is a combination verl 0.9.1 was never run with: refused, by name."""
+    attention = (model.get("override_config") or {}).get("attn_implementation")
+    if attention == "sdpa" and model.get("use_remove_padding"):
+        raise LaunchError(
+            f"{where}.override_config.attn_implementation=sdpa needs {where}.use_remove_padding=false "
+            "(padding removal is written for flash-attn)"
+        )
+
+
 def plan_sft(
     overrides: Sequence[str],
     *,
-    device: Device = "auto",
+    device: Device = "gpu",
     nproc_per_node: int | None = None,
     nnodes: int = 1,
     node_rank: int = 0,
@@ -213,6 +223,7 @@ def plan_sft(
         f"trainer.nnodes={nnodes}",
     ]
     config = compose("sft", overrides)
+    check_attention(config.model, "model")
     if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data sft`)")
     if nnodes > 1:
@@ -276,8 +287,15 @@ def plan_grpo(
     device_overrides = cpu_grpo_overrides() if on == "cpu" else []
     all_overrides = [*device_overrides, *generated, *overrides]  # the user's own overrides come last and win
     config = compose("grpo", all_overrides)
+    check_attention(config.actor_rollout_ref.model, "actor_rollout_ref.model")
     if not config.data.train_files:
         raise LaunchError("set data.train_files=PATH.parquet (from `gen-searcher data rl`)")
+    rollout = config.actor_rollout_ref.rollout
+    if rollout.max_model_len is None:
+        # vLLM sizes its cache for max_model_len: the episode budget, not the model's whole context.
+        all_overrides.append(
+            f"actor_rollout_ref.rollout.max_model_len={rollout.prompt_length + rollout.response_length}"
+        )
     if not config.data.val_files:
         all_overrides += no_validation_overrides(config)
     if config.reward.custom_reward_function.reward_kwargs.judge_workers is None:

@@ -250,8 +250,9 @@ def test_every_key_of_our_configs_exists_in_verls(ours: str, base: str) -> None:
 
     verl_keys = keys(OmegaConf.to_container(compose_verl(base, []), resolve=False))
     ours_keys = keys(yaml.safe_load((CONFIG_DIR / f"{ours}.yaml").read_text()))
-    # Read by verl with .get(): the reward function's kwargs and MultiTurnSFTDataset's image_key.
-    optional = {"reward.custom_reward_function.reward_kwargs", "data.image_key"}
+    # Read by verl with .get(): the reward function's kwargs and MultiTurnSFTDataset's image_key;
+    # handed whole to the custom sampler, which checks its keys itself (DropAccountingReplayBuffer).
+    optional = {"reward.custom_reward_function.reward_kwargs", "data.image_key", "trainer.v1.sampler.sampler_kwargs"}
     unknown = {k for k in ours_keys - verl_keys if not any(k == o or k.startswith(o + ".") for o in optional)}
     assert not unknown
 
@@ -324,3 +325,47 @@ def test_grpo_on_cpu_rolls_out_with_the_vllm_double_and_keeps_the_users_modules(
     # GRPO defaults to GPUs (vLLM): a CPU node never trains with the stand-in unless asked.
     gpu = compose("grpo", grpo_plan(tmp_path).overrides)
     assert gpu.actor_rollout_ref.rollout.name == "vllm" and "VERL_PLATFORM" not in grpo_plan(tmp_path).env
+
+
+def test_published_settings_memory_and_checkpoints(tmp_path: Path) -> None:
+    """docs/training.md#settings: the published values, the episode budget as vLLM's context, bounded checkpoints."""
+    from verl_recipes.launch import compose
+
+    config = compose("grpo", grpo_plan(tmp_path).overrides)
+    actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
+    assert actor.loss_agg_mode == "seq-mean-token-sum" and (rollout.temperature, rollout.top_p) == (0.7, 0.95)
+    assert config.trainer.total_epochs == 5 and config.trainer.max_actor_ckpt_to_keep == 3
+    assert rollout.max_model_len == 4096 + 28672 == rollout.prompt_length + rollout.response_length
+    assert actor.entropy_from_logits_with_chunking and actor.entropy_checkpointing
+    assert "hf_model" in actor.checkpoint.save_contents
+    shorter = compose("grpo", grpo_plan(tmp_path, "actor_rollout_ref.rollout.response_length=1000").overrides)
+    assert shorter.actor_rollout_ref.rollout.max_model_len == 5096
+    pinned = compose("grpo", grpo_plan(tmp_path, "actor_rollout_ref.rollout.max_model_len=40000").overrides)
+    assert pinned.actor_rollout_ref.rollout.max_model_len == 40000  # the user's own value wins
+    sft = compose("sft", ["data.train_files=/data/sft.parquet"])
+    assert sft.data.train_batch_size == 8 and sft.data.truncation == "error" and sft.trainer.max_ckpt_to_keep == 3
+
+
+def test_sdpa_with_padding_removal_is_refused(tmp_path: Path) -> None:
+    from verl_recipes.launch import LaunchError, plan_sft
+
+    with pytest.raises(LaunchError, match="use_remove_padding=false"):
+        plan_sft(["data.train_files=/data/sft.parquet", "++model.override_config.attn_implementation=sdpa"])
+    with pytest.raises(LaunchError, match=r"actor_rollout_ref\.model\.use_remove_padding=false"):
+        grpo_plan(tmp_path, "++actor_rollout_ref.model.override_config.attn_implementation=sdpa")
+    plan_sft(
+        [
+            "data.train_files=/data/sft.parquet",
+            "++model.override_config.attn_implementation=sdpa",
+            "model.use_remove_padding=false",
+        ]
+    )
+
+
+def test_train_sft_plans_for_gpus_by_default() -> None:
+    """A dry run on a GPU-less login node prints the GPU command, never a CPU script with 8 processes."""
+    from gen_searcher_core.commands import build_app
+
+    result = CliRunner().invoke(build_app(), ["train", "sft", "--dry-run", "data.train_files=/data/sft.parquet"])
+    assert result.exit_code == 0, result.output
+    assert "VERL_PLATFORM" not in result.output and "--nproc-per-node=8" in result.output

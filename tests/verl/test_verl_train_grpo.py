@@ -57,7 +57,7 @@ SCRIPT = {
 }
 
 
-def rl_data(tmp_path: Path) -> Path:
+def rl_data(tmp_path: Path, *, stock_third: bool = True) -> Path:
     """Three prompts through ``gen-searcher data rl``; the third is handed to verl's stock ``tool_agent`` loop."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -75,6 +75,8 @@ def rl_data(tmp_path: Path) -> Path:
     table = pq.read_table(out)
     agents = table.column("agent_name").to_pylist()
     assert agents == ["gen_searcher"] * 3
+    if not stock_third:
+        return out
     agents[2] = "tool_agent"
     pq.write_table(table.set_column(table.schema.get_field_index("agent_name"), "agent_name", pa.array(agents)), out)
     return out
@@ -242,3 +244,37 @@ def test_one_grpo_step_through_verls_trainer_on_cpu(tmp_path: Path, render_serve
     vision_names = {name for name, _ in vision_parameters(trained_model)}
     assert vision_names and all(torch.equal(before[n].to(after[n].dtype), after[n]) for n in vision_names)
     assert any(not torch.equal(before[n].to(after[n].dtype), after[n]) for n in after if n not in vision_names)
+
+
+@pytest.mark.timeout(1800)
+def test_an_episode_that_raises_fails_the_step(tmp_path: Path) -> None:
+    """One episode's rollout raises: verl would train on the rest and exit 0; the recipe fails the step, naming it."""
+    model_dir = build_tiny_vl_model(tmp_path / "model")
+    data = rl_data(tmp_path, stock_third=False)
+    script = tmp_path / "script.json"
+    no_answer = {"turns": [["<think>no</think>"], ["<think>still no</think>"]]}
+    script.write_text(json.dumps({**no_answer, "rules": [{"when": "Bridge 1", "error": "the rollout blew up"}]}))
+    gen_searcher = str(Path(sys.executable).with_name("gen-searcher"))
+    command = [
+        gen_searcher, "train", "grpo", "--device", "cpu", "--max-calls", "1",
+        # never called: no episode writes a tool call or an answer
+        "--tool-server", "http://127.0.0.1:9/mcp", "--judge-url", "http://127.0.0.1:9/v1",
+        "--run-dir", str(tmp_path / "run"),
+        f"data.train_files={data}",
+        f"actor_rollout_ref.model.path={model_dir}",
+        f"+actor_rollout_ref.rollout.engine_kwargs.vllm_double.script={script}",
+        "data.train_batch_size=3", "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.actor.ppo_mini_batch_size=3",
+        "data.max_prompt_length=4096", "data.max_response_length=512",
+        "actor_rollout_ref.rollout.prompt_length=4096", "actor_rollout_ref.rollout.response_length=512",
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "trainer.total_training_steps=1", "trainer.save_freq=-1", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log = tmp_path / "grpo.log"
+    with log.open("w") as sink:
+        done = subprocess.run(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, timeout=1700)
+    output = log.read_text(errors="replace")
+    assert done.returncode != 0, output[-6000:]
+    assert "EpisodesDropped: 2 training episode(s) raised in the rollout at step 1" in output, output[-6000:]
+    assert "RuntimeError: the rollout blew up" in output
+    assert "training/global_step:1" not in output  # no update was made with the batch
