@@ -54,6 +54,13 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="Hydra overrides for
 DryRun = Annotated[bool, typer.Option("--dry-run", help="check the config and print the command without running it")]
 
 
+class OverLength(StrEnum):
+    """What ``data sft`` does with a row over ``--max-length``."""
+
+    drop = "drop"
+    split_turns = "split"  # not ``split``: that would shadow str.split
+
+
 class Device(StrEnum):
     """Where verl runs: auto (GPUs when torch sees one, else CPU), gpu, or cpu (the CPU platform)."""
 
@@ -111,12 +118,38 @@ def data_sft(
         str, typer.Option(help="'ours' (the policy's prompt, as at inference), 'keep' (the record's), or a file path")
     ] = "ours",
     require_answer: Annotated[bool, typer.Option(help="skip trajectories whose last turn has no <answer>")] = True,
+    processor_from: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, file_okay=False, help="the policy's processor folder: rows are measured in its tokens"
+        ),
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(help="the SFT cutoff (the recipe's data.max_length); 0: do not measure rows")
+    ] = 32768,
+    over_length: Annotated[
+        OverLength, typer.Option(help="rows over max_length: drop them, or split them to the whole turns that fit")
+    ] = OverLength.drop,
 ) -> None:
-    """Multi-turn trajectories -> verl MultiTurnSFTDataset parquet (images embedded)."""
-    from verl_recipes.data import convert_sft
+    """Multi-turn trajectories -> verl MultiTurnSFTDataset parquet (images embedded, rows within max_length)."""
+    from verl_recipes.data import LengthLimit, SftTokenCounter, convert_sft
 
     prompt = system_prompt if system_prompt in ("ours", "keep") else _read_text(Path(system_prompt))
-    _convert(lambda: convert_sft(src, images_root, out, system_prompt=prompt, require_answer=require_answer), out)
+    if max_length > 0 and processor_from is None:
+        typer.echo(
+            "error: --processor-from DIR is needed to measure rows against --max-length "
+            "(a row verl cuts past an image stops the run); --max-length 0 skips the check",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    def convert() -> ConversionReport:
+        limit = None
+        if max_length > 0 and processor_from is not None:
+            limit = LengthLimit(SftTokenCounter(processor_from), max_length, over_length.value)
+        return convert_sft(src, images_root, out, system_prompt=prompt, require_answer=require_answer, limit=limit)
+
+    _convert(convert, out)
 
 
 @data_app.command("rl")
@@ -153,7 +186,13 @@ def _launch(plan_factory: Callable[[], LaunchPlan], dry_run: bool) -> None:
 @train_app.command("sft")
 def train_sft(
     overrides: Overrides = None,
-    device: DeviceOption = Device.auto,
+    device: Annotated[
+        Device,
+        typer.Option(
+            help="gpu (default, like train grpo): the node's GPUs, even when planned on a GPU-less login node; "
+            "cpu: the CPU platform (small models only); auto: GPUs if torch sees one"
+        ),
+    ] = Device.gpu,
     nproc_per_node: Annotated[
         int | None, typer.Option(help="processes per node (default: 8 GPUs, or 1 on CPU)")
     ] = None,

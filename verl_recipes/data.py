@@ -11,6 +11,13 @@
 
 Every record is checked; a bad one is skipped and counted with its reason, and the
 report says how many and why. Nothing bad is kept silently.
+
+SFT rows are also measured, given the policy's processor (:class:`SftTokenCounter`): the
+tokens verl's ``MultiTurnSFTDataset`` will build, images included. A row over ``max_length``
+would otherwise be cut by verl's ``truncation: right`` wherever the limit falls, and a cut
+past an image leaves image features without their tokens, which stops the whole run. Such a
+row is dropped (counted as a bad row) or, with ``over_length="split"``, shortened to its
+longest run of whole turns that fits and ends with an assistant turn (counted as shortened).
 """
 
 from __future__ import annotations
@@ -55,8 +62,12 @@ class ConversionReport:
             self.examples.append((index, detail))
         self.reasons[reason] += 1
 
+    shortened: int = 0  # kept, cut to their last assistant turn within max_length
+
     def summary(self) -> str:
         lines = [f"{self.kept} of {self.total} rows kept, {self.skipped} skipped"]
+        if self.shortened:
+            lines.append(f"  {self.shortened:>6}  kept, cut to the last assistant turn within max_length")
         for reason, count in self.reasons.most_common():
             lines.append(f"  {count:>6}  {reason}")
         for index, detail in self.examples:
@@ -184,6 +195,81 @@ def sft_row(
     return {"messages": out, "images": images}
 
 
+class SftTokenCounter:
+    """A row's tokens as verl's ``MultiTurnSFTDataset`` builds them: each message through the chat template
+    alone (images processed as verl processes them), less the default system prompt the template adds."""
+
+    def __init__(self, processor_from: str | Path) -> None:
+        from verl.utils import hf_processor, hf_tokenizer
+        from verl.utils.tokenizer.chat_template import extract_system_prompt_and_generation
+
+        self.tokenizer = hf_tokenizer(str(processor_from))
+        self.processor = hf_processor(str(processor_from))
+        if self.processor is None:
+            raise ConversionError(f"{processor_from} holds no image processor (the policy's processor folder)")
+        system_prompt, _ = extract_system_prompt_and_generation(self.tokenizer)
+        self.system_tokens = len(system_prompt)
+        self.patch_size = self.processor.image_processor.patch_size
+
+    def per_message(self, messages: list[dict[str, str]], images: list[dict[str, bytes]]) -> list[int]:
+        """Tokens of each message, in order (a conversation's prefix costs the sum of its messages)."""
+        from verl.utils.dataset.vision_utils import process_image
+        from verl.utils.tokenizer.chat_template import apply_chat_template
+
+        counts, offset = [], 0
+        for index, message in enumerate(messages):
+            parts: list[dict[str, Any]] = []
+            for segment in re.split(f"({re.escape(_IMAGE)})", message["content"]):
+                if segment == _IMAGE:
+                    image = process_image(
+                        dict(images[offset]), image_patch_size=self.patch_size
+                    )  # it writes into the dict
+                    parts.append({"type": "image", "image": image})
+                    offset += 1
+                elif segment:
+                    parts.append({"type": "text", "text": segment})
+            inputs: Any = apply_chat_template(
+                self.processor,
+                messages=[{"role": message["role"], "content": parts}],
+                add_generation_prompt=False,
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+            )
+            count = int(inputs["input_ids"].shape[-1])
+            if index != 0 and message["role"] != "system":
+                count -= self.system_tokens
+            counts.append(count)
+        return counts
+
+
+@dataclass(frozen=True)
+class LengthLimit:
+    """``data sft``'s cutoff: rows over ``max_length`` tokens are dropped, or split to the turns that fit."""
+
+    counter: SftTokenCounter
+    max_length: int
+    over_length: Literal["drop", "split"] = "drop"
+
+    def fit(self, row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """``row`` if it fits, else its longest whole-turn prefix ending with an assistant turn (``split``);
+        the flag says whether it was shortened. Raises :class:`BadRow` when nothing fits."""
+        messages, images = row["messages"], row["images"]
+        counts = self.counter.per_message(messages, images)
+        total = sum(counts)
+        if total <= self.max_length:
+            return row, False
+        reason = f"longer than max_length ({self.max_length} tokens)"
+        if self.over_length == "drop":
+            raise BadRow(reason)
+        for end in range(len(messages) - 1, 0, -1):
+            if messages[end - 1]["role"] == "assistant" and sum(counts[:end]) <= self.max_length:
+                kept = messages[:end]
+                used = sum(m["content"].count(_IMAGE) for m in kept)
+                return {"messages": kept, "images": images[:used]}, True
+        raise BadRow(reason + ", even its first assistant turn")
+
+
 # ---------------------------------------------------------------- RL
 
 
@@ -274,7 +360,12 @@ def _schema(kind: Literal["sft", "rl"]) -> Any:
 
 
 def _convert(
-    records: Iterable[Any], make: Any, out: Path, kind: Literal["sft", "rl"], chunk_rows: int = 256
+    records: Iterable[Any],
+    make: Any,
+    out: Path,
+    kind: Literal["sft", "rl"],
+    chunk_rows: int = 256,
+    report: ConversionReport | None = None,
 ) -> ConversionReport:
     """Convert and write in chunks (SFT rows embed their images; the whole set need not fit in memory).
 
@@ -283,7 +374,7 @@ def _convert(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    report = ConversionReport()
+    report = report or ConversionReport()
     schema = _schema(kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -322,19 +413,30 @@ def convert_sft(
     system_prompt: Literal["ours", "keep"] | str = "ours",
     require_answer: bool = True,
     chunk_rows: int = 256,
+    limit: LengthLimit | None = None,
 ) -> ConversionReport:
     """Published SFT trajectories -> verl multi-turn SFT parquet.
 
     ``system_prompt``: ``"ours"`` puts the policy's system prompt (what inference uses) in
     every conversation, ``"keep"`` keeps the record's own, any other text is used as is.
+    ``limit``: measure each row with the policy's processor and drop or split rows over the cutoff.
     """
     from policy.prompts import build_system_prompt
 
     prompt = {"ours": build_system_prompt(), "keep": None}.get(system_prompt, system_prompt)
     root = Path(images_root)
     records = read_records(src)
-    make = lambda i, r: sft_row(r, root, system_prompt=prompt, require_answer=require_answer)  # noqa: E731
-    return _convert(records, make, Path(out), "sft", chunk_rows)
+    report = ConversionReport()
+
+    def make(index: int, record: Any) -> dict[str, Any]:
+        row = sft_row(record, root, system_prompt=prompt, require_answer=require_answer)
+        if limit is None:
+            return row
+        row, shortened = limit.fit(row)
+        report.shortened += shortened
+        return row
+
+    return _convert(records, make, Path(out), "sft", chunk_rows, report)
 
 
 def convert_rl(

@@ -209,3 +209,67 @@ def test_cli_reports_and_fails_when_nothing_is_usable(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "1 of 2 rows kept, 1 skipped" in result.output and "missing prompt" in result.output
+
+
+def late_image_record() -> dict[str, Any]:
+    """A trajectory whose second image sits behind a long tool response: past a cutoff that its first turns fit."""
+    record = sft_record(["a.png", "b.png"])
+    filler = " ".join(["The Quorvath Bridge is a copper-green suspension bridge in Velmora."] * 40)
+    record["messages"][3]["content"] = f"<tool_response>\n{filler}\nIMG_001\n<image>\n</tool_response>"
+    return record
+
+
+@pytest.mark.parametrize("over_length", ["drop", "split"])
+def test_a_row_past_the_cutoff_is_measured_with_its_images_and_dropped_or_split(
+    tmp_path: Path, tiny_vl: Any, over_length: str
+) -> None:
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    from gen_searcher_core.commands import build_app
+
+    (tmp_path / "a.png").write_bytes(png_bytes((200, 40, 40)))
+    (tmp_path / "b.png").write_bytes(png_bytes((40, 40, 200)))
+    short = sft_record(["a.png", "b.png"])
+    src = tmp_path / "sft.json"
+    src.write_text(json.dumps([short, late_image_record()]))
+    # The cutoff: the short row and the long row's first turns fit, its late image does not.
+    full = tmp_path / "full.parquet"
+    args = ["data", "sft", str(src), "--images-root", str(tmp_path), "--processor-from", str(tiny_vl.path)]
+    assert CliRunner().invoke(build_app(), [*args, "--out", str(full), "--max-length", "100000"]).exit_code == 0
+    loose = OmegaConf.create({"max_length": 100000, "pad_mode": "no_padding", "truncation": "error"})
+    lengths = [
+        len(row["input_ids"]) for row in MultiTurnSFTDataset(str(full), tiny_vl.tokenizer, loose, tiny_vl.processor)
+    ]
+    assert lengths[1] > lengths[0] + 200
+    cutoff = lengths[0] + 20
+
+    out = tmp_path / "sft.parquet"
+    result = CliRunner().invoke(
+        build_app(), [*args, "--out", str(out), "--max-length", str(cutoff), "--over-length", over_length]
+    )
+    assert result.exit_code == 0, result.output
+    strict = OmegaConf.create({"max_length": cutoff, "pad_mode": "no_padding", "truncation": "error"})
+    dataset = MultiTurnSFTDataset(str(out), tiny_vl.tokenizer, strict, processor=tiny_vl.processor)
+    if over_length == "drop":
+        assert "1 of 2 rows kept, 1 skipped" in result.output
+        assert f"longer than max_length ({cutoff} tokens)" in result.output
+        assert len(dataset) == 1
+        return
+    assert "2 of 2 rows kept, 0 skipped" in result.output and "1  kept, cut to the last assistant turn" in result.output
+    assert len(dataset) == 2
+    cut = dataset[1]  # every row loads with truncation: error, so verl never cuts one
+    assert len(cut["input_ids"]) <= cutoff
+    assert cut["multi_modal_inputs"]["image_grid_thw"].shape[0] == 1  # the early image, not the late one
+    text = tiny_vl.tokenizer.decode(cut["input_ids"])
+    assert "image_search" in text and "Velmora" not in text
+
+
+def test_data_sft_needs_the_processor_to_measure_rows(sft_input: tuple[Path, Path], tmp_path: Path) -> None:
+    from gen_searcher_core.commands import build_app
+
+    src, root = sft_input
+    args = ["data", "sft", str(src), "--images-root", str(root), "--out", str(tmp_path / "o.parquet")]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 2 and "--processor-from DIR is needed" in result.output
+    assert CliRunner().invoke(build_app(), [*args, "--max-length", "0"]).exit_code == 0

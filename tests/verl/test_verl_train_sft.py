@@ -56,7 +56,8 @@ def test_sft_trains_two_steps_on_cpu_and_ends_with_hf_weights(tmp_path: Path) ->
     src.write_text("\n".join(json.dumps(sft_record(["a.png", "b.png"])) for _ in range(2 * STEPS)))
     data = tmp_path / "sft.parquet"
     converted = CliRunner().invoke(
-        build_app(), ["data", "sft", str(src), "--images-root", str(images), "--out", str(data)]
+        build_app(),
+        ["data", "sft", str(src), "--images-root", str(images), "--out", str(data), "--processor-from", str(model_dir)],
     )
     assert converted.exit_code == 0, converted.output
 
