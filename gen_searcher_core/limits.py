@@ -29,3 +29,31 @@ MAX_URI_CHARS = 2048
 MAX_REQUEST_ID_CHARS = 256
 #: Longest error message sent to a client; longer ones are cut, with the cut said.
 MAX_MESSAGE_CHARS = 8192
+
+# -- requests ------------------------------------------------------------------
+# Each request is checked once, where it enters (the tool's schema, the render
+# server's body, or the request model an embedder builds); the layers inside
+# take the validated value and do not check it again. docs/limits.md lists them.
+
+#: Queries one ``search`` call may carry.
+MAX_QUERIES = 5
+#: Longest search or image-search query, after its whitespace is collapsed.
+MAX_QUERY_CHARS = 500
+#: Most results (or images) one tool call may ask for per query.
+MAX_TOP_K = 10
+#: Most hits a search backend is asked for in one call (``image_search`` asks for spare candidates).
+MAX_SEARCH_K = 100
+#: Longest render prompt (and negative prompt).
+MAX_PROMPT_CHARS = 4000
+#: Render sizes: each side a multiple of ``SIZE_MULTIPLE`` from ``MIN_SIDE`` to ``MAX_SIDE``, at most ``MAX_PIXELS``.
+MIN_SIDE = 64
+MAX_SIDE = 2048
+SIZE_MULTIPLE = 16
+MAX_PIXELS = 2048 * 2048
+#: Denoising steps of one render (Qwen-Image's scheduler divides by zero at a single step).
+MIN_STEPS = 2
+MAX_STEPS = 200
+#: Images one render request may ask for.
+MAX_IMAGES = 4
+#: Largest render seed.
+MAX_SEED = 2**63 - 1

@@ -7,25 +7,26 @@ the benchmarks can use it cheaply.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from gen_searcher_core import limits
 from gen_searcher_core.errors import UserFacingError
-from gen_searcher_core.limits import GENERATOR_REFERENCES
 
 #: The first references the generator uses (Qwen-Image-Edit-2509 takes 1 to 3).
-MAX_REFERENCES = GENERATOR_REFERENCES
-SIZE_MULTIPLE = 16
-MIN_SIDE = 64
-MAX_SIDE = 2048
-MAX_PIXELS = 2048 * 2048
-MIN_STEPS = 2  # Qwen-Image's scheduler (shift_terminal) divides by zero at a single step
-MAX_STEPS = 200
-MAX_IMAGES = 4
-MAX_PROMPT_CHARS = 4000
-MAX_SEED = 2**63 - 1
+MAX_REFERENCES = limits.GENERATOR_REFERENCES
+# The render limits live in gen_searcher_core.limits (docs/limits.md); these names stay for importers.
+SIZE_MULTIPLE = limits.SIZE_MULTIPLE
+MIN_SIDE = limits.MIN_SIDE
+MAX_SIDE = limits.MAX_SIDE
+MAX_PIXELS = limits.MAX_PIXELS
+MIN_STEPS = limits.MIN_STEPS
+MAX_STEPS = limits.MAX_STEPS
+MAX_IMAGES = limits.MAX_IMAGES
+MAX_PROMPT_CHARS = limits.MAX_PROMPT_CHARS
+MAX_SEED = limits.MAX_SEED
 
 #: Published defaults (Qwen-Image model cards): 50 steps text-only, 40 steps for Edit-2509.
 DEFAULT_TEXT_STEPS = 50
@@ -97,12 +98,43 @@ def check_size(width: int, height: int, multiple: int = SIZE_MULTIPLE) -> None:
         raise InvalidRenderRequest(f"{width}x{height} is over the limit of {MAX_PIXELS} pixels")
 
 
+def _check_text(prompt: object, negative_prompt: object) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRenderRequest("prompt must be a non-empty string")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidRenderRequest(f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+    if not isinstance(negative_prompt, str) or len(negative_prompt) > MAX_PROMPT_CHARS:
+        raise InvalidRenderRequest(f"negative_prompt must be a string of at most {MAX_PROMPT_CHARS} characters")
+
+
+def _check_references(references: tuple[object, ...]) -> None:
+    if len(references) > MAX_REFERENCES:
+        raise InvalidRenderRequest(f"{len(references)} reference images given; at most {MAX_REFERENCES} are used")
+    for index, image in enumerate(references):
+        if not isinstance(image, Image.Image):
+            raise InvalidRenderRequest(f"reference image {index + 1} is not an image")
+
+
+def _check_numbers(steps: object, num_images: object, true_cfg_scale: float, guidance_scale: float | None) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or not MIN_STEPS <= steps <= MAX_STEPS:
+        raise InvalidRenderRequest(f"steps must be an integer from {MIN_STEPS} to {MAX_STEPS}")
+    if not isinstance(num_images, int) or not 1 <= num_images <= MAX_IMAGES:
+        raise InvalidRenderRequest(f"num_images (num_images_per_prompt, n) must be from 1 to {MAX_IMAGES}")
+    if not 0.0 <= float(true_cfg_scale) <= 30.0:
+        raise InvalidRenderRequest("true_cfg_scale must be between 0 and 30")
+    if guidance_scale is not None and not 0.0 <= float(guidance_scale) <= 30.0:
+        raise InvalidRenderRequest("guidance_scale must be between 0 and 30")
+
+
 @dataclass(frozen=True)
 class RenderRequest:
-    """One render. ``steps=None`` means the published default for the pipeline that runs it.
+    """One render, valid once constructed: every field is checked in ``__post_init__``.
 
-    ``seed=None`` means "pick one"; :meth:`validated` fixes it so the result can
-    report (and a caller can reproduce) the seed used.
+    ``steps=None`` becomes the published default for the pipeline that runs it
+    (text-only or edit), ``seed=None`` a fresh seed (so the result can report,
+    and a caller reproduce, the seed used), and the references RGB, so
+    renderers, clients and the engine take a request as it is and never check
+    it again. :class:`InvalidRenderRequest` says what is wrong.
     """
 
     prompt: str
@@ -118,8 +150,19 @@ class RenderRequest:
 
     def __post_init__(self) -> None:
         # Accept any sequence of images; store a tuple so requests stay hashable-ish and immutable.
-        if not isinstance(self.reference_images, tuple):
-            object.__setattr__(self, "reference_images", tuple(self.reference_images))
+        references = tuple(self.reference_images)
+        _check_text(self.prompt, self.negative_prompt)
+        _check_references(references)
+        check_size(self.width, self.height)
+        steps = (DEFAULT_EDIT_STEPS if references else DEFAULT_TEXT_STEPS) if self.steps is None else self.steps
+        _check_numbers(steps, self.num_images, self.true_cfg_scale, self.guidance_scale)
+        seed = new_seed() if self.seed is None else self.seed
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+            raise InvalidRenderRequest(f"seed must be an integer from 0 to {MAX_SEED}")
+        rgb = tuple(img if img.mode == "RGB" else img.convert("RGB") for img in references)
+        object.__setattr__(self, "reference_images", rgb)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "seed", seed)
 
     @property
     def is_edit(self) -> bool:
@@ -131,41 +174,17 @@ class RenderRequest:
 
     @property
     def fixed_seed(self) -> int:
-        """The seed of a :meth:`validated` request (validation picks one when none was given)."""
-        if self.seed is None:
-            raise InvalidRenderRequest("the request has no seed yet: validate it first")
+        """The request's seed (construction picks one when none was given)."""
+        if self.seed is None:  # pragma: no cover - __post_init__ always sets it
+            raise InvalidRenderRequest("the request has no seed")
         return self.seed
 
     def validated(self, *, size_multiple: int = SIZE_MULTIPLE) -> RenderRequest:
-        """Check every field; return a copy with at most 3 references (RGB) and a fixed seed and step count."""
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise InvalidRenderRequest("prompt must be a non-empty string")
-        if len(self.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRenderRequest(f"prompt is {len(self.prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
-        if not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRenderRequest(f"negative_prompt must be a string of at most {MAX_PROMPT_CHARS} characters")
-        if len(self.reference_images) > MAX_REFERENCES:
-            raise InvalidRenderRequest(
-                f"{len(self.reference_images)} reference images given; at most {MAX_REFERENCES} are used"
-            )
-        for index, image in enumerate(self.reference_images):
-            if not isinstance(image, Image.Image):
-                raise InvalidRenderRequest(f"reference image {index + 1} is not an image")
-        check_size(self.width, self.height, size_multiple)
-        steps = self.default_steps if self.steps is None else self.steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or not MIN_STEPS <= steps <= MAX_STEPS:
-            raise InvalidRenderRequest(f"steps must be an integer from {MIN_STEPS} to {MAX_STEPS}")
-        if not isinstance(self.num_images, int) or not 1 <= self.num_images <= MAX_IMAGES:
-            raise InvalidRenderRequest(f"num_images (num_images_per_prompt, n) must be from 1 to {MAX_IMAGES}")
-        if not 0.0 <= float(self.true_cfg_scale) <= 30.0:
-            raise InvalidRenderRequest("true_cfg_scale must be between 0 and 30")
-        if self.guidance_scale is not None and not 0.0 <= float(self.guidance_scale) <= 30.0:
-            raise InvalidRenderRequest("guidance_scale must be between 0 and 30")
-        seed = new_seed() if self.seed is None else self.seed
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-            raise InvalidRenderRequest(f"seed must be an integer from 0 to {MAX_SEED}")
-        refs = tuple(img if img.mode == "RGB" else img.convert("RGB") for img in self.reference_images)
-        return replace(self, reference_images=refs, seed=seed, steps=steps)
+        """The request itself (it is valid once constructed); a pipeline whose sizes step by another
+        ``size_multiple`` than ours checks that here."""
+        if size_multiple != SIZE_MULTIPLE:
+            check_size(self.width, self.height, size_multiple)
+        return self
 
     def batch_key(self) -> tuple | None:
         """Requests with equal keys can share one pipeline call; ``None``: render alone.

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest, RenderResult
+from render_tools.base import SIZE_MULTIPLE, InvalidRenderRequest, RenderError, RenderRequest, RenderResult, check_size
 from render_tools.settings import RenderSettings
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,9 @@ class QwenImageEngine:
             raise RenderError("internal: these requests cannot share a pipeline call")
         pipe = self.pipeline(edit)
         multiple = int(pipe.vae_scale_factor) * 2
-        requests = [r.validated(size_multiple=multiple) for r in requests]
+        if multiple != SIZE_MULTIPLE:  # requests are valid for Qwen-Image's sizes; this pipeline steps differently
+            for r in requests:
+                check_size(r.width, r.height, multiple)
         first = requests[0]
 
         import torch
@@ -311,7 +313,6 @@ class DiffusersRenderer:
         self.load_error = None
 
     async def render(self, request: RenderRequest) -> RenderResult:
-        request = request.validated()
         async with self._lock:
             try:
                 results = await anyio.to_thread.run_sync(self._engine.render_batch, [request])

@@ -66,7 +66,6 @@ class HttpRenderer:
         )
 
     async def render(self, request: RenderRequest) -> RenderResult:
-        request = request.validated()
         payload = await anyio.to_thread.run_sync(generate_payload, request)
         started = time.perf_counter()
         try:

@@ -64,7 +64,6 @@ class OpenAIImagesRenderer:
         return fields
 
     async def render(self, request: RenderRequest) -> RenderResult:
-        request = request.validated()
         fields = self._fields(request)
         started = time.perf_counter()
         try:

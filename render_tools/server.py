@@ -195,7 +195,7 @@ def _render_request(body: dict[str, Any], images: list, *, openai: bool) -> Rend
             if openai
             else _number(body, "num_images_per_prompt", int, 1)
         ),
-    ).validated()
+    )
 
 
 class RenderApp:

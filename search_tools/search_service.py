@@ -1,16 +1,25 @@
 """The search service the tools call: a backend behind the cache.
 
-The cache key is (backend name, operation, normalized query, k), so GRPO
+The query is checked once, here, where it enters search: it becomes a
+:class:`SearchQuery` that the backend and the cache key take as it is. The
+cache key is (backend name, operation, ``SearchQuery.cache_form``, k), so GRPO
 rollouts that repeat a query cost one provider call, and a replayed run is
 served entirely from the cache.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from typing import TYPE_CHECKING, Any, Protocol
 
-from search_tools.backends.base import ImageHit, SearchBackend, SearchBackendError, WebHit, check_request, unsupported
+from search_tools.backends.base import (
+    ImageHit,
+    SearchBackend,
+    SearchBackendError,
+    SearchQuery,
+    WebHit,
+    check_request,
+    unsupported,
+)
 from search_tools.cache import Cache
 
 if TYPE_CHECKING:
@@ -24,8 +33,8 @@ class SearchMetrics(Protocol):
 
 
 def normalize_query(query: str) -> str:
-    """Case- and spacing-insensitive form of a query, used in cache keys."""
-    return " ".join(unicodedata.normalize("NFKC", query).casefold().split())
+    """Case- and spacing-insensitive form of a query, as in cache keys (``SearchQuery(query).cache_form``)."""
+    return SearchQuery(query).cache_form
 
 
 class SearchService:
@@ -62,7 +71,7 @@ class SearchService:
         rows = await self._cached("image_search", query, k, self.backend.image_search)
         return [ImageHit.from_dict(row) for row in rows]
 
-    async def _cached(self, operation: str, query: str, k: int, call: Any) -> list[dict[str, Any]]:
+    async def _cached(self, operation: str, query: SearchQuery, k: int, call: Any) -> list[dict[str, Any]]:
         async def compute() -> list[dict[str, Any]]:
             if self.metrics is not None:
                 self.metrics.backend_call(self.backend.name)
@@ -80,7 +89,7 @@ class SearchService:
                 ) from exc
             return [hit.to_dict() for hit in hits[:k]]
 
-        key = [self.backend.name, operation, normalize_query(query), k]
+        key = [self.backend.name, operation, query.cache_form, k]
         return await self.cache.get_or_compute(operation, key, compute, ttl_s=self.ttl_s)
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field, StringConstraints
 
+from gen_searcher_core import limits
 from gen_searcher_core.errors import describe_failure
 from gen_searcher_core.imaging import as_png
 from gen_searcher_core.tool_results import ImageSearchResult
@@ -26,9 +27,9 @@ from mcp_server.tools.thumbnails import thumbnails_within_budget
 
 logger = logging.getLogger(__name__)
 
-MAX_TOP_K = 10
+MAX_TOP_K = limits.MAX_TOP_K
 DEFAULT_TOP_K = 5
-MAX_QUERY_CHARS = 500
+MAX_QUERY_CHARS = limits.MAX_QUERY_CHARS
 FIRST_ROUND_FACTOR = 2  # candidates asked for per wanted image
 SECOND_ROUND_FACTOR = 4  # when too few survive, ask once for this many per wanted image
 MAX_CANDIDATES = 40

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import mcp_types
@@ -25,6 +26,11 @@ from gen_searcher_core.tool_results import RenderResult
 from mcp_server.services import Services
 from mcp_server.tools.results import error_result, jpeg_content
 from render_tools.settings import RenderSettings
+
+if TYPE_CHECKING:  # PIL and the renderer types load with the first render
+    from PIL import Image
+
+    from render_tools.base import RenderResult as RendererResult
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +46,30 @@ DESCRIPTION = (
     "image's id, a thumbnail and the URI image://{id} of the full image (read it as a resource)."
 )
 
-Prompt = Annotated[str, Field(description="what to draw, in detail", min_length=1, max_length=4000)]
+Prompt = Annotated[str, Field(description="what to draw, in detail", min_length=1, max_length=limits.MAX_PROMPT_CHARS)]
 ReferenceIds = Annotated[
     list[str],
     Field(description="image ids (img_…) of reference images; the first 3 are used", max_length=MAX_REFERENCE_IDS),
 ]
-Side = Annotated[int, Field(description="pixels, a multiple of 16 from 64 to 2048 (1024 is usual)", ge=64, le=2048)]
+Side = Annotated[
+    int,
+    Field(
+        description="pixels, a multiple of 16 from 64 to 2048 (1024 is usual)", ge=limits.MIN_SIDE, le=limits.MAX_SIDE
+    ),
+]
 Seed = Annotated[int, Field(description="random seed for a reproducible image; -1 picks one", ge=-1)]
 Steps = Annotated[
     Annotated[int, Field(ge=0, le=0)] | Annotated[int, Field(ge=2, le=200)],
     Field(description="denoising steps, 2 to 200 (as the render server accepts); 0 uses the default"),
 ]
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    """A finished render and how many reference images it used."""
+
+    result: RendererResult
+    references: int
 
 
 def _decode_reference(data: bytes, image_id: str) -> Any:
@@ -78,36 +97,68 @@ async def _run_render(
     seed: int,
     steps: int,
 ) -> mcp_types.CallToolResult:
-    from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest
-    from render_tools.imaging import png_bytes
-    from safe_io.image_store import ImageNotFoundError
+    """Refuse what cannot run, read the references, render, store: each stage returns early with its error."""
+    refusal = await _refusal(services, prompt, reference_image_ids)
+    if refusal is not None:
+        return error_result(refusal)
+    used_ids = reference_image_ids[:USED_REFERENCES]
+    references = await _read_references(services, used_ids)
+    if isinstance(references, str):
+        return error_result(references)
+    rendered = await _render(services, prompt, references, width, height, seed, steps)
+    if isinstance(rendered, str):
+        return error_result(rendered)
+    return await _stored_result(services, prompt, used_ids, rendered)
 
-    renderer = services.renderer
-    if renderer is None:
-        return error_result("render is not available on this server: no renderer is configured")
-    if not prompt.strip():
-        return error_result("prompt must not be empty")
+
+async def _refusal(services: Services, prompt: str, reference_image_ids: list[str]) -> str | None:
+    """Why this call cannot render (no renderer, an empty prompt, too many or unknown unused ids), before any work."""
+    if services.renderer is None:
+        return "render is not available on this server: no renderer is configured"
+    if not prompt.strip():  # the schema allows whitespace; refused here, before the references are read
+        return "prompt must not be empty"
     if len(reference_image_ids) > MAX_REFERENCE_IDS:
-        return error_result(
-            f"at most {MAX_REFERENCE_IDS} reference_image_ids are accepted; the first {USED_REFERENCES} are used"
-        )
+        return f"at most {MAX_REFERENCE_IDS} reference_image_ids are accepted; the first {USED_REFERENCES} are used"
     for image_id in reference_image_ids[USED_REFERENCES:]:  # unused, but a wrong id is still worth telling
         if not await services.images.contains(image_id):
-            return error_result(f"unknown image id {image_id!r}: use ids returned by image_search or render")
+            return f"unknown image id {image_id!r}: use ids returned by image_search or render"
+    return None
+
+
+async def _read_references(services: Services, image_ids: list[str]) -> list[Image.Image] | str:
+    """The decoded reference images, or the error of the first id that is unknown or not a usable image."""
+    from render_tools.base import InvalidRenderRequest
+    from safe_io.image_store import ImageNotFoundError
+
     references = []
-    for image_id in reference_image_ids[:USED_REFERENCES]:
+    for image_id in image_ids:
         try:
             data, _ = await services.images.read_bytes(image_id)
         except ImageNotFoundError:
-            return error_result(
-                f"unknown image id {image_id!r}: use ids returned by image_search or render (img_ + 16 hex digits)"
-            )
+            return f"unknown image id {image_id!r}: use ids returned by image_search or render (img_ + 16 hex digits)"
         try:
             references.append(await anyio.to_thread.run_sync(_decode_reference, data, image_id))
         except InvalidRenderRequest as exc:
-            return error_result(f"reference image {image_id} cannot be used: {exc}")
+            return f"reference image {image_id} cannot be used: {exc}"
+    return references
+
+
+async def _render(
+    services: Services,
+    prompt: str,
+    references: list[Image.Image],
+    width: int,
+    height: int,
+    seed: int,
+    steps: int,
+) -> RenderOutcome | str:
+    """Build the request (checked once, by its construction) and render it; a failure is its message."""
+    from render_tools.base import InvalidRenderRequest, RenderError, RenderRequest
+
     render_settings = services.settings.render
-    default_steps = render_settings.steps
+    renderer = services.renderer
+    if renderer is None:  # opened services can lose no renderer between stages; mypy cannot know
+        return "render is not available on this server: no renderer is configured"
     try:
         request = RenderRequest(
             prompt=prompt,
@@ -115,23 +166,32 @@ async def _run_render(
             width=width,
             height=height,
             seed=None if seed < 0 else seed,
-            steps=steps if steps > 0 else default_steps,
+            steps=steps if steps > 0 else render_settings.steps,
             true_cfg_scale=render_settings.true_cfg_scale,
-        ).validated()
-        result = await renderer.render(request)
+        )
+        return RenderOutcome(await renderer.render(request), len(references))
     except InvalidRenderRequest as exc:
-        return error_result(f"invalid render request: {exc}")
+        return f"invalid render request: {exc}"
     except RenderError as exc:
-        return error_result(f"render failed: {exc}")
+        return f"render failed: {exc}"
     except Exception as exc:
         logger.exception("render failed unexpectedly")
-        return error_result(f"render failed: internal error ({type(exc).__name__})")
+        return f"render failed: internal error ({type(exc).__name__})"
+
+
+async def _stored_result(
+    services: Services, prompt: str, used_ids: list[str], rendered: RenderOutcome
+) -> mcp_types.CallToolResult:
+    """Store the image (PNG, off the event loop) and answer with its id, a thumbnail and its URI."""
+    from render_tools.imaging import png_bytes
+
+    result = rendered.result
     meta: dict[str, Any] = {
         "source": "render",
         "prompt": prompt[:1000],
         "seed": result.seed,
         "model": result.model,
-        "reference_image_ids": list(reference_image_ids[:USED_REFERENCES]),
+        "reference_image_ids": list(used_ids),
     }
     png = await anyio.to_thread.run_sync(png_bytes, result.image)  # encoding 1024x1024 takes a while: off the loop
     stored = await services.images.put(png, "image/png", meta)
@@ -144,7 +204,7 @@ async def _run_render(
         seed=result.seed,
         elapsed_s=round(result.elapsed_s, 3),
     )
-    used = len(references)
+    used = rendered.references
     text = (
         f"Rendered {stored.id} ({stored.width}x{stored.height}, seed {result.seed}, "
         f"{used} reference image{'s' if used != 1 else ''}, {result.elapsed_s:.1f} s). "

@@ -11,15 +11,15 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, StringConstraints
 
-from gen_searcher_core import errors
+from gen_searcher_core import errors, limits
 from gen_searcher_core.tool_results import SearchResult
 from mcp_server.services import Services
 
 logger = logging.getLogger(__name__)
 
-MAX_QUERIES = 5
-MAX_QUERY_CHARS = 500
-MAX_TOP_K = 10
+MAX_QUERIES = limits.MAX_QUERIES
+MAX_QUERY_CHARS = limits.MAX_QUERY_CHARS
+MAX_TOP_K = limits.MAX_TOP_K
 DEFAULT_TOP_K = 5
 
 DESCRIPTION = (

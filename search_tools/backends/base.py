@@ -7,9 +7,11 @@ failure, so the tool layer can report one query's error while others succeed.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from gen_searcher_core import limits
 from gen_searcher_core.errors import UserFacingError
 
 Capability = Literal["web", "images"]
@@ -24,8 +26,8 @@ ErrorKind = Literal[
     "config",  # the backend is misconfigured (no key, no URL)
 ]
 
-MAX_QUERY_CHARS = 2_000
-MAX_K = 100
+MAX_QUERY_CHARS = limits.MAX_QUERY_CHARS
+MAX_K = limits.MAX_SEARCH_K
 
 
 @dataclass(frozen=True)
@@ -114,18 +116,51 @@ class SearchBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
-def check_request(backend: str, query: str, k: int) -> str:
-    """Validate a query and k the same way for every backend; returns the stripped query."""
-    if not isinstance(query, str):
-        raise SearchBackendError(backend, "bad_request", f"query must be a string, got {type(query).__name__}")
-    stripped = " ".join(query.split())
-    if not stripped:
-        raise SearchBackendError(backend, "bad_request", "query is empty")
-    if len(stripped) > MAX_QUERY_CHARS:
-        raise SearchBackendError(backend, "bad_request", f"query is longer than {MAX_QUERY_CHARS} characters")
+class InvalidQuery(UserFacingError, ValueError):
+    """A query that is not a string, is empty, or is too long; the message says which."""
+
+
+class SearchQuery(str):
+    """A search query that is valid once constructed: whitespace collapsed, 1 to ``MAX_QUERY_CHARS`` characters.
+
+    The search service builds it once from what a tool or an embedder gives;
+    the backends and the cache key take it as it is (``check_request`` passes
+    one through without checking it again).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, text: object) -> SearchQuery:
+        if isinstance(text, SearchQuery):
+            return text
+        if not isinstance(text, str):
+            raise InvalidQuery(f"query must be a string, got {type(text).__name__}")
+        collapsed = " ".join(text.split())
+        if not collapsed:
+            raise InvalidQuery("query is empty")
+        if len(collapsed) > MAX_QUERY_CHARS:
+            raise InvalidQuery(f"query is longer than {MAX_QUERY_CHARS} characters")
+        return super().__new__(cls, collapsed)
+
+    @property
+    def cache_form(self) -> str:
+        """Case- and width-insensitive form (NFKC, casefolded) used in cache keys."""
+        return " ".join(unicodedata.normalize("NFKC", self).casefold().split())
+
+
+def check_request(backend: str, query: str, k: int) -> SearchQuery:
+    """The query as a :class:`SearchQuery` (built here unless it already is one), with ``k`` checked.
+
+    Every backend calls it first, so one called directly (an embedder, the conformance kit) refuses bad
+    input the same way; from the search service it receives a ``SearchQuery`` and checks only ``k``.
+    """
+    try:
+        valid = SearchQuery(query)
+    except InvalidQuery as exc:
+        raise SearchBackendError(backend, "bad_request", str(exc)) from None
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise SearchBackendError(backend, "bad_request", f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-    return stripped
+    return valid
 
 
 def unsupported(backend: str, capability: Capability) -> SearchBackendError:
