@@ -38,6 +38,7 @@ from mcp_server.envelope import screen
 from mcp_server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mcp_server.server import GenSearcherServer, build_server
 from mcp_server.services import Services, open_services, warm_up
+from mcp_server.session_quota import SessionQuota
 from mcp_server.settings import Settings
 from safe_io.image_store import ImageNotFoundError, ImageStoreUnavailable, is_image_id
 
@@ -219,6 +220,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
             )
             # /mcp goes straight to the session manager: no second Starlette stack per request.
             streamable = server.session_manager.asgi_app
+            if not settings.server.stateless:
+                manager = server.session_manager
+                streamable = SessionQuota(
+                    streamable,
+                    per_client=settings.server.max_sessions_per_client,
+                    live=lambda: manager._server_instances,  # the SDK's open sessions (no public view)
+                    by_token=bool(settings.auth_tokens),
+                )
             sse = server.sse_app(sse_path=SSE_PATH, message_path=SSE_MESSAGES_PATH, transport_security=sdk_security)
             await stack.enter_async_context(server.session_manager.run())
             background = await stack.enter_async_context(anyio.create_task_group())

@@ -52,6 +52,12 @@ class ServerSettings(BaseModel):
         600.0, gt=0, description="a stateful session idle this long is closed (its client re-initializes)"
     )
     max_sessions: int = Field(1000, gt=0, description="open stateful sessions at most; more get HTTP 503")
+    max_sessions_per_client: int = Field(
+        100,
+        gt=0,
+        description="open stateful sessions of one client (its bearer token, else its address) at most; "
+        "past it the client's longest-idle session is closed, or HTTP 503 when all are busy",
+    )
     request_deadline_s: float = Field(
         900.0,
         gt=0,
