@@ -128,7 +128,8 @@ def _card(
         if isinstance(ref, dict)
     ]
     card["elapsed_s"] = gen.get("elapsed_s")
-    detail = gen.get("detail") if isinstance(gen.get("detail"), dict) else {}
+    raw_detail = gen.get("detail")
+    detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
     for key in ("model_calls", "tool_calls", "format_errors", "episode_s", "tokens"):
         card[key] = detail.get(key)
     card["seed"] = gen.get("seed")

@@ -173,11 +173,11 @@ def scripted_render(prompt: str, size: str, reference: bytes | None) -> str:
     width, _, height = size.partition("x")
     box = (int(width or 256), int(height or 256))
     if reference is not None:
-        with Image.open(io.BytesIO(reference)) as image:
-            return _png_b64(image.convert("RGB").resize(box).filter(ImageFilter.GaussianBlur(2)))
-    image = Image.new("RGB", box, (150, 196, 232))
-    ImageDraw.Draw(image).rectangle((0, box[1] * 2 // 3, box[0], box[1]), fill=(38, 92, 140))
-    return _png_b64(image)
+        with Image.open(io.BytesIO(reference)) as opened:
+            return _png_b64(opened.convert("RGB").resize(box).filter(ImageFilter.GaussianBlur(2)))
+    sketch = Image.new("RGB", box, (150, 196, 232))
+    ImageDraw.Draw(sketch).rectangle((0, box[1] * 2 // 3, box[0], box[1]), fill=(38, 92, 140))
+    return _png_b64(sketch)
 
 
 def images_app() -> Starlette:
