@@ -18,6 +18,15 @@ Part 2 runs ``image_search`` end to end through an in-process MCP session
 cache, interleaved: first calls (provider, downloads, stores, thumbnails) and
 repeated calls (answered from the tool's short-lived result memo: no store
 work). Target: S3 within 1.3x of disk.
+
+Part 3 reads what the store must refuse: an image whose bytes were replaced
+(same size) and a large object (``--oversized-mib``, 512 by default) under an
+image id, each read two ways side by side: "whole, unverified" (one GET read
+whole, as reads were before verification) and the store's ``read_bytes``
+(streamed under ``images.max_image_bytes``, hashed against the id). Printed:
+time, peak RSS growth (sampled every 2 ms) and the longest stall of the event
+loop (what a health check waits). Target: the oversized read refused in well
+under a second with RSS growth far below the object's size.
 """
 
 from __future__ import annotations
@@ -245,12 +254,98 @@ async def part2(s3_url: str, tmp: Path, searches: int) -> None:
     )
 
 
+def rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def watched(op: Callable[[], Awaitable[Any]]) -> tuple[float, int, float, str]:
+    """(seconds, peak RSS growth, longest event-loop stall, outcome) of one call."""
+    import threading
+
+    baseline = peak = rss_bytes()
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.002):
+            peak = max(peak, rss_bytes())
+
+    stall = 0.0
+
+    async def tick() -> None:
+        nonlocal stall
+        while True:
+            before = time.perf_counter()
+            await anyio.sleep(0.005)
+            stall = max(stall, time.perf_counter() - before - 0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    outcome = "served"
+    started = time.perf_counter()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            try:
+                await op()
+            except Exception as exc:  # noqa: BLE001  a refusal is the expected outcome here
+                outcome = f"refused ({type(exc).__name__})"
+            tg.cancel_scope.cancel()
+    finally:
+        elapsed = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    return elapsed, peak - baseline, stall, outcome
+
+
+async def part3(s3_url: str, tmp: Path, oversized_mib: int) -> None:
+    import obstore
+
+    from safe_io.image_store.s3 import S3ImageStore
+
+    print(f"\n== Part 3: reads the store must refuse (oversized object: {oversized_mib} MiB) ==")
+    print(f"{'case':<12}{'read':<24}{'seconds':>9}{'RSS +MiB':>10}{'stall ms':>10}  outcome")
+    url = f"{s3_url}/{uuid.uuid4().hex[:8]}"
+    writer = create_image_store(ImageSettings(url=url, cache_max_bytes=0, timeout_s=300))  # the big upload
+    assert isinstance(writer, S3ImageStore)
+    bucket = writer._s3  # the raw bucket: what a fault or an intruder writes
+    tampered = await writer.put(noise_image((512, 384), 7, "JPEG"), "image/jpeg")
+    other = noise_image((512, 384), 8, "JPEG")
+    await obstore.put_async(bucket, tampered.id, (other * 2)[: tampered.size_bytes])
+    oversized = await writer.put(noise_image((64, 64), 9, "JPEG"), "image/jpeg")
+    big = tmp / "big.bin"
+    with big.open("wb") as fh:
+        fh.truncate(oversized_mib * 1024 * 1024)
+    with big.open("rb") as fh:  # streamed from disk in parts: the upload itself holds little
+        await obstore.put_async(bucket, oversized.id, fh)
+    big.unlink()
+    for case, image_id in (("tampered", tampered.id), ("oversized", oversized.id)):
+        reader = create_image_store(ImageSettings(url=url, cache_dir=tmp / f"cache-{case}"))
+        assert isinstance(reader, S3ImageStore)
+
+        async def whole(image_id: str = image_id) -> None:
+            result = await obstore.get_async(bucket, image_id)
+            image_id_for(bytes(await result.bytes_async()))  # what a caller then did with it
+
+        async def verified(image_id: str = image_id, reader: S3ImageStore = reader) -> None:
+            await reader.read_bytes(image_id)
+
+        for label, op in (("whole, unverified", whole), ("read_bytes (verified)", verified)):
+            seconds, grown, stall, outcome = await watched(op)
+            print(f"{case:<12}{label:<24}{seconds:>9.3f}{grown / 2**20:>10.1f}{stall * 1000:>10.1f}  {outcome}")
+        print(f"{'':<12}store events: {dict(reader.events)}")
+    await obstore.delete_async(bucket, [oversized.id])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--thumbs", type=int, default=40, help="thumbnail-sized images")
     parser.add_argument("--full", type=int, default=12, help="full-size images")
     parser.add_argument("--searches", type=int, default=6, help="distinct image_search queries per store")
-    parser.add_argument("--parts", default="1,2", help="which parts to run: 1 (store), 2 (image_search)")
+    parser.add_argument(
+        "--parts", default="1,2,3", help="which parts to run: 1 (store), 2 (image_search), 3 (refused reads)"
+    )
+    parser.add_argument("--oversized-mib", type=int, default=512, help="size of the oversized object of part 3")
     parser.add_argument("--s3-url", help="s3://bucket/prefix of a real store (default: a moto server on loopback)")
     args = parser.parse_args()
     import logging
@@ -269,6 +364,8 @@ def main() -> None:
                 anyio.run(part1, s3_url, Path(tmp), args.thumbs, args.full)
             if "2" in args.parts:
                 anyio.run(part2, s3_url, Path(tmp), args.searches)
+            if "3" in args.parts:
+                anyio.run(part3, s3_url, Path(tmp), args.oversized_mib)
     finally:
         if moto is not None:
             moto.terminate()

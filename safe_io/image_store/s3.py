@@ -18,10 +18,12 @@ size cap (``images.max_image_bytes``; records and source entries a few KB) and
 an object whose announced size is over it is refused unread; image bytes must
 hash to their id and match their record's size. A refusal is an
 :class:`ImageIntegrityError`, is never cached, and is counted in ``events``
-(and reported to the server's metrics when given). An id this replica knows
-from its local cache is confirmed in the bucket before it is returned, and
-written back from the (verified) cached bytes when the bucket lost it, so
-every replica can serve what any replica returns.
+(and reported to the server's metrics when given). The local cache only ever
+holds verified bytes, so reads it serves skip the bucket; but an id this
+replica knows from its cache is confirmed in the bucket before ``put``,
+``get`` or ``contains`` hands it out, and written back from the (verified)
+cached bytes when the bucket lost it, so every replica can serve what any
+replica returns.
 
 Writes of images and records are conditional (``If-None-Match: *``): a write
 of an id that exists is a no-op and the first record is kept. A local
@@ -37,7 +39,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -74,7 +76,7 @@ SOURCES = "sources"
 CHECK_KEY = ".gen-searcher-check"
 DEFAULT_MAX_IMAGE_BYTES = 64 * 1024**2
 MAX_RECORD_BYTES = 64 * 1024  # an image record or source entry is a few hundred bytes
-STREAM_CHUNK_BYTES = 256 * 1024
+STREAM_CHUNK_BYTES = 1024 * 1024
 _ERROR_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 _CREDENTIAL_CODES = frozenset(
     {
@@ -242,7 +244,7 @@ class S3ImageStore(StoreHelpers):
         try:
             with anyio.fail_after(self._deadline_s):
                 return await awaitable
-        except (FileNotFoundError, AlreadyExistsError, _TooLarge):
+        except (FileNotFoundError, AlreadyExistsError, _TooLarge, ImageStoreUnavailable):
             raise
         except Exception as exc:  # noqa: BLE001  obstore errors, timeouts, connection failures
             if conditional and (isinstance(exc, NotSupportedError) or "<Code>NotImplemented</Code>" in str(exc)):
@@ -282,18 +284,22 @@ class S3ImageStore(StoreHelpers):
         await self._call(obstore.put_async(self._s3, key, data, attributes=attributes))
         return True
 
-    async def _get_object(self, key: str, limit: int) -> bytes:
+    async def _get_object(self, key: str, limit: int, expect: Callable[[int], Awaitable[int]] | None = None) -> bytes:
         """The object's bytes, streamed: over ``limit`` raises ``_TooLarge`` without reading on.
 
         An object whose announced size is over the cap is refused before its body is read;
-        the count while streaming guards against a size that lies.
+        the count while streaming guards against a size that lies. ``expect`` sees the
+        announced size before the body is read and returns the exact size to allow (or raises).
         """
 
         async def fetch() -> bytes:
+            nonlocal limit
             result = await obstore.get_async(self._s3, key)
             announced = int(result.meta["size"])
             if announced > limit:
                 raise _TooLarge(announced, limit)
+            if expect is not None:
+                limit = await expect(announced)
             chunks: list[bytes] = []
             total = 0
             async for chunk in result.stream(min_chunk_size=min(STREAM_CHUNK_BYTES, limit + 1)):
@@ -447,21 +453,39 @@ class S3ImageStore(StoreHelpers):
     async def read_bytes(self, image_id: str) -> tuple[bytes, str]:
         if not is_image_id(image_id):
             raise ImageNotFoundError(image_id)
-        if self.cache is not None:
-            served = await self._from_cache(image_id)
-            if served is not None:
-                return served
+        if self.cache is not None:  # it only ever holds verified bytes: served as fast as the disk store
+            hit = await self._cached(self.cache.read_bytes(image_id))
+            if hit is not None:
+                return hit
+
+        # The record and the image are asked for at once; the image's body is only read once its
+        # announced size matches the record's, so a wrong object costs a few headers, not its size.
+        known: list[StoredImage] = []
+        record_read = anyio.Event()
+
+        async def fetch_record() -> StoredImage:
+            known.append(await self._fetch_record(image_id))
+            record_read.set()
+            return known[0]
+
+        async def expect(announced: int) -> int:
+            await record_read.wait()
+            if announced != known[0].size_bytes:
+                raise self._refuse(
+                    image_id, "size_mismatch", f"{announced} bytes where its record says {known[0].size_bytes}"
+                )
+            return announced
 
         async def fetch_data() -> bytes:
             try:
-                return await self._get_object(image_id, self.max_image_bytes)
+                return await self._get_object(image_id, self.max_image_bytes, expect)
             except FileNotFoundError:
                 raise ImageNotFoundError(image_id) from None
             except _TooLarge as exc:
                 raise self._refuse(image_id, "oversized", f"the object is over {exc.limit} bytes") from None
 
-        record, data = await self._gather(self._fetch_record(image_id), fetch_data())
-        if len(data) != record.size_bytes:
+        record, data = await self._gather(fetch_record(), fetch_data())
+        if len(data) != record.size_bytes:  # a size that lied while streaming
             raise self._refuse(
                 image_id, "size_mismatch", f"{len(data)} bytes where its record says {record.size_bytes}"
             )
@@ -470,21 +494,6 @@ class S3ImageStore(StoreHelpers):
         if self.cache is not None:  # only verified bytes reach the cache
             await self._cached(self.cache.insert(record, data))
         return data, record.media_type
-
-    async def _from_cache(self, image_id: str) -> tuple[bytes, str] | None:
-        """The cached bytes (verified) when the bucket still holds the image, restored if it lost it."""
-        assert self.cache is not None
-        record = await self._cached(self.cache.get(image_id))
-        hit = await self._cached(self.cache.read_bytes(image_id)) if record is not None else None
-        if record is None or hit is None:
-            return None
-        if not await anyio.to_thread.run_sync(_matches, hit[0], record):
-            logger.warning("local image cache: %s does not match its id; dropped", image_id)
-            await self._cached(self.cache.discard(image_id))
-            return None
-        if not await self._confirm_in_bucket(record, hit[0]):
-            return None
-        return hit
 
     async def _gather(self, first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
         """Both results, run concurrently; the first one's error wins (it is the one callers expect)."""
