@@ -39,7 +39,8 @@ class BaselineModel:
         img_ids = [part["img_id"] for part in content if part.get("type") == "image"]
         if not img_ids:
             # The tool's own words (a network error, say) are the useful part: keep them in the message.
-            said = " ".join(message_text(last).split())[:400]
+            said = " ".join(message_text(last).replace("<tool_response>", "").replace("</tool_response>", "").split())
+            said = said[:400]
             raise ChatModelError(
                 "baseline: image search found no image for the prompt"
                 + (f" (image_search said: {said})" if said else "")

@@ -122,9 +122,16 @@ async def _tools(mcp_url: str | None, config: Path | None) -> AsyncIterator[McpT
         async with McpTools.connect(mcp_url) as tools:
             yield tools
         return
+    import logging
+
     from policy.mcp_client import local_server
 
-    async with McpTools.connect(local_server(config)) as tools:
+    server = local_server(config)
+    if logging.getLogger().getEffectiveLevel() > logging.INFO and server.env is not None:
+        # The progress lines already say which tool ran and how it went; the server's own INFO lines
+        # (one access line per call) show with --verbose, or with GEN_SEARCHER_SERVER__LOG_LEVEL set.
+        server.env.setdefault("GEN_SEARCHER_SERVER__LOG_LEVEL", "WARNING")
+    async with McpTools.connect(server) as tools:
         yield tools
 
 
