@@ -11,6 +11,11 @@ Each scenario runs in its own process against real servers on 127.0.0.1:
 * ``html``: extraction of a 1.3 MB HTML page of 12,000 nested paragraphs (worker already warm); wall time and the
   longest event-loop stall meanwhile (a 10 ms ticker), i.e. what ``/healthz`` would wait;
 * ``redis``: 40 cached calls, 20 at a time, on a Redis that was SIGSTOPped; per-call p50/p99/max.
+* ``scrub`` (issue 24): the error scrubber on "Unknown tool: " + 20,000 / 80,000 / 1,000,000 letters; a size
+  whose time, extrapolated quadratically from the one before, would pass ``--cap`` is skipped;
+* ``freeze`` (issue 24): ``gen-searcher serve`` over HTTP gets a ``tools/call`` whose tool name is 1,000,000
+  characters while ``/healthz`` is polled every 50 ms (1 s limit each); the big call's answer time (waited for
+  at most ``--cap`` s) and the slowest ``/healthz`` answer meanwhile.
 
 ``--src DIR`` imports the project from DIR instead (a ``git archive`` of an older commit), which is
 how the "before" column is measured::
@@ -42,7 +47,7 @@ from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = ("drip", "silent", "bomb", "pdf", "html", "redis")
+SCENARIOS = ("drip", "silent", "bomb", "pdf", "html", "redis", "scrub", "freeze")
 
 
 # ------------------------------------------------------------------ helpers (run inside a scenario process)
@@ -282,7 +287,107 @@ async def _value() -> dict[str, Any]:
     return {"hits": ["a", "b"]}
 
 
+def scrub(cap: float) -> dict[str, Any]:
+    from gen_searcher_core.redact import Redactor
+
+    redact = Redactor(["sk-live-0123456789abcdef"])
+    figures: dict[str, Any] = {}
+    previous: tuple[int, float] | None = None
+    for size in (20_000, 80_000, 1_000_000):
+        if previous is not None and previous[1] * (size / previous[0]) ** 2 > cap:
+            figures[f"{size}_s"] = f"skipped (~{previous[1] * (size / previous[0]) ** 2:.0f} s extrapolated)"
+            continue
+        text = "Unknown tool: " + "a" * size
+        started = time.perf_counter()
+        out = redact(text)
+        elapsed = time.perf_counter() - started
+        figures[f"{size}_s"] = round(elapsed, 4)
+        figures[f"{size}_out_chars"] = len(out)
+        previous = (size, max(elapsed, 1e-6))
+    return figures
+
+
+def freeze(cap: float) -> dict[str, Any]:
+    import threading
+
+    import httpx
+
+    from tests.support.loopback import free_port
+    from tests.support.tool_server import write_index
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("GEN_SEARCHER_")}
+        env.update(
+            GEN_SEARCHER_SEARCH__BACKEND="local",
+            GEN_SEARCHER_SEARCH__INDEX=str(write_index(Path(tmp))),
+            GEN_SEARCHER_CACHE__PATH=f"{tmp}/cache.db",
+            GEN_SEARCHER_IMAGES__DIR=f"{tmp}/images",
+            GEN_SEARCHER_SERVER__LOG_LEVEL="WARNING",
+        )
+        port = free_port()
+        command = [str(Path(sys.executable).parent / "gen-searcher"), "serve", "--port", str(port)]
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    if httpx.get(base + "/healthz", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+            init = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "p", "version": "0"},
+                },
+            }
+            opened = httpx.post(base + "/mcp", json=init, headers=headers)
+            headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+            big = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "t" * 1_000_000, "arguments": {}},
+            }
+            answer: dict[str, Any] = {}
+
+            def send_big() -> None:
+                started = time.perf_counter()
+                try:
+                    response = httpx.post(base + "/mcp", json=big, headers=headers, timeout=cap)
+                    answer["big_call_s"] = round(time.perf_counter() - started, 3)
+                    answer["big_call_bytes"] = len(response.content)
+                except httpx.TimeoutException:
+                    answer["big_call_s"] = f"no answer within {cap:g} s"
+
+            sender = threading.Thread(target=send_big, daemon=True)
+            sender.start()
+            slowest, polls, unanswered = 0.0, 0, 0
+            while sender.is_alive():
+                started = time.perf_counter()
+                try:
+                    httpx.get(base + "/healthz", timeout=1.0)
+                except httpx.TimeoutException:
+                    unanswered += 1
+                slowest = max(slowest, time.perf_counter() - started)
+                polls += 1
+                time.sleep(0.05)
+            return {**answer, "healthz_polls": polls, "healthz_over_1s": unanswered, "healthz_max_s": round(slowest, 3)}
+        finally:
+            server.kill()
+            server.wait(timeout=30)
+
+
 async def scenario(name: str, cap: float) -> dict[str, Any]:
+    if name == "scrub":
+        return scrub(cap)
+    if name == "freeze":
+        return await asyncio.to_thread(freeze, cap)
     if name in ("drip", "silent"):
         return await provider_call(name, cap)
     if name == "bomb":
