@@ -130,6 +130,154 @@ def _ground_truth_found(items: Sequence[Item], judgements: Journal) -> set[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Pending:
+    """Which items still need a stage: not recorded yet, a failure under ``retry_failed``, or (judging)
+    an item recorded as missing its ground truth whose file exists now (``recheck``)."""
+
+    generations: Journal
+    judgements: Journal
+    retry_failed: bool = False
+    recheck: frozenset[str] = frozenset()
+    generating: bool = True
+
+    def _needs(self, journal: Journal, item: Item) -> bool:
+        row = journal.get(item.id)
+        if row is None or (journal is self.judgements and item.id in self.recheck):
+            return True
+        return self.retry_failed and not row.get("ok")
+
+    def generation(self, item: Item) -> bool:
+        return self._needs(self.generations, item)
+
+    def judgement(self, item: Item) -> bool:
+        return self._needs(self.judgements, item)
+
+    def settled(self, item: Item) -> bool:
+        """Nothing left for the judge stage: judged already, or its generation failed for good."""
+        gen = self.generations.get(item.id)
+        failed_gen = gen is not None and not gen.get("ok") and not (self.generating and self.generation(item))
+        return failed_gen or not self.judgement(item)
+
+
+async def generation_row(generator: Generator, item: Item, paths: RunPaths) -> tuple[dict[str, Any], bool]:
+    """Generate one item: its journal row and whether a failure is transient (left unrecorded for a rerun)."""
+    t0 = time.monotonic()
+    row: dict[str, Any] = {"id": item.id, "generator": generator.name}
+    transient = False
+    try:
+        gen = await generator.generate(item, paths.image_for(item))
+    except GenerationError as exc:
+        row.update(ok=False, error=str(exc))
+        transient = exc.transient
+    else:
+        row.update(
+            ok=True,
+            image=_relative(gen.image, paths.root),
+            gen_prompt=gen.gen_prompt,
+            references=gen.references,
+            seed=gen.seed,
+            **({"detail": gen.detail} if gen.detail else {}),
+        )
+    row["elapsed_s"] = round(time.monotonic() - t0, 3)
+    return row, transient
+
+
+async def judgement_row(
+    judge: Judge, judge_item: JudgeItem, item: Item, generation: dict[str, Any], root: Path
+) -> tuple[dict[str, Any], bool]:
+    """Judge one generated item: its journal row (a missing image is a failure of its own) and whether a
+    failure is transient."""
+    t0 = time.monotonic()
+    row: dict[str, Any] = {"id": item.id, "judge_model": judge.model}
+    transient = False
+    image = resolve_image(generation, root)
+    if not await anyio.Path(image).is_file():
+        row.update(ok=False, failure="missing_image", error=f"generated image is missing: {image}")
+    elif item.gt_image is not None and not await anyio.Path(item.gt_image).is_file():
+        row.update(ok=False, failure="missing_gt", error=f"ground-truth image is missing: {item.gt_image}")
+    else:
+        try:
+            judgement = await judge_item(judge, item, image)
+            row.update(ok=True, judgement=judgement.to_dict(), score=judgement.score)
+        except JudgeError as exc:
+            row.update(ok=False, failure="judge", error=str(exc))
+            transient = exc.transient
+            if exc.raw:
+                row["raw"] = exc.raw
+    row["elapsed_s"] = round(time.monotonic() - t0, 3)
+    return row, transient
+
+
+def count_outcome(counts: StageCounts, item: Item, row: dict[str, Any], transient: bool) -> None:
+    """Add one finished item to a stage's counts; a failure keeps its message (and says when a rerun retries)."""
+    if row["ok"]:
+        counts.done += 1
+    else:
+        counts.failed += 1
+        note = " (not recorded; a rerun tries again)" if transient else ""
+        counts.errors.append(f"{item.id}: {row['error']}{note}")
+
+
+@dataclass
+class _Stages:
+    """One run's two stages over shared journals, limits, counts and progress."""
+
+    paths: RunPaths
+    pending: Pending
+    generator: Generator | None
+    judge: Judge | None
+    judge_item: JudgeItem | None
+    gen_limit: anyio.CapacityLimiter
+    judge_limit: anyio.CapacityLimiter
+    progress: RunProgress
+    gen_counts: StageCounts = field(default_factory=StageCounts)
+    judge_counts: StageCounts = field(default_factory=StageCounts)
+
+    def start_progress(self, items: Sequence[Item]) -> None:
+        """Count what earlier runs finished and show both stages."""
+        if self.generator is not None:
+            self.gen_counts.skipped = sum(1 for i in items if not self.pending.generation(i))
+        self.progress.add_stage(
+            "generate", total=len(items), done=self.gen_counts.skipped, enabled=self.generator is not None
+        )
+        if self.judge is not None:
+            self.judge_counts.skipped = sum(1 for i in items if self.pending.settled(i))
+        self.progress.add_stage(
+            "judge", total=len(items), done=self.judge_counts.skipped, enabled=self.judge is not None
+        )
+
+    async def generate(self, generator: Generator, item: Item) -> None:
+        async with self.gen_limit:
+            row, transient = await generation_row(generator, item, self.paths)
+            if not transient:  # transient failures stay pending, so a rerun picks them up
+                await self.pending.generations.append(row)
+        count_outcome(self.gen_counts, item, row, transient)
+        self.progress.advance("generate", failed=not row["ok"])
+
+    async def judge_one(self, judge: Judge, judge_item: JudgeItem, item: Item, generation: dict[str, Any]) -> None:
+        async with self.judge_limit:
+            row, transient = await judgement_row(judge, judge_item, item, generation, self.paths.root)
+            if not transient:
+                await self.pending.judgements.append(row)
+        count_outcome(self.judge_counts, item, row, transient)
+        self.progress.advance("judge", failed=not row["ok"])
+
+    async def item(self, item: Item) -> None:
+        """Generate the item when it needs it, then judge it when it was generated and needs judging."""
+        generated_now = False
+        if self.generator is not None and self.pending.generation(item):
+            await self.generate(self.generator, item)
+            generated_now = True
+        if self.judge is None or self.judge_item is None:
+            return
+        gen = self.pending.generations.get(item.id)
+        if gen is not None and gen.get("ok") and self.pending.judgement(item):
+            await self.judge_one(self.judge, self.judge_item, item, gen)
+        elif generated_now and gen is not None and not gen.get("ok"):
+            self.progress.advance("judge")  # nothing to judge; the report scores the failure
+
+
 async def run_stages(
     items: Sequence[Item],
     paths: RunPaths,
@@ -143,109 +291,26 @@ async def run_stages(
     progress: RunProgress | None = None,
 ) -> RunOutcome:
     """Generate (when ``generator``) and judge (when ``judge``) every item not yet done."""
+    if judge is not None and judge_item is None:
+        raise ValueError("a judge needs judge_item (how one item is judged)")
     started = time.monotonic()
     generations = await anyio.to_thread.run_sync(Journal, paths.generations)
     judgements = await anyio.to_thread.run_sync(Journal, paths.judgements)
     # A ground truth that was missing last time may exist now (a fixed --images-root): judge those again.
     recheck = await anyio.to_thread.run_sync(_ground_truth_found, items, judgements)
-    gen_counts, judge_counts = StageCounts(), StageCounts()
-    gen_limit = anyio.CapacityLimiter(max(1, concurrency))
-    judge_limit = anyio.CapacityLimiter(max(1, judge_concurrency))
-    progress = progress or RunProgress(enabled=False)
-
-    def needs(journal: Journal, item: Item) -> bool:
-        row = journal.get(item.id)
-        if row is None or (journal is judgements and item.id in recheck):
-            return True
-        return retry_failed and not row.get("ok")
-
-    def settled(item: Item) -> bool:
-        """Nothing left for the judge stage: judged already, or its generation failed for good."""
-        gen = generations.get(item.id)
-        failed_gen = gen is not None and not gen.get("ok") and not (generator is not None and needs(generations, item))
-        return failed_gen or not needs(judgements, item)
-
-    if generator is not None:
-        gen_counts.skipped = sum(1 for i in items if not needs(generations, i))
-    progress.add_stage("generate", total=len(items), done=gen_counts.skipped, enabled=generator is not None)
-    if judge is not None:
-        judge_counts.skipped = sum(1 for i in items if settled(i))
-    progress.add_stage("judge", total=len(items), done=judge_counts.skipped, enabled=judge is not None)
-
-    def finish(counts: StageCounts, stage: str, item: Item, row: dict[str, Any], transient: bool) -> None:
-        if row["ok"]:
-            counts.done += 1
-        else:
-            counts.failed += 1
-            note = " (not recorded; a rerun tries again)" if transient else ""
-            counts.errors.append(f"{item.id}: {row['error']}{note}")
-        progress.advance(stage, failed=not row["ok"])
-
-    async def do_generate(item: Item) -> None:
-        assert generator is not None
-        transient = False
-        async with gen_limit:
-            t0 = time.monotonic()
-            row: dict[str, Any] = {"id": item.id, "generator": generator.name}
-            try:
-                gen = await generator.generate(item, paths.image_for(item))
-            except GenerationError as exc:
-                row.update(ok=False, error=str(exc))
-                transient = exc.transient
-            else:
-                row.update(
-                    ok=True,
-                    image=_relative(gen.image, paths.root),
-                    gen_prompt=gen.gen_prompt,
-                    references=gen.references,
-                    seed=gen.seed,
-                    **({"detail": gen.detail} if gen.detail else {}),
-                )
-            row["elapsed_s"] = round(time.monotonic() - t0, 3)
-            if not transient:  # transient failures stay pending, so a rerun picks them up
-                await generations.append(row)
-        finish(gen_counts, "generate", item, row, transient)
-
-    async def do_judge(item: Item, gen: dict[str, Any]) -> None:
-        assert judge is not None and judge_item is not None
-        transient = False
-        async with judge_limit:
-            t0 = time.monotonic()
-            row: dict[str, Any] = {"id": item.id, "judge_model": judge.model}
-            image = resolve_image(gen, paths.root)
-            if not await anyio.Path(image).is_file():
-                row.update(ok=False, failure="missing_image", error=f"generated image is missing: {image}")
-            elif item.gt_image is not None and not await anyio.Path(item.gt_image).is_file():
-                row.update(ok=False, failure="missing_gt", error=f"ground-truth image is missing: {item.gt_image}")
-            else:
-                try:
-                    judgement = await judge_item(judge, item, image)
-                    row.update(ok=True, judgement=judgement.to_dict(), score=judgement.score)
-                except JudgeError as exc:
-                    row.update(ok=False, failure="judge", error=str(exc))
-                    transient = exc.transient
-                    if exc.raw:
-                        row["raw"] = exc.raw
-            row["elapsed_s"] = round(time.monotonic() - t0, 3)
-            if not transient:
-                await judgements.append(row)
-        finish(judge_counts, "judge", item, row, transient)
-
-    async def pipeline(item: Item) -> None:
-        generated_now = False
-        if generator is not None and needs(generations, item):
-            await do_generate(item)
-            generated_now = True
-        if judge is None:
-            return
-        gen = generations.get(item.id)
-        if gen is not None and gen.get("ok") and needs(judgements, item):
-            await do_judge(item, gen)
-        elif generated_now and gen is not None and not gen.get("ok"):
-            progress.advance("judge")  # nothing to judge; the report scores the failure
-
-    with progress:
+    stages = _Stages(
+        paths=paths,
+        pending=Pending(generations, judgements, retry_failed, frozenset(recheck), generating=generator is not None),
+        generator=generator,
+        judge=judge,
+        judge_item=judge_item,
+        gen_limit=anyio.CapacityLimiter(max(1, concurrency)),
+        judge_limit=anyio.CapacityLimiter(max(1, judge_concurrency)),
+        progress=progress or RunProgress(enabled=False),
+    )
+    stages.start_progress(items)
+    with stages.progress:
         async with anyio.create_task_group() as tg:
             for item in items:
-                tg.start_soon(pipeline, item)
-    return RunOutcome(gen_counts, judge_counts, time.monotonic() - started)
+                tg.start_soon(stages.item, item)
+    return RunOutcome(stages.gen_counts, stages.judge_counts, time.monotonic() - started)
