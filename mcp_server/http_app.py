@@ -219,7 +219,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
                 max_sessions=settings.server.max_sessions,
             )
             # /mcp goes straight to the session manager: no second Starlette stack per request.
-            streamable = server.session_manager.asgi_app
+            streamable: ASGIApp = server.session_manager.asgi_app
             if not settings.server.stateless:
                 manager = server.session_manager
                 streamable = SessionQuota(
