@@ -27,6 +27,14 @@ whole, as reads were before verification) and the store's ``read_bytes``
 time, peak RSS growth (sampled every 2 ms) and the longest stall of the event
 loop (what a health check waits). Target: the oversized read refused in well
 under a second with RSS growth far below the object's size.
+
+Part 4 measures an image_search result (the whole result as JSON: text,
+structured content and thumbnails) against ``images.thumbnail_budget_bytes``
+for top_k 1, 5 and 10 over pure noise and noisy photos. Target: a result that
+must shrink lands within the budget and not far under it (>= 85%), and top_k 10
+is never smaller than top_k 5. Before the budget counted the whole result and
+was spent evenly (commit 7009cb5), pure noise gave top_k 5: 397 KB (76%),
+top_k 10: 371 KB (71%).
 """
 
 from __future__ import annotations
@@ -337,13 +345,77 @@ async def part3(s3_url: str, tmp: Path, oversized_mib: int) -> None:
     await obstore.delete_async(bucket, [oversized.id])
 
 
+async def part4(tmp: Path) -> None:
+    """How much of ``images.thumbnail_budget_bytes`` an image_search result uses, top_k 1, 5 and 10."""
+    import base64
+
+    from mcp import Client
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from mcp_server.server import build_server
+    from mcp_server.services import open_services
+    from tests.support.loopback import serve_app
+    from tests.support.tool_server import tool_server_settings, write_index
+
+    print("\n== Part 4: image_search result size against its budget (the whole result, as JSON) ==")
+    print(f"{'images':<14}{'top_k':>6}{'returned':>9}{'result KB':>11}{'of budget':>11}{'sides px':>11}{'ms':>8}")
+    sets = {
+        "pure noise": [Image.frombytes("RGB", (1024, 768), os.urandom(1024 * 768 * 3)) for _ in range(12)],
+        "noisy photos": [Image.open(io.BytesIO(noise_image((1024, 768), 40 + i, "JPEG"))) for i in range(12)],
+    }
+    pictures: dict[str, bytes] = {}
+    for label, images in sets.items():
+        for i, img in enumerate(images):
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=92)
+            pictures[f"{label.replace(' ', '-')}-{i}.jpg"] = buf.getvalue()
+
+    async def image(request: Request) -> Response:
+        return Response(pictures[request.path_params["name"]], media_type="image/jpeg")
+
+    with serve_app(Starlette(routes=[Route("/img/{name}", image)])) as host:
+        pages = {}
+        for label in sets:
+            slug = label.replace(" ", "-")
+            figures = "".join(
+                f'<figure><img src="{host}/img/{slug}-{i}.jpg" alt="{label} {i}"><figcaption>{label} {i}</figcaption>'
+                "</figure>"
+                for i in range(12)
+            )
+            pages[f"{slug}.html"] = f"<html><title>{label}</title><body>{figures}</body></html>"
+        settings = tool_server_settings(tmp / "budget", index=write_index(tmp / "budget", pages))
+        budget = settings.images.thumbnail_budget_bytes
+        async with open_services(settings) as services, Client(build_server(services)) as client:
+            for label in sets:
+                for top_k in (1, 5, 10):
+                    started = time.perf_counter()
+                    result = await client.call_tool("image_search", {"query": label, "top_k": top_k})
+                    elapsed = time.perf_counter() - started
+                    size = len(result.model_dump_json(by_alias=True, exclude_none=True).encode())
+                    sides = [
+                        max(Image.open(io.BytesIO(base64.b64decode(block.data))).size)
+                        for block in result.content
+                        if block.type == "image"
+                    ]
+                    span = f"{min(sides)}-{max(sides)}" if sides else "-"
+                    print(
+                        f"{label:<14}{top_k:>6}{len(sides):>9}{size / 1024:>11.1f}{size / budget:>11.0%}"
+                        f"{span:>11}{elapsed * 1000:>8.0f}"
+                    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--thumbs", type=int, default=40, help="thumbnail-sized images")
     parser.add_argument("--full", type=int, default=12, help="full-size images")
     parser.add_argument("--searches", type=int, default=6, help="distinct image_search queries per store")
     parser.add_argument(
-        "--parts", default="1,2,3", help="which parts to run: 1 (store), 2 (image_search), 3 (refused reads)"
+        "--parts",
+        default="1,2,3,4",
+        help="which parts to run: 1 (store), 2 (image_search), 3 (refused reads), 4 (image_search budget use)",
     )
     parser.add_argument("--oversized-mib", type=int, default=512, help="size of the oversized object of part 3")
     parser.add_argument("--s3-url", help="s3://bucket/prefix of a real store (default: a moto server on loopback)")
@@ -366,6 +438,8 @@ def main() -> None:
                 anyio.run(part2, s3_url, Path(tmp), args.searches)
             if "3" in args.parts:
                 anyio.run(part3, s3_url, Path(tmp), args.oversized_mib)
+            if "4" in args.parts:
+                anyio.run(part4, Path(tmp))
     finally:
         if moto is not None:
             moto.terminate()
