@@ -96,6 +96,7 @@ def test_the_demo_pages_pass_the_browser_checks(browser: Any, demo: tuple[Path, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # torch loads twice and renders on CPU: minutes on a loaded machine
 def test_the_demo_renders_with_a_tiny_pipeline(tmp_path: Path) -> None:
     """With the render extra: a tiny random-weight Qwen-Image-Edit pipeline, built locally (no download)."""
     pytest.importorskip("diffusers")
