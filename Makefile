@@ -54,3 +54,12 @@ format: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# One GPU check before the first GPU hour (perf/gpu_check.py): the trainer parts run in the GPU training
+# environment (TRAIN_PYTHON, see docs/training.md#install), the render part in .venv; each writes a JSON.
+# `make gpu-check GPU_CHECK_ARGS=--dry-run` prepares everything on CPU and stops at each first GPU call.
+TRAIN_PYTHON ?= .venv-train/bin/python
+.PHONY: gpu-check
+gpu-check: $(VENV)/.installed-test
+	$(TRAIN_PYTHON) -m perf.gpu_check --parts smoke,grpo --out gpu-check-train.json $(GPU_CHECK_ARGS)
+	$(BIN)/python -m perf.gpu_check --parts render --out gpu-check-render.json $(GPU_CHECK_ARGS)

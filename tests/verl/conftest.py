@@ -89,6 +89,33 @@ def build_tiny_vl(folder: Path) -> Path:
     return folder
 
 
+def build_processor_folder(family: str, folder: Path) -> Path:
+    """A tiny processor folder of ``family`` (``qwen3_vl``, ``qwen2_5_vl``, ``qwen2_vl``) as a user would bring
+    one: the family's own processor classes around :func:`build_tiny_vl`'s tokenizer, no model inside."""
+    from transformers import AutoTokenizer, Qwen2_5_VLProcessor, Qwen2VLProcessor, Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    staging = build_tiny_vl(folder.with_name(folder.name + "-tokenizer"))
+    tokenizer = AutoTokenizer.from_pretrained(staging)
+    patch = 16 if family == "qwen3_vl" else 14
+    pixels = {"min_pixels": (2 * patch) ** 2, "max_pixels": (4 * patch) ** 2, "patch_size": patch}
+    image_processor = Qwen2VLImageProcessor(**pixels)
+    video_processor = (Qwen3VLVideoProcessor if family == "qwen3_vl" else Qwen2VLVideoProcessor)(**pixels)
+    processor_class = {"qwen3_vl": Qwen3VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor, "qwen2_vl": Qwen2VLProcessor}
+    processor = processor_class[family](
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=CHAT_TEMPLATE,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def tiny_model_config(tokenizer: Any) -> Any:
     """A tiny Qwen2-VL model config matching the tokenizer (verl reads it next to the processor)."""
     from verl_recipes.cpu.smoke import tiny_qwen2_vl_config

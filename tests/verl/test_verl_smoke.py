@@ -28,3 +28,63 @@ def test_smoke_reports_the_failed_component_and_exits_1(tmp_path: Path) -> None:
         ["SKIP", "hf"],
         ["SKIP", "grpo"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("family", "model_class"),
+    [
+        ("qwen3_vl", "Qwen3VLForConditionalGeneration"),
+        ("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration"),
+        ("qwen2_vl", "Qwen2VLForConditionalGeneration"),
+    ],
+)
+def test_the_tiny_model_is_of_the_processor_folders_family(tmp_path: Path, family: str, model_class: str) -> None:
+    """A processor folder saved by a user (no model inside) gets a tiny model of its own architecture."""
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from tests.verl.conftest import build_processor_folder
+    from verl_recipes.cpu.smoke import build_tiny_policy
+
+    model_dir = build_tiny_policy(build_processor_folder(family, tmp_path / "processor"), tmp_path / "model")
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    assert type(model).__name__ == model_class and model.config.architectures == [model_class]
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Draw it."}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[Image.new("RGB", (64, 64), (200, 40, 40))], return_tensors="pt")
+    with torch.no_grad():
+        assert model(**inputs).logits.shape[-1] == len(processor.tokenizer)
+
+
+def test_a_processor_of_another_family_is_refused(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from tests.verl.conftest import build_tiny_vl
+    from verl_recipes.cpu.smoke import policy_family
+
+    with pytest.raises(ValueError, match="not a processor of a family the recipe trains"):
+        policy_family(AutoTokenizer.from_pretrained(build_tiny_vl(tmp_path / "vl")))
+
+
+@pytest.mark.timeout(2400)
+def test_smoke_passes_on_cpu_for_a_qwen3_vl_processor_folder(tmp_path: Path) -> None:
+    """The documented use with the recipe's own family: every step passes, with no episode dropped."""
+    from gen_searcher_core.commands import build_app
+    from tests.verl.conftest import build_processor_folder
+
+    folder = build_processor_folder("qwen3_vl", tmp_path / "qwen3-vl-processor")
+    work = tmp_path / "w"
+    result = CliRunner().invoke(
+        build_app(), ["train", "smoke", "--processor-from", str(folder), "--work", str(work), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output + (work / "grpo.log").read_text(errors="replace")[-4000:]
+    assert [line.split()[:2] for line in result.output.splitlines()[:5]] == [
+        ["PASS", "tiny"],
+        ["PASS", "sft"],
+        ["PASS", "sft"],
+        ["PASS", "hf"],
+        ["PASS", "grpo"],
+    ]
+    assert "Qwen3VLForConditionalGeneration" in result.output

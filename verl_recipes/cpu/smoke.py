@@ -2,8 +2,9 @@
 
 Each step is one component; the first failure names it and stops the steps that depend on it:
 
-1. ``tiny model``: a tiny random Qwen2-VL built around the tokenizer and processor of
-   ``--processor-from`` (the policy's own folder on the node; nothing is downloaded);
+1. ``tiny model``: a tiny random model of ``--processor-from``'s family (Qwen3-VL, Qwen2.5-VL
+   or Qwen2-VL, from the processor's class) around its tokenizer and processor (the policy's
+   own folder on the node; nothing is downloaded);
 2. ``sft data``: a few rows in the published SFT format through the ``data sft`` converter;
 3. ``sft step``: ``train sft`` for one step on this node's devices (the CPU platform when
    there is no accelerator), through the same launcher users run;
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,25 +93,76 @@ def tiny_qwen2_vl_config(
     return config
 
 
+#: The processor classes of the policy families the recipe trains, and the tiny model each gets.
+FAMILIES = {"Qwen3VLProcessor": "qwen3_vl", "Qwen2_5_VLProcessor": "qwen2_5_vl", "Qwen2VLProcessor": "qwen2_vl"}
+
+
+def policy_family(processor: Any) -> str:
+    """``qwen3_vl``, ``qwen2_5_vl`` or ``qwen2_vl``, from the processor's class (what the folder was saved as)."""
+    name = type(processor).__name__
+    if name not in FAMILIES:
+        raise ValueError(f"{name} is not a processor of a family the recipe trains ({', '.join(FAMILIES)})")
+    return FAMILIES[name]
+
+
+def tiny_policy_config(family: str, tokenizer: Any, images: Any) -> Any:
+    """A tiny config of ``family`` for ``tokenizer``'s vocabulary and the image processor's patching."""
+    vision = {"patch_size": images.patch_size, "merge_size": images.merge_size}
+    vision["temporal_patch_size"] = images.temporal_patch_size
+    base = tiny_qwen2_vl_config(tokenizer, **vision)
+    if family == "qwen2_vl":
+        return base
+    text = base.text_config.to_dict()
+    text_config = {k: text[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers")}
+    text_config |= {k: text[k] for k in ("num_attention_heads", "num_key_value_heads", "max_position_embeddings")}
+    text_config |= {k: text[k] for k in ("eos_token_id", "pad_token_id", "bos_token_id")}
+    tokens = {
+        "image_token_id": base.image_token_id,
+        "video_token_id": base.video_token_id,
+        "vision_start_token_id": base.vision_start_token_id,
+        "vision_end_token_id": base.vision_end_token_id,
+    }
+    small_vision = {"depth": 2, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "out_hidden_size": 32}
+    small_vision |= {"patch_size": images.patch_size, "spatial_merge_size": images.merge_size}
+    small_vision |= {"temporal_patch_size": images.temporal_patch_size}
+    if family == "qwen2_5_vl":
+        from transformers import Qwen2_5_VLConfig
+
+        qwen25: Any = Qwen2_5_VLConfig(
+            text_config=text_config
+            | {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}},
+            vision_config=small_vision | {"fullatt_block_indexes": [1], "window_size": 112},
+            tie_word_embeddings=True,
+            **tokens,
+        )
+        qwen25.architectures = ["Qwen2_5_VLForConditionalGeneration"]
+        return qwen25
+    from transformers import Qwen3VLConfig
+
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    config = Qwen3VLConfig(
+        text_config=text_config | {"head_dim": 16, "rope_parameters": rope},
+        vision_config=small_vision | {"num_position_embeddings": 64, "deepstack_visual_indexes": [1]},
+        tie_word_embeddings=True,
+        **tokens,
+    )
+    config.architectures = ["Qwen3VLForConditionalGeneration"]
+    return config
+
+
 def build_tiny_policy(processor_from: Path, out: Path) -> Path:
-    """A tiny random Qwen2-VL sharing ``processor_from``'s tokenizer, processor and chat template."""
+    """A tiny random model of ``processor_from``'s family (Qwen3-VL, Qwen2.5-VL or Qwen2-VL) sharing its
+    tokenizer, processor and chat template, saved with ``save_pretrained``."""
     import torch
-    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(processor_from)
-    tokenizer = processor.tokenizer
-    images = processor.image_processor
-    config = tiny_qwen2_vl_config(
-        tokenizer,
-        patch_size=images.patch_size,
-        merge_size=images.merge_size,
-        temporal_patch_size=images.temporal_patch_size,
-    )
+    config = tiny_policy_config(policy_family(processor), processor.tokenizer, processor.image_processor)
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)
-    Qwen2VLForConditionalGeneration(config).save_pretrained(out)
+    AutoModelForImageTextToText.from_config(config).save_pretrained(out)
     processor.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    processor.tokenizer.save_pretrained(out)
     return out
 
 
@@ -178,8 +231,9 @@ def _run_logged(plan: Any, log: Path, what: str) -> None:
     with log.open("w", encoding="utf-8") as sink:
         code = run(plan, stdout=sink, stderr=subprocess.STDOUT)
     if code != 0:
-        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"{what} exited {code} (log: {log}): {tail[0]}")
+        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() or ["no output"]
+        named = [line for line in lines if "EpisodesDropped:" in line]  # the recipe's own verdict, if any
+        raise RuntimeError(f"{what} exited {code} (log: {log}): {(named or lines)[-1].strip()}")
 
 
 def grpo_step(work: Path, model: Path, device: Device) -> str:
@@ -220,8 +274,11 @@ def grpo_step(work: Path, model: Path, device: Device) -> str:
     with smoke_tool_server(work / "tools") as tool_url:
         plan = plan_grpo(sizes, tool_server=tool_url, judge_url=UNUSED_JUDGE, run_dir=work / "grpo-run", device=on)
         _run_logged(plan, log, "train grpo")
-    if "training/global_step:1" not in log.read_text(encoding="utf-8", errors="replace"):
+    logged = log.read_text(encoding="utf-8", errors="replace")
+    if "training/global_step:1" not in logged:
         raise RuntimeError(f"train grpo exited 0 but logged no finished step (log: {log})")
+    if not re.search(r"training/rollout_failure/dropped_episodes:0(\.0+)?\b", logged):
+        raise RuntimeError(f"train grpo logged no dropped-episode count of 0 (log: {log})")
     rollout = "vllm_double" if on == "cpu" else "vLLM"
     return f"one step on {plan.env.get('VERL_PLATFORM', 'the node accelerators')}, {rollout} rollout (log: {log})"
 
@@ -239,7 +296,7 @@ def _step(checks: list[Check], component: str, action: Callable[[], str]) -> boo
 
 def run_smoke(processor_from: Path, work: Path, device: Device = "auto") -> list[Check]:
     """Run the steps in order into ``work``; every step after a failure is reported as skipped."""
-    from verl_recipes.data import convert_sft
+    from verl_recipes.data import LengthLimit, SftTokenCounter, convert_sft
 
     work = work.resolve()
     model, data, checkpoints = work / "model", work / "sft.parquet", work / "checkpoints"
@@ -267,6 +324,9 @@ def run_smoke(processor_from: Path, work: Path, device: Device = "auto") -> list
 
     hf_folder = checkpoints / "global_step_1" / "huggingface"
 
+    def limit() -> LengthLimit:
+        return LengthLimit(SftTokenCounter(model), max_length=4096)  # the SFT step's data.max_length
+
     def hf_weights() -> str:
         from transformers import AutoModelForImageTextToText
 
@@ -276,7 +336,7 @@ def run_smoke(processor_from: Path, work: Path, device: Device = "auto") -> list
 
     steps: list[tuple[str, Callable[[], str]]] = [
         ("tiny model", lambda: str(build_tiny_policy(processor_from, model))),
-        ("sft data", lambda: convert_sft(write_sft_rows(work / "raw"), work / "raw", data).summary()),
+        ("sft data", lambda: convert_sft(write_sft_rows(work / "raw"), work / "raw", data, limit=limit()).summary()),
         ("sft step", sft_step),
         ("hf weights", hf_weights),
         ("grpo step", lambda: grpo_step(work, hf_folder, device)),
