@@ -163,7 +163,7 @@ def _thumbnail(source: Path, run_dir: Path, folder: str, name: str) -> dict[str,
     return {"thumb": _path_in_run(dest, run_dir), "full": _path_in_run(source, run_dir)}
 
 
-def _trace_page(run_dir: Path, name: str, card: Mapping[str, Any], run: Mapping[str, Any]) -> str | None:
+def _trace_page(run_dir: Path, name: str, card: dict[str, Any], run: Mapping[str, Any]) -> str | None:
     """The page of the item's episode trace: the judge's verdict, the generated and ground-truth pictures and a
     link back to the item's card open it, then the episode (its render shown from the run folder)."""
     source = run_dir / TRACES / f"{name}.json"
@@ -174,8 +174,11 @@ def _trace_page(run_dir: Path, name: str, card: Mapping[str, Any], run: Mapping[
 
     answer = {"render": {"file": card["image"]["full"]}} if card.get("image") else None
     try:
+        trace = json.loads(source.read_text(encoding="utf-8"))
+        if card.get("tokens") is None:
+            card["tokens"] = trace_tokens(trace)
         write_trace_html(
-            json.loads(source.read_text(encoding="utf-8")),
+            trace,
             page,
             answer=answer,
             run_dir=run_dir,
@@ -186,6 +189,22 @@ def _trace_page(run_dir: Path, name: str, card: Mapping[str, Any], run: Mapping[
         log.warning("no page for the trace %s: %s", source, exc)
         return None
     return _path_in_run(page, run_dir)
+
+
+def trace_tokens(trace: Any) -> int | None:
+    """Tokens the episode's model calls used (prompt and completion), from the trace's per-call usage."""
+    steps = trace.get("steps") if isinstance(trace, dict) else None
+    total, seen = 0, False
+    for step in steps if isinstance(steps, list) else []:
+        usage = step.get("usage") if isinstance(step, dict) else None
+        if isinstance(usage, dict):
+            count = usage.get("total_tokens")
+            if not isinstance(count, int):
+                count = sum(
+                    v for k, v in usage.items() if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int)
+                )
+            total, seen = total + count, True
+    return total if seen else None
 
 
 def _verdict(card: Mapping[str, Any], run: Mapping[str, Any], run_dir: Path, page_dir: Path) -> dict[str, Any]:

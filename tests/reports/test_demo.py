@@ -65,6 +65,8 @@ def test_the_demo_writes_prints_and_labels_its_pages(demo: tuple[Path, str]) -> 
     assert [call["name"] for call in calls] == ["search", "browse", "image_search"]
     assert not any(call["result"]["is_error"] for call in calls), [c["result"]["text"][:200] for c in calls]
     assert "the whole page" in pages["trace"].read_text()
+    card = json.loads((out / "scripted-policy" / "gallery.json").read_text())["cards"][0]
+    assert card["tool_calls"] == 3 and card["model_calls"] == 4 and card["tokens"] > 0  # the card's effort line
     for run in ("scripted-policy", "baseline"):
         summary = json.loads((out / run / "summary.json").read_text())
         assert summary["counts"]["scored"] == summary["counts"]["items"] == 2
