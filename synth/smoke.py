@@ -86,7 +86,7 @@ def tool_server_config(work: Path, web_url: str, images_url: str) -> Path:
 
 def smoke_settings(base: str, tools_url: str) -> SynthSettings:
     def service(name: str) -> ServiceSettings:
-        return ServiceSettings(url=f"{base}/{name}/v1", model=f"scripted-{name}", max_attempts=1)
+        return ServiceSettings(url=f"{base}/{name}/v1", model=f"scripted-{name}", max_attempts=3)
 
     settings = SynthSettings(
         teacher=service("teacher"), judge=service("judge"), policy=service("policy"), tools_url=tools_url

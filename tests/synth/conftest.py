@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from gen_searcher_core.loopback import serve_in_thread
 from synth.settings import ServiceSettings, SynthSettings
 from synth.smoke_services import ScriptedServices
+from tests.support.loopback import serve_app
 from tests.support.tool_server import ToolServer, run_tool_server
 from verl_recipes.cpu.smoke_servers import write_web
 
@@ -44,7 +45,7 @@ class Fakes:
 @pytest.fixture(scope="session")
 def _fakes() -> Iterator[Fakes]:
     services = ScriptedServices()
-    with serve_in_thread(services.app()) as base:
+    with serve_app(services.app()) as base:  # long keep-alive: a reused idle connection is never cut
         yield Fakes(services, base)
 
 
