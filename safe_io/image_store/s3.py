@@ -401,8 +401,7 @@ class S3ImageStore(StoreHelpers):
         # credentials; a missing bucket, refused credentials or silence say what is wrong.
         try:
             with anyio.fail_after(self._deadline_s):
-                result = await obstore.get_async(self._s3, CHECK_KEY)
-                await result.bytes_async()
+                await obstore.get_async(self._s3, CHECK_KEY)  # the answer, not the body: it is never read
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise ConfigError(
