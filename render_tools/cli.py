@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:  # the render stack loads only when the command runs (keeps --help fast)
+    from render_tools.settings import RenderConfig, RenderSettings
+    from render_tools.workers import PoolConfig, WorkerPool
 
 
 def register(app: typer.Typer) -> None:
@@ -53,17 +58,44 @@ def render_server(
     import logging
 
     from gen_searcher_core.commands import require_modules
-    from gen_searcher_core.host_policy import HostPolicy
     from gen_searcher_core.serving import uvicorn_options
 
     require_modules("render", "torch", "diffusers", "transformers")
     import uvicorn
 
-    from render_tools.diffusers_renderer import DiffusersOptions, QwenImageEngine
+    from render_tools.settings import RenderConfig
+
+    check_model_sources(model, edit_model)
+    settings = RenderConfig.load(config)
+    flags = RenderFlags(model, edit_model, dtype, lora, edit_lora, lora_scale, compile_, cpu_offload)
+    device_list = device_names(devices)
+    pool = _worker_pool(settings, flags, device_list, queue_size, max_batch)
+    app = _server_app(settings, pool, flags, host, allow_private_networks)
+    logging.basicConfig(level=settings.server.log_level.upper())
+    uvicorn.run(app, host=host, port=port, log_level=settings.server.log_level.lower(), **uvicorn_options())
+
+
+@dataclass(frozen=True)
+class RenderFlags:
+    """The command's flags that override the ``[render]`` section (``None``/``False``: keep the setting)."""
+
+    model: str | None = None
+    edit_model: str | None = None
+    dtype: str | None = None
+    lora: str | None = None
+    edit_lora: str | None = None
+    lora_scale: float | None = None
+    compile: bool = False
+    cpu_offload: bool = False
+
+    @property
+    def model_name(self) -> str:
+        return " + ".join(source for source in (self.model, self.edit_model) if source)
+
+
+def check_model_sources(model: str | None, edit_model: str | None) -> None:
+    """At least one model, and each one given a usable source; raises ``typer.BadParameter`` naming the flag."""
     from render_tools.factory import model_source_problem
-    from render_tools.server import create_app
-    from render_tools.workers import PoolConfig, WorkerPool
-    from safe_io.fetcher import GuardedFetcher
 
     if not model and not edit_model:
         raise typer.BadParameter("give --model and/or --edit-model")
@@ -71,46 +103,72 @@ def render_server(
         problem = model_source_problem(source) if source else None
         if problem:
             raise typer.BadParameter(problem, param_hint=flag)
-    from render_tools.settings import RenderConfig
 
-    settings = RenderConfig.load(config)
+
+def device_names(devices: str | None) -> list[str]:
+    """``--devices`` as a list (blank entries dropped); without it every GPU, else ``cpu``."""
+    return [d.strip() for d in devices.split(",") if d.strip()] if devices else default_devices()
+
+
+def render_settings(render: RenderSettings, flags: RenderFlags) -> RenderSettings:
+    """The ``[render]`` section with the command's flags over it (switches only turn features on)."""
+    given = {"dtype": flags.dtype, "lora": flags.lora, "edit_lora": flags.edit_lora, "lora_scale": flags.lora_scale}
+    return render.model_copy(
+        update={
+            "model": flags.model,
+            "edit_model": flags.edit_model,
+            **{name: value for name, value in given.items() if value is not None},
+            "compile": flags.compile or render.compile,
+            "cpu_offload": flags.cpu_offload or render.cpu_offload,
+        }
+    )
+
+
+def pool_config(render: RenderSettings, devices: list[str], queue_size: int, max_batch: int | None) -> PoolConfig:
+    """One worker per device; text-only batches of 4 on GPU and 1 on CPU unless ``--max-batch`` says otherwise."""
+    from render_tools.workers import PoolConfig
+
+    on_gpu = any(d.startswith("cuda") for d in devices)
+    return PoolConfig(
+        devices=tuple(devices),
+        queue_size=queue_size,
+        max_batch=max_batch or (4 if on_gpu else 1),
+        request_timeout_s=render.timeout_s,
+    )
+
+
+def _worker_pool(
+    settings: RenderConfig, flags: RenderFlags, devices: list[str], queue_size: int, max_batch: int | None
+) -> WorkerPool:
+    from render_tools.diffusers_renderer import DiffusersOptions, QwenImageEngine
+    from render_tools.workers import WorkerPool
+
+    options = DiffusersOptions.from_settings(render_settings(settings.render, flags))
+    return WorkerPool(
+        lambda device: QwenImageEngine(options, device), pool_config(settings.render, devices, queue_size, max_batch)
+    )
+
+
+def _server_app(
+    settings: RenderConfig, pool: WorkerPool, flags: RenderFlags, host: str, allow_private_networks: bool
+) -> Any:
+    """The ASGI app: the guarded fetcher for image_urls, the API key, the host policy and the shared store."""
+    from gen_searcher_core.host_policy import HostPolicy
+    from render_tools.server import create_app
+    from safe_io.fetcher import GuardedFetcher
+
     fetch_settings = settings.fetch.model_copy(
         update={"allow_private_networks": allow_private_networks or settings.fetch.allow_private_networks}
     )
-    device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else default_devices()
-    on_gpu = any(d.startswith("cuda") for d in device_list)
-    given = {"dtype": dtype, "lora": lora, "edit_lora": edit_lora, "lora_scale": lora_scale}
-    render_settings = settings.render.model_copy(
-        update={
-            "model": model,
-            "edit_model": edit_model,
-            **{name: value for name, value in given.items() if value is not None},
-            "compile": compile_ or settings.render.compile,
-            "cpu_offload": cpu_offload or settings.render.cpu_offload,
-        }
-    )
-    options = DiffusersOptions.from_settings(render_settings)
-    pool = WorkerPool(
-        lambda device: QwenImageEngine(options, device),
-        PoolConfig(
-            devices=tuple(device_list),
-            queue_size=queue_size,
-            max_batch=max_batch or (4 if on_gpu else 1),
-            request_timeout_s=settings.render.timeout_s,
-        ),
-    )
-    images = _shared_image_store(settings)
     api_key = settings.render.api_key
-    app = create_app(
+    return create_app(
         pool,
         fetcher=GuardedFetcher.from_settings(fetch_settings),
         api_keys=[api_key.get_secret_value()] if api_key else [],
-        model_name=" + ".join(source for source in (model, edit_model) if source),
+        model_name=flags.model_name,
         host_policy=HostPolicy(host, settings.allowed_hosts),  # the tool server's policy and setting
-        images=images,
+        images=_shared_image_store(settings),
     )
-    logging.basicConfig(level=settings.server.log_level.upper())
-    uvicorn.run(app, host=host, port=port, log_level=settings.server.log_level.lower(), **uvicorn_options())
 
 
 def _shared_image_store(settings: Any) -> Any:
