@@ -189,3 +189,28 @@ def test_the_render_schema_accepts_exactly_what_the_render_server_does(tmp_path:
     for steps in refused:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"prompt": "p", "steps": steps}, schema)
+
+
+def test_http_answers_unknown_resources_with_the_newer_code_from_2026_07_28(tmp_path: Path, index_db: Path) -> None:
+    """2026-07-28 retired -32002: a per-request (sessionless) read of an unknown URI gets -32602."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "resources/read",
+        "mcp-name": "file:///etc/passwd",
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "resources/read",
+        "params": {"uri": "file:///etc/passwd", "_meta": meta},
+    }
+    with run_tool_server(tmp_path, index=index_db) as ts, httpx.Client(timeout=60) as http:
+        error = http.post(ts.url, json=body, headers=headers).json()["error"]
+    assert error["code"] == -32602 and error["data"] == {"uri": "file:///etc/passwd"}, error
