@@ -4,7 +4,8 @@ Offline, over all prompts at once, in this order (the first failing check is the
 
 1. exact duplicates (normalised text) and near duplicates (MinHash LSH over word shingles);
 2. a cap on prompts per primary entity;
-3. decontamination against benchmark prompts (KnowGen, WISE, any file given): a shared word
+3. decontamination against benchmark prompts (KnowGen and WISE read by ``benchmark.datasets``, and
+   any other prompt file given): a shared word
    n-gram (8 and 13 by default), or a MinHash Jaccard above the threshold (a reworded prompt).
    Ground-truth images are checked against the benchmark's images later, in ``ground_truth``.
 
@@ -35,6 +36,21 @@ class Benchmark:
 
     prompts: list[tuple[str, str]] = field(default_factory=list)  # (source, normalised prompt)
     image_hashes: list[tuple[str, int]] = field(default_factory=list)  # (source, dHash)
+
+
+def load_benchmarks(settings: GateSettings) -> Benchmark:
+    """KnowGen and WISE through the benchmark's own loaders, then any other prompt files."""
+    from benchmark.datasets import load_knowgen, load_wise
+
+    bench = load_benchmark(settings.benchmark_files)
+    if settings.knowgen_file:
+        for item in load_knowgen(Path(settings.knowgen_file)):
+            bench.prompts.append((f"knowgen#{item.id}", normalise(item.prompt)))
+            if item.gt_image is not None and item.gt_image.is_file():
+                bench.image_hashes.append((f"knowgen#{item.id}", dhash(item.gt_image.read_bytes())))
+    if settings.wise_dir:
+        bench.prompts.extend((f"wise#{item.id}", normalise(item.prompt)) for item in load_wise(Path(settings.wise_dir)))
+    return bench
 
 
 def load_benchmark(files: list[str]) -> Benchmark:

@@ -13,7 +13,7 @@ import anyio
 
 from benchmark.progress import RunProgress
 from synth.funnel import Outcome, evaluate, funnel
-from synth.gate import Benchmark, load_benchmark
+from synth.gate import Benchmark, load_benchmarks
 from synth.items import Item
 from synth.journal import RunFolder
 from synth.manifest import settings_of, write_manifest
@@ -77,7 +77,7 @@ def run_synth(
     settings = effective(settings)
     folder.root.mkdir(parents=True, exist_ok=True)
     items = _merge(read_items(folder.items), user_prompts(prompt_files)) if prompt_files else read_items(folder.items)
-    bench = load_benchmark(settings.gate.benchmark_files)
+    bench = load_benchmarks(settings.gate)
     costs = Costs()
     notes: list[str] = []
     with _tool_url(settings, folder, config_file) as tools_url:
@@ -130,7 +130,7 @@ def reevaluate(folder: RunFolder, settings: SynthSettings | None = None) -> tupl
     """Decisions again from the journals, under ``settings`` (default: the folder's own); no service call."""
     settings = effective(settings or settings_of(folder) or SynthSettings())
     items = read_items(folder.items)
-    outcomes = evaluate(folder, items, settings, load_benchmark(settings.gate.benchmark_files))
+    outcomes = evaluate(folder, items, settings, load_benchmarks(settings.gate))
     shape = funnel(outcomes)
     write_manifest(folder, settings, shape)
     return outcomes, shape

@@ -70,6 +70,10 @@ class GateSettings(BaseModel):
     image_hash_distance: int = Field(
         8, ge=0, le=64, description="dHash Hamming distance at or below: near-identical images"
     )
+    knowgen_file: str | None = Field(
+        None, description="KnowGen prompts file (bench knowgen's format): its prompts and ground-truth images stay out"
+    )
+    wise_dir: str | None = Field(None, description="WISE prompts folder (bench wise's format): its prompts stay out")
     benchmark_files: list[str] = Field(
         default_factory=list,
         description="benchmark prompt files (JSON/JSONL with prompt and optional image paths) to decontaminate against",

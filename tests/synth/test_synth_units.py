@@ -161,3 +161,33 @@ def test_shards_merge_into_the_run_one_machine_makes(
     assert (
         sum(len(shard_of(whole.outcomes and [o.item for o in whole.outcomes], (i, shards))) for i in range(shards)) == 4
     )
+
+
+def test_knowgen_and_wise_are_read_by_the_benchmarks_own_loaders(tmp_path: Path) -> None:
+    import json
+
+    from synth.gate import load_benchmarks
+
+    (tmp_path / "gt.png").write_bytes(pattern_image("a knowgen ground truth"))
+    knowgen = tmp_path / "knowgen.json"
+    prompt = "Generate the Golden Gate Bridge painted in International Orange at sunset with fog rolling in"
+    knowgen.write_text(
+        json.dumps([{"id": "k1", "prompt": prompt, "meta": {"category": "architecture"}, "gt_image": "gt.png"}])
+    )
+    wise = tmp_path / "wise"
+    wise.mkdir()
+    wise_prompt = "The animal that is the national symbol of Australia hopping across a red desert"
+    (wise / "cultural.json").write_text(
+        json.dumps(
+            [{"prompt_id": 1, "Prompt": wise_prompt, "Explanation": "a kangaroo", "Category": "Cultural knowledge"}]
+        )
+    )
+    settings = GateSettings(knowgen_file=str(knowgen), wise_dir=str(wise))
+    bench = load_benchmarks(settings)
+    assert [s for s, _ in bench.prompts] == ["knowgen#k1", "wise#1"]
+    assert bench.image_hashes == [("knowgen#k1", dhash(pattern_image("a knowgen ground truth")))]
+    items = [item(0, prompt.replace("Generate", "Draw"), "GG"), item(1, wise_prompt + " at noon", "kangaroo")]
+    assert offline_gate(items, settings, bench) == {
+        "u0": "contaminated: 13-gram overlap",
+        "u1": "contaminated: 13-gram overlap",
+    }
