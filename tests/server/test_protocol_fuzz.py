@@ -23,7 +23,7 @@ from tests.server.schema_strategy import JSON_VALUES as json_values
 from tests.server.schema_strategy import from_schema
 from tests.support.tool_server import run_tool_server
 
-MAX_EXAMPLES = 150
+MAX_EXAMPLES = 100
 DEADLINE_S = 5.0
 METHODS = [
     "ping",
