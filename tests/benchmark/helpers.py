@@ -20,18 +20,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from benchmark.judge import JudgeSettings
-
-
-def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def write_png(path: Path, color: tuple[int, int, int] = (200, 30, 30)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png_bytes(color))
-    return path
+from tests.support.images import png_bytes as png_bytes  # the benchmark tests import these from here
+from tests.support.images import write_png as write_png
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -18,12 +17,12 @@ from pathlib import Path
 
 import anyio
 import httpx
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.support.images import png_bytes
 from tests.support.loopback import free_port
 
 SERPER_KEY = "serper-fleet-key-19ad"
@@ -31,9 +30,7 @@ IMAGE_COUNT = 6
 
 
 def png(color: tuple[int, int, int], size: tuple[int, int] = (160, 120)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(color, size)
 
 
 @dataclass

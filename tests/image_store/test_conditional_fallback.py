@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +14,7 @@ from starlette.routing import Route
 
 from safe_io.image_store import create_image_store
 from search_tools.settings import ImageSettings
+from tests.support.images import png_bytes
 from tests.support.loopback import serve_app
 from tests.support.s3 import S3Server
 
@@ -52,9 +51,7 @@ def older_server(upstream: str, seen: Counter[str]) -> Starlette:
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (80, 60), colour).save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(colour, (80, 60))
 
 
 async def test_writes_fall_back_to_an_existence_check(tmp_path: Path, s3_server: S3Server) -> None:

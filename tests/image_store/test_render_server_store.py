@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from PIL import Image
 from render_tools.base import RenderRequest, RenderResult
 from render_tools.server import create_app
 from render_tools.workers import PoolConfig, WorkerPool
+from tests.support.images import png_bytes
 from tests.support.loopback import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -44,9 +44,7 @@ class FakeEngine:
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (96, 64), colour).save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(colour, (96, 64))
 
 
 async def test_references_by_id_and_results_in_the_shared_store(make_store: Any) -> None:

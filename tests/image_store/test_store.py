@@ -20,14 +20,13 @@ from safe_io.image_store import (
     is_image_id,
 )
 from tests.browse import content
+from tests.support import images
 
 pytestmark = pytest.mark.anyio
 
 
 def png_bytes(size: tuple[int, int]) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (40, 160, 90)).save(buf, format="PNG")
-    return buf.getvalue()
+    return images.png_bytes((40, 160, 90), size)
 
 
 async def test_store_and_read_round_trip(store: ImageStore) -> None:

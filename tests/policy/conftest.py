@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -26,6 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tests.support.env import clear_settings_environment
+from tests.support.images import png_bytes
 from tests.support.loopback import serve_app
 from tests.support.tool_server import ToolServer, run_tool_server
 
@@ -63,13 +62,7 @@ SLOW_WAIT_S = 2.0
 
 
 def png(colour: tuple[int, int, int], size: tuple[int, int] = (160, 120)) -> bytes:
-    image = Image.new("RGB", size, colour)
-    for x in range(0, size[0], 16):  # a stripe pattern so thumbnails are not flat
-        for y in range(size[1]):
-            image.putpixel((x, y), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(colour, size, stripe_every=16)  # a stripe pattern so thumbnails are not flat
 
 
 def write_site(root: Path) -> None:

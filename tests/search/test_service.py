@@ -221,7 +221,7 @@ def broken_factory(settings):
 
 @pytest.fixture
 def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A real installed distribution (dist-info with entry_points.txt) on sys.path."""
+    """A real installed distribution (dist-info with entry_points.txt) on the import path."""
     site = tmp_path / "site"
     module = "gs_echo_plugin_" + tmp_path.name.replace("-", "_")
     (site / f"{module}.py").parent.mkdir(parents=True)

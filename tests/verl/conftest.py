@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,9 @@ from typing import Any, Literal
 
 import mcp_types
 import pytest
-from PIL import Image
 from pydantic import BaseModel, Field
 
+from tests.support import images as test_images
 from tests.support.env import clear_settings_environment
 from tests.support.loopback import serve_app
 from tests.support.tiny_qwen_image import SPECIAL_TOKENS as SPECIAL
@@ -157,13 +156,7 @@ def _load_tokenizer(folder: Path) -> Any:
 
 
 def png_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
-    image = Image.new("RGB", size, colour)
-    for x in range(0, size[0], 8):
-        for y in range(size[1]):
-            image.putpixel((x, y), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return test_images.png_bytes(colour, size, stripe_every=8)
 
 
 # ---------------------------------------------------------------- a toy MCP server
