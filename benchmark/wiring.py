@@ -169,7 +169,9 @@ def _episode_runner(tools: Any, chat: Any, model_name: str | None, traces: Path)
             data, _ = await tools.read_image(store_id)
             images[store_id] = await anyio.to_thread.run_sync(_decode_rgb, data)
         await anyio.Path(traces).mkdir(parents=True, exist_ok=True)
-        trace = json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+        # The trace keeps the thumbnails the model saw, so the item's page can show them (as run's trace.html does).
+        saved = episode.record(include_image_data=True).model_dump(mode="json", exclude_none=True)
+        trace = json.dumps(saved, ensure_ascii=False)
         await anyio.Path(traces / f"{safe_name(item.id)}.json").write_text(trace)
         return record, images
 

@@ -65,6 +65,9 @@ def test_the_demo_writes_prints_and_labels_its_pages(demo: tuple[Path, str]) -> 
     assert [call["name"] for call in calls] == ["search", "browse", "image_search"]
     assert not any(call["result"]["is_error"] for call in calls), [c["result"]["text"][:200] for c in calls]
     assert "the whole page" in pages["trace"].read_text()
+    item = pages["item"].read_text()
+    assert item.count("data:image/jpeg;base64,") >= 3  # the thumbnails the model saw, references among them
+    assert 'href="../report.html#lanternby-01"' in item
     card = json.loads((out / "scripted-policy" / "gallery.json").read_text())["cards"][0]
     assert card["tool_calls"] == 3 and card["model_calls"] == 4 and card["tokens"] > 0  # the card's effort line
     for run in ("scripted-policy", "baseline"):
