@@ -32,6 +32,7 @@ OTHER_VARIABLES = frozenset(
         "GEN_SEARCHER_TOKEN",
         "GEN_SEARCHER_MCP_URL",
         "GEN_SEARCHER_RENDER_MCP_URL",
+        "GEN_SEARCHER_SYNC_COUNTS",  # perf/gpu_check.py's tensor counter
         POLICY_ENV,
     }
 )
