@@ -43,7 +43,17 @@ def _units(folder: RunFolder) -> dict[str, list[dict]]:
     return {path.stem: read_rows(path) for path in sorted(folder.journals.glob("*.jsonl"))}
 
 
-@pytest.mark.parametrize("stage", ["necessity", "rollouts", "truth", "judge", "calibrate"])
+# Two paid stages in the fast lane (teacher; render + judge); the other three with the slow tests (make test).
+@pytest.mark.parametrize(
+    "stage",
+    [
+        pytest.param("necessity", marks=pytest.mark.slow),
+        "rollouts",
+        pytest.param("truth", marks=pytest.mark.slow),
+        "judge",
+        pytest.param("calibrate", marks=pytest.mark.slow),
+    ],
+)
 def test_kill_mid_stage_then_resume(stage: str, fakes: Fakes, tools: ToolServer, tmp_path: Path) -> None:
     for name in ("teacher", "policy", "judge", "images"):
         fakes.services.services[name].delay_s = 0.05
