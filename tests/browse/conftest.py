@@ -272,12 +272,11 @@ async def fetcher(web: Web) -> AsyncIterator[GuardedFetcher]:
 
 def browse_settings(tmp_path: Path, web: Web, **sections: Any) -> Any:
     """Hermetic server settings: guard on with the test web excepted; cache and images under tmp_path."""
-    from mcp_server.settings import load_settings
+    from tests.support.settings import hermetic_settings, merged_sections
 
     base: dict[str, dict[str, Any]] = {
         "server": {"log_level": "WARNING"},
-        "cache": {"path": str(tmp_path / "cache.db"), "url": None},
-        "images": {"dir": str(tmp_path / "images")},
+        "cache": {"url": None},
         "fetch": {
             "allowed_addresses": [f"127.0.0.1:{web.port}"],
             "timeout_s": 20.0,
@@ -286,9 +285,7 @@ def browse_settings(tmp_path: Path, web: Web, **sections: Any) -> Any:
         },
         "summary": {"base_url": None, "model": None, "text_budget": 1500},
     }
-    for key, value in sections.items():
-        base[key] = {**base.get(key, {}), **value}
-    return load_settings(**base)
+    return hermetic_settings(tmp_path, **merged_sections(base, sections))
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.settings import Settings, load_settings
+from mcp_server.settings import Settings
 from search_tools.index import build_index
 from tests.support.env import clear_settings_environment
 from tests.support.redis_server import RedisUnavailable, redis_server
+from tests.support.settings import hermetic_settings, merged_sections
 
 EIFFEL_HTML = """<!doctype html>
 <html><head><title>Eiffel Tower: history and facts</title></head>
@@ -91,17 +92,8 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings isolated in tmp_path (cache file, image dir), with overrides per section."""
 
     def make(**overrides: object) -> Settings:
-        sections = {
-            "cache": {"path": tmp_path / "cache.db"},
-            "images": {"dir": tmp_path / "images"},
-            "search": {"retry_backoff_s": 0.01, "timeout_s": 10.0, "rate_limit_per_s": 1000.0},  # generous under load
-        }
-        for key, value in overrides.items():
-            if isinstance(value, dict) and key in sections:
-                sections[key] = {**sections[key], **value}
-            else:
-                sections[key] = value  # type: ignore[assignment]
-        return load_settings(**sections)
+        search = {"retry_backoff_s": 0.01, "timeout_s": 10.0, "rate_limit_per_s": 1000.0}  # generous under load
+        return hermetic_settings(tmp_path, **merged_sections({"search": search}, overrides))
 
     return make
 

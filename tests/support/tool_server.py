@@ -28,8 +28,9 @@ from typing import Any
 
 from mcp_server.http_app import MCP_PATH, SSE_PATH, create_app
 from mcp_server.services import Services
-from mcp_server.settings import Settings, load_settings
+from mcp_server.settings import Settings
 from tests.support.loopback import serve_app
+from tests.support.settings import hermetic_settings, merged_sections
 
 TINY_CORPUS: dict[str, str] = {
     "eiffel-tower.md": "# Eiffel Tower\n\nThe Eiffel Tower is a wrought-iron lattice tower in Paris, France. "
@@ -82,24 +83,16 @@ def tool_server_settings(
     **overrides: Any,
 ) -> Settings:
     """Settings for a hermetic test server: everything it writes lives under ``tmp_dir``."""
-    tmp_dir = Path(tmp_dir)
-    sections: dict[str, dict[str, Any]] = {
+    defaults: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "stateless": stateless, "log_level": "WARNING"},
-        "search": {"backend": "local", "index": str(index)} if index is not None else {},
-        "cache": {"path": str(tmp_dir / "cache.db"), "url": None},
-        "images": {"dir": str(tmp_dir / "images")},
+        "cache": {"url": None},
         "fetch": {"allow_private_networks": True, "respect_robots": False},
+        "auth_tokens": list(auth_tokens),
+        "allowed_hosts": list(allowed_hosts),
     }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and key in sections:
-            sections[key] = {**sections[key], **value}
-        else:
-            sections[key] = value  # type: ignore[assignment]
-    return load_settings(
-        **{key: value for key, value in sections.items() if value != {}},
-        auth_tokens=list(auth_tokens),
-        allowed_hosts=list(allowed_hosts),
-    )
+    if index is not None:
+        defaults["search"] = {"backend": "local", "index": str(index)}
+    return hermetic_settings(tmp_dir, **merged_sections(defaults, overrides))
 
 
 @contextlib.contextmanager
