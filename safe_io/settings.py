@@ -8,7 +8,7 @@ and ``mcp_server.settings`` composes them into the server's tree.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -62,11 +62,25 @@ class FetchSettings(BaseModel):
         20 * 1024 * 1024, description="bytes one rendered page may download (scripts, XHR...), document included"
     )
     browser_js_heap_mb: int = Field(512, description="JavaScript heap limit of a page (a runaway page crashes alone)")
+    browser_renderer_memory_mb: int = Field(
+        1024,
+        ge=64,
+        description="resident memory of one renderer process (typed arrays, canvases and WASM included); a "
+        "renderer over it is killed and its page fails alone",
+    )
+    browser_max_renderers: int = Field(
+        0, ge=0, description="renderer processes at once; the newest beyond it are killed (0: 2 x contexts + 2)"
+    )
     browser_scrolls: int = Field(
         2, ge=0, description="times the browser scrolls to the bottom of a page that keeps growing (endless pages)"
     )
     browser_scroll_screens: int = Field(
         12, ge=0, description="viewport-sized scroll steps per page, so sections that load when seen load"
+    )
+    browser_subresources: Literal["all", "same-site", "none"] = Field(
+        "same-site",
+        description="requests a rendered page may make: all, same-site (its own site only) or none (the document "
+        "alone); known trackers never",
     )
     browser_block: list[str] = Field(
         default_factory=lambda: ["image", "media", "font"],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -37,6 +38,8 @@ from safe_io.fetcher import FetchError, FetchTimeout, GuardedFetcher, Resolver, 
 from safe_io.netguard import AddressPolicy
 from search_tools.extract import HTML_TYPES, sniff_media_type
 from search_tools.fetchers.guard_proxy import GuardProxy, Slot
+from search_tools.fetchers.renderer_watch import RendererWatch
+from search_tools.fetchers.subresources import SubresourceMode, SubresourceRule
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from search_tools.fetchers.registry import FetcherConfig
     from search_tools.settings import FetchSettings
 
+logger = logging.getLogger(__name__)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 # Off: background traffic, first-run work, QUIC (would bypass the proxy), WebRTC UDP outside the proxy,
 # DNS prefetching, permission prompts. --no-sandbox: containers rarely allow Chromium's own sandbox.
@@ -61,7 +65,9 @@ BASE_ARGS = (
     "--dns-prefetch-disable",
     "--deny-permission-prompts",
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
+    # no spare renderer kept warm: the process count after a page is the count before it
+    "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication,"
+    "SpareRendererForSitePerProcess",
 )
 # No popups, no download links (downloads bypass request routing; the context refuses them too).
 _NO_POPUPS = """window.open = () => null;
@@ -120,6 +126,7 @@ _QUIET_S = 0.3  # no request in flight for this long: the network has settled
 _POLL_S = 0.05
 _STABLE_S = 0.5  # the main text has not grown for this long (network quiet): the page has settled
 _TEXT_POLL_S = 0.15
+_WATCH_S = 0.2
 
 
 class BrowserGone(FetchError):
@@ -147,9 +154,12 @@ class BrowserOptions:
     settle_s: float = 5.0
     max_bytes: int = 20 * 1024 * 1024
     js_heap_mb: int = 512
+    renderer_memory_mb: int = 1024
+    max_renderers: int = 0  # 0: two per context and two more
     scrolls: int = 2
     scroll_screens: int = 12
     block: frozenset[str] = frozenset({"image", "media", "font"})
+    subresources: SubresourceMode = "same-site"
     min_chars: int = 200
     user_agent: str | None = None
 
@@ -162,12 +172,19 @@ class BrowserOptions:
             settle_s=min(fetch.browser_settle_s, fetch.browser_page_timeout_s),
             max_bytes=fetch.browser_max_bytes,
             js_heap_mb=fetch.browser_js_heap_mb,
+            renderer_memory_mb=fetch.browser_renderer_memory_mb,
+            max_renderers=fetch.browser_max_renderers,
             scrolls=fetch.browser_scrolls,
             scroll_screens=fetch.browser_scroll_screens,
             block=frozenset(fetch.browser_block),
+            subresources=fetch.browser_subresources,
             min_chars=fetch.auto_min_chars,
             user_agent=fetch.user_agent,
         )
+
+    @property
+    def renderer_cap(self) -> int:
+        return self.max_renderers or 2 * self.contexts + 2
 
     def launch_args(self) -> list[str]:
         return [*BASE_ARGS, f"--js-flags=--max-old-space-size={self.js_heap_mb}"]
@@ -182,6 +199,7 @@ class _PageState:
         self.last_activity = asyncio.get_running_loop().time()
         self.crashed = False
         self.document_served = False
+        self.memory_kills = 0  # the watch's memory kills when the page started
 
     def request_started(self, _request: Any) -> None:
         self.inflight += 1
@@ -201,15 +219,16 @@ class _Tab:
         self.browser, self.context, self.page = browser, context, page
         self.state: _PageState | None = None
         self.document: FetchedPage | None = None
+        self.rule: SubresourceRule | None = None
         self.uses = 0
         self.tasks: set[asyncio.Future[None]] = set()
 
-    def start(self, document: FetchedPage, state: _PageState) -> None:
-        self.document, self.state = document, state
+    def start(self, document: FetchedPage, state: _PageState, rule: SubresourceRule) -> None:
+        self.document, self.state, self.rule = document, state, rule
         self.uses += 1
 
     def stop(self) -> None:
-        self.document = self.state = None
+        self.document = self.state = self.rule = None
 
     def request_started(self, request: Any) -> None:
         if self.state is not None:
@@ -241,7 +260,12 @@ class BrowserFetcher:
         self.direct = direct
         self.options = options
         self._on_event = on_event
-        self._proxy = GuardProxy(policy, resolver=resolver, on_refused=lambda _why: self._event("refused"))
+        self._proxy = GuardProxy(
+            policy,
+            resolver=resolver,
+            on_refused=lambda _why: self._event("refused"),
+            on_blocked=lambda _why: self._event("subresource_blocked"),
+        )
         self._free: asyncio.Queue[int] | None = None
         self._tabs: dict[int, _Tab] = {}
         self._lock = asyncio.Lock()
@@ -249,6 +273,12 @@ class BrowserFetcher:
         self._browser: Any = None
         self.pid: int | None = None  # the Chromium browser process, while one runs
         self.launches = 0
+        self.watch = RendererWatch(options.renderer_memory_mb * 1024 * 1024, options.renderer_cap)
+        self._rendering = 0
+        self._watching: asyncio.Task[None] | None = None
+        self._targets: Any = None  # the browser-level DevTools session that closes opened windows
+        self._closing: set[str] = set()
+        self._closers: set[asyncio.Future[None]] = set()
 
     @property
     def guard_key(self) -> str:
@@ -274,17 +304,38 @@ class BrowserFetcher:
             for index in range(self.options.contexts):
                 self._free.put_nowait(index)
         index = await self._free.get()
+        self._rendering += 1
         try:
             try:
                 return await self._render(document, index)
             except BrowserGone:  # it died under us (killed, crashed): once more with a new browser
                 return await self._render(document, index)
         finally:
+            self._rendering -= 1
             self._free.put_nowait(index)
+
+    def _start_watch(self) -> None:
+        if self._watching is None or self._watching.done():
+            self._watching = asyncio.ensure_future(self._watch_renderers())
+
+    async def _watch_renderers(self) -> None:
+        """While pages render: the renderers' memory and count, checked five times a second (in a thread)."""
+        while self._rendering > 0:
+            pid = self.pid
+            if pid is not None:
+                for line in await anyio.to_thread.run_sync(self.watch.check, pid):
+                    logger.info("browser: killed %s", line)
+                    self._event("renderer_killed")
+            await asyncio.sleep(_WATCH_S)
 
     async def aclose(self) -> None:
         """Close the browser (killed if it does not close in time), the Playwright driver and the proxy."""
         async with self._lock:
+            if self._watching is not None:
+                self._watching.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._watching
+                self._watching = None
             await self._stop_browser()
             if self._playwright is not None:
                 with contextlib.suppress(Exception):
@@ -319,11 +370,49 @@ class BrowserFetcher:
                 handle_sigterm=False,
                 handle_sighup=False,
                 timeout=30_000,
+                ignore_default_args=["--disable-popup-blocking"],  # Chromium's own blocker stays on
             )
             self.pid = await self._browser_pid(self._browser)
+            self._targets = await self._watch_targets(self._browser)
             self.launches += 1
             self._event("browser_launched")
             return self._browser
+
+    async def _watch_targets(self, browser: Any) -> Any:
+        """A browser-level DevTools session that sees every window as it is created and closes each one a page
+        opened (an opener: ``target=_blank``, ``window.open``, form targets, ``noopener`` included) at once,
+        before Playwright would even report it."""
+        return await browser.new_browser_cdp_session()
+
+    def _close_target(self, session: Any, target: str) -> None:
+        if target in self._closing:
+            return
+        self._closing.add(target)
+        self._event("popup_closed")
+
+        async def close() -> None:
+            try:
+                with contextlib.suppress(Exception), anyio.fail_after(5):
+                    await session.send("Target.closeTarget", {"targetId": target})
+            finally:
+                self._closing.discard(target)
+
+        task = asyncio.ensure_future(close())
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_opened_windows(self) -> None:
+        """Every window a page opened, closed (late ones included) and waited for."""
+        session = self._targets
+        if session is None:
+            return
+        with contextlib.suppress(Exception), anyio.fail_after(5):
+            infos = await session.send("Target.getTargets")
+            for info in infos.get("targetInfos", []):
+                if info.get("type") == "page" and info.get("openerId"):
+                    self._close_target(session, str(info.get("targetId")))
+            if self._closers:
+                await asyncio.gather(*self._closers, return_exceptions=True)
 
     def _running(self) -> bool:
         """The browser is connected and its process alive (a killed browser may look connected for a moment)."""
@@ -343,6 +432,7 @@ class BrowserFetcher:
         """Close the browser, killing it when it does not close within a few seconds."""
         browser, self._browser = self._browser, None
         self._tabs.clear()  # their contexts go with the browser
+        self._targets = None
         if browser is not None:
             try:
                 with anyio.fail_after(5):
@@ -390,8 +480,11 @@ class BrowserFetcher:
     async def _render(self, document: FetchedPage, index: int) -> FetchedPage:
         browser = await self._ensure_browser()
         slot = self._proxy.slots[index]
-        slot.reset(max(0, self.options.max_bytes - len(document.body)))
+        rule = SubresourceRule.for_document(self.options.subresources, document.url)
+        slot.reset(max(0, self.options.max_bytes - len(document.body)), rule)
         state = _PageState()
+        state.memory_kills = self.watch.killed_for_memory
+        self._start_watch()
         tab = self._tabs.get(index)
         done = False
         try:
@@ -399,7 +492,7 @@ class BrowserFetcher:
                 if tab is None or tab.browser is not browser or tab.uses >= _TAB_PAGES or tab.page.is_closed():
                     await self._discard_tab(index)
                     tab = self._tabs[index] = await self._open_tab(browser, slot)
-                tab.start(document, state)
+                tab.start(document, state, rule)
                 await tab.page.goto(document.url, wait_until="domcontentloaded")
                 await self._settle(tab.page, state, slot)
                 await tab.page.evaluate(_FLATTEN_SHADOWS)
@@ -417,13 +510,18 @@ class BrowserFetcher:
         except Exception as exc:  # noqa: BLE001 - Playwright's errors, translated for the caller
             if state.crashed or "crash" in str(exc).lower():
                 self._event("renderer_crashed")
+                if self.watch.killed_for_memory > state.memory_kills:
+                    raise FetchError(
+                        f"the page at {document.url} used more than {self.options.renderer_memory_mb} MB of "
+                        "memory; its renderer was stopped"
+                    ) from None
                 raise FetchError(f"the page at {document.url} crashed the browser's renderer") from None
             if not browser.is_connected() or not self._running():
                 raise BrowserGone(f"the browser stopped while rendering {document.url}; try again") from None
             raise FetchError(f"the browser could not render {document.url}: {_first_line(exc)}") from None
         finally:
             slot.close_connections()
-            if not (done and await self._reset_tab(index)):
+            if not (done and await self._close_popups(index) and await self._reset_tab(index)):
                 await self._discard_tab(index)
         self._event("rendered")
         headers = {**document.headers, "content-type": "text/html; charset=utf-8"}
@@ -462,19 +560,40 @@ class BrowserFetcher:
                 self._event("refused")
 
         def on_new_page(other: Any) -> None:
-            if other is not page:  # a popup that got past the init script: closed at once
+            if other is not page:  # a popup (closed and counted by _watch_targets already): closed here too
                 task = asyncio.ensure_future(_close_quietly(other))
                 tab.tasks.add(task)
                 task.add_done_callback(tab.tasks.discard)
 
         await context.route("**/*", route)
         context.on("page", on_new_page)
+        devtools = await context.new_cdp_session(page)
+        devtools.on("Page.windowOpen", lambda _event: self._event("popup_blocked"))
+        await devtools.send("Page.enable")
         page.on("crash", tab.crashed)
         page.on("console", on_console)
         page.on("request", tab.request_started)
         page.on("requestfinished", tab.request_ended)
         page.on("requestfailed", tab.request_ended)
         return tab
+
+    async def _close_popups(self, index: int) -> bool:
+        """Every page of the slot's context but its own closed (windows opened late included) before the call
+        returns, so the browser's processes are back to their idle count. False: the tab is discarded."""
+        tab = self._tabs.get(index)
+        if tab is None:
+            return False
+        await self._close_opened_windows()
+        try:
+            with anyio.fail_after(5):
+                if tab.tasks:
+                    await asyncio.gather(*tab.tasks, return_exceptions=True)
+                for other in tab.context.pages:
+                    if other is not tab.page:
+                        await other.close()
+        except Exception:  # noqa: BLE001 - a context that cannot close its pages is closed as a whole
+            return False
+        return True
 
     async def _reset_tab(self, index: int) -> bool:
         """Ready the slot's tab for the next page: scripts stopped (about:blank), cookies gone. False: discard it."""
@@ -500,9 +619,12 @@ class BrowserFetcher:
         """The main document from ``direct``; nothing for popups, other navigations or blocked resource types."""
         try:
             state, document = tab.state, tab.document
-            frame = request.frame
-            if state is None or document is None or frame.page is not tab.page:  # between pages, or a popup
-                return await route.abort("aborted")
+            try:
+                frame = request.frame
+            except Exception:  # noqa: BLE001 - a popup's first navigation comes before its frame exists
+                frame = None
+            if state is None or document is None or frame is None or frame.page is not tab.page:
+                return await route.abort("aborted")  # between pages, or a popup
             if request.is_navigation_request() and frame.parent_frame is None:
                 if state.document_served:  # the page is read where it was asked: no navigating away
                     return await route.abort("aborted")  # (an aborted navigation leaves the page as it is)
@@ -512,8 +634,13 @@ class BrowserFetcher:
                 return await route.fulfill(status=200, headers={"content-type": content_type}, body=document.body)
             if request.resource_type in self.options.block:
                 return await route.abort("blockedbyclient")
+            if tab.rule is not None and tab.rule.refusal(request.url) is not None:  # before it leaves the browser
+                self._event("subresource_blocked")
+                return await route.abort("blockedbyclient")
             return await route.continue_()
-        except Exception:  # noqa: BLE001 - the page closed or crashed meanwhile
+        except Exception:  # noqa: BLE001 - the page closed or crashed meanwhile: nothing goes out
+            with contextlib.suppress(Exception):
+                await route.abort("aborted")
             return None
 
     async def _settle(self, page: Any, state: _PageState, slot: Slot) -> None:

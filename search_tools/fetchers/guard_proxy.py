@@ -11,7 +11,8 @@ the guard ``direct`` has, pinned per connection (DNS rebinding gets nothing).
 
 The proxy listens on one port per browser context ("slot") plus a fallback port
 for the browser's own traffic; a slot's port tells which page a connection
-belongs to, so each page has its own byte budget and refusal count.
+belongs to, so each page has its own byte budget, refusal count and
+subresource rule (third parties and trackers, :mod:`search_tools.fetchers.subresources`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import httpcore
 
 from safe_io.fetcher import BlockedAddress, ConnectionFailed, GuardedNetworkBackend, Resolver, system_resolver
 from safe_io.netguard import AddressPolicy
+from search_tools.fetchers.subresources import SubresourceRule
 
 _HEAD_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
@@ -43,15 +45,17 @@ class Slot:
     refused: list[str] = field(default_factory=list)
     over_budget: bool = False
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    rule: SubresourceRule | None = None  # the page's subresource rule (None: the guard alone decides)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def reset(self, max_bytes: int) -> None:
+    def reset(self, max_bytes: int, rule: SubresourceRule | None = None) -> None:
         self.close_connections()
         self.max_bytes, self.received, self.over_budget = max_bytes, 0, False
         self.refused = []
+        self.rule = rule
 
     def close_connections(self) -> None:
         for writer in list(self.writers):
@@ -68,11 +72,13 @@ class GuardProxy:
         *,
         resolver: Resolver = system_resolver,
         on_refused: Callable[[str], None] | None = None,
+        on_blocked: Callable[[str], None] | None = None,
         connect_timeout_s: float = 10.0,
         idle_timeout_s: float = 60.0,
     ) -> None:
         self._backend = GuardedNetworkBackend(policy, resolver)
         self._on_refused = on_refused
+        self._on_blocked = on_blocked
         self._connect_timeout_s = connect_timeout_s
         self._idle_timeout_s = idle_timeout_s
         self._servers: list[asyncio.Server] = []
@@ -151,6 +157,12 @@ class GuardProxy:
         """The vetted upstream connection, or None after answering the browser with the refusal."""
         if slot.over_budget:
             await _answer(writer, 403, "refused: the page is over its byte budget")
+            return None
+        blocked = slot.rule.host_refusal(host) if slot.rule is not None else None
+        if blocked is not None:  # what the browser's routing cannot see (WebSockets) meets the page's rule here
+            if self._on_blocked is not None:
+                self._on_blocked(blocked)
+            await _answer(writer, 403, f"blocked: {blocked}")
             return None
         try:
             return await self._backend.connect_tcp(host, port, timeout=self._connect_timeout_s)

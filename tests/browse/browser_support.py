@@ -15,11 +15,13 @@ from tests.browse.js_web import JsWeb, build_js_app
 from tests.support.loopback import serve_app
 
 REBIND_HOST = "rebind.test"
+THIRD_PARTY_HOST = JsWeb.third_party_host
 
 
 async def rebinding_resolver(host: str, port: int) -> list[str]:
-    """``rebind.test`` answers 127.0.0.1 (a public-looking name that points inside); other names resolve normally."""
-    if host == REBIND_HOST:
+    """``rebind.test`` answers 127.0.0.1 (a public-looking name that points inside), and so does the JavaScript
+    web's third-party name; other names resolve normally."""
+    if host in (REBIND_HOST, THIRD_PARTY_HOST):
         return ["127.0.0.1"]
     return await system_resolver(host, port)
 

@@ -37,6 +37,7 @@ class JsWeb:
     base: str = ""
     port: int = 0
     internal_port: int = 0
+    third_party_host: str = "cdn.elsewhere.test"  # the tests' resolver answers 127.0.0.1 for it
     hits: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def url(self, path: str) -> str:
@@ -195,8 +196,60 @@ more();"""
         await count(request)
         return Response(content.jpeg_bytes(), media_type="image/jpeg")
 
+    async def popup_storm(request: Request) -> Response:
+        """Windows opened every way a page can: past a capturing click handler, with noopener, from a fresh
+        iframe's window, by a form with a target, and in a loop."""
+        await count(request)
+        script = (
+            f"{FILL} {json.dumps(ARTICLE)};"
+            "window.addEventListener('click', function (e) { e.stopImmediatePropagation(); }, true);"
+            "for (var i = 0; i < 6; i++) { var a = document.createElement('a');"
+            "  a.href = '/popup-tab?n=' + i; a.target = '_blank'; a.rel = i % 2 ? 'noopener' : '';"
+            "  document.body.appendChild(a); a.dispatchEvent(new MouseEvent('click', {bubbles: true})); }"
+            "var f = document.createElement('iframe'); document.body.appendChild(f);"
+            "try { f.contentWindow.open('/popup-target?via=iframe'); } catch (e) {}"
+            "var form = document.createElement('form'); form.action = '/popup-target'; form.target = '_blank';"
+            "document.body.appendChild(form); form.submit();"
+            "var n = 0; var t = setInterval(function () { var b = document.createElement('a');"
+            "  b.href = '/popup-tab?loop=' + n; b.target = 'w' + n; document.body.appendChild(b);"
+            "  b.dispatchEvent(new MouseEvent('click', {bubbles: true})); if (++n > 10) clearInterval(t); }, 20);"
+        )
+        return page("Popup storm", "", script)
+
+    async def typed_arrays(request: Request) -> Response:
+        """Memory outside the JavaScript heap: typed arrays, touched so that they are resident."""
+        await count(request)
+        script = (
+            f"{FILL} {json.dumps(ARTICLE)}; var held = [];"
+            "function more() { var b = new Uint8Array(64 * 1024 * 1024); b.fill(7); held.push(b);"
+            "  if (held.length < 20) setTimeout(more, 10); }"
+            "setTimeout(more, 0);"
+        )
+        return page("Typed arrays", "", script)
+
+    async def third_party(request: Request) -> Response:
+        """Scripts, XHR and a WebSocket for another site and a known tracker, next to a same-site request."""
+        await count(request)
+        other = f"http://{web.third_party_host}:{web.port}"
+        script = (
+            "var x = new XMLHttpRequest(); x.open('GET', '/api/article');"
+            f"x.onload = function () {{ {FILL} JSON.parse(x.responseText).html; }}; x.send();"
+            f"fetch('{other}/third/data.json').catch(function () {{}});"
+            "fetch('https://www.google-analytics.com/g/collect?v=2').catch(function () {});"
+            f"try {{ new WebSocket('ws://{web.third_party_host}:{web.port}/third/ws'); }} catch (e) {{}}"
+        )
+        return page("Third parties", f"<script src='{other}/third/lib.js'></script>", script)
+
+    async def third_party_file(request: Request) -> Response:
+        await count(request)
+        return Response("var loaded = true;", media_type="application/javascript")
+
     return Starlette(
         routes=[
+            Route("/popup-storm", popup_storm),
+            Route("/typed-arrays", typed_arrays),
+            Route("/third-party", third_party),
+            Route("/third/{name}", third_party_file),
             Route("/shell", shell),
             Route("/api/article", api_article),
             Route("/server-rendered", server_rendered),

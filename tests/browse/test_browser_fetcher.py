@@ -37,10 +37,11 @@ class Shared:
 
 @pytest.fixture(scope="module")
 async def shared(web: Web, js_web: JsWeb) -> AsyncIterator[Shared]:
-    """One browser for the module's well-behaved pages (Chromium starts once)."""
+    """One browser for the module's well-behaved pages (Chromium starts once). Subresources: all, so that the
+    address guard itself meets every hostile request (the same-site rule is tested in test_browser_bounds)."""
     metrics = Metrics()
     direct = make_direct(web, js_web, respect_robots=False)
-    fetcher = make_browser(direct, web, js_web, metrics, max_bytes=3 * 1024 * 1024)
+    fetcher = make_browser(direct, web, js_web, metrics, max_bytes=3 * 1024 * 1024, subresources="all")
     try:
         yield Shared(fetcher, metrics)
     finally:
