@@ -74,7 +74,7 @@ class Metrics:
         self._image_store_events = Counter(
             "gen_searcher_image_store_events",
             "What the S3 image store refused or repaired, by event (oversized, hash_mismatch, size_mismatch, "
-            "bad_record, bad_source_entry, restored, lost).",
+            "bad_record, bad_source_entry, removed, restored, lost).",
             ["event"],
             registry=self.registry,
         )

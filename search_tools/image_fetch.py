@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from gen_searcher_core.errors import UserFacingError, first_leaf
 from safe_io.fetcher import FetchError, GuardedFetcher
 from safe_io.image_store import (
+    ImageIntegrityError,
     ImageNotFoundError,
     ImageStore,
     ImageStoreUnavailable,
@@ -196,6 +197,9 @@ class ImageCollector:
             try:
                 return await self._store.get(entry.image_id)
             except ImageNotFoundError:  # evicted since: download again
+                return None
+            except ImageIntegrityError as exc:  # what the store holds is not that picture: download again
+                logger.warning("remembered image of a source refused: %s", exc)
                 return None
         return None
 

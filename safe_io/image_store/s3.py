@@ -166,8 +166,9 @@ class S3ImageStore(StoreHelpers):
         self.cache = cache
         self.thumbnail_side = thumbnail_side
         self.max_image_bytes = max_image_bytes
-        #: What this store refused or restored: ``oversized``, ``hash_mismatch``, ``size_mismatch``,
-        #: ``bad_record``, ``restored``, ``lost`` (an id known only to the local cache, not returned).
+        #: What this store refused or repaired: ``oversized``, ``hash_mismatch``, ``size_mismatch``,
+        #: ``bad_record``, ``bad_source_entry``, ``removed`` (bytes that did not hash to their id, deleted),
+        #: ``restored``, ``lost`` (an id known only to the local cache, not returned).
         self.events: Counter[str] = Counter()
         self._sink = events
         # A hard bound over the client's own timeouts and retries: no call waits longer than this.
@@ -322,6 +323,15 @@ class S3ImageStore(StoreHelpers):
         logger.warning("image store %s: %s refused: %s", self.location, image_id, why)
         return ImageIntegrityError(f"image {image_id} in {self.location} failed verification: {why}; not served")
 
+    async def _remove_forged(self, image_id: str) -> None:
+        """Delete image bytes that do not hash to their id: nothing could ever serve them, and the
+        next ``put`` of the real picture (a conditional put) writes it again instead of keeping them."""
+        try:
+            await self._call(obstore.delete_async(self._s3, image_id))
+        except (FileNotFoundError, ImageStoreUnavailable):
+            return  # the refusal stands; the next reader tries again
+        self._count("removed")
+
     async def _exists(self, key: str) -> bool:
         try:
             await self._call(obstore.head_async(self._s3, key))
@@ -429,9 +439,15 @@ class S3ImageStore(StoreHelpers):
             if known is not None and await self._confirm_in_bucket(known, data):
                 return known
         record = StoredImage(image_id, width, height, media_type, len(data), dict(meta or {}))
+        body = json.dumps(record.to_dict()).encode()
         await self._create(image_id, data, media_type)
-        if not await self._create(f"{image_id}.json", json.dumps(record.to_dict()).encode(), "application/json"):
-            record = await self._fetch_record(image_id)  # another writer was first: its record stands
+        if not await self._create(f"{image_id}.json", body, "application/json"):
+            try:
+                record = await self._fetch_record(image_id)  # another writer was first: its record stands
+            except ImageIntegrityError:  # unless it is no record of this image: this write's replaces it
+                attributes: Any = {"Content-Type": "application/json"}
+                await self._call(obstore.put_async(self._s3, f"{image_id}.json", body, attributes=attributes))
+                self._count("restored")
         if self.cache is not None:
             await self._cached(self.cache.insert(record, data))
         return record
@@ -489,6 +505,7 @@ class S3ImageStore(StoreHelpers):
                 image_id, "size_mismatch", f"{len(data)} bytes where its record says {record.size_bytes}"
             )
         if not await anyio.to_thread.run_sync(_matches, data, record):
+            await self._remove_forged(image_id)
             raise self._refuse(image_id, "hash_mismatch", "its bytes do not hash to the id")
         if self.cache is not None:  # only verified bytes reach the cache
             await self._cached(self.cache.insert(record, data))

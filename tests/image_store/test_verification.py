@@ -50,7 +50,7 @@ class Bucket:
 
 @pytest.fixture
 def replicas(tmp_path: Path, s3_server: S3Server) -> Iterator[tuple[ImageSettings, Bucket]]:
-    settings = ImageSettings(**s3_server.images_settings(tmp_path / "cache-a"))
+    settings = ImageSettings(**s3_server.images_settings(tmp_path / "cache-a", timeout_s=10.0))  # a loaded machine
     yield settings, Bucket(s3_server, settings)
 
 
@@ -61,35 +61,41 @@ def replica(settings: ImageSettings, cache_dir: Path, **update: Any) -> S3ImageS
     return store
 
 
-async def test_tampered_bytes_are_refused_never_cached_and_counted(
+async def test_tampered_bytes_are_refused_never_cached_counted_and_replaced(
     tmp_path: Path, replicas: tuple[ImageSettings, Bucket]
 ) -> None:
     settings, bucket = replicas
     first = replica(settings, tmp_path / "a")
-    record = await first.put(content.jpeg_bytes((120, 90), (200, 40, 40)), "image/jpeg")
+    data = content.jpeg_bytes((120, 90), (200, 40, 40))
+    record = await first.put(data, "image/jpeg")
     other = content.jpeg_bytes((120, 90), (10, 200, 40))
     forged = other + b"\0" * (record.size_bytes - len(other)) if len(other) < record.size_bytes else other
     bucket.put(record.id, forged[: record.size_bytes])  # same size, other picture
 
     second = replica(settings, tmp_path / "b")
-    for attempt in (1, 2):  # refused every time: nothing of it was kept
-        with pytest.raises(ImageIntegrityError, match=rf"{record.id} in s3://.* failed verification: .*hash"):
-            await second.read_bytes(record.id)
-        assert second.events["hash_mismatch"] == attempt
-    with pytest.raises(ImageIntegrityError):
-        await second.thumbnail(record.id)
-    assert second.cache is not None and not await second.cache.contains(record.id)
-    assert not list((tmp_path / "b").rglob(f"{record.id}*"))
-
-    bucket.put(record.id, other)  # another size too: the record's size gives it away
-    with pytest.raises(ImageIntegrityError, match="bytes where its record says"):
+    with pytest.raises(ImageIntegrityError, match=rf"{record.id} in s3://.* failed verification: .*hash"):
         await second.read_bytes(record.id)
-    assert second.events["size_mismatch"] == 1
+    assert second.events["hash_mismatch"] == 1
+    assert second.cache is not None and not await second.cache.contains(record.id)
+    assert not list((tmp_path / "b").rglob(f"{record.id}*"))  # nothing of it was kept
+    # Bytes that do not hash to their id can never be served: they are deleted, so the id is unknown
+    # (on every replica) until the real picture is stored again, which the next put does.
+    assert second.events["removed"] == 1 and not bucket.has(record.id)
+    with pytest.raises(ImageNotFoundError):
+        await second.thumbnail(record.id)
+    assert (await first.put(data, "image/jpeg")).id == record.id
+    assert await second.read_bytes(record.id) == (data, "image/jpeg")
+
+    third = replica(settings, tmp_path / "c")
+    bucket.put(record.id, other)  # another size too: the record's size gives it away before the body is read
+    with pytest.raises(ImageIntegrityError, match="bytes where its record says"):
+        await third.read_bytes(record.id)
+    assert third.events["size_mismatch"] == 1
 
     bucket.put(f"{record.id}.json", b'{"id": "img_0000000000000000", "width": 1}')
     with pytest.raises(ImageIntegrityError, match="record"):
-        await second.get(record.id)
-    assert second.events["bad_record"] == 1
+        await third.get(record.id)
+    assert third.events["bad_record"] == 1
 
 
 def rss_bytes() -> int:
@@ -210,14 +216,52 @@ async def test_the_tool_server_refuses_tampered_images_and_counts_them(
     writer = replica(settings, tmp_path / "a")
     record = await writer.put(content.jpeg_bytes((120, 90), (200, 40, 40)), "image/jpeg")
     bucket.put(record.id, b"x" * record.size_bytes)
-    images = s3_server.images_settings(tmp_path / "server-cache") | {"url": settings.url}  # the same prefix
+    images = s3_server.images_settings(tmp_path / "server-cache", timeout_s=10.0) | {"url": settings.url}
     with run_tool_server(tmp_path, index=write_index(tmp_path), images=images) as ts:
         async with httpx.AsyncClient(base_url=ts.base_url) as http:
             answer = await http.get(f"/images/{record.id}")
             assert answer.status_code == 503 and "failed verification" in answer.json()["error"]
+            bucket.put(record.id, b"x" * record.size_bytes)  # the forged bytes were deleted: forge them again
             async with Client(ts.url) as client:
                 with pytest.raises(MCPError, match="failed verification"):
                     await client.read_resource(f"image://{record.id}")
             assert (await http.get("/healthz")).status_code == 200
             exposed = (await http.get("/metrics")).text
         assert 'gen_searcher_image_store_events_total{event="hash_mismatch"} 2.0' in exposed
+        assert 'gen_searcher_image_store_events_total{event="removed"} 2.0' in exposed
+
+
+async def test_a_remembered_source_whose_record_was_forged_is_downloaded_again(
+    tmp_path: Path, replicas: tuple[ImageSettings, Bucket]
+) -> None:
+    from collections import Counter
+
+    from safe_io.fetcher import GuardedFetcher
+    from safe_io.netguard import AddressPolicy
+    from search_tools.backends.base import ImageHit
+    from search_tools.image_fetch import ImageCollector
+    from tests.image_store.test_reuse_and_faults import image_host
+    from tests.support.loopback import serve_app
+
+    settings, bucket = replicas
+    downloads: Counter[str] = Counter()
+    with serve_app(image_host(downloads)) as base:
+        fetcher = GuardedFetcher(
+            user_agent="gen-searcher-tests",
+            policy=AddressPolicy.from_strings(False, [f"127.0.0.1:{base.rsplit(':', 1)[1]}"]),
+            respect_robots=False,
+            timeout_s=20.0,
+        )
+        hits = [ImageHit(image_url=f"{base}/img/a.png", page_url=f"{base}/p", title="a", position=1)]
+        try:
+            found, _ = await ImageCollector(fetcher, replica(settings, tmp_path / "a"), reuse_sources_s=3600).collect(
+                hits, 1
+            )
+            image_id = found[0].image.id
+            bucket.put(f"{image_id}.json", b"{not a record")
+            other = ImageCollector(fetcher, replica(settings, tmp_path / "b"), reuse_sources_s=3600)
+            again, dropped = await other.collect(hits, 1)  # not an error: the candidate is fetched again
+            assert [f.image.id for f in again] == [image_id] and not dropped
+            assert downloads["a.png"] == 2
+        finally:
+            await fetcher.aclose()
