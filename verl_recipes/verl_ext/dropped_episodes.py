@@ -81,7 +81,10 @@ async def report_dropped_episode(exc: BaseException) -> None:
         ledger = ray.get_actor(LEDGER_NAME)
     except ValueError:
         return
-    await ledger.record.remote(text)
+    try:
+        await ledger.record.remote(text)
+    except Exception as report_error:  # noqa: BLE001 - the episode's own error is what the caller re-raises
+        log.warning("the dropped episode could not be reported to the ledger: %s", describe(report_error))
 
 
 def dropped_in_batch(
