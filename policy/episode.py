@@ -152,6 +152,12 @@ class ToolResult:
 
 @dataclass(frozen=True)
 class EpisodeResult:
+    """The state machine's outcome, in memory (the parsed answer included).
+
+    What crosses a process or a file is :meth:`Episode.record`'s :class:`EpisodeRecord`;
+    :meth:`to_dict` is the shape of ``answer.json`` of ``gen-searcher run``.
+    """
+
     termination: Termination
     answer: Answer | None
     references: tuple[ResolvedReference, ...]
