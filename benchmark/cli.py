@@ -145,12 +145,12 @@ def _timestamp(seconds: float) -> str:
 
 
 def source_commit() -> str | None:
-    """The git commit of this installation's source, when it runs from a checkout (else None)."""
+    """The git commit of this installation's source (``-dirty`` with local changes), from a checkout; else None."""
     import subprocess
 
     try:
         done = subprocess.run(
-            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short=12", "HEAD"],
+            ["git", "-C", str(Path(__file__).resolve().parent), "describe", "--always", "--dirty", "--abbrev=12"],
             capture_output=True,
             text=True,
             timeout=5,

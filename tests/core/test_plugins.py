@@ -70,7 +70,8 @@ def test_plugins_lists_every_group_with_distribution_and_version() -> None:
 def test_plugins_names_a_third_party_and_marks_a_clash(plugin_site: Path) -> None:
     text = _cli(plugin_site, "plugins")
     assert text.returncode == 1  # a clash is a problem to fix, so the listing exits non-zero
-    line = next(line for line in text.stdout.splitlines() if line.strip().startswith("demo "))
+    lines = [line for line in text.stdout.splitlines() if line.strip().startswith("demo ")]
+    line = next(line for line in lines if "gs_demo_plugin" in line)  # the plugin's backend, not `gen-searcher demo`
     assert "gs_demo_plugin:create" in line and "[gs-demo-plugin 1.2.3]" in line
     serper_lines = [line for line in text.stdout.splitlines() if line.strip().startswith("serper ")]
     assert len(serper_lines) == 2 and all("CLASH" in line for line in serper_lines)

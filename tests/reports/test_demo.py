@@ -70,6 +70,11 @@ def test_the_demo_writes_prints_and_labels_its_pages(demo: tuple[Path, str]) -> 
     assert 'href="../report.html#lanternby-01"' in item
     card = json.loads((out / "scripted-policy" / "gallery.json").read_text())["cards"][0]
     assert card["tool_calls"] == 3 and card["model_calls"] == 4 and card["tokens"] > 0  # the card's effort line
+    report = pages["report"].read_text()
+    for label in ("policy model", "judge model", "renderer", "seed", "started", "duration", "gen-searcher"):
+        assert f"<th>{label}</th>" in report, label  # how the run was made
+    compare = pages["compare"].read_text()
+    assert ">difference</th>" in compare and compare.count('class="n diffcell"') >= 3
     for run in ("scripted-policy", "baseline"):
         summary = json.loads((out / run / "summary.json").read_text())
         assert summary["counts"]["scored"] == summary["counts"]["items"] == 2
