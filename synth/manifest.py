@@ -47,6 +47,7 @@ def write_manifest(
     costs: dict[str, int] | None = None,
     wall_s: float = 0.0,
     notes: list[str] | None = None,
+    stage_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     old = read_manifest(folder)
     total: dict[str, float] = dict(old.get("costs", {}))
@@ -55,7 +56,15 @@ def write_manifest(
     total["wall_s"] = round(float(total.get("wall_s", 0.0)) + wall_s, 3)
     runs = list(old.get("runs", []))
     if costs is not None:
-        runs.append({"at": round(time.time(), 3), "wall_s": round(wall_s, 3), "costs": costs, "notes": notes or []})
+        runs.append(
+            {
+                "at": round(time.time(), 3),
+                "wall_s": round(wall_s, 3),
+                "stage_seconds": stage_seconds or {},  # summed over the units of each stage (they overlap)
+                "costs": costs,
+                "notes": notes or [],
+            }
+        )
     manifest = {
         "code_version": code_version(),
         "models": {

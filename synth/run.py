@@ -81,7 +81,7 @@ def run_synth(
     costs = Costs()
     notes: list[str] = []
     with _tool_url(settings, folder, config_file) as tools_url:
-        pipeline_notes, failure, written = anyio.run(
+        pipeline_notes, failure, written, seconds = anyio.run(
             _paid, folder, settings, shard_of(items, shard), bench, tools_url, costs, progress
         )
     notes += pipeline_notes
@@ -92,7 +92,8 @@ def run_synth(
     write_items(folder.items, items)
     outcomes = evaluate(folder, items, settings, bench)
     shape = funnel(outcomes)
-    write_manifest(folder, settings, shape, costs=costs.to_dict(), wall_s=time.perf_counter() - started, notes=notes)
+    wall = time.perf_counter() - started
+    write_manifest(folder, settings, shape, costs=costs.to_dict(), wall_s=wall, notes=notes, stage_seconds=seconds)
     return RunResult(outcomes, shape, notes, failure, costs.to_dict())
 
 
@@ -104,7 +105,7 @@ async def _paid(
     tools_url: str | None,
     costs: Costs,
     progress: bool,
-) -> tuple[list[str], str | None, list[Item]]:
+) -> tuple[list[str], str | None, list[Item], dict[str, float]]:
     notes: list[str] = []
     written: list[Item] = []
     async with open_services(settings, tools_url, costs) as services:
@@ -123,7 +124,7 @@ async def _paid(
             await pipeline.run(_merge(items, written))
         notes += pipeline.skipped
         failure = pipeline.failures.summary() if pipeline.failures.counts else None
-    return notes, failure, written
+    return notes, failure, written, {k: round(v, 3) for k, v in pipeline.stage_seconds.items()}
 
 
 def reevaluate(folder: RunFolder, settings: SynthSettings | None = None) -> tuple[list[Outcome], dict[str, Any]]:
