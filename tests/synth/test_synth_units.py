@@ -191,3 +191,44 @@ def test_knowgen_and_wise_are_read_by_the_benchmarks_own_loaders(tmp_path: Path)
         "u0": "contaminated: 13-gram overlap",
         "u1": "contaminated: 13-gram overlap",
     }
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    now = most = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.anyio
+async def test_each_service_keeps_its_own_concurrency_limit(fakes: Fakes) -> None:
+    import anyio
+
+    settings = settings_for(fakes, None).teacher.model_copy(update={"max_concurrency": 2})
+    teacher = ChatService("teacher", settings, Costs())
+    fakes.services.services["teacher"].delay_s = 0.2
+    try:
+        async with anyio.create_task_group() as group:
+            for n in range(6):
+                group.start_soon(
+                    teacher.chat_for(n).chat, [{"role": "user", "content": f"Write 1 distinct requests {n}"}]
+                )
+    finally:
+        fakes.services.services["teacher"].delay_s = 0.0
+        await teacher.aclose()
+    assert len(fakes.log("teacher")) == 6
+    assert _most_at_once(fakes.services.services["teacher"].intervals) == 2
+
+
+def test_a_run_with_teacher_written_prompts_only(fakes: Fakes, tools: ToolServer, tmp_path: Path) -> None:
+    settings = settings_for(fakes, tools.url, prompts={"per_category": 1, "categories": ["art"]})
+    folder = RunFolder(tmp_path / "run")
+    result = run_synth(folder, settings, [], progress=False)
+    assert result.failure is None
+    assert [o.item.source for o in result.outcomes] == ["teacher"]
+    assert result.shape["stages"]["export"]["kept"] == 1
+    calls = fakes.count()
+    assert run_synth(folder, settings, [], progress=False).shape == result.shape
+    assert fakes.count() == calls  # the written prompts and everything after them are journaled
