@@ -5,9 +5,15 @@ redirects, caps, content type), then handed to Chromium in place of the
 navigation; everything the page loads after that (scripts, XHR/fetch, iframes,
 WebSockets, redirect hops) goes through :class:`~search_tools.fetchers.guard_proxy.GuardProxy`,
 which applies the same address guard to the address actually connected to.
-Downloads, popups, service workers, permission prompts and navigations away from
-the page are off; images, media and fonts are not downloaded. The rendered DOM
-goes to the same extraction as ``direct``.
+Requests for other sites and known trackers are stopped before they leave
+(``fetch.browser_subresources``, :mod:`search_tools.fetchers.subresources`).
+Downloads, service workers, permission prompts and navigations away from the
+page are off; images, media and fonts are not downloaded. Chromium's popup
+blocker stays on: every window a page tries to open is counted
+(``popup_blocked``), any that opens is closed (``popup_closed``). The page is read
+once its main text settles and it has been scrolled a screen at a time
+(:meth:`BrowserFetcher._settle`), with open shadow roots flattened into it; the
+rendered DOM goes to the same extraction as ``direct``.
 
 One Chromium per server, started on the first render (so ``auto`` on
 server-rendered pages never starts it), at most ``contexts`` pages at once, each
@@ -15,8 +21,10 @@ under a time budget and a byte budget. Each of the ``contexts`` slots keeps one
 browser context (its own proxy port) and page for up to 50 pages, blanked and
 its cookies cleared between pages (a fresh context per page costs the browser
 process more than the render); a failed page discards it. A renderer crash fails
-its page only; a browser that crashed, or hung past a page's budget, is killed
-and started again on the next render; ``aclose`` leaves no Chromium behind.
+its page only, and so does a renderer killed for its memory or for being one
+too many (:mod:`search_tools.fetchers.renderer_watch`); a browser that crashed,
+or hung past a page's budget, is killed and started again on the next render;
+``aclose`` leaves no Chromium behind.
 """
 
 from __future__ import annotations
