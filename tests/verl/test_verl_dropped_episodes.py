@@ -23,6 +23,10 @@ def test_the_ledger_keeps_errors_until_taken() -> None:
     assert ledger.take()[0] == "ValueError: Image features and image tokens do not match"
     assert ledger.take() == [] and ledger.count() == 2
     assert describe(RuntimeError()) == "RuntimeError"
+    from ray.exceptions import RayTaskError
+
+    wrapped = RayTaskError("VllmDoubleServer.generate", "traceback", RuntimeError("the rollout blew up"))
+    assert describe(wrapped) == "RuntimeError: the rollout blew up"  # not Ray's "ray::Actor.method() (pid=…)"
 
 
 def buffer(**sampler_kwargs: object) -> DropAccountingReplayBuffer:

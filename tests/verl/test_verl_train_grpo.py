@@ -276,5 +276,6 @@ def test_an_episode_that_raises_fails_the_step(tmp_path: Path) -> None:
     output = log.read_text(errors="replace")
     assert done.returncode != 0, output[-6000:]
     assert "EpisodesDropped: 2 training episode(s) raised in the rollout at step 1" in output, output[-6000:]
-    assert "RuntimeError: the rollout blew up" in output
+    assert "max_dropped_episodes=0): RuntimeError: the rollout blew up" in output  # the episodes' own error
+    assert "training: 2 episode(s) dropped at step 1" in output  # and the run log says so
     assert "training/global_step:1" not in output  # no update was made with the batch

@@ -60,7 +60,11 @@ class DropLedger:
 
 
 def describe(exc: BaseException) -> str:
-    """One line naming an episode's error (type and first line of its message)."""
+    """One line naming an episode's error (type and first line of its message), unwrapped from Ray's
+    ``RayTaskError`` (whose own first line only names the actor that raised)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and cause is not exc:
+        return describe(cause)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}"[:ERROR_CHARS] if first else type(exc).__name__
 
