@@ -17,7 +17,9 @@ Each step is one component; the first failure names it and stops the steps that 
    is vLLM itself (skipped when vLLM is not installed), sampling from the tiny model.
    Episodes without an answer score 0 (the published setting), so the render and the judge
    are not called: this checks verl, the rollout, the agent loop, the tool server and the
-   actor update on this node, not the judge.
+   actor update on this node, not the judge (nor that the update learns: every score is 0).
+   The step fails when an episode is dropped (``verl_recipes.verl_ext.dropped_episodes``) and
+   passes only when its log shows a dropped-episode count of 0.
 """
 
 from __future__ import annotations
