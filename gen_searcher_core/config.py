@@ -117,5 +117,5 @@ class ConfigRoot(BaseSettings):
         from gen_searcher_core.settings_check import check_settings
 
         data = read_config_file(config_file)
-        check_settings(data, str(config_file or os.environ.get(CONFIG_ENV) or "the settings file"))
+        check_settings(data, str(config_file or os.environ.get(CONFIG_ENV) or "the settings file"), root=cls)
         return cls(**merge_sections(data, overrides))

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 logger = logging.getLogger(__name__)
 
 POLICY_ENV = "GEN_SEARCHER_UNKNOWN_SETTINGS"
@@ -56,12 +58,19 @@ class KnownNames:
 
 def known_names() -> KnownNames:
     """The names of every registered settings root (imports the roots through their entry points)."""
-    from gen_searcher_core.settings_reference import root_sections, roots
+    from gen_searcher_core.settings_reference import roots
+
+    return names_of(root for _name, root in roots())
+
+
+def names_of(settings_roots: Iterable[type[BaseModel]]) -> KnownNames:
+    """The TOML paths, sections and environment variables of these settings roots."""
+    from gen_searcher_core.settings_reference import root_sections
 
     leaves: set[tuple[str, ...]] = set()
     sections: set[tuple[str, ...]] = set()
     env: set[str] = set()
-    for _name, root in roots():
+    for root in settings_roots:
         for section in root_sections(root):
             for row in section.rows:
                 env.update(row.env)
@@ -122,12 +131,22 @@ def _action(default: Action) -> Action:
     return value  # type: ignore[return-value]
 
 
-def check_settings(file_data: Mapping[str, Any], source: str = "the settings file") -> None:
-    """Refuse (or warn about) unknown keys in ``file_data`` and unknown ``GEN_SEARCHER_`` variables."""
+def check_settings(
+    file_data: Mapping[str, Any], source: str = "the settings file", root: type[BaseModel] | None = None
+) -> None:
+    """Refuse (or warn about) unknown keys in ``file_data`` and unknown ``GEN_SEARCHER_`` variables.
+
+    ``root`` is the settings class being loaded: when it knows every name, the other roots are never
+    imported (the common case costs nothing); a name it does not know is looked up in all of them.
+    """
     file_action, env_action = _action("error"), _action("warn")
     environ_has_ours = any(name.upper().startswith(ENV_PREFIX) for name in os.environ)
     if not file_data and not environ_has_ours:
         return
+    if root is not None:
+        own = names_of([root])
+        if not unknown_toml_keys(file_data, own) and not unknown_variables(os.environ, own):
+            return
     known = known_names()
     errors: list[str] = []
     for action, problems in (
