@@ -103,9 +103,19 @@ class Journals:
 
 
 def upstream(
-    item: Item, outcome: Outcome, settings: SynthSettings, journals: Journals, folder: RunFolder, bench: Benchmark
+    item: Item,
+    outcome: Outcome,
+    settings: SynthSettings,
+    journals: Journals,
+    folder: RunFolder,
+    bench: Benchmark,
+    flagged_ok: set[str] | None = None,
 ) -> Outcome:
-    """Apply the per-item decisions up to ``ground_truth`` (journal reads only)."""
+    """Apply the per-item decisions up to ``ground_truth`` (journal reads only).
+
+    ``flagged_ok``: the closed-book prompts within ``closed_book_max_share`` (``None``: all of them,
+    as in the pipeline, which has no view of the whole run; :func:`evaluate` applies the cap).
+    """
     k = keys(item, settings)
     gate = settings.gate
     if gate.closed_book != "off":
@@ -116,6 +126,8 @@ def upstream(
         if row["data"]["score"] >= gate.closed_book_threshold:
             if gate.closed_book == "drop":
                 return outcome.drop("gate", "answerable without search")
+            if flagged_ok is not None and item.id not in flagged_ok:
+                return outcome.drop("gate", "answerable without search (over the flagged share)")
             outcome.flags.append("closed-book")
     outcome.stage = "gate"
     rows = [
@@ -149,10 +161,30 @@ def upstream(
     return outcome
 
 
+def _flagged_within_share(
+    items: list[Item], gate_reasons: dict[str, str | None], settings: SynthSettings, journals: Journals
+) -> set[str]:
+    """The closed-book prompts kept flagged: the first ones (in input order) up to the share allowed."""
+    gate = settings.gate
+    if gate.closed_book != "flag":
+        return set()
+    passed = [i for i in items if gate_reasons[i.id] is None]
+    necessity = keys(passed[0], settings)["necessity"] if passed else ""
+    flagged = [
+        i.id
+        for i in passed
+        if (row := journals.necessity.get(i.digest, necessity)) is not None
+        and row["data"]["score"] >= gate.closed_book_threshold
+    ]
+    allowed = int(gate.closed_book_max_share * (len(passed) - len(flagged)) / max(1e-9, 1 - gate.closed_book_max_share))
+    return set(flagged[: max(0, allowed)])
+
+
 def evaluate(folder: RunFolder, items: list[Item], settings: SynthSettings, bench: Benchmark) -> list[Outcome]:
     """Every item's outcome under ``settings``."""
     journals = Journals.open(folder)
     gate_reasons = offline_gate(items, settings.gate, bench)
+    flagged_ok = _flagged_within_share(items, gate_reasons, settings, journals)
     outcomes: list[Outcome] = []
     for item in items:
         outcome = Outcome(item)
@@ -160,7 +192,7 @@ def evaluate(folder: RunFolder, items: list[Item], settings: SynthSettings, benc
         if gate_reasons[item.id]:
             outcome.drop("gate", str(gate_reasons[item.id]))
             continue
-        upstream(item, outcome, settings, journals, folder, bench)
+        upstream(item, outcome, settings, journals, folder, bench, flagged_ok)
         if outcome.dropped_at or outcome.pending:
             continue
         k = keys(item, settings)

@@ -81,6 +81,9 @@ class GateSettings(BaseModel):
     closed_book: Literal["drop", "flag", "off"] = Field(
         "drop", description="prompts the teacher answers without tools: drop, keep flagged, or skip the check"
     )
+    closed_book_max_share: float = Field(
+        0.1, ge=0, le=1, description="with closed_book = flag: most flagged prompts, as a share of those the gate keeps"
+    )
     closed_book_threshold: float = Field(
         0.75, ge=0, le=1, description="judge score of the tool-less plan at or above: answerable closed-book"
     )

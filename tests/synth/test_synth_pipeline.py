@@ -121,3 +121,19 @@ def test_the_export_passes_the_converters_and_keeps_entities_apart(
     assert "## Funnel" in (out / "datasheet.md").read_text()
     page = (out / "review.html").read_text()
     assert page.count('class="card"') == 30 and "answerable without search" in page
+
+
+def test_closed_book_prompts_can_stay_as_a_flagged_minority(
+    finished: tuple[RunFolder, Path, dict], fakes: Fakes
+) -> None:
+    folder, root, _ = finished
+    bench = {"benchmark_files": [str(root / "input" / "knowgen.jsonl")]}
+    flagged = settings_for(fakes, None, gate={**bench, "closed_book": "flag"})
+    outcomes, shape = reevaluate(folder, flagged)
+    easy = next(o for o in outcomes if "[easy]" in o.item.prompt)
+    assert easy.flags == ["closed-book"] and "answerable without search" not in shape["stages"]["gate"]["dropped"]
+    assert shape["flags"]["closed-book"] == 1
+    none_allowed = settings_for(fakes, None, gate={**bench, "closed_book": "flag", "closed_book_max_share": 0.0})
+    _, shape = reevaluate(folder, none_allowed)
+    assert shape["stages"]["gate"]["dropped"]["answerable without search (over the flagged share)"] == 1
+    assert fakes.count() == {"teacher": 0, "policy": 0, "judge": 0, "images": 0}
