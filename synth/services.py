@@ -23,7 +23,8 @@ import anyio
 import httpx
 from aiolimiter import AsyncLimiter
 
-from benchmark.judge import JudgeClient, JudgeSettings
+from benchmark.judge import JudgeClient
+from benchmark.settings import JudgeSettings
 from gen_searcher_core.chat_client import ChatReply
 from gen_searcher_core.errors import UserFacingError
 from gen_searcher_core.loopback import free_port
