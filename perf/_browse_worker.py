@@ -66,17 +66,20 @@ async def make_fetcher(
     from safe_io.fetcher import GuardedFetcher
     from safe_io.netguard import AddressPolicy
     from search_tools.extract import SUPPORTED_TYPES, extract
+    from search_tools.extract_pool import ExtractionPool
     from search_tools.fetchers.auto import AutoFetcher
     from search_tools.fetchers.browser import BrowserFetcher, BrowserOptions, find_chromium
 
     policy = AddressPolicy(allow_private=True)
+    pool = ExtractionPool()  # one for the run, as the browse service holds one
     direct = GuardedFetcher(user_agent=USER_AGENT, policy=policy, respect_robots=False)
     browser = BrowserFetcher(direct, policy, BrowserOptions(executable=find_chromium(), contexts=contexts))
     fetcher = {"direct": direct, "browser": browser, "auto": AutoFetcher(direct, browser)}[name]
     BROWSERS.append(browser)
+    await pool.start()
 
     async def read(url: str) -> str:
-        return (await extract(await fetcher.fetch(url, accept=SUPPORTED_TYPES))).text
+        return (await extract(await fetcher.fetch(url, accept=SUPPORTED_TYPES), pool)).text
 
     async def close() -> None:
         await browser.aclose()

@@ -84,6 +84,7 @@ class Browser:
 
         async def compute() -> dict[str, Any]:
             fetched = await self.fetcher.fetch(url, accept=SUPPORTED_TYPES)
+            await self.extraction.start()  # every worker at once, on the first page (then a no-op)
             extracted = await extract(fetched, self.extraction)
             by = fetched.fetched_with or getattr(self.fetcher, "name", "") or "direct"
             return {**extracted.to_dict(), "fetched_with": by}

@@ -161,8 +161,8 @@ def extract_html(
 
     The document is parsed once: title, date and the shell test read the tree, and trafilatura extracts
     from a copy of it. trafilatura's full metadata pass (authors, tags, licence...) costs several times the
-    text extraction itself, so only the title and the date are read, from the page head and by htmldate's
-    quick search. A short text is checked for the signs of a JavaScript shell (``js_shell``).
+    text extraction itself, so only the title and the declared publication date are read. A short text is
+    checked for the signs of a JavaScript shell (``js_shell``).
     """
     import trafilatura  # heavy import, kept off the server start path
     from trafilatura import load_html
@@ -198,7 +198,6 @@ def extract_html(
 
 
 def _title_and_date(tree: Any, html: bytes | str, url: str) -> tuple[str | None, str | None]:
-    from htmldate import find_date
     from trafilatura.metadata import examine_meta, extract_title
 
     if tree is None:
@@ -207,11 +206,45 @@ def _title_and_date(tree: Any, html: bytes | str, url: str) -> tuple[str | None,
         title = re.sub(r"\s+", " ", match.group(1).decode("utf-8", errors="replace")).strip() if match else None
         return title or None, None
     title = examine_meta(tree).title or extract_title(tree)
-    try:
-        date = find_date(tree, url=url, extensive_search=False, original_date=True)
-    except Exception:  # noqa: BLE001 - htmldate is best effort; a page without a readable date has none
-        date = None
-    return (title or None), date
+    return (title or None), _published_date(tree)
+
+
+# Publication dates in the page head (Open Graph, schema.org, Dublin Core, news sitemaps' conventions) and the
+# first <time datetime>: what sites declare. htmldate's search of the text cost more CPU than the rest of the
+# extraction on the benchmark pages (perf/browse.py --part library), for a field browse does not return.
+_DATE_KEYS = frozenset(
+    {
+        "article:published_time",
+        "og:published_time",
+        "datepublished",
+        "datecreated",
+        "date",
+        "dc.date",
+        "dc.date.issued",
+        "dcterms.created",
+        "dcterms.date",
+        "publish-date",
+        "publishdate",
+        "pubdate",
+        "parsely-pub-date",
+        "sailthru.date",
+    }
+)
+_ISO_DATE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})")
+
+
+def _published_date(tree: Any) -> str | None:
+    candidates = []
+    for meta in tree.iterfind(".//meta"):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "")[:100].lower()
+        if key in _DATE_KEYS:
+            candidates.append(meta.get("content") or "")
+    candidates.extend(element.get("datetime") or "" for element in tree.iterfind(".//time[@datetime]"))
+    for value in candidates:
+        match = _ISO_DATE.match(value[:100])
+        if match and 1990 <= int(match.group(1)) <= 2100 and 1 <= int(match.group(2)) <= 12:
+            return f"{match.group(1)}-{match.group(2)}-{match.group(3)}"
+    return None
 
 
 def extract_pdf(

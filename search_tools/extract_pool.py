@@ -129,8 +129,8 @@ class ExtractionPool:
 
     async def start(self) -> None:
         """Start every worker and import the extraction libraries in it, all at once (once per pool; the
-        first caller waits). Otherwise the workers start one by one as load grows, each paying its imports
-        in the middle of a burst of pages."""
+        first caller waits; the browse service calls it before its first page). Otherwise the workers start
+        one by one as load grows, each paying its imports in the middle of a burst of pages."""
         if self._warm is not None:
             return await self._warm.wait()
         self._warm = anyio.Event()
@@ -152,7 +152,6 @@ class ExtractionPool:
     async def run(self, func: Callable[..., T], *args: Any, what: str) -> T:
         """``func(*args)`` in a worker process; ``what`` names the document in error messages."""
         queue, slots = self._limiters()
-        await self.start()
         timeout = self.limits.timeout_s
         async with queue:
             try:

@@ -13,9 +13,10 @@ scripts:
   few in ``<noscript>``;
 * on a page with less than ``_SHORT`` characters of main text (a teaser, a cookie
   banner, chrome built from plain divs): an **empty application root** (``#app``,
-  ``#root``, ``#__next``... holding nothing or a spinner), a ``<noscript>`` that
-  **asks for JavaScript**, or **inline scripts** ``_SCRIPT_RATIO`` times the size of
-  the text.
+  ``#root``, ``#__next``... holding nothing or a spinner) or a ``<noscript>`` that
+  **asks for JavaScript**; with less than twice ``min_chars``: **inline scripts**
+  ``_SCRIPT_RATIO`` times the size of the text (ordinary pages carry 16 KB of
+  analytics next to a short article, so the ratio alone says little).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def shell_signal_of_tree(root: Any, min_chars: int) -> str | None:
         if element.tag == "noscript" and _NEEDS_JS.search((element.text_content() or "")[:2000]):
             return "it says JavaScript is needed"
     inline = sum(len(script.text or "") for script in scripts if not script.get("src"))
-    if inline >= _SCRIPT_RATIO * main:
+    if main < 2 * min_chars and inline >= _SCRIPT_RATIO * main:
         return f"{inline} bytes of inline script for {main} characters of text"
     return None
 

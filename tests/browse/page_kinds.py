@@ -6,8 +6,8 @@ data, a client-side route, a consent banner over a shell, site chrome in plain
 divs, a server-rendered teaser): ``direct`` cannot read them, ``auto`` must render
 them, ``browser`` must read every expected sentence. Static kinds hold their
 article in the HTML, inside places that look like page furniture (an ASP.NET
-``<form>``, a page-wide ``<header>`` or ``<aside>``, ``<noscript>``): ``auto`` must
-read them directly. Every page carries site chrome with more than 200 characters.
+``<form>``, a page-wide ``<header>`` or ``<aside>``, ``<noscript>``; next to 16 KB of
+analytics script): ``auto`` must read them directly. Every page carries site chrome with more than 200 characters.
 """
 
 from __future__ import annotations
@@ -146,6 +146,12 @@ def pages() -> dict[str, str]:
             f"{HEADER}<aside class='layout'><div class='story'><h1>Bellmoor</h1>{ARTICLE}</div></aside>{FOOTER}",
             "var ads = [];",
         ),
+        "script-heavy": _page(
+            f"{HEADER}<div class='story'><h1>Bellmoor</h1>{ARTICLE}</div>{FOOTER}",
+            "window.dataLayer = ["
+            + ",".join(json.dumps({"event": f"view{n}", "ts": n * 7}) for n in range(600))
+            + "];",
+        ),
         "in-noscript": _page(
             f"{HEADER}<noscript><article><h1>Bellmoor</h1>{ARTICLE}</article></noscript>"
             f"<div id='enhanced'></div>{FOOTER}",
@@ -167,6 +173,7 @@ KINDS = [
     Kind("in-form", False),
     Kind("in-header", False),
     Kind("in-aside", False),
+    Kind("script-heavy", False),
     Kind("in-noscript", False),
 ]
 
