@@ -37,6 +37,7 @@ GALLERY_DATA = "gallery.json"
 REPORT_HTML = "report.html"
 THUMBS = "thumbs"
 TRACES = "traces"
+RUN_CONFIG = "run.json"
 
 _KSCORE_DIMS = (
     ("faithfulness", "faithfulness"),
@@ -177,6 +178,10 @@ def _trace_page(run_dir: Path, name: str, card: dict[str, Any], run: Mapping[str
         trace = json.loads(source.read_text(encoding="utf-8"))
         if card.get("tokens") is None:
             card["tokens"] = trace_tokens(trace)
+        code = Path(write_trace_html.__code__.co_filename)  # a newer gen-searcher writes its pages anew
+        inputs = [source, run_dir / GENERATIONS, run_dir / JUDGEMENTS, run_dir / RUN_CONFIG, Path(__file__), code]
+        if _fresh(page, [*inputs, code.parent / "templates" / "trace.html.j2"]):
+            return _path_in_run(page, run_dir)  # nothing it shows has changed since it was written
         write_trace_html(
             trace,
             page,
@@ -189,6 +194,14 @@ def _trace_page(run_dir: Path, name: str, card: dict[str, Any], run: Mapping[str
         log.warning("no page for the trace %s: %s", source, exc)
         return None
     return _path_in_run(page, run_dir)
+
+
+def _fresh(page: Path, sources: Sequence[Path]) -> bool:
+    """Whether ``page`` is newer than every source that exists."""
+    if not page.is_file():
+        return False
+    written = page.stat().st_mtime
+    return all(written >= source.stat().st_mtime for source in sources if source.is_file())
 
 
 def trace_tokens(trace: Any) -> int | None:

@@ -108,3 +108,20 @@ def test_wise_reports_show_their_rubric(tmp_path: Path) -> None:
         assert [d["label"] for d in cards["1"]["dims"]] == labels
         assert f'<span class="score">{score_text}</span>' in html
         assert "A correct image shows thing 1." in html and "ground truth missing" not in html
+
+
+def test_item_trace_pages_are_written_again_only_when_what_they_show_changed(tmp_path: Path) -> None:
+    import os
+
+    trace = anyio.run(scripted_run).trace()
+    run_dir, items, summary, run = knowgen_run(tmp_path, 3, traces={0: trace})
+    write_report(run_dir, summary, run, items)
+    page = run_dir / "traces" / "kg-0000.html"
+    assert "Judge's verdict" in page.read_text() and 'href="../report.html#kg-0000"' in page.read_text()
+    later = page.stat().st_mtime + 100
+    os.utime(page, (later, later))  # newer than everything it shows (and than the code that wrote it)
+    write_report(run_dir, summary, run, items)
+    assert page.stat().st_mtime == later  # fresh: left alone
+    os.utime(run_dir / "judgements.jsonl", (later + 50, later + 50))  # a new verdict
+    write_report(run_dir, summary, run, items)
+    assert page.stat().st_mtime != later
