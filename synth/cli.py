@@ -148,6 +148,11 @@ def _thresholds(config: Path | None) -> SynthSettings | None:
 def export_command(
     run: RunDir,
     out: Annotated[Path, typer.Option("--out", help="folder for sft/rl/dev .json and .parquet, datasheet, review")],
+    processor_from: Annotated[
+        Optional[Path],  # noqa: UP045 - typer reads the annotation
+        typer.Option(help="the policy's processor folder: SFT rows are measured in its tokens (as data sft does)"),
+    ] = None,
+    max_length: Annotated[int, typer.Option(help="the SFT cutoff in tokens, with --processor-from")] = 32768,
     config: Config = None,
 ) -> None:
     """Select, split and export RUN offline (no service is called); the converters validate every row."""
@@ -163,7 +168,9 @@ def export_command(
         raise _fail(f"{run} is not a synth run folder (no items.jsonl)")
     outcomes, shape = reevaluate(folder, _thresholds(config))
     try:
-        counts = export(folder, outcomes, out, read_manifest(folder))
+        counts = export(
+            folder, outcomes, out, read_manifest(folder), processor_from=processor_from, max_length=max_length
+        )
     except (UserFacingError, OSError) as exc:
         raise _fail(str(exc)) from None
     print_funnel(shape)

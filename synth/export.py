@@ -19,7 +19,7 @@ from gen_searcher_core.errors import UserFacingError
 from gen_searcher_core.pages import page_environment, relative_href, render_page, write_page
 from synth.funnel import Outcome, funnel
 from synth.journal import RunFolder
-from verl_recipes.data import ConversionError, convert_rl, convert_sft
+from verl_recipes.data import ConversionError, LengthLimit, SftTokenCounter, convert_rl, convert_sft
 
 
 class ExportError(UserFacingError, RuntimeError):
@@ -72,8 +72,21 @@ def _write_json(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def export(folder: RunFolder, outcomes: list[Outcome], out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write every file; returns ``{file: rows}``. Raises :class:`ExportError` on any refused row."""
+def export(
+    folder: RunFolder,
+    outcomes: list[Outcome],
+    out: Path,
+    manifest: dict[str, Any],
+    *,
+    processor_from: Path | None = None,
+    max_length: int = 32768,
+) -> dict[str, Any]:
+    """Write every file; returns ``{file: rows}``. Raises :class:`ExportError` on any refused row.
+
+    With ``processor_from`` (the policy's processor folder) SFT rows are measured in its tokens, as
+    ``data sft`` does; a row over ``max_length`` is refused like any other bad row.
+    """
+    limit = LengthLimit(SftTokenCounter(processor_from), max_length) if processor_from is not None else None
     out.mkdir(parents=True, exist_ok=True)
     root = folder.root
     sft = []
@@ -86,7 +99,7 @@ def export(folder: RunFolder, outcomes: list[Outcome], out: Path, manifest: dict
     dev = [_rl_record(o, root, out) for o in outcomes if o.split == "dev"]
     counts: dict[str, Any] = {}
     for name, rows, convert in (
-        ("sft", sft, lambda src, dst: convert_sft(src, out, dst)),
+        ("sft", sft, lambda src, dst: convert_sft(src, out, dst, limit=limit)),
         ("rl", rl, lambda src, dst: convert_rl(src, out, dst, data_source="synth")),
         ("dev", dev, lambda src, dst: convert_rl(src, out, dst, data_source="synth-dev")),
     ):

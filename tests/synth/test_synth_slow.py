@@ -125,3 +125,18 @@ def test_ground_truths_drawn_by_the_tiny_diffusers_renderer(
         assert image.size == (64, 64)
     assert fakes.count()["images"] == 0  # every render came from diffusers
     assert result.costs["renders"] == 2  # the ground truth and the one rollout's plan
+
+
+def test_export_measures_sft_rows_with_the_policys_processor(smoke: tuple[Path, str], tmp_path: Path) -> None:
+    from synth.export import ExportError, export
+    from synth.manifest import read_manifest
+    from synth.run import reevaluate
+    from tests.verl.conftest import build_tiny_vl
+
+    processor = build_tiny_vl(tmp_path / "tiny-vl")
+    folder = RunFolder(smoke[0] / "run")
+    outcomes, _ = reevaluate(folder)
+    counts = export(folder, outcomes, tmp_path / "fits", read_manifest(folder), processor_from=processor)
+    assert counts["sft"] > 0
+    with pytest.raises(ExportError, match="longer than max_length"):
+        export(folder, outcomes, tmp_path / "short", read_manifest(folder), processor_from=processor, max_length=64)
