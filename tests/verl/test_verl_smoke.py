@@ -80,7 +80,8 @@ def test_smoke_passes_on_cpu_for_a_qwen3_vl_processor_folder(tmp_path: Path) -> 
         build_app(), ["train", "smoke", "--processor-from", str(folder), "--work", str(work), "--device", "cpu"]
     )
     assert result.exit_code == 0, result.output + (work / "grpo.log").read_text(errors="replace")[-4000:]
-    assert [line.split()[:2] for line in result.output.splitlines()[:5]] == [
+    reported = [line.split()[:2] for line in result.output.splitlines() if line.startswith(("PASS", "FAIL", "SKIP"))]
+    assert reported == [
         ["PASS", "tiny"],
         ["PASS", "sft"],
         ["PASS", "sft"],
