@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ def _write_image(data_b64: str, mime_type: str | None, images: Path) -> str:
     target = images / name
     if not target.exists():
         images.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(name + ".tmp")
+        # rollouts running at once may save the same image: each writes its own file, the renames agree
+        tmp = target.with_name(f"{name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)
         tmp.replace(target)
     return f"images/{name}"
