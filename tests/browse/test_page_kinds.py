@@ -43,7 +43,6 @@ def test_hostile_markup_is_tested_in_linear_time() -> None:
 
 @dataclass
 class Readers:
-    direct: Browser
     browser: BrowserFetcher
     auto: AutoFetcher
 
@@ -58,9 +57,20 @@ async def readers(web: Web, js_web: JsWeb) -> AsyncIterator[Readers]:
     direct = make_direct(web, js_web, respect_robots=False)
     browser = make_browser(direct, web, js_web, settle_s=5.0)
     try:
-        yield Readers(Browser(direct), browser, AutoFetcher(direct, browser))
+        yield Readers(browser, AutoFetcher(direct, browser))
     finally:
         await browser.aclose()
+        await direct.aclose()
+
+
+@pytest.fixture
+async def direct_browse(web: Web, js_web: JsWeb) -> AsyncIterator[Browser]:
+    """The browse service on ``direct``, one per test: anyio's extraction workers end with the test task that
+    started them (in a server they live as long as its event loop)."""
+    direct = make_direct(web, js_web, respect_robots=False)
+    try:
+        yield Browser(direct)
+    finally:
         await direct.aclose()
 
 
@@ -69,9 +79,9 @@ def missing(text: str, kind: Kind) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", JS_KINDS, ids=lambda k: k.name)
-async def test_direct_flags_a_javascript_kind_it_cannot_read(readers: Readers, js_web: JsWeb, kind: Kind) -> None:
+async def test_direct_flags_a_javascript_kind_it_cannot_read(direct_browse: Browser, js_web: JsWeb, kind: Kind) -> None:
     try:
-        result = await readers.direct.browse(js_web.url(kind_path(kind)), "history")
+        result = await direct_browse.browse(js_web.url(kind_path(kind)), "history")
     except Exception as exc:  # noqa: BLE001 - a shell with no text at all: the error says what it is
         assert "JavaScript shell" in str(exc) and "BACKEND=auto" in str(exc)
         return
@@ -79,9 +89,9 @@ async def test_direct_flags_a_javascript_kind_it_cannot_read(readers: Readers, j
     assert result["fetched_with"] == "direct" and result["likely_js_shell"] is True  # ...and says so
 
 
-async def test_direct_does_not_flag_static_pages(readers: Readers, js_web: JsWeb) -> None:
+async def test_direct_does_not_flag_static_pages(direct_browse: Browser, js_web: JsWeb) -> None:
     for kind in (k for k in KINDS if not k.javascript):
-        result = await readers.direct.browse(js_web.url(kind_path(kind)), "history")
+        result = await direct_browse.browse(js_web.url(kind_path(kind)), "history")
         assert result["likely_js_shell"] is False and not missing(result["content"], kind), kind.name
 
 
