@@ -17,7 +17,8 @@ from typing import Any
 import anyio
 
 from gen_searcher_core.errors import UserFacingError
-from safe_io.fetcher import FetchedPage, UnsupportedContentType
+from safe_io.fetch_protocol import FetchedPage
+from safe_io.fetcher import UnsupportedContentType
 from search_tools.extract_pool import ExtractionPool, ExtractLimits, PoolFailure
 from search_tools.js_shell import SHELL_TEXT, shell_signal_of_tree
 
