@@ -30,7 +30,7 @@ from benchmark.cli_options import (
 
 if TYPE_CHECKING:
     from benchmark.datasets import Item
-    from benchmark.judge import JudgeSettings
+    from benchmark.settings import JudgeSettings
     from benchmark.wiring import GeneratorFactory
 
 T = TypeVar("T")

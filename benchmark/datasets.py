@@ -56,8 +56,9 @@ def _read_json_rows(path: Path) -> list[Any]:
         return rows
     if isinstance(data, dict):
         for key in ("items", "data", "results"):
-            if isinstance(data.get(key), list):
-                return data[key]
+            listed = data.get(key)
+            if isinstance(listed, list):
+                return listed
         raise DatasetError(f"{path}: expected a JSON list of items (or an object with an 'items' list)")
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a JSON list of items")

@@ -114,7 +114,7 @@ async def _render(renderer: Any, options: RenderOptions, item: Item, prompt: str
         transient = not isinstance(exc, InvalidRenderRequest)
         raise GenerationError(f"render failed: {exc}", transient=transient) from None
     await anyio.to_thread.run_sync(_save_png_atomic, result.image, out)
-    return result.seed
+    return int(result.seed)
 
 
 class DirectGenerator:

@@ -110,7 +110,8 @@ class GuardMiddleware:
 
 def _runtime(request_or_scope: Request | Scope) -> Runtime:
     app = request_or_scope.app if isinstance(request_or_scope, Request) else request_or_scope["app"]
-    return app.state.runtime
+    runtime: Runtime = app.state.runtime
+    return runtime
 
 
 async def healthz(request: Request) -> Response:

@@ -362,7 +362,7 @@ async def part4(tmp: Path) -> None:
 
     print("\n== Part 4: image_search result size against its budget (the whole result, as JSON) ==")
     print(f"{'images':<14}{'top_k':>6}{'returned':>9}{'result KB':>11}{'of budget':>11}{'sides px':>11}{'ms':>8}")
-    sets = {
+    sets: dict[str, list[Image.Image]] = {
         "pure noise": [Image.frombytes("RGB", (1024, 768), os.urandom(1024 * 768 * 3)) for _ in range(12)],
         "noisy photos": [Image.open(io.BytesIO(noise_image((1024, 768), 40 + i, "JPEG"))) for i in range(12)],
     }

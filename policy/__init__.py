@@ -22,6 +22,7 @@ Stable API (the verl agent loop builds on it):
 The package imports no tool code: tools are reached only through an MCP session.
 """
 
+from gen_searcher_core.episode_record import ResolvedReference, Termination
 from policy.episode import (
     Action,
     Continue,
@@ -29,9 +30,7 @@ from policy.episode import (
     EpisodeConfig,
     EpisodeResult,
     Finished,
-    ResolvedReference,
     RunTools,
-    Termination,
     ToolImage,
     ToolResult,
     message_images,

@@ -186,7 +186,7 @@ class RenderRequest:
             check_size(self.width, self.height, size_multiple)
         return self
 
-    def batch_key(self) -> tuple | None:
+    def batch_key(self) -> tuple[object, ...] | None:
         """Requests with equal keys can share one pipeline call; ``None``: render alone.
 
         Only text-only single-image requests batch (the edit pipeline takes one prompt per call).

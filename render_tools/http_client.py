@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import httpx
+from PIL import Image
 
 from render_tools.base import (
     InvalidRenderRequest,
@@ -100,7 +101,7 @@ class HttpRenderer:
         await self._client.aclose()
 
 
-def _decode_all(encoded: list[str]) -> list:
+def _decode_all(encoded: list[str]) -> list[Image.Image]:
     try:
         return [
             decode_image(

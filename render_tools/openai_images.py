@@ -15,10 +15,12 @@ from typing import Any
 
 import anyio
 import httpx
+from PIL import Image
 
+from gen_searcher_core.imaging import png_bytes
 from render_tools.base import RendererUnavailable, RenderRequest, RenderResult, error_for_http_status
 from render_tools.http_client import MAX_RESPONSE_IMAGE_BYTES
-from render_tools.imaging import decode_base64, decode_image, png_bytes
+from render_tools.imaging import decode_base64, decode_image
 
 
 class OpenAIImagesRenderer:
@@ -129,7 +131,7 @@ def _png_parts(request: RenderRequest) -> list[tuple[str, tuple[str, bytes, str]
     ]
 
 
-def _decode_result(raw: bytes):
+def _decode_result(raw: bytes) -> Image.Image:
     try:
         return decode_image(raw, what="rendered image", max_bytes=MAX_RESPONSE_IMAGE_BYTES)
     except Exception as exc:  # noqa: BLE001  the provider's fault, not the caller's

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -37,6 +38,7 @@ from starlette.routing import Route
 
 from gen_searcher_core.errors import first_leaf
 from gen_searcher_core.host_policy import HostGuard, HostPolicy
+from gen_searcher_core.imaging import png_bytes
 from gen_searcher_core.redact import Redactor
 from render_tools.base import (
     MAX_REFERENCES,
@@ -46,7 +48,7 @@ from render_tools.base import (
     RenderRequest,
     RenderResult,
 )
-from render_tools.imaging import MAX_IMAGE_BYTES, decode_image, png_bytes
+from render_tools.imaging import MAX_IMAGE_BYTES, decode_image
 from render_tools.references import MAX_REFERENCE_INPUTS, ReferenceLoader, check_reference_count
 from render_tools.workers import AllWorkersDown, RenderTimedOut, WorkerPool
 
@@ -176,7 +178,7 @@ def _size(body: dict[str, Any]) -> tuple[int, int]:
     raise InvalidRenderRequest("size must look like '1024x1024' (width x height) or 'auto'")
 
 
-def _render_request(body: dict[str, Any], images: list, *, openai: bool) -> RenderRequest:
+def _render_request(body: dict[str, Any], images: list[Image.Image], *, openai: bool) -> RenderRequest:
     width, height = _size(body)
     steps = _number(body, "num_inference_steps", int, None, "steps")
     cfg = _number(body, "true_cfg_scale", float, 4.0)
@@ -322,7 +324,8 @@ class RenderApp:
         return JSONResponse(answer)
 
     async def _submit(self, request: Request, render_request: RenderRequest) -> RenderResult:
-        return await while_connected(request, lambda: self.pool.submit(render_request))
+        result: RenderResult = await while_connected(request, lambda: self.pool.submit(render_request))
+        return result
 
     async def _openai_answer(self, request: Request, body: dict[str, Any], render_request: RenderRequest) -> Response:
         if body.get("response_format") not in (None, "b64_json"):
@@ -358,7 +361,7 @@ class RenderApp:
             raise InvalidRenderRequest("an edit needs at least one image")
         return await self._openai_answer(request, body, _render_request(body, images, openai=True))
 
-    async def _read_multipart(self, request: Request) -> tuple[dict[str, Any], list]:
+    async def _read_multipart(self, request: Request) -> tuple[dict[str, Any], list[Image.Image]]:
         declared = request.headers.get("content-length")
         limit = MAX_REFERENCE_INPUTS * self.references.max_bytes + 1024 * 1024
         if declared and declared.isdigit() and int(declared) > limit:

@@ -139,7 +139,8 @@ def _build_text_encoder(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLForConditionalGe
         **token_ids,
     )
     torch.manual_seed(0)
-    return Qwen2_5_VLForConditionalGeneration(config).eval()
+    model: Qwen2_5_VLForConditionalGeneration = Qwen2_5_VLForConditionalGeneration(config).eval()
+    return model
 
 
 def build_processor(

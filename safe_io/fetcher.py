@@ -23,7 +23,7 @@ import httpx
 
 from gen_searcher_core.errors import UserFacingError
 from safe_io.bounded_decode import BoundedDecoder, DecodedTooLarge, DecodeError
-from safe_io.fetch_protocol import FetchedPage
+from safe_io.fetch_protocol import FetchedPage as FetchedPage  # re-exported: importers read it from here
 from safe_io.netguard import AddressPolicy, AddressRefused, check_host, check_ip, classify
 from safe_io.robots import RobotsCache
 from safe_io.settings import FetchSettings

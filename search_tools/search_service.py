@@ -90,7 +90,8 @@ class SearchService:
             return [hit.to_dict() for hit in hits[:k]]
 
         key = [self.backend.name, operation, query.cache_form, k]
-        return await self.cache.get_or_compute(operation, key, compute, ttl_s=self.ttl_s)
+        rows: list[dict[str, Any]] = await self.cache.get_or_compute(operation, key, compute, ttl_s=self.ttl_s)
+        return rows
 
     async def aclose(self) -> None:
         await self.backend.aclose()

@@ -85,7 +85,7 @@ def assert_web_hits(backend: SearchBackend, hits: Any, k: int) -> list[WebHit]:
         assert _url_ok(hit.url), f"{where} hit {index} url is not absolute: {hit.url!r}"
         assert isinstance(hit.snippet, str), f"{where} hit {index} snippet must be a string"
         assert hit.date is None or isinstance(hit.date, str), f"{where} hit {index} date must be a string or None"
-    return hits
+    return list(hits)
 
 
 def assert_image_hits(backend: SearchBackend, hits: Any, k: int) -> list[ImageHit]:
@@ -103,7 +103,7 @@ def assert_image_hits(backend: SearchBackend, hits: Any, k: int) -> list[ImageHi
         assert hit.thumbnail_url is None or _url_ok(hit.thumbnail_url), (
             f"{where} hit {index} thumbnail_url is not absolute"
         )
-    return hits
+    return list(hits)
 
 
 async def _expect_error(call: Awaitable[Any], kind: str, what: str) -> SearchBackendError:

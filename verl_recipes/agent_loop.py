@@ -119,7 +119,7 @@ class LoopSettings(BaseModel):
 def task_prompt(raw_prompt: Any, extra_info: dict[str, Any] | None) -> str:
     """The image request: ``extra_info["prompt"]`` (what the RL converter stores), else the last user text."""
     if extra_info and isinstance(extra_info.get("prompt"), str) and extra_info["prompt"].strip():
-        return extra_info["prompt"]
+        return str(extra_info["prompt"])
     for message in reversed(list(raw_prompt or [])):
         if message.get("role") == "user":
             content = message.get("content")

@@ -200,7 +200,7 @@ class SftTokenCounter:
     alone (images processed as verl processes them), less the default system prompt the template adds."""
 
     def __init__(self, processor_from: str | Path) -> None:
-        from verl.utils import hf_processor, hf_tokenizer
+        from verl.utils.tokenizer import hf_processor, hf_tokenizer
         from verl.utils.tokenizer.chat_template import extract_system_prompt_and_generation
 
         self.tokenizer = hf_tokenizer(str(processor_from))

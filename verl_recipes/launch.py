@@ -139,7 +139,7 @@ def agent_loop_yaml(tool_server: str, settings: dict[str, Any] | None = None) ->
         "tool_server_url": tool_server,
     }
     entry.update(settings or {})
-    return yaml.safe_dump([entry], sort_keys=False)
+    return str(yaml.safe_dump([entry], sort_keys=False))
 
 
 def resolve_device(device: Device) -> Literal["gpu", "cpu"]:

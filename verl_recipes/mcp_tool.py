@@ -89,7 +89,7 @@ class McpTool(BaseTool):
     ``timeout_s`` (300), ``max_attempts`` (2).
     """
 
-    def __init__(self, config: dict, tool_schema: OpenAIFunctionToolSchema | None = None) -> None:
+    def __init__(self, config: dict[str, Any], tool_schema: OpenAIFunctionToolSchema | None = None) -> None:
         config = dict(config or {})
         url = config.get("server_url") or os.environ.get(DEFAULT_URL_ENV)
         if not url:
@@ -118,7 +118,7 @@ class McpTool(BaseTool):
 
     async def execute(
         self, instance_id: str, parameters: dict[str, Any], **kwargs: Any
-    ) -> tuple[ToolResponse, float, dict]:
+    ) -> tuple[ToolResponse, float, dict[str, Any]]:
         started = time.perf_counter()
         try:
             result = await self.connection.call_tool(self.name, parameters)
@@ -148,7 +148,8 @@ def _run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]
+    value: T = box["value"]
+    return value
 
 
 def tool_config(

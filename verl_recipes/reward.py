@@ -59,8 +59,9 @@ from typing import Any, ClassVar, Literal
 import mcp_types
 from pydantic import BaseModel, Field, SecretStr
 
-from benchmark.judge import JudgeClient, JudgeError, JudgeSettings
+from benchmark.judge import JudgeClient, JudgeError
 from benchmark.rubrics import judge_kscore, judge_text
+from benchmark.settings import JudgeSettings
 from gen_searcher_core.episode_record import EpisodeRecord, EpisodeRecordError, read_episode_record
 from gen_searcher_core.errors import UserFacingError
 from gen_searcher_core.tool_results import RenderResult, parse_output
@@ -308,7 +309,7 @@ async def score_episode(
                 judge, gen_prompt=gen_prompt, reference_notes=notes, gt_image=truth, original_prompt=prompt or None
             ),
         )
-        return judgement.score
+        return float(judgement.score)
 
     (image_score, render_s, judge_s), text_score = await asyncio.gather(image_part(), text_part())
     c = settings.text_weight

@@ -36,7 +36,7 @@ def render_text(result: dict[str, Any]) -> str:
     elif result["offset"] or result["next_offset"] is not None:
         end = result["next_offset"] if result["next_offset"] is not None else result["total_chars"]
         head += f"Characters {result['offset']}-{end} of {result['total_chars']}:\n"
-    text = head + "\n" + result["content"]
+    text = head + "\n" + str(result["content"])
     if result.get("likely_js_shell"):
         text += f"\n\n[{JS_SHELL_NOTE}]"
     if result["next_offset"] is not None:

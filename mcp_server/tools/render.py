@@ -183,7 +183,7 @@ async def _stored_result(
     services: Services, prompt: str, used_ids: list[str], rendered: RenderOutcome
 ) -> mcp_types.CallToolResult:
     """Store the image (PNG, off the event loop) and answer with its id, a thumbnail and its URI."""
-    from render_tools.imaging import png_bytes
+    from gen_searcher_core.imaging import png_bytes
 
     result = rendered.result
     meta: dict[str, Any] = {

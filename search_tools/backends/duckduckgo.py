@@ -84,7 +84,10 @@ class DdgsBackend:
 
         def run() -> list[dict[str, Any]]:
             client = self._client_factory(self._timeout_s)
-            return getattr(client, method)(query, region=self._region, safesearch=self._safesearch, max_results=k)
+            found: list[dict[str, Any]] = getattr(client, method)(
+                query, region=self._region, safesearch=self._safesearch, max_results=k
+            )
+            return found
 
         async with self._limiter:
             try:

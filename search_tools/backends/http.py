@@ -159,7 +159,7 @@ class HttpBackend:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, RetryableError) and exc.retry_after is not None:
             return exc.retry_after
-        delay = self._backoff_s * (2 ** (retry_state.attempt_number - 1))
+        delay = self._backoff_s * (2.0 ** (int(retry_state.attempt_number) - 1))
         return min(_MAX_BACKOFF_S, delay * (0.5 + random.random()))
 
     async def _attempt(self, method: str, url: str, params: dict[str, Any] | None, json_body: Any) -> Any:

@@ -26,10 +26,10 @@ _RESOLUTION = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
 def _absolute(url: Any, base: str) -> str | None:
     if not isinstance(url, str) or not url.strip():
         return None
-    url = url.strip()
-    if url.startswith("//"):
-        return "https:" + url
-    return urljoin(base + "/", url)
+    text = url.strip()
+    if text.startswith("//"):
+        return "https:" + text
+    return urljoin(base + "/", text)
 
 
 class SearxngBackend(HttpBackend):

@@ -632,20 +632,25 @@ class BrowserFetcher:
             except Exception:  # noqa: BLE001 - a popup's first navigation comes before its frame exists
                 frame = None
             if state is None or document is None or frame is None or frame.page is not tab.page:
-                return await route.abort("aborted")  # between pages, or a popup
+                await route.abort("aborted")  # between pages, or a popup
+                return
             if request.is_navigation_request() and frame.parent_frame is None:
                 if state.document_served:  # the page is read where it was asked: no navigating away
-                    return await route.abort("aborted")  # (an aborted navigation leaves the page as it is)
+                    await route.abort("aborted")  # (an aborted navigation leaves the page as it is)
+                    return
                 state.document_served = True
                 media = document.media_type or "text/html"
                 content_type = f"{media}; charset={document.charset}" if document.charset else media
-                return await route.fulfill(status=200, headers={"content-type": content_type}, body=document.body)
+                await route.fulfill(status=200, headers={"content-type": content_type}, body=document.body)
+                return
             if request.resource_type in self.options.block:
-                return await route.abort("blockedbyclient")
+                await route.abort("blockedbyclient")
+                return
             if tab.rule is not None and tab.rule.refusal(request.url) is not None:  # before it leaves the browser
                 self._event("subresource_blocked")
-                return await route.abort("blockedbyclient")
-            return await route.continue_()
+                await route.abort("blockedbyclient")
+                return
+            await route.continue_()
         except Exception:  # noqa: BLE001 - the page closed or crashed meanwhile: nothing goes out
             with contextlib.suppress(Exception):
                 await route.abort("aborted")

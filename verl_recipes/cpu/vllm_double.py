@@ -264,7 +264,8 @@ class VllmDoubleServer:
                 eos_token_id=None if params.get("ignore_eos") else (sorted(self.stop_ids) or None),
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-        return out[0, len(ids) :].tolist()
+        tokens: list[int] = out[0, len(ids) :].tolist()
+        return tokens
 
     def max_tokens(self, prompt_len: int, params: dict[str, Any]) -> int:
         """verl's vLLM server: ``max_tokens`` (else the response budget left), clamped to the context left."""
@@ -284,7 +285,7 @@ class VllmDoubleServer:
         return max(1, min(wanted, room))
 
     def _scripted(self, reply: str, limit: int) -> list[int]:
-        response = self.tokenizer.encode(reply, add_special_tokens=False)
+        response: list[int] = self.tokenizer.encode(reply, add_special_tokens=False)
         banned = sorted(set(response) & set(self.banned_ids))
         if banned:
             raise ValueError(f"the script's reply holds tokens vLLM never samples: {banned}")

@@ -39,7 +39,7 @@ def freeze_vision_tower(module: Any) -> int:
         raise ValueError("the model has no vision tower to freeze (looked for " + ", ".join(VISION_MODULES) + ")")
     for _, param in params:
         param.requires_grad_(False)
-    count = sum(p.numel() for _, p in params)
+    count = int(sum(p.numel() for _, p in params))
     log.info("froze the vision tower: %d tensors, %d parameters", len(params), count)
     return count
 
@@ -48,7 +48,7 @@ def _frozen_subclass(base: type) -> type:
     if getattr(base, "_gen_searcher_freezes_vision", False):
         return base
 
-    class FrozenVisionEngine(base):
+    class FrozenVisionEngine(base):  # type: ignore[misc]  # verl's engine class, chosen at run time
         _gen_searcher_freezes_vision = True
 
         def _build_module(self) -> Any:
