@@ -27,13 +27,13 @@ from policy.episode import EpisodeStateError
 from policy.mcp_client import McpCallError, McpConnectionError
 from policy.protocol import AnswerError, FormatError
 from render_tools.base import InvalidRenderRequest, RenderError, RendererUnavailable
+from safe_io.fetcher import BlockedAddress, FetchError, HttpStatusError
+from safe_io.image_store import ImageNotFoundError
 from search_tools.backends.base import SearchBackendError
 from search_tools.browse import BrowseError
 from search_tools.cache import CacheError, CacheMissError
 from search_tools.extract import ExtractionError
-from safe_io.fetcher import BlockedAddress, FetchError, HttpStatusError
 from search_tools.image_fetch import ImageRejected
-from safe_io.image_store import ImageNotFoundError
 from search_tools.index import IndexBuildError, IndexNotFoundError
 from search_tools.summarize import SummaryError
 from tests.support.tool_server import run_tool_server, write_index
