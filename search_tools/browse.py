@@ -110,7 +110,8 @@ class Browser:
             return await self._compute(url, goal, offset)
 
         key = [url, goal, offset, self.mode, self.fetcher.guard_key]
-        return await self.cache.get_or_compute("browse", key, compute)
+        result: dict[str, Any] = await self.cache.get_or_compute("browse", key, compute)
+        return result
 
     async def _compute(self, url: str, goal: str, offset: int) -> dict[str, Any]:
         page = await self.page(url)

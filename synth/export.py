@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,7 @@ def export(
     rl = [_rl_record(o, root, out) for o in outcomes if o.split == "rl"]
     dev = [_rl_record(o, root, out) for o in outcomes if o.split == "dev"]
     counts: dict[str, Any] = {}
+    convert: Callable[[Path, Path], Any]
     for name, rows, convert in (
         ("sft", sft, lambda src, dst: convert_sft(src, out, dst, limit=limit)),
         ("rl", rl, lambda src, dst: convert_rl(src, out, dst, data_source="synth")),
