@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import anyio
 import mcp_types
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from gen_searcher_core import limits
 from gen_searcher_core.errors import first_leaf
@@ -58,9 +58,28 @@ Side = Annotated[
     ),
 ]
 Seed = Annotated[int, Field(description="random seed for a reproducible image; -1 picks one", ge=-1)]
+
+
+def _default_or_server_range(steps: int) -> int:
+    """0 (the configured default) or what the render server accepts; 1 is neither."""
+    if steps != 0 and not limits.MIN_STEPS <= steps <= limits.MAX_STEPS:
+        raise ValueError(
+            f"steps must be an integer from {limits.MIN_STEPS} to {limits.MAX_STEPS}, or 0 for the default"
+        )
+    return steps
+
+
+# One integer type with the server's bounds (clients handle a plain type better than anyOf); `not 1` says the rest.
 Steps = Annotated[
-    Annotated[int, Field(ge=0, le=0)] | Annotated[int, Field(ge=2, le=200)],
-    Field(description="denoising steps, 2 to 200 (as the render server accepts); 0 uses the default"),
+    int,
+    Field(
+        description=f"denoising steps, {limits.MIN_STEPS} to {limits.MAX_STEPS} (as the render server accepts); "
+        "0 uses the default",
+        ge=0,
+        le=limits.MAX_STEPS,
+        json_schema_extra={"not": {"const": 1}},
+    ),
+    AfterValidator(_default_or_server_range),
 ]
 
 

@@ -260,7 +260,10 @@ def test_compare_runs(tmp_path: Path, render_url: str) -> None:
     assert float(rows["overall"]["strong"]) == pytest.approx(100)
     assert "category: astronomy" in rows and "science_and_knowledge" in rows
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
-    assert (tmp_path / "cmp" / "compare.md").read_text() == output
+    table, _, wrote = output.partition("\nwrote ")
+    assert (tmp_path / "cmp" / "compare.md").read_text() == table + "\n"  # the tables, then every page written
+    written = {line.removeprefix("wrote ") for line in ("wrote " + wrote).splitlines()}
+    assert written == {str(tmp_path / "cmp" / name) for name in ("compare.html", "compare.md", "compare.png")}
     # Different benchmarks (or WISE protocols) are refused.
     wise_dir = tmp_path / "wise"
     wise_dir.mkdir()
