@@ -112,6 +112,7 @@ def grpo_part(work: Path, dry_run: bool) -> dict[str, Any]:
         "trainer.total_training_steps=1",
         "trainer.save_freq=-1",
         f"trainer.default_local_dir={work / 'grpo-checkpoints'}",
+        f"hydra.run.dir={work / 'grpo-hydra'}",  # Hydra's outputs/ in the work folder, not the caller's cwd
         "trainer.logger=[console]",
     ]
     counts = work / "sync-counts.txt"

@@ -298,10 +298,12 @@ def plan_grpo(
         )
     if not config.data.val_files:
         all_overrides += no_validation_overrides(config)
-    if config.reward.custom_reward_function.reward_kwargs.judge_workers is None:
+    reward_kwargs = config.reward.custom_reward_function.reward_kwargs
+    if reward_kwargs.judge_workers is None:
         # The loops score in their workers: the judge limits are split among them (RewardSettings).
-        all_overrides.append(f"{kwargs}.judge_workers={config.actor_rollout_ref.rollout.agent.num_workers}")
-    check_reward_kwargs(config.reward.custom_reward_function.reward_kwargs)
+        reward_kwargs.judge_workers = config.actor_rollout_ref.rollout.agent.num_workers
+        all_overrides.append(f"{kwargs}.judge_workers={reward_kwargs.judge_workers}")
+    check_reward_kwargs(reward_kwargs)  # as the workers will read them, judge_workers included
     if not config.reward.custom_reward_function.reward_kwargs.judge_base_url and not os.environ.get(
         "GEN_SEARCHER_JUDGE_BASE_URL"
     ):

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import mcp_types
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from benchmark.judge import JudgeClient, JudgeError
 from benchmark.rubrics import judge_kscore, judge_text
@@ -114,6 +114,18 @@ class RewardSettings(BaseModel):
         None, ge=1, description="processes that call the judge (each gets an equal share of the limits); None: 1"
     )
 
+    @model_validator(mode="after")
+    def _every_worker_gets_a_share(self) -> RewardSettings:
+        """A cap below one request per worker cannot be split: each worker still sends one (cap 4, 8 workers: 8)."""
+        workers = self.judge_workers or 1
+        if self.judge_max_concurrency is not None and self.judge_max_concurrency < workers:
+            raise ValueError(
+                f"judge_max_concurrency {self.judge_max_concurrency} is below judge_workers {workers}: every worker "
+                "needs at least one judge request in flight; raise the cap or use fewer agent-loop workers "
+                "(actor_rollout_ref.rollout.agent.num_workers)"
+            )
+        return self
+
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RewardSettings:
         """Settings from ``reward_kwargs``; an unknown key (a typo) is an error, not silently ignored."""
@@ -138,7 +150,7 @@ class RewardSettings(BaseModel):
         if self.judge_rate_limit_per_s is not None:
             overrides["rate_limit_per_s"] = self.judge_rate_limit_per_s / workers
         if self.judge_max_concurrency is not None:
-            overrides["max_concurrency"] = max(1, self.judge_max_concurrency // workers)
+            overrides["max_concurrency"] = self.judge_max_concurrency // workers  # >= 1: checked above
         if self.judge_api_key_env:
             key = os.environ.get(self.judge_api_key_env)
             overrides["api_key"] = SecretStr(key) if key else None

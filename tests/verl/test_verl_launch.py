@@ -292,6 +292,17 @@ def test_grpo_splits_the_judge_limits_among_the_scoring_workers(tmp_path: Path) 
         assert compose("grpo", plan.overrides).reward.custom_reward_function.reward_kwargs.judge_workers == workers
 
 
+def test_grpo_refuses_a_judge_cap_it_cannot_split_among_the_workers(tmp_path: Path) -> None:
+    """Cap 4 over 8 scoring workers would still put 8 requests in flight (one each): refused before launch."""
+    from verl_recipes.launch import LaunchError
+
+    kwargs = "reward.custom_reward_function.reward_kwargs"
+    with pytest.raises(LaunchError, match=r"judge_max_concurrency 4 is below judge_workers 8"):
+        grpo_plan(tmp_path, f"{kwargs}.judge_max_concurrency=4")
+    grpo_plan(tmp_path, f"{kwargs}.judge_max_concurrency=8")  # one each: fits
+    grpo_plan(tmp_path, f"{kwargs}.judge_max_concurrency=4", "actor_rollout_ref.rollout.agent.num_workers=4")
+
+
 def test_sft_on_cpu_uses_the_cpu_platform_in_every_rank() -> None:
     from verl_recipes.launch import compose, plan_sft
 

@@ -263,6 +263,7 @@ def grpo_step(work: Path, model: Path, device: Device) -> str:
         "trainer.total_training_steps=1",
         "trainer.save_freq=-1",
         f"trainer.default_local_dir={work / 'grpo-checkpoints'}",
+        f"hydra.run.dir={work / 'grpo-hydra'}",  # Hydra's outputs/ in the work folder, not the caller's cwd
     ]
     if on == "cpu":
         script = work / "rollout-script.json"
@@ -315,6 +316,7 @@ def run_smoke(processor_from: Path, work: Path, device: Device = "auto") -> list
                 "trainer.total_training_steps=1",
                 "trainer.save_freq=1",
                 f"trainer.default_local_dir={checkpoints}",
+                f"hydra.run.dir={checkpoints.parent / 'sft-hydra'}",
                 "trainer.resume_mode=disable",
                 "model.enable_gradient_checkpointing=false",
             ],
