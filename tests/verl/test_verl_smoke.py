@@ -20,7 +20,7 @@ def test_smoke_reports_the_failed_component_and_exits_1(tmp_path: Path) -> None:
         ["train", "smoke", "--processor-from", str(not_a_processor), "--work", str(tmp_path / "w"), "--device", "cpu"],
     )
     assert result.exit_code == 1, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0].startswith("FAIL  tiny model")
     assert [line.split()[:2] for line in lines[1:]] == [
         ["SKIP", "sft"],
@@ -80,7 +80,8 @@ def test_smoke_passes_on_cpu_for_a_qwen3_vl_processor_folder(tmp_path: Path) -> 
         build_app(), ["train", "smoke", "--processor-from", str(folder), "--work", str(work), "--device", "cpu"]
     )
     assert result.exit_code == 0, result.output + (work / "grpo.log").read_text(errors="replace")[-4000:]
-    reported = [line.split()[:2] for line in result.output.splitlines() if line.startswith(("PASS", "FAIL", "SKIP"))]
+    # stdout alone: progress bars on stderr end without a newline and would glue onto the first line
+    reported = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL", "SKIP"))]
     assert reported == [
         ["PASS", "tiny"],
         ["PASS", "sft"],
