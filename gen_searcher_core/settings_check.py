@@ -58,14 +58,14 @@ class KnownNames:
 
 def known_names() -> KnownNames:
     """The names of every registered settings root (imports the roots through their entry points)."""
-    from gen_searcher_core.settings_reference import roots
+    from gen_searcher_core.settings_tree import roots
 
     return names_of(root for _name, root in roots())
 
 
 def names_of(settings_roots: Iterable[type[BaseModel]]) -> KnownNames:
     """The TOML paths, sections and environment variables of these settings roots."""
-    from gen_searcher_core.settings_reference import root_sections
+    from gen_searcher_core.settings_tree import root_sections
 
     leaves: set[tuple[str, ...]] = set()
     sections: set[tuple[str, ...]] = set()
