@@ -11,17 +11,15 @@ with ``make commands-doc``, i.e.
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
-from pathlib import Path
 from typing import Any, Protocol
 
 import typer
 
 from gen_searcher_core.commands import ENTRY_POINT_GROUP, register_entry_points
+from gen_searcher_core.generated_page import generated_page_main
 
 DISTRIBUTION = "gen-searcher"
 PROG = "gen-searcher"
@@ -134,22 +132,8 @@ def render(found: Iterable[EntryPoint] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    parser.add_argument("--out", type=Path, help="write the page here (default: print it)")
-    parser.add_argument("--check", action="store_true", help="exit 1 when --out differs from the generated page")
-    args = parser.parse_args(argv)
-    page = render()
-    if args.out is None:
-        sys.stdout.write(page)
-        return 0
-    if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if current != page:
-            sys.stderr.write(f"{args.out} is stale: run `make commands-doc`\n")
-            return 1
-        return 0
-    args.out.write_text(page, encoding="utf-8")
-    return 0
+    description = (__doc__ or "").split("\n", 1)[0]
+    return generated_page_main(argv, description=description, render=render, target="commands-doc")
 
 
 if __name__ == "__main__":

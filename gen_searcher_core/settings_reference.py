@@ -9,16 +9,14 @@ page with :func:`render`. Regenerate with ``make settings-doc``, i.e.
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import sys
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint
-from pathlib import Path
 
 from pydantic import BaseModel
 
 from gen_searcher_core.config import CONFIG_ENV
+from gen_searcher_core.generated_page import generated_page_main
 from gen_searcher_core.settings_tree import USER_CACHE, Row, root_sections, roots
 
 
@@ -90,22 +88,8 @@ def render(found: Iterable[EntryPoint] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out", type=Path, help="write the page here (default: print it)")
-    parser.add_argument("--check", action="store_true", help="exit 1 when --out differs from the generated page")
-    args = parser.parse_args(argv)
-    page = render()
-    if args.out is None:
-        sys.stdout.write(page)
-        return 0
-    if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if current != page:
-            sys.stderr.write(f"{args.out} is stale: run `make settings-doc`\n")
-            return 1
-        return 0
-    args.out.write_text(page, encoding="utf-8")
-    return 0
+    description = (__doc__ or "").split("\n", 1)[0]
+    return generated_page_main(argv, description=description, render=render, target="settings-doc")
 
 
 if __name__ == "__main__":
