@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,7 +336,21 @@ def render_server(tmp_path_factory: pytest.TempPathFactory, site_url: tuple[str,
     }
     index = build_index(root, work / "index.db", base_url=url + "/").path
     with run_tool_server(work, index=index, render=render) as server:
+        _wait_for_the_render_models(server)
         yield server
+
+
+def _wait_for_the_render_models(server: Any, limit_s: float = 600.0) -> None:
+    """Return once the server's background model load is over.
+
+    Loading a pipeline patches torch's parameter registration process-wide (empty weights), so a
+    test that builds a model in this process meanwhile would get meta tensors.
+    """
+    deadline = time.monotonic() + limit_s
+    while server.services.readiness() == "loading":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the render models did not load within {limit_s:.0f} s")
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- verl config
