@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -50,3 +51,24 @@ def gen_searcher_command() -> list[str]:
     """This installation's ``gen-searcher`` command (the script beside this Python, else the one on PATH)."""
     script = Path(sys.executable).with_name("gen-searcher")
     return [str(script)] if script.exists() else [shutil.which("gen-searcher") or "gen-searcher"]
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout_s: float) -> str | None:
+    """Poll ``base``/healthz until it answers 200; None then, else why not (the process exited, or the time ran out).
+
+    Blocking: call it from a thread or a synchronous command, never from async code.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            return f"exited {process.returncode}"
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return None
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            return f"did not answer /healthz within {timeout_s:.0f} s"
+        time.sleep(0.2)

@@ -13,7 +13,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from benchmark.judge import JudgeClient
 from benchmark.settings import JudgeSettings
 from gen_searcher_core.chat_client import ChatReply
 from gen_searcher_core.errors import UserFacingError
-from gen_searcher_core.loopback import free_port
+from gen_searcher_core.loopback import free_port, wait_until_healthy
 from policy.chat import OpenAIChatModel, Sampling
 from synth.settings import ServiceSettings
 from verl_recipes.reward import JudgeRegistry
@@ -177,18 +176,9 @@ def local_tool_server(log: Path, config_file: Path | None = None, timeout_s: flo
         process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=dict(os.environ))
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if process.poll() is not None:
-                    raise ServiceError(f"the local tool server exited {process.returncode} (log: {log})")
-                try:
-                    if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise ServiceError(f"the local tool server did not start within {timeout_s:.0f} s (log: {log})")
-                time.sleep(0.2)
+            problem = wait_until_healthy(base, process, timeout_s)
+            if problem:
+                raise ServiceError(f"the local tool server {problem} (log: {log})")
             yield base + "/mcp"
         finally:
             process.terminate()

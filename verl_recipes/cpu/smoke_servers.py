@@ -14,11 +14,10 @@ import contextlib
 import io
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gen_searcher_core.loopback import free_port, gen_searcher_command, serve_in_thread
+from gen_searcher_core.loopback import free_port, gen_searcher_command, serve_in_thread, wait_until_healthy
 
 __all__ = ["PAGES", "serve_in_thread", "smoke_tool_server", "write_web"]
 
@@ -50,22 +49,6 @@ def write_web(root: Path) -> Path:
 # Shared with gen-searcher demo; the old names stay importable from here.
 _free_port = free_port
 _gen_searcher = gen_searcher_command
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the smoke tool server exited {process.returncode} (log: {log})")
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the smoke tool server did not answer /healthz within {timeout_s:.0f} s (log: {log})")
 
 
 @contextlib.contextmanager
@@ -100,7 +83,9 @@ def smoke_tool_server(work: Path) -> Iterator[str]:
             )
             try:
                 base = f"http://127.0.0.1:{port}"
-                _wait_healthy(base, process, log)
+                problem = wait_until_healthy(base, process, timeout_s=60.0)
+                if problem:
+                    raise RuntimeError(f"the smoke tool server {problem} (log: {log})")
                 yield base + "/mcp"
             finally:
                 process.terminate()
