@@ -87,8 +87,9 @@ def smoke_part(work: Path, dry_run: bool) -> dict[str, Any]:
 def grpo_part(work: Path, dry_run: bool) -> dict[str, Any]:
     from transformers import AutoModelForImageTextToText
 
-    from verl_recipes.cpu.smoke import UNUSED_JUDGE, write_rl_rows
-    from verl_recipes.cpu.smoke_servers import smoke_tool_server
+    from benchmark.demo.scripted import JUDGE_MODEL
+    from verl_recipes.cpu.smoke import write_rl_rows
+    from verl_recipes.cpu.smoke_servers import smoke_judge, smoke_tool_server
     from verl_recipes.data import convert_rl
     from verl_recipes.launch import plan_grpo, run
 
@@ -117,8 +118,15 @@ def grpo_part(work: Path, dry_run: bool) -> dict[str, Any]:
     ]
     counts = work / "sync-counts.txt"
     log = work / "grpo.log"
-    with smoke_tool_server(work / "tools") as tool_url:
-        plan = plan_grpo(overrides, tool_server=tool_url, judge_url=UNUSED_JUDGE, run_dir=work / "run", device="gpu")
+    with smoke_tool_server(work / "tools") as tool_url, smoke_judge() as judge_url:
+        plan = plan_grpo(
+            overrides,
+            tool_server=tool_url,
+            judge_url=judge_url,
+            judge_model=JUDGE_MODEL,
+            run_dir=work / "run",
+            device="gpu",
+        )
         modules = [m for m in [os.environ.get("VERL_USE_EXTERNAL_MODULES", ""), "perf._sync_counter"] if m]
         plan.env |= {
             "VERL_USE_EXTERNAL_MODULES": ",".join(modules),

@@ -6,7 +6,8 @@ HTTP clients, episode driver and judge code as a real run. Neither is a model:
 * the policy follows a fixed plan (search, browse the first hit, image-search,
   answer with the first images found), reading only what the tools returned;
 * the judge compares the candidate picture with the ground truth pixel by pixel
-  and turns the difference into K-Score answers;
+  and turns the difference into K-Score answers; asked the training reward's text
+  rubric (it cannot read a plan), it gives every plan the middle score, 0.5;
 * without the render extra, an images API (``/v1/images/edits`` and
   ``/generations``) "renders" by handing back the first reference, softened, or
   a plain sketch of the prompt's colours: no model draws anything.
@@ -20,7 +21,7 @@ import base64
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -111,8 +112,16 @@ def similarity(first_url: str, second_url: str) -> float:
     return 1.0 - float(diff) / (32 * 32 * 3 * 255)
 
 
+def _asks_text_rubric(messages: Sequence[dict[str, Any]]) -> bool:
+    from benchmark.rubrics.text import SYSTEM_PROMPT
+
+    return any(m.get("role") == "system" and message_text(m) == SYSTEM_PROMPT for m in messages)
+
+
 def judge_reply(messages: Sequence[dict[str, Any]]) -> str:
-    """K-Score answers from the pixel similarity of the request's two images."""
+    """K-Score answers from the pixel similarity of the request's two images; 0.5 for any plan (text rubric)."""
+    if _asks_text_rubric(messages):
+        return json.dumps({"score": 0.5, "rationale": "Scripted judge, not a model: every plan gets 0.5."})
     urls = [
         part["image_url"]["url"]
         for message in messages
@@ -150,7 +159,9 @@ def _completion(model: str, text: str, prompt_chars: int) -> dict[str, Any]:
     }
 
 
-def _app(model: str, reply: Any) -> Starlette:
+def chat_app(model: str, reply: Callable[[Sequence[dict[str, Any]]], str]) -> Starlette:
+    """An OpenAI-compatible ``/v1/chat/completions`` whose every reply is ``reply(messages)``."""
+
     async def completions(request: Request) -> JSONResponse:
         body = await request.json()
         messages = body.get("messages") or []
@@ -209,9 +220,9 @@ def images_app() -> Starlette:
 
 def policy_app() -> Starlette:
     """The scripted policy as an OpenAI-compatible chat server."""
-    return _app(POLICY_MODEL, policy_turn)
+    return chat_app(POLICY_MODEL, policy_turn)
 
 
 def judge_app() -> Starlette:
     """The scripted judge as an OpenAI-compatible chat server."""
-    return _app(JUDGE_MODEL, judge_reply)
+    return chat_app(JUDGE_MODEL, judge_reply)

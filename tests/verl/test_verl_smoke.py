@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -69,17 +70,30 @@ def test_a_processor_of_another_family_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(2400)
-def test_smoke_passes_on_cpu_for_a_qwen3_vl_processor_folder(tmp_path: Path) -> None:
-    """The documented use with the recipe's own family: every step passes, with no episode dropped."""
+@pytest.mark.parametrize(
+    ("family", "model_class"),
+    [
+        ("qwen3_vl", "Qwen3VLForConditionalGeneration"),
+        ("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration"),
+        ("qwen2_vl", "Qwen2VLForConditionalGeneration"),
+    ],
+)
+def test_smoke_passes_on_cpu_for_a_processor_folder_of_each_family(
+    tmp_path: Path, family: str, model_class: str
+) -> None:
+    """The documented use, for each family the recipe trains: every step passes, no episode is dropped, and the
+    GRPO step's judged answers give the actor a non-zero gradient."""
     from gen_searcher_core.commands import build_app
     from tests.verl.conftest import build_processor_folder
+    from verl_recipes.cpu.smoke import logged_metric
 
-    folder = build_processor_folder("qwen3_vl", tmp_path / "qwen3-vl-processor")
+    folder = build_processor_folder(family, tmp_path / f"{family}-processor")
     work = tmp_path / "w"
     result = CliRunner().invoke(
         build_app(), ["train", "smoke", "--processor-from", str(folder), "--work", str(work), "--device", "cpu"]
     )
-    assert result.exit_code == 0, result.output + (work / "grpo.log").read_text(errors="replace")[-4000:]
+    grpo_log = (work / "grpo.log").read_text(errors="replace") if (work / "grpo.log").exists() else ""
+    assert result.exit_code == 0, result.output + grpo_log[-4000:]
     # stdout alone: progress bars on stderr end without a newline and would glue onto the first line
     reported = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL", "SKIP"))]
     assert reported == [
@@ -89,4 +103,27 @@ def test_smoke_passes_on_cpu_for_a_qwen3_vl_processor_folder(tmp_path: Path) -> 
         ["PASS", "hf"],
         ["PASS", "grpo"],
     ]
-    assert "Qwen3VLForConditionalGeneration" in result.output
+    assert model_class in result.output
+    # Every answer was rendered and judged (none masked or failed), and the two rollouts of a prompt scored
+    # differently: the photo of the bridge against the photo of the lanterns.
+    assert logged_metric(grpo_log, "actor/grad_norm") > 0
+    tools_log = (work / "tools" / "tool-server.log").read_text(errors="replace")
+    assert tools_log.count("tool render ok") == 4, tools_log[-3000:]
+
+
+@pytest.mark.timeout(1800)
+def test_the_smokes_grpo_step_fails_on_a_dropped_episode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rollout raises: verl would train on the rest; the smoke's step fails and names the drop."""
+    from tests.verl.conftest import build_processor_folder
+    from verl_recipes.cpu import smoke
+
+    model = smoke.build_tiny_policy(build_processor_folder("qwen2_vl", tmp_path / "processor"), tmp_path / "model")
+    scripted = smoke.smoke_script
+
+    def with_a_fault(prompts: int) -> dict[str, Any]:
+        script = scripted(prompts)
+        return {**script, "rules": [{"when": "Quorvath Bridge 1.", "error": "the rollout blew up"}, *script["rules"]]}
+
+    monkeypatch.setattr(smoke, "smoke_script", with_a_fault)
+    with pytest.raises(RuntimeError, match=r"train grpo exited 1 .*EpisodesDropped: 2 training episode\(s\) raised"):
+        smoke.grpo_step(tmp_path / "w", model, "cpu")

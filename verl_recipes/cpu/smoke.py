@@ -10,14 +10,16 @@ Each step is one component; the first failure names it and stops the steps that 
    there is no accelerator), through the same launcher users run;
 4. ``hf weights``: the checkpoint's Hugging Face folder loads with ``from_pretrained``
    (what ``train grpo`` takes as ``actor_rollout_ref.model.path``);
-5. ``grpo step``: ``train grpo`` for one step from those weights, against a tool server the
-   smoke starts (local index over a tiny web, :mod:`verl_recipes.cpu.smoke_servers`). On CPU the
-   rollout is vLLM's test double (:mod:`verl_recipes.cpu.vllm_double`) following a script: one
-   image search, then replies without an answer (sampled once the script ends); on GPUs it
-   is vLLM itself (skipped when vLLM is not installed), sampling from the tiny model.
-   Episodes without an answer score 0 (the published setting), so the render and the judge
-   are not called: this checks verl, the rollout, the agent loop, the tool server and the
-   actor update on this node, not the judge (nor that the update learns: every score is 0).
+5. ``grpo step``: ``train grpo`` for one step from those weights, against a tool server and a
+   judge the smoke starts (local index over a tiny web, a scripted images API behind ``render``
+   and a scripted judge; :mod:`verl_recipes.cpu.smoke_servers`). On CPU the rollout is vLLM's
+   test double (:mod:`verl_recipes.cpu.vllm_double`) following a script: one image search, then
+   an answer, the two rollouts of each prompt naming different photos. The reward renders and
+   judges each answer (the photo of the asked-for bridge scores higher), so every group has
+   non-zero advantages and the step passes only when the actor's gradient norm is above 0: the
+   update had something to learn. On GPUs the rollout is vLLM itself (skipped when vLLM is not
+   installed), sampling from the tiny model, which rarely writes an answer: there the step checks
+   verl, vLLM, the tools and the update, not the learning signal.
    The step fails when an episode is dropped (``verl_recipes.verl_ext.dropped_episodes``) and
    passes only when its log shows a dropped-episode count of 0.
 """
@@ -35,10 +37,17 @@ from typing import Any
 
 from verl_recipes.launch import Device, plan_grpo, plan_sft, resolve_device, run
 
-ANSWER = (
-    '<think>enough</think><answer>{"gen_prompt": "The bridge from the first reference image at dusk", '
-    '"reference_images": [{"img_id": "IMG_001", "note": "the bridge"}]}</answer>'
-)
+
+def answer(img_id: str) -> str:
+    """A final turn in the published format, with ``img_id`` as its one reference image."""
+    plan = {
+        "gen_prompt": "The bridge from the first reference image at dusk",
+        "reference_images": [{"img_id": img_id, "note": "the bridge"}],
+    }
+    return f"<think>enough</think><answer>{json.dumps(plan)}</answer>"
+
+
+ANSWER = answer("IMG_001")
 
 
 @dataclass
@@ -196,17 +205,22 @@ def write_sft_rows(folder: Path, rows: int = 2) -> Path:
     return src
 
 
-#: The CPU rollout's script: one image search, then a reply without an answer; the tiny model
-#: samples the turns after it. No answer: the episode scores 0 without render or judge.
-SMOKE_SCRIPT = {
-    "turns": [
-        ['<think>look</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", '
-         '"top_k": 1}}</tool_call>'],
-        ["<think>nothing more to do</think>"],
-    ]
-}  # fmt: skip
-#: A judge URL the GRPO step never calls (its episodes end without an answer).
-UNUSED_JUDGE = "http://127.0.0.1:9/v1"
+IMAGE_SEARCH = (
+    '<think>look</think><tool_call>{"name": "image_search", "arguments": {"query": "Quorvath Bridge", '
+    '"top_k": 2}}</tool_call>'
+)
+
+
+def smoke_script(prompts: int) -> dict[str, Any]:
+    """The CPU rollout's script: one image search, then an answer; of each prompt's two rollouts one
+    names the first photo found and one the second, so their rewards differ (see the module docstring)."""
+    return {
+        "turns": [[IMAGE_SEARCH], ["<think>nothing more to do</think>"]],
+        "rules": [
+            {"when": f"Quorvath Bridge {i}.", "turns": [[IMAGE_SEARCH], [answer("IMG_001"), answer("IMG_002")]]}
+            for i in range(prompts)
+        ],
+    }
 
 
 class Skipped(Exception):
@@ -267,23 +281,41 @@ def grpo_step(work: Path, model: Path, device: Device) -> str:
     ]
     if on == "cpu":
         script = work / "rollout-script.json"
-        script.write_text(json.dumps(SMOKE_SCRIPT), encoding="utf-8")
+        script.write_text(json.dumps(smoke_script(prompts=2)), encoding="utf-8")
         sizes.append(f"+actor_rollout_ref.rollout.engine_kwargs.vllm_double.script={script}")
     else:
         sizes += ["actor_rollout_ref.rollout.tensor_model_parallel_size=1", "trainer.n_gpus_per_node=1"]
-    from verl_recipes.cpu.smoke_servers import smoke_tool_server
+    from benchmark.demo.scripted import JUDGE_MODEL
+    from verl_recipes.cpu.smoke_servers import smoke_judge, smoke_tool_server
 
     log = work / "grpo.log"
-    with smoke_tool_server(work / "tools") as tool_url:
-        plan = plan_grpo(sizes, tool_server=tool_url, judge_url=UNUSED_JUDGE, run_dir=work / "grpo-run", device=on)
+    with smoke_tool_server(work / "tools") as tool_url, smoke_judge() as judge_url:
+        plan = plan_grpo(
+            sizes,
+            tool_server=tool_url,
+            judge_url=judge_url,
+            judge_model=JUDGE_MODEL,
+            run_dir=work / "grpo-run",
+            device=on,
+        )
         _run_logged(plan, log, "train grpo")
     logged = log.read_text(encoding="utf-8", errors="replace")
     if "training/global_step:1" not in logged:
         raise RuntimeError(f"train grpo exited 0 but logged no finished step (log: {log})")
     if not re.search(r"training/rollout_failure/dropped_episodes:0(\.0+)?\b", logged):
         raise RuntimeError(f"train grpo logged no dropped-episode count of 0 (log: {log})")
+    grad_norm = logged_metric(logged, "actor/grad_norm")
+    if on == "cpu" and not grad_norm:  # the script's answers score differently: there was something to learn
+        raise RuntimeError(f"train grpo logged an actor grad norm of {grad_norm} where the rewards differ (log: {log})")
     rollout = "vllm_double" if on == "cpu" else "vLLM"
-    return f"one step on {plan.env.get('VERL_PLATFORM', 'the node accelerators')}, {rollout} rollout (log: {log})"
+    where = plan.env.get("VERL_PLATFORM", "the node accelerators")
+    return f"one step on {where}, {rollout} rollout, grad norm {grad_norm:.3g} (log: {log})"
+
+
+def logged_metric(log: str, key: str) -> float:
+    """The last value verl's console logger printed for ``key`` (``key:value`` in a step line); 0.0 if none."""
+    values = re.findall(rf"(?:^|\s){re.escape(key)}:(-?[0-9.]+(?:e[-+]?[0-9]+)?)", log)
+    return float(values[-1]) if values else 0.0
 
 
 def _step(checks: list[Check], component: str, action: Callable[[], str]) -> bool:

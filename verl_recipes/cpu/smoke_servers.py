@@ -3,7 +3,10 @@
 * a tiny web (two pages, each with a photo) served as static files from a uvicorn thread;
 * the tool server, ``gen-searcher serve`` as a subprocess (the recipe reaches tools only over
   MCP), over a local index of that web (``gen-searcher index build``), with its settings
-  file, cache and image store under the smoke's work folder.
+  file, cache and image store under the smoke's work folder; its ``render`` tool draws through
+  the demo's scripted images API (the first reference, softened: no model draws anything);
+* the demo's scripted judge (:mod:`benchmark.demo.scripted`): K-Score from the pixel
+  similarity of the render and the ground truth, 0.5 for every plan on the text rubric.
 
 Each stops with its context manager.
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from gen_searcher_core.loopback import free_port, gen_searcher_command, serve_in_thread, wait_until_healthy
 
-__all__ = ["PAGES", "serve_in_thread", "smoke_tool_server", "write_web"]
+__all__ = ["PAGES", "serve_in_thread", "smoke_judge", "smoke_tool_server", "write_web"]
 
 PAGES = {
     "quorvath-bridge.html": ("Quorvath Bridge", "A copper-green suspension bridge in Velmora.", (40, 160, 120)),
@@ -52,14 +55,29 @@ _gen_searcher = gen_searcher_command
 
 
 @contextlib.contextmanager
+def smoke_judge() -> Iterator[str]:
+    """The demo's scripted judge on loopback; yields its OpenAI-compatible base URL (``.../v1``)."""
+    from benchmark.demo.scripted import judge_app
+
+    with serve_in_thread(judge_app()) as base:
+        yield base + "/v1"
+
+
+@contextlib.contextmanager
 def smoke_tool_server(work: Path) -> Iterator[str]:
-    """``gen-searcher serve`` over a local index of the tiny web; yields its MCP URL."""
+    """``gen-searcher serve`` over a local index of the tiny web, rendering through a scripted images API;
+    yields its MCP URL."""
     from starlette.applications import Starlette
     from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
 
+    from benchmark.demo.scripted import RENDER_MODEL, images_app
+
     web = write_web(work / "web")
-    with serve_in_thread(Starlette(routes=[Mount("/", StaticFiles(directory=web))])) as web_url:
+    with (
+        serve_in_thread(Starlette(routes=[Mount("/", StaticFiles(directory=web))])) as web_url,
+        serve_in_thread(images_app()) as images_url,
+    ):
         index = work / "index.db"
         subprocess.run(
             [*_gen_searcher(), "index", "build", str(web), "--out", str(index), "--base-url", web_url + "/"],
@@ -69,11 +87,12 @@ def smoke_tool_server(work: Path) -> Iterator[str]:
         port = _free_port()
         config = work / "tool-server.toml"
         config.write_text(
-            f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "WARNING"\n'
+            f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "INFO"\n'
             f'[search]\nbackend = "local"\nindex = {json.dumps(str(index))}\n'
             f"[cache]\npath = {json.dumps(str(work / 'cache.db'))}\n"
             f"[images]\ndir = {json.dumps(str(work / 'images'))}\n"
-            "[fetch]\nallow_private_networks = true\nrespect_robots = false\n",
+            "[fetch]\nallow_private_networks = true\nrespect_robots = false\n"
+            f'[render]\nbackend = "openai"\nurl = "{images_url}/v1"\nmodel = "{RENDER_MODEL}"\n',
             encoding="utf-8",
         )
         log = work / "tool-server.log"

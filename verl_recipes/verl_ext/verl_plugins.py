@@ -5,11 +5,14 @@ config: in the trainer process (where advantages are computed) and in every
 worker (where the FSDP engine is built). Importing this module
 
 * swaps in the FSDP engines that freeze the vision tower (:mod:`verl_recipes.verl_ext.freeze_vision`);
-* registers the ``grpo_masked`` advantage estimator (:mod:`verl_recipes.verl_ext.advantage`).
+* registers the ``grpo_masked`` advantage estimator (:mod:`verl_recipes.verl_ext.advantage`);
+* mends mRoPE position ids of equal-length batches (:mod:`verl_recipes.verl_ext.position_ids`).
 """
 
 from __future__ import annotations
 
-from verl_recipes.verl_ext import advantage, freeze_vision
+from verl_recipes.verl_ext import advantage, freeze_vision, position_ids
 
-__all__ = ["advantage", "freeze_vision"]
+position_ids.install()
+
+__all__ = ["advantage", "freeze_vision", "position_ids"]
