@@ -21,8 +21,9 @@ scripts:
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 _IGNORED = frozenset({"script", "style", "template", "svg", "head", "title"})
 _FURNITURE_TAGS = frozenset({"nav", "header", "footer", "aside", "form", "noscript"})
@@ -62,7 +63,11 @@ def looks_like_shell(html: bytes | str, min_chars: int) -> bool:
 
 
 def shell_signal_of_tree(root: Any, min_chars: int) -> str | None:
-    """:func:`shell_signal` on a parsed lxml document (not modified, so extraction can reuse it)."""
+    """:func:`shell_signal` on a parsed lxml document (not modified, so extraction can reuse it).
+
+    The walks are XPath queries (C): a Python walk builds a proxy object per element, which cost as much
+    CPU as the rest of the extraction on ordinary pages; only candidates the queries pick are looked at here.
+    """
     scripts = root.findall(".//script")
     if not scripts:
         return None
@@ -75,9 +80,7 @@ def shell_signal_of_tree(root: Any, min_chars: int) -> str | None:
         return f"{main} characters of text outside page furniture (scripts draw the rest)"
     if main >= _SHORT:
         return None
-    for element in body.iter():
-        if not isinstance(element.tag, str):
-            continue
+    for element in _queries().roots_or_noscript(body):  # document order, the body included
         if (element.get("id") or "")[:_MAX_ATTR].lower() in _APP_ROOTS and _text_len(element) < _SPINNER:
             return f"its application root #{element.get('id')} is empty"
         if element.tag == "noscript" and _NEEDS_JS.search((element.text_content() or "")[:2000]):
@@ -96,32 +99,62 @@ def _is_furniture(element: Any) -> bool:
 
 
 def _furniture_len(body: Any, total: int) -> int:
-    """Text in furniture that holds less than half of the page's text (outermost such elements only)."""
-    discounted = 0
-    stack = list(body)
-    while stack:
-        element = stack.pop()
-        if not isinstance(element.tag, str) or element.tag in _IGNORED:
+    """Text in furniture that holds less than half of the page's text (outermost such elements only; nothing
+    inside scripts, styles, templates... counts)."""
+    queries = _queries()
+    # Sets of elements (lxml gives one proxy per element while one is alive: these sets keep them alive).
+    hidden = set(queries.hidden(body))
+    discounted: set[Any] = set()
+    length = 0
+    for element in queries.furniture(body):  # document order: an element's ancestors come before it
+        if element in hidden or not _is_furniture(element):
             continue
-        if _is_furniture(element):
-            length = _text_len(element)
-            if length * 2 <= total:
-                discounted += length
-                continue
-        stack.extend(element)
-    return discounted
+        if discounted and any(parent in discounted for parent in element.iterancestors()):
+            continue
+        size = _text_len(element)
+        if size * 2 <= total:
+            discounted.add(element)
+            length += size
+    return length
 
 
 def _text_len(root: Any) -> int:
-    """Characters of visible text under ``root`` (stripped runs; scripts, styles and templates left out)."""
-    total = 0
-    stack = [root]
-    while stack:
-        element = stack.pop()
-        if element is not root:
-            total += len((element.tail or "").strip())
-        if not isinstance(element.tag, str) or element.tag in _IGNORED:
-            continue
-        total += len((element.text or "").strip())
-        stack.extend(element)
-    return total
+    """Characters of visible text under ``root`` (stripped runs; scripts, styles and templates below ``root``
+    left out, their tails kept)."""
+    if not isinstance(root.tag, str) or root.tag in _IGNORED:
+        return 0
+    queries = _queries()
+    every = sum(len(text.strip()) for text in queries.texts(root))
+    return every - sum(len(text.strip()) for text in queries.hidden_texts(root))
+
+
+class _Queries(NamedTuple):
+    texts: Any  # text nodes other than XML white space (their stripped length is 0 anyway)
+    hidden_texts: Any  # ...of those, the ones inside scripts, styles, templates...
+    furniture: Any  # elements _is_furniture may accept (a superset: it decides)
+    hidden: Any  # elements inside scripts, styles, templates...
+    roots_or_noscript: Any  # possible application roots (lower() never shortens an id) and noscripts
+
+
+@functools.cache
+def _queries() -> _Queries:
+    """The compiled queries (lxml imported on first use: it stays off the server's start path)."""
+    from lxml import etree
+
+    def xpath(expression: str) -> Any:
+        return etree.XPath(expression, smart_strings=False)  # plain strings: no proxy of each text's parent
+
+    def under_ignored(step: str) -> str:
+        return " | ".join(f".//{tag}//{step}" for tag in sorted(_IGNORED))
+
+    # Unions of plain steps: libxml2 runs a name test far faster than a predicate on every element.
+    root_id = f"[@id][string-length(@id) <= {max(map(len, _APP_ROOTS))}]"
+    return _Queries(
+        texts=xpath(".//text()[normalize-space()]"),
+        hidden_texts=xpath(under_ignored("text()[normalize-space()]")),
+        furniture=xpath(
+            " | ".join([*(f".//{tag}" for tag in sorted(_FURNITURE_TAGS)), ".//*[@id or @class or @role]"])
+        ),
+        hidden=xpath(under_ignored("*")),
+        roots_or_noscript=xpath(f"self::*{root_id} | .//*{root_id} | .//noscript"),
+    )
