@@ -108,7 +108,7 @@ def _decode(url: str) -> Any:
 def similarity(first_url: str, second_url: str) -> float:
     """1 minus the mean absolute pixel difference of two ``data:`` images at 32x32 (1 = identical)."""
     a, b = _decode(first_url), _decode(second_url)
-    diff = sum(abs(x - y) for pa, pb in zip(a.getdata(), b.getdata(), strict=True) for x, y in zip(pa, pb, strict=True))
+    diff = sum(abs(x - y) for x, y in zip(a.tobytes(), b.tobytes(), strict=True))  # RGB bytes, 32x32
     return 1.0 - float(diff) / (32 * 32 * 3 * 255)
 
 
