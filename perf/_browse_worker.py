@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,8 +28,8 @@ USER_AGENT = "Gen-Searcher-benchmark/0.1"
 
 
 async def make_ours() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awaitable[None]]]:
-    """The browse service as the server builds it (its extraction pool from the default ``[fetch]`` settings),
-    without cache or summary model."""
+    """The browse service as the server builds it (its extraction pool from the default ``[fetch]`` settings,
+    ``GEN_SEARCHER_FETCH__EXTRACT_WORKERS`` read as the server reads it), without cache or summary model."""
     from safe_io.fetcher import GuardedFetcher
     from safe_io.netguard import AddressPolicy
     from search_tools.browse import Browser
@@ -36,7 +37,10 @@ async def make_ours() -> tuple[Callable[[str], Awaitable[str]], Callable[[], Awa
     from search_tools.settings import FetchSettings
 
     fetcher = GuardedFetcher(user_agent=USER_AGENT, policy=AddressPolicy(allow_private=True), respect_robots=False)
-    browser = Browser(fetcher, extraction=ExtractionPool(ExtractLimits.from_settings(FetchSettings())))
+    workers = int(os.environ.get("GEN_SEARCHER_FETCH__EXTRACT_WORKERS", "0"))
+    browser = Browser(
+        fetcher, extraction=ExtractionPool(ExtractLimits.from_settings(FetchSettings(extract_workers=workers)))
+    )
 
     async def read(url: str) -> str:
         return (await browser.page(url)).text

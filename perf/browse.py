@@ -31,7 +31,8 @@ Targets: quality at least the reference's, throughput at least 2x.
    trafilatura library used as its documentation shows (httpx, then
    ``trafilatura.extract`` with its defaults, in one process), alternating passes:
    pages/s and CPU per page of the whole process tree, and quality. Targets:
-   >= 0.7x the library's pages/s at concurrency 8, <= 1.3x its CPU per page;
+   >= 0.7x the library's pages/s at concurrency 8, <= 1.3x its CPU per page
+   (``--extract-workers N`` sets browse's worker count, default the server's);
 5. extraction (``--part extraction``): trafilatura as ``extract_html`` calls it
    against its fallback mode, CPU per page and quality.
 
@@ -361,17 +362,21 @@ def fetchers_comparison(pages: Path, annotations: dict[str, Any], args: argparse
 def library_comparison(pages: Path, annotations: dict[str, Any], args: argparse.Namespace) -> None:
     """``browse``'s fetch + extraction against the trafilatura library (httpx + ``trafilatura.extract``, defaults,
     one process), alternating passes so a busy machine slows both alike; medians of pages/s and CPU per page."""
+    from search_tools.extract_pool import ExtractLimits
+
     passes = 3
+    workers = ExtractLimits(workers=args.extract_workers).worker_count
     print(
         f"\n== browse vs the trafilatura library: {len(annotations)} pages x {args.rounds} rounds, concurrency "
-        f"{args.concurrency}, {passes} alternating passes, {os.cpu_count()} cores =="
+        f"{args.concurrency}, {passes} alternating passes, {os.cpu_count()} cores, {workers} extraction workers =="
     )
+    env = {"GEN_SEARCHER_FETCH__EXTRACT_WORKERS": str(args.extract_workers)}
     with serve_pages(pages) as base:
         urls = [f"{base}/{name}" for name in annotations]
         runs: dict[str, list[dict[str, Any]]] = {"ours": [], "library": []}
         for _ in range(passes):
             for impl in runs:
-                runs[impl].append(run_worker(Path(sys.executable), impl, urls, args.concurrency, args.rounds))
+                runs[impl].append(run_worker(Path(sys.executable), impl, urls, args.concurrency, args.rounds, env))
     figures = {}
     print(f"{'side':<34}{'pages/s':>9}{'CPU ms/page':>13}{'failed':>9}{'keep':>8}{'drop':>8}{'overall':>9}")
     for impl, results in runs.items():
@@ -436,6 +441,12 @@ def main() -> None:
     )
     parser.add_argument("--browser-concurrency", type=int, default=4, help="pages at once in the fetchers part")
     parser.add_argument("--no-reference", action="store_true", help="fetchers part without mcp-server-fetch")
+    parser.add_argument(
+        "--extract-workers",
+        type=int,
+        default=0,
+        help="library part: browse's extraction workers (fetch.extract_workers; 0: the server's default)",
+    )
     args = parser.parse_args()
     from perf.data.make_pages import build_pages
 

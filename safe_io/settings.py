@@ -38,7 +38,10 @@ class FetchSettings(BaseModel):
         30.0, description="time limit of extracting one document's text (a worker process; stopped when over)"
     )
     extract_workers: int = Field(
-        0, ge=0, description="documents extracted at once, each in its own worker process (0: one per core)"
+        0,
+        ge=0,
+        description="documents extracted at once, each in its own worker process (0: one per core, less one "
+        "for the server process, at least one)",
     )
     extract_max_pdf_pages: int = Field(100, description="pages read from one PDF; the text says when more were left")
     extract_max_chars: int = Field(1_000_000, description="characters of text kept from one document")

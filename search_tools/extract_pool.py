@@ -14,9 +14,11 @@ between calls), under its own deadline:
 either way the next call gets a fresh worker, and the server process, which
 only waits on a pipe, keeps serving. Calls beyond ``workers`` queue; the
 deadline starts once a worker is theirs. ``workers`` defaults to the cores
-(extraction is pure CPU: more processes than cores only add switching), and
-all of them start together on the first call, each importing the extraction
-libraries once. A worker's address space is capped
+less one, at least one: extraction is pure CPU, and the server process needs a
+core of its own for fetching and serving (on 2 cores, a second worker cost
+5-45% more CPU per page and gave no more pages/s: ``perf/browse.py --part
+library --extract-workers 2``). All of them start together on the first call,
+each importing the extraction libraries once. A worker's address space is capped
 (``memory_bytes``), so a document that needs too much memory fails with
 ``MemoryError`` there instead of pressing on the whole machine.
 """
@@ -44,7 +46,7 @@ class ExtractLimits:
     """Bounds of one extraction."""
 
     timeout_s: float = 30.0  # per document, once a worker runs it
-    workers: int = 0  # documents extracted at once (one process each); 0: one per core
+    workers: int = 0  # documents extracted at once (one process each); 0: the cores less one, at least one
     max_pdf_pages: int = 100  # pages read from one PDF
     max_chars: int = 1_000_000  # characters of text kept from one document
     memory_bytes: int = 1024 * 1024 * 1024  # address space of one worker process
@@ -64,14 +66,15 @@ class ExtractLimits:
 
     @property
     def worker_count(self) -> int:
-        """``workers``, or the cores this process may run on when it is 0 (more workers than cores only
-        add switching: extraction is pure CPU)."""
+        """``workers``, or when it is 0 the cores this process may run on less one (kept for the server
+        process: fetching, serving), at least one."""
         if self.workers > 0:
             return self.workers
         try:
-            return max(1, len(os.sched_getaffinity(0)))
+            cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
+            cores = os.cpu_count() or 1
+        return max(1, cores - 1)
 
 
 def _preload(seconds: float) -> None:
