@@ -3,6 +3,10 @@ fresh worker, and every document is capped in pages and characters. PDF bombs ge
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import anyio
 import psutil
 import pytest
@@ -127,3 +131,18 @@ async def test_a_document_needing_too_much_memory_fails_alone_in_its_worker() ->
     with pytest.raises(MemoryError):  # a gigabyte allocated in the worker, over its 512 MiB address space
         await pool.run(bytearray, 1024 * 1024 * 1024, what="a test allocation")
     assert (await extract(page(content.article_html().encode()), pool)).title == "The Bellmoor Lighthouse"
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_the_default_worker_count_leaves_a_core_to_the_server(cores: int) -> None:
+    """0 workers: the cores this process may use, less one for the server process, at least one."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(available) < cores:
+        pytest.skip(f"needs {cores} cores this process may use")
+    code = (
+        f"import os; os.sched_setaffinity(0, {set(available[:cores])!r}); "
+        "from search_tools.extract_pool import ExtractLimits; "
+        "print(ExtractLimits().worker_count, ExtractLimits(workers=5).worker_count)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(max(1, cores - 1)), "5"]
