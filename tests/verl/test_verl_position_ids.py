@@ -48,7 +48,8 @@ def test_position_ids_index_after_the_fix(lengths: list[int]) -> None:
 
 
 def test_verls_own_fix_breaks_on_equal_lengths() -> None:
-    """The fault the module mends (if verl fixes it, this test says the patch can go)."""
+    """The fault the module mends (if verl fixes it, this test says the patch can go). verl's function stays in
+    its home module when the recipe's plugins are installed (only the engines that call it get ours)."""
     from verl.utils.tensordict_utils import maybe_fix_3d_position_ids
 
     data = batch([mrope_ids(7), mrope_ids(7)])
@@ -72,6 +73,7 @@ def test_a_pickled_batch_keeps_working() -> None:
 def test_the_recipes_plugins_put_the_fix_in_place_of_verls() -> None:
     import verl.workers.engine.base as engine_base
     import verl.workers.engine_workers as engine_workers
+    from verl.utils import tensordict_utils
 
     from verl_recipes.verl_ext import verl_plugins
     from verl_recipes.verl_ext.position_ids import fix_3d_position_ids
@@ -79,3 +81,4 @@ def test_the_recipes_plugins_put_the_fix_in_place_of_verls() -> None:
     assert verl_plugins.position_ids.fix_3d_position_ids is fix_3d_position_ids
     assert engine_base.maybe_fix_3d_position_ids is fix_3d_position_ids
     assert engine_workers.maybe_fix_3d_position_ids is fix_3d_position_ids
+    assert tensordict_utils.maybe_fix_3d_position_ids is not fix_3d_position_ids  # verl's, for the test above

@@ -11,8 +11,8 @@ sum exactly to <length>``. On a GPU run that is any rank handed a single sample.
 
 :func:`fix_3d_position_ids` reads the layout from the values instead of trusting the flag:
 values whose first axis is the ragged one are rebuilt ragged along the length; the rest get
-verl's flag as before. :func:`install` puts it in place of verl's function wherever verl's
-engines imported it; :mod:`verl_recipes.verl_ext.verl_plugins` calls it in every worker.
+verl's flag as before. :func:`install` puts it in place of verl's function in the engine
+modules that call it; :mod:`verl_recipes.verl_ext.verl_plugins` calls it in every worker.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: Modules of verl 0.9.1 that imported ``maybe_fix_3d_position_ids`` by name.
-CALLERS = ("verl.utils.tensordict_utils", "verl.workers.engine.base", "verl.workers.engine_workers")
+#: The modules of verl 0.9.1's engines that imported ``maybe_fix_3d_position_ids`` by name and call it
+#: (its home, ``verl.utils.tensordict_utils``, keeps verl's own: nothing there calls it).
+CALLERS = ("verl.workers.engine.base", "verl.workers.engine_workers")
 
 
 def ragged_along_rope_axes(position_ids: Any) -> bool:
