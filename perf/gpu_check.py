@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -58,18 +57,6 @@ def tiny_qwen3_vl(work: Path) -> tuple[Path, Path]:
     return folder, build_tiny_policy(folder, work / "tiny-qwen3-vl")
 
 
-def metrics_of(log: str) -> dict[str, float]:
-    """The ``key:value`` pairs of verl's console line for step 1."""
-    line = next((row for row in log.splitlines() if "training/global_step:1" in row), "")
-    found: dict[str, float] = {}
-    for key, value in re.findall(r"([\w/@.-]+):(-?[\d.]+(?:e-?\d+)?)", line):
-        try:
-            found[key] = float(value)
-        except ValueError:
-            continue
-    return found
-
-
 def smoke_part(work: Path, dry_run: bool) -> dict[str, Any]:
     from verl_recipes.cpu.smoke import run_smoke
 
@@ -87,11 +74,9 @@ def smoke_part(work: Path, dry_run: bool) -> dict[str, Any]:
 def grpo_part(work: Path, dry_run: bool) -> dict[str, Any]:
     from transformers import AutoModelForImageTextToText
 
-    from benchmark.demo.scripted import JUDGE_MODEL
-    from verl_recipes.cpu.smoke import write_rl_rows
-    from verl_recipes.cpu.smoke_servers import smoke_judge, smoke_tool_server
+    from verl_recipes.cpu.smoke import grpo_against_smoke_services, step_metrics, write_rl_rows
     from verl_recipes.data import convert_rl
-    from verl_recipes.launch import plan_grpo, run
+    from verl_recipes.launch import run
 
     _, model = tiny_qwen3_vl(work)
     tensors = len(AutoModelForImageTextToText.from_pretrained(model).state_dict())
@@ -118,15 +103,7 @@ def grpo_part(work: Path, dry_run: bool) -> dict[str, Any]:
     ]
     counts = work / "sync-counts.txt"
     log = work / "grpo.log"
-    with smoke_tool_server(work / "tools") as tool_url, smoke_judge() as judge_url:
-        plan = plan_grpo(
-            overrides,
-            tool_server=tool_url,
-            judge_url=judge_url,
-            judge_model=JUDGE_MODEL,
-            run_dir=work / "run",
-            device="gpu",
-        )
+    with grpo_against_smoke_services(overrides, services=work / "tools", run_dir=work / "run", device="gpu") as plan:
         modules = [m for m in [os.environ.get("VERL_USE_EXTERNAL_MODULES", ""), "perf._sync_counter"] if m]
         plan.env |= {
             "VERL_USE_EXTERNAL_MODULES": ",".join(modules),
@@ -138,7 +115,7 @@ def grpo_part(work: Path, dry_run: bool) -> dict[str, Any]:
         started = time.perf_counter()
         with log.open("w", encoding="utf-8") as sink:
             code = run(plan, stdout=sink, stderr=subprocess.STDOUT)
-    metrics = metrics_of(log.read_text(encoding="utf-8", errors="replace"))
+    metrics = step_metrics(log.read_text(encoding="utf-8", errors="replace"))
     syncs = [int(x) for x in counts.read_text().split()] if counts.exists() else []
     wanted = ("memory", "dropped_episodes", "log_ppl", "probs_diff", "rollout_corr", "timing_s/step")
     return {

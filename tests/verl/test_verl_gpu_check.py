@@ -19,13 +19,13 @@ def dry_run(parts: str, work: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_step_metrics_are_read_from_verls_console_line() -> None:
-    from perf.gpu_check import metrics_of
+    from verl_recipes.cpu.smoke import step_metrics
 
     log = (
         "noise\nstep:1 - training/global_step:1 - training/rollout_failure/dropped_episodes:0"
         " - perf/max_memory_allocated_gb:3.5e-01\n"
     )
-    assert metrics_of(log) == {
+    assert step_metrics(log) == {
         "step": 1.0,
         "training/global_step": 1.0,
         "training/rollout_failure/dropped_episodes": 0.0,

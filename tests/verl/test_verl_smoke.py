@@ -85,7 +85,7 @@ def test_smoke_passes_on_cpu_for_a_processor_folder_of_each_family(
     GRPO step's judged answers give the actor a non-zero gradient."""
     from gen_searcher_core.commands import build_app
     from tests.verl.conftest import build_processor_folder
-    from verl_recipes.cpu.smoke import logged_metric
+    from verl_recipes.cpu.smoke import step_metrics
 
     folder = build_processor_folder(family, tmp_path / f"{family}-processor")
     work = tmp_path / "w"
@@ -106,7 +106,7 @@ def test_smoke_passes_on_cpu_for_a_processor_folder_of_each_family(
     assert model_class in result.output
     # Every answer was rendered and judged (none masked or failed), and the two rollouts of a prompt scored
     # differently: the photo of the bridge against the photo of the lanterns.
-    assert logged_metric(grpo_log, "actor/grad_norm") > 0
+    assert step_metrics(grpo_log).get("actor/grad_norm", 0.0) > 0
     tools_log = (work / "tools" / "tool-server.log").read_text(errors="replace")
     assert tools_log.count("tool render ok") == 4, tools_log[-3000:]
 

@@ -26,16 +26,17 @@ Each step is one component; the first failure names it and stops the steps that 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from verl_recipes.launch import Device, plan_grpo, plan_sft, resolve_device, run
+from verl_recipes.launch import Device, LaunchPlan, plan_grpo, plan_sft, resolve_device, run
 
 
 def answer(img_id: str) -> str:
@@ -252,6 +253,26 @@ def _run_logged(plan: Any, log: Path, what: str) -> None:
         raise RuntimeError(f"{what} exited {code} (log: {log}): {(named or lines)[-1].strip()}")
 
 
+@contextlib.contextmanager
+def grpo_against_smoke_services(
+    overrides: list[str], *, services: Path, run_dir: Path, device: Literal["cpu", "gpu"]
+) -> Iterator[LaunchPlan]:
+    """A ``train grpo`` plan against the smoke's tool server (its files under ``services``) and scripted judge,
+    both serving until the context closes."""
+    from benchmark.demo.scripted import JUDGE_MODEL
+    from verl_recipes.cpu.smoke_servers import smoke_judge, smoke_tool_server
+
+    with smoke_tool_server(services) as tool_url, smoke_judge() as judge_url:
+        yield plan_grpo(
+            overrides,
+            tool_server=tool_url,
+            judge_url=judge_url,
+            judge_model=JUDGE_MODEL,
+            run_dir=run_dir,
+            device=device,
+        )
+
+
 def grpo_step(work: Path, model: Path, device: Device) -> str:
     """One ``train grpo`` step from ``model`` against a smoke tool server (see the module docstring)."""
     import importlib.util
@@ -285,26 +306,15 @@ def grpo_step(work: Path, model: Path, device: Device) -> str:
         sizes.append(f"+actor_rollout_ref.rollout.engine_kwargs.vllm_double.script={script}")
     else:
         sizes += ["actor_rollout_ref.rollout.tensor_model_parallel_size=1", "trainer.n_gpus_per_node=1"]
-    from benchmark.demo.scripted import JUDGE_MODEL
-    from verl_recipes.cpu.smoke_servers import smoke_judge, smoke_tool_server
-
     log = work / "grpo.log"
-    with smoke_tool_server(work / "tools") as tool_url, smoke_judge() as judge_url:
-        plan = plan_grpo(
-            sizes,
-            tool_server=tool_url,
-            judge_url=judge_url,
-            judge_model=JUDGE_MODEL,
-            run_dir=work / "grpo-run",
-            device=on,
-        )
+    with grpo_against_smoke_services(sizes, services=work / "tools", run_dir=work / "grpo-run", device=on) as plan:
         _run_logged(plan, log, "train grpo")
     logged = log.read_text(encoding="utf-8", errors="replace")
     if "training/global_step:1" not in logged:
         raise RuntimeError(f"train grpo exited 0 but logged no finished step (log: {log})")
     if not re.search(r"training/rollout_failure/dropped_episodes:0(\.0+)?\b", logged):
         raise RuntimeError(f"train grpo logged no dropped-episode count of 0 (log: {log})")
-    grad_norm = logged_metric(logged, "actor/grad_norm")
+    grad_norm = step_metrics(logged).get("actor/grad_norm", 0.0)
     if on == "cpu" and not grad_norm:  # the script's answers score differently: there was something to learn
         raise RuntimeError(f"train grpo logged an actor grad norm of {grad_norm} where the rewards differ (log: {log})")
     rollout = "vllm_double" if on == "cpu" else "vLLM"
@@ -312,10 +322,10 @@ def grpo_step(work: Path, model: Path, device: Device) -> str:
     return f"one step on {where}, {rollout} rollout, grad norm {grad_norm:.3g} (log: {log})"
 
 
-def logged_metric(log: str, key: str) -> float:
-    """The last value verl's console logger printed for ``key`` (``key:value`` in a step line); 0.0 if none."""
-    values = re.findall(rf"(?:^|\s){re.escape(key)}:(-?[0-9.]+(?:e[-+]?[0-9]+)?)", log)
-    return float(values[-1]) if values else 0.0
+def step_metrics(log: str, step: int = 1) -> dict[str, float]:
+    """The ``key:value`` pairs of verl's console line for ``step`` (empty when the log has none)."""
+    line = next((row for row in log.splitlines() if f"training/global_step:{step} " in row + " "), "")
+    return {key: float(value) for key, value in re.findall(r"([\w/@.-]+):(-?\d*\.?\d+(?:e[-+]?\d+)?)", line)}
 
 
 def _step(checks: list[Check], component: str, action: Callable[[], str]) -> bool:
